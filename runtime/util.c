@@ -30,7 +30,13 @@ int uf_fail_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, uf_err_buf, sizeof old);
-    snprintf(uf_err_buf, sizeof uf_err_buf, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n > sizeof uf_err_buf - 3) n = sizeof uf_err_buf - 3;
+    memcpy(uf_err_buf, prefix, n);
+    memcpy(uf_err_buf + n, ": ", 2);
+    size_t m = strnlen(old, sizeof uf_err_buf - n - 3);
+    memcpy(uf_err_buf + n + 2, old, m);
+    uf_err_buf[n + 2 + m] = 0;
     return -1;
 }
 

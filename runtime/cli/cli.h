@@ -1,0 +1,16 @@
+/* cli.h: the `unforget` command line. Each subcommand is `int uf_cmd_<name>(int argc, char **argv)`
+ * (argv[0] is the subcommand name; global options are already removed) returning the exit code:
+ * 0 ok, 1 runtime failure, 2 usage error. Add a subcommand: write runtime/cli/cmd_<name>.c and add
+ * one line to the table in runtime/cli/main.c. */
+#ifndef UF_CLI_H
+#define UF_CLI_H
+
+struct uf_cli_globals {
+    const char *device; /* --device SEL (else $UNFORGET_DEVICE) */
+};
+extern struct uf_cli_globals uf_cli;
+
+int uf_cmd_devices(int argc, char **argv);
+int uf_cmd_selftest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,28 @@
+/* cmd_selftest.c: `unforget selftest`: the device kernels against their plain-C references. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "device.h"
+#include "selftest.h"
+
+int uf_cmd_selftest(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: unforget [--device SEL] selftest\n\n"
+                   "Runs each device kernel family on small random inputs and compares it with\n"
+                   "its plain-C reference; prints the max relative error per case. Exit 1 if any\n"
+                   "case exceeds its bound.\n");
+            return 0;
+        }
+        fprintf(stderr, "unforget selftest: unknown option '%s'\n", argv[i]);
+        return 2;
+    }
+    struct uf_device d;
+    uf_device_init(&d, uf_cli.device);
+    printf("selftest on %s (%s)\n", d.name, d.platform_name);
+    int failures = uf_selftest_run(&d, stdout);
+    printf("%s: %d case(s) failed\n", failures ? "FAILED" : "all ok", failures);
+    uf_device_free(&d);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,90 @@
+/* device.h: the OpenCL device runtime. One struct uf_device owns a context and an in-order
+ * profiling queue on one selected device, accounts device memory (live and peak bytes), and
+ * builds the embedded kernels (opencl/ *.cl) on first use, caching program binaries on disk.
+ *
+ * Selection (uf_device_init's selector, else $UNFORGET_DEVICE, else default):
+ *   "cpu" | "gpu" | "accelerator"   first device of that type ("gpu:1" = the second GPU)
+ *   "N"                             the N-th device in `unforget devices` order
+ *   any other text                  first device whose name or platform contains it (case-insensitive)
+ *   default                         first GPU, else first CPU, else first device.
+ * A selector that matches nothing is a usage error: message listing the devices, exit code 2.
+ *
+ * Every OpenCL call goes through UF_CL(): a failure prints the error NAME, the call, the source
+ * line and a hint, then exits with code 1 (never a crash). */
+#ifndef UF_DEVICE_H
+#define UF_DEVICE_H
+
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct uf_program; /* one built program per opencl/ *.cl file */
+struct uf_profile;
+
+struct uf_device {
+    cl_platform_id platform;
+    cl_device_id id;
+    cl_context ctx;
+    cl_command_queue queue;     /* in-order, profiling enabled */
+    cl_device_type type;
+    char name[256];
+    char platform_name[256];
+    char driver[128];
+    char version[128];
+    cl_uint compute_units;
+    cl_ulong global_mem, local_mem, max_alloc;
+    size_t max_wg;
+    cl_uint align_bytes;        /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes (sub-buffer offsets) */
+    int has_fp16, has_fp64;
+    size_t bytes_live, bytes_peak; /* device memory accounting (uf_device_alloc/release) */
+    struct uf_program *programs;   /* built lazily; linked list */
+    char build_options[256];
+    struct uf_profile *prof;       /* NULL unless profiling is on */
+};
+
+/* Initialise on the selected device; exits 2 with the device list on a bad selector. */
+void uf_device_init(struct uf_device *d, const char *selector);
+void uf_device_free(struct uf_device *d);
+/* Prints every platform/device with type, CUs, memory, work-group size, fp16/fp64. Returns count. */
+int uf_device_list(FILE *out);
+
+const char *uf_cl_error_name(cl_int err);
+const char *uf_cl_error_hint(cl_int err);
+void uf_cl_fail(cl_int err, const char *call, const char *file, int line); /* exits 1 */
+#define UF_CL(call)                                                                        \
+    do {                                                                                   \
+        cl_int uf_cl_err_ = (call);                                                        \
+        if (uf_cl_err_ != CL_SUCCESS) uf_cl_fail(uf_cl_err_, #call, __FILE__, __LINE__);   \
+    } while (0)
+/* For calls that return their error through a pointer: UF_CL_ERR(err) after the call. */
+#define UF_CL_ERR(err, what)                                                               \
+    do {                                                                                   \
+        if ((err) != CL_SUCCESS) uf_cl_fail((err), (what), __FILE__, __LINE__);            \
+    } while (0)
+
+/* ---- memory ---------------------------------------------------------------------------- */
+cl_mem uf_device_alloc(struct uf_device *d, size_t bytes, const char *what);
+void uf_device_release(struct uf_device *d, cl_mem m, size_t bytes);
+
+/* ---- kernels --------------------------------------------------------------------------- */
+/* The kernel `kernel` from embedded file `file` ("norm.cl"), built for this device on first use
+ * (from the on-disk binary cache when present). The returned kernel is owned by the device;
+ * callers set arguments and enqueue it (in-order queue: no two threads share a device). */
+cl_kernel uf_device_kernel(struct uf_device *d, const char *file, const char *kernel);
+/* Enqueue a 1-D/2-D/3-D NDRange; local may be NULL. Records a profiling event when enabled. */
+void uf_device_run(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
+                   const size_t *local);
+void uf_device_finish(struct uf_device *d);
+
+/* Per-kernel profiling (bench --profile): when enabled, every uf_device_run keeps its event and
+ * uf_device_profile_report() sums device time per kernel name. */
+void uf_device_profile_enable(struct uf_device *d, int on);
+void uf_device_profile_report(struct uf_device *d, FILE *out);
+/* Adds an event (taken over) under `name`; for work not launched by uf_device_run (CLBlast). */
+void uf_device_profile_add(struct uf_device *d, cl_event ev, const char *name);
+/* Number of programs compiled from source (not loaded from the cache) since init. */
+extern int uf_device_programs_compiled;
+
+#endif
