@@ -1,17 +1,20 @@
 /* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops.c).
- * Reductions are two-level: G work-groups of L items each stride over x (item i reads
- * i, i + G*L, ...), a fixed-order tree gives part[group]; one work-group then reduces part[]. */
+ * Reductions are two-level: G work-groups of L items stride over x (item i of group g reads
+ * g*L + i, then + G*L, ...), a fixed-order tree gives part[g]; one work-group then reduces part[]. */
 
 __kernel void uf_reduce_partial(__global const float *x, ulong xo, ulong n, int square,
                                 __global float *part, __local float *s) {
-    size_t gid = get_global_id(0), stride = get_global_size(0);
+    size_t l = get_local_id(0), L = get_local_size(0), stride = get_global_size(0);
     float acc = 0.0f;
-    for (size_t i = gid; i < n; i += stride) {
-        float v = x[xo + i];
-        acc += square ? v * v : v;
+    for (size_t b = get_group_id(0) * L; b < n; b += stride) { /* uniform within the group */
+        if (b + l < n) {
+            float v = x[xo + b + l];
+            acc += square ? v * v : v;
+        }
+        UF_VEC_SYNC();
     }
     float r = uf_wg_sum(acc, s);
-    if (get_local_id(0) == 0) part[get_group_id(0)] = r;
+    if (l == 0) part[get_group_id(0)] = r;
 }
 
 /* one work-group: out[0] (= or +=) sum of part[0..np) */

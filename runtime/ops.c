@@ -98,13 +98,16 @@ void uf_op_embed_backward(struct uf_device *d, const struct uf_tensor *tokens,
     need(dout, UF_F32, N * D, op, "dout");
     int64_t V = rows_of(dtable, D, op);
     need(dtable, UF_F32, V * D, op, "dtable");
+    cl_mem link = uf_device_scratch(d, 2 * (size_t)N * sizeof(cl_int)); /* (2, N) i32 */
+    struct kargs k = kargs_begin(d, "embed.cl", "uf_embed_links");
+    arg_t(&k, tokens), arg_mem(&k, link), arg_i(&k, (int)N);
+    size_t gk = round_up((size_t)N, 64);
+    uf_device_run(d, k.k, 1, &gk, NULL);
     struct kargs a = kargs_begin(d, "embed.cl", "uf_embed_backward");
-    arg_t(&a, tokens), arg_t(&a, dout), arg_f(&a, scale), arg_t(&a, dtable);
+    arg_t(&a, tokens), arg_mem(&a, link), arg_t(&a, dout), arg_f(&a, scale), arg_t(&a, dtable);
     arg_i(&a, (int)N), arg_i(&a, (int)D), arg_i(&a, (int)V);
-    size_t want = 1;
-    while (want < 256 && (int64_t)want < D) want *= 2;
-    size_t ls = pow2_local(d, a.k, want);
-    size_t g[2] = {ls, (size_t)N}, l[2] = {ls, 1};
+    size_t ls = pow2_local(d, a.k, UF_MIN((size_t)256, (size_t)D));
+    size_t g[2] = {round_up((size_t)D, ls), (size_t)N}, l[2] = {ls, 1};
     uf_device_run(d, a.k, 2, g, l);
 }
 
@@ -158,8 +161,8 @@ void uf_op_rmsnorm_backward(struct uf_device *d, const struct uf_tensor *x, cons
     uf_device_run(d, p.k, 2, gp, lpp);
     struct kargs s = kargs_begin(d, "norm.cl", "uf_rmsnorm_backward_dw_sum");
     arg_mem(&s, part), arg_i(&s, C), arg_t(&s, dw), arg_i(&s, (int)D);
-    size_t gs = round_up((size_t)D, 64);
-    uf_device_run(d, s.k, 1, &gs, NULL);
+    size_t gs = round_up((size_t)D, lp);
+    uf_device_run(d, s.k, 1, &gs, &lp);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------------- */

@@ -4,7 +4,7 @@
  * with random values (backward ops must ADD). Each check states its bound: max |got - ref| over
  * max |ref| (uf_max_rel_err). Also: llama3 inv_freq bands, AdamW with clipping active/inactive/off
  * vs a plain-C step, dropout mask/rate/backward, bit-identical reruns.
- * UF_OPS_BENCH=1 additionally times every op at N=2048, D=256/512, V=8192 (printed, not checked). */
+ * UF_OPS_BENCH=1 (or a name substring) additionally times every op at N=2048, D=256/512, V=8192 (printed, not checked). */
 #include <math.h>
 #include <stdint.h>
 
@@ -511,8 +511,9 @@ static void test_bench(void) {
             {"dropout fwd (N,4D)", b_dropf}, {"cross-entropy fwd+bwd (N,V)", b_ce},
             {"sumsq (N*V)", b_sumsq}, {"adamw (N*V params)", b_adamw},
         };
+        const char *only = getenv("UF_OPS_BENCH"); /* "1" = all, else a name substring */
         for (size_t i = 0; i < UF_ARRAY_LEN(ops); i++)
-            fprintf(stderr, "  N=%d D=%d V=%d  %-28s %8.3f ms\n", N, D, V, ops[i].name,
+            if (!strcmp(only, "1") || strstr(ops[i].name, only)) fprintf(stderr, "  N=%d D=%d V=%d  %-28s %8.3f ms\n", N, D, V, ops[i].name,
                     bench_ms(ops[i].fn, &b));
         free_all();
         free(tok), free(big);
