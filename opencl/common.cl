@@ -50,3 +50,17 @@ uint uf_hash_u32(ulong seed, ulong i) {
     z ^= z >> 31;
     return (uint)(z >> 32);
 }
+
+/* horizontal sum / max of a float16 in a fixed order (pairwise halves) */
+float uf_hsum16(float16 a) {
+    float8 b = a.lo + a.hi;
+    float4 c = b.lo + b.hi;
+    float2 e = c.lo + c.hi;
+    return e.x + e.y;
+}
+float uf_hmax16(float16 a) {
+    float8 b = fmax(a.lo, a.hi);
+    float4 c = fmax(b.lo, b.hi);
+    float2 e = fmax(c.lo, c.hi);
+    return fmax(e.x, e.y);
+}

@@ -74,3 +74,73 @@ __kernel void uf_rmsnorm_backward_dw_sum(__global const float *part, int C, __gl
     }
     if (d < (size_t)D) dw[dwo + d] += acc;
 }
+
+/* ---- CPUs: one work-item per row (global N, local 1) with explicit 16-wide vectors ----------- */
+__kernel void uf_rmsnorm_forward_rows(__global const float *x, ulong xo, __global const float *w,
+                                      ulong wo, float eps, int plus_one, __global float *y, ulong yo,
+                                      __global float *rstd, ulong ro, int D, int N) {
+    size_t n = get_global_id(0), D16 = (size_t)D / 16 * 16, d;
+    if (n >= (size_t)N) return;
+    __global const float *xr = x + xo + n * D, *wr = w + wo;
+    __global float *yr = y + yo + n * D;
+    float16 a16 = (float16)0.0f;
+    for (d = 0; d < D16; d += 16) {
+        float16 v = vload16(0, xr + d);
+        a16 += v * v;
+    }
+    float acc = uf_hsum16(a16);
+    for (d = D16; d < (size_t)D; d++) acc += xr[d] * xr[d];
+    float r = rsqrt(acc / D + eps), one = plus_one ? 1.0f : 0.0f;
+    for (d = 0; d < D16; d += 16)
+        vstore16(vload16(0, xr + d) * r * (one + vload16(0, wr + d)), 0, yr + d);
+    for (d = D16; d < (size_t)D; d++) yr[d] = xr[d] * r * (one + wr[d]);
+    rstd[ro + n] = r;
+}
+
+__kernel void uf_rmsnorm_backward_dx_rows(__global const float *x, ulong xo,
+                                          __global const float *w, ulong wo,
+                                          __global const float *rstd, ulong ro,
+                                          __global const float *dy, ulong dyo, int plus_one,
+                                          __global float *dx, ulong dxo, int D, int N) {
+    size_t n = get_global_id(0), D16 = (size_t)D / 16 * 16, d;
+    if (n >= (size_t)N) return;
+    __global const float *xr = x + xo + n * D, *dyr = dy + dyo + n * D, *wr = w + wo;
+    __global float *dxr = dx + dxo + n * D;
+    float one = plus_one ? 1.0f : 0.0f;
+    float16 a16 = (float16)0.0f;
+    for (d = 0; d < D16; d += 16)
+        a16 += vload16(0, dyr + d) * (one + vload16(0, wr + d)) * vload16(0, xr + d);
+    float dot = uf_hsum16(a16);
+    for (d = D16; d < (size_t)D; d++) dot += dyr[d] * (one + wr[d]) * xr[d];
+    float r = rstd[ro + n], c = r * r * r * dot / D;
+    for (d = 0; d < D16; d += 16)
+        vstore16(vload16(0, dxr + d) + r * (one + vload16(0, wr + d)) * vload16(0, dyr + d) -
+                     c * vload16(0, xr + d), 0, dxr + d);
+    for (d = D16; d < (size_t)D; d++) dxr[d] += r * (one + wr[d]) * dyr[d] - c * xr[d];
+}
+
+/* global (ceil(D/16), C): work-item (j, c) owns columns 16j..16j+15 of chunk c (R rows) */
+__kernel void uf_rmsnorm_backward_dw_part_rows(__global const float *x, ulong xo,
+                                               __global const float *rstd, ulong ro,
+                                               __global const float *dy, ulong dyo,
+                                               __global float *part, int N, int D, int R) {
+    size_t d0 = get_global_id(0) * 16, c = get_global_id(1);
+    int n0 = (int)c * R, n1 = min(N, n0 + R);
+    if (d0 + 16 <= (size_t)D) {
+        float16 a16 = (float16)0.0f;
+        for (int n = n0; n < n1; n++) {
+            size_t i = (size_t)n * D + d0;
+            a16 += vload16(0, dy + dyo + i) * vload16(0, x + xo + i) * rstd[ro + n];
+        }
+        vstore16(a16, 0, part + c * D + d0);
+    } else {
+        for (size_t d = d0; d < (size_t)D; d++) {
+            float acc = 0.0f;
+            for (int n = n0; n < n1; n++) {
+                size_t i = (size_t)n * D + d;
+                acc += dy[dyo + i] * x[xo + i] * rstd[ro + n];
+            }
+            part[c * D + d] = acc;
+        }
+    }
+}

@@ -17,6 +17,22 @@ __kernel void uf_reduce_partial(__global const float *x, ulong xo, ulong n, int 
     if (l == 0) part[get_group_id(0)] = r;
 }
 
+/* CPUs: global G (local 1); work-item g sums the contiguous chunk [g*C, min(n, (g+1)*C)) (C a
+ * multiple of 16) with 16-wide vectors into part[g]. */
+__kernel void uf_reduce_partial_chunks(__global const float *x, ulong xo, ulong n, int square,
+                                       __global float *part, ulong C) {
+    size_t g = get_global_id(0), i0 = g * C, i1 = min((size_t)n, i0 + (size_t)C), i = i0;
+    __global const float *p = x + xo;
+    float16 a16 = (float16)0.0f;
+    for (; i + 16 <= i1; i += 16) {
+        float16 v = vload16(0, p + i);
+        a16 += square ? v * v : v;
+    }
+    float acc = uf_hsum16(a16);
+    for (; i < i1; i++) acc += square ? p[i] * p[i] : p[i];
+    part[g] = acc;
+}
+
 /* one work-group: out[0] (= or +=) sum of part[0..np) */
 __kernel void uf_reduce_final(__global const float *part, int np, __global float *out, ulong oo,
                               int accumulate, __local float *s) {
