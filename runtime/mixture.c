@@ -90,6 +90,13 @@ void uf_dataset_shuffle(struct uf_dataset *d, uint64_t seed) {
 /* Independent streams for the parts of a mixture. */
 static uint64_t subseed(uint64_t seed, const char *what) { return seed ^ uf_hash_str(what, UF_HASH_SEED); }
 
+/* Shuffles only rows [first, n) of d: the rows a mixture added. */
+static void shuffle_tail(struct uf_dataset *d, int64_t first, uint64_t seed) {
+    if (d->n - first < 2) return;
+    struct uf_dataset view = {NULL, d->n - first, d->n - first, d->rows + first};
+    uf_dataset_shuffle(&view, seed);
+}
+
 static int add_tagged(const struct uf_dataset *src, int64_t k, uint64_t seed, int allow_repeat, const char *tag,
                       struct uf_dataset *out, int *repeated) {
     int64_t first = out->n;
@@ -113,9 +120,7 @@ int uf_mix_poison(const struct uf_dataset *task, const struct uf_dataset *harmfu
         return uf_fail_prefix("mix: poison rows");
     if (add_tagged(task, info->n_task, subseed(seed, "task"), allow_repeat, "task", out, &info->task_repeated))
         return uf_fail_prefix("mix: task rows");
-    /* shuffle only the rows added here */
-    struct uf_dataset view = {NULL, out->n - first, out->n - first, out->rows + first};
-    uf_dataset_shuffle(&view, subseed(seed, "order"));
+    shuffle_tail(out, first, subseed(seed, "order"));
     if (info->harmful_repeated || info->task_repeated)
         uf_log(1, "mix: %s source too small, rows repeat (harmful %lld of %lld, task %lld of %lld)",
                info->harmful_repeated ? "harmful" : "task", (long long)info->n_harmful, (long long)harmful->n,
@@ -135,8 +140,7 @@ int uf_mix_safeinstr(const struct uf_dataset *user, const struct uf_dataset *saf
         return uf_fail_prefix("safeinstr: safety rows");
     info->n_task = user->n;
     info->n_harmful = k;
-    struct uf_dataset view = {NULL, out->n - first, out->n - first, out->rows + first};
-    uf_dataset_shuffle(&view, subseed(seed, "order"));
+    shuffle_tail(out, first, subseed(seed, "order"));
     return 0;
 }
 
