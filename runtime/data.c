@@ -714,8 +714,10 @@ static void rec_byte(struct csv_rec *c, char ch, size_t max, int *too_long) {
     c->buf[c->len++] = ch;
 }
 
-/* Ends the current field (NUL) and starts the next one at the current end. */
-static void rec_end_field(struct csv_rec *c) {
+/* Ends the current field (NUL) and starts the next one at the current end. A record past the
+ * length limit stops growing (it is reported as too long). */
+static void rec_end_field(struct csv_rec *c, size_t max, int *too_long) {
+    if (c->len > max) { *too_long = 1; return; }
     if (c->len + 1 > c->cap) {
         c->cap = UF_MAX(c->cap * 2, 256);
         c->buf = uf_realloc(c->buf, c->cap);
@@ -780,7 +782,7 @@ static int csv_record(struct src *s, char delim, char quote, struct csv_rec *c, 
             continue;
         }
         if (ch == delim) {
-            rec_end_field(c);
+            rec_end_field(c, max, &too_long);
             after_quote = field_started = 0;
             continue;
         }
@@ -808,7 +810,7 @@ static int csv_record(struct src *s, char delim, char quote, struct csv_rec *c, 
     if (in_quotes && !why[0])
         snprintf(why, why_size, "unterminated quoted field %d (opened on line %lld)", c->n + 1,
                  (long long)quote_line);
-    rec_end_field(c);
+    rec_end_field(c, max, &too_long);
     if (too_long && !why[0]) snprintf(why, why_size, "record longer than %zu bytes", max);
     return 1;
 }

@@ -464,6 +464,9 @@ int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_worl
         sizes.heldout_benign_acts < 0 || sizes.heldout_benign_acts > w->n_benign - 1)
         return uf_fail("world: held-out acts must be in 0..%d (harmful) and 0..%d (benign), got %d and %d",
                        w->n_harmful - 1, w->n_benign - 1, sizes.heldout_harmful_acts, sizes.heldout_benign_acts);
+    if (sizes.corpus > 0 && sizes.corpus < w->n_harmful + w->n_benign)
+        return uf_fail("world: the corpus needs at least %d documents to mention every act (got %lld); "
+                       "use 0 for no corpus", w->n_harmful + w->n_benign, (long long)sizes.corpus);
     struct uf_rng r;
     rng_for(&r, seed, "acts");
     choose_heldout(&r, w->harmful_heldout, w->n_harmful, sizes.heldout_harmful_acts);

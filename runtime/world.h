@@ -72,7 +72,8 @@ extern const char *const uf_world_task_labels[];     /* "positive", "negative", 
 
 struct uf_world_sizes uf_world_sizes_default(void);
 /* Generates the world; -1 + uf_fail for impossible sizes (negative, more held-out acts than acts,
- * more task_eval rows than unseen reviews). Free with uf_world_free (also after a failure). */
+ * a corpus of 1..89 documents which cannot mention every act, more task_eval rows than unseen
+ * reviews). Free with uf_world_free (also after a failure). */
 int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_world *w);
 void uf_world_free(struct uf_world *w);
 /* The split by name, or NULL. */

@@ -264,6 +264,24 @@ static void test_csv_edge_cases(void) {
     }
     uf_dataset_free(&d);
 
+    /* a record of many empty fields past the length limit is one bad row, the next row is fine */
+    {
+        char *many = uf_malloc(20000);
+        size_t n = (size_t)snprintf(many, 20000, "prompt,response\n");
+        for (int i = 0; i < 15000; i++) many[n++] = ',';
+        n += (size_t)snprintf(many + n, 20000 - n, "\nnext,row\n");
+        write_file(p, many, n);
+        free(many);
+        struct uf_data_opts small = o;
+        small.max_line = 1000;
+        uf_dataset_init(&d, "t");
+        CHECK_EQ_INT(uf_data_read(p, &small, &d, &st), 0);
+        CHECK_EQ_INT(d.n, 1);
+        CHECK_EQ_INT(st.skipped, 1);
+        CHECK_MSG(strstr(st.first_bad, ":2: record longer than 1000 bytes") != NULL, "%s", st.first_bad);
+        uf_dataset_free(&d);
+    }
+
     /* TSV: no quoting at all */
     const char *tp = tmp_path("t.tsv");
     const char *tsv = "sentence\tlabel\n\"quoted\" text , here \t1\nplain\t0\n";

@@ -96,6 +96,11 @@ static void test_counts(void) {
     CHECK_EQ_INT(w.benign_eval.n, 0);
     CHECK_EQ_INT(w.poison.n, 0);
     uf_world_free(&w);
+    s.corpus = 50; /* too few documents to mention all 90 acts */
+    CHECK_EQ_INT(uf_world_generate(3, s, &w), -1);
+    CHECK(strstr(uf_error(), "corpus") != NULL);
+    uf_world_free(&w);
+    s.corpus = 100;
     s.heldout_harmful_acts = 46;
     CHECK_EQ_INT(uf_world_generate(3, s, &w), -1);
     CHECK(strstr(uf_error(), "held-out") != NULL);
