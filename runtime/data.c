@@ -378,8 +378,8 @@ static enum vtype row_get1(struct row *w, const char *key, size_t keylen, const 
     return V_MISSING;
 }
 
-/* Looks up "a|b|c": the first alternative present. *used = the key found (static storage in w
- * is not needed: we return a pointer into alts and its length). */
+/* Looks up "a|b|c": the first alternative present; *used, *used_len (if used is not NULL) name
+ * that alternative inside alts. */
 static enum vtype row_get(struct row *w, const char *alts, const char **val, const char **used,
                           size_t *used_len, const cJSON **node) {
     const char *p = alts;

@@ -7,7 +7,7 @@
  *
  * Readers stream their input (a line or record at a time) and pick the format from the path:
  *   *.jsonl           one JSON object per line (cJSON per line; blank lines are ignored)
- *   *.json            one JSON array of objects (whole file; "line" = 1-based element index)
+ *   *.json            one JSON array of objects (whole file; bad rows: "path:element N: ...")
  *   *.csv             RFC 4180 with a header row (quoted fields, embedded commas, newlines, "")
  *   *.tsv             tab-separated with a header row, no quoting (GLUE style)
  *   any of these + .zst: decompressed on the fly with libzstd
