@@ -325,6 +325,24 @@ static void test_report_escaping_and_errors(void) {
     free(html_path);
 }
 
+/* Extreme but finite values must not stall the axis ticks (t += step does not move at 1e18). */
+static void test_report_extreme_values(void) {
+    char *dir = uf_sprintf("%s/huge", tmpdir);
+    CHECK(uf_mkdir_p(dir) == 0);
+    char *p = uf_sprintf("%s/results.json", dir);
+    write_text(p, "{\"run\":\"h\",\"method\":\"m\",\"setting\":{\"poison_ratio\":0.5,\"seed\":1,\"model\":\"m\",\"task\":\"t\"},"
+                  "\"metrics\":{\"asr\":{\"value\":1e18,\"lo\":1e18,\"hi\":1.000000000000000256e18},"
+                  "\"accuracy\":{\"value\":-1e300,\"lo\":-1.5e300,\"hi\":1e300}}}");
+    char *html_path = uf_sprintf("%s/h.html", tmpdir);
+    const char *dirs[] = {dir};
+    double t0 = uf_time_now();
+    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL) == 0, "%s", uf_error());
+    CHECK(uf_time_now() - t0 < 5.0);
+    free(p);
+    free(dir);
+    free(html_path);
+}
+
 static void test_cli(void) {
     char *root = uf_sprintf("%s/runs", tmpdir), *out = uf_sprintf("%s/cli.html", tmpdir), *csv = uf_sprintf("%s/cli.csv", tmpdir);
     char *argv1[] = {"report", root, "-o", out, "--csv", csv, NULL};
@@ -354,6 +372,7 @@ int main(void) {
     UF_RUN(test_metrics_log);
     UF_RUN(test_report);
     UF_RUN(test_report_escaping_and_errors);
+    UF_RUN(test_report_extreme_values);
     UF_RUN(test_cli);
     int rc = uf_test_summary();
     if (rc == 0) {

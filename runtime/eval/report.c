@@ -607,13 +607,19 @@ static void svg_begin(struct sbuf *b, const struct plot *p, const char *title, c
     sb_puts(b, "</text>\n");
     /* grid + ticks */
     double xs = nice_step(p->x1 - p->x0, 6), ys = nice_step(p->y1 - p->y0, 5);
-    for (double t = ceil(p->x0 / xs) * xs; t <= p->x1 + xs * 1e-9; t += xs) {
+    /* integer-counted ticks: t += step could stall at large magnitudes */
+    double xt0 = ceil(p->x0 / xs) * xs, yt0 = ceil(p->y0 / ys) * ys;
+    for (int i = 0; i < 40; i++) {
+        double t = xt0 + i * xs;
+        if (!(t <= p->x1 + xs * 1e-9)) break;
         double x = plot_x(p, t);
         sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>"
                      "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
                   x, p->mt, x, p->h - p->mb, x, p->h - p->mb + 14, fabs(t) < xs * 1e-9 ? 0.0 : t);
     }
-    for (double t = ceil(p->y0 / ys) * ys; t <= p->y1 + ys * 1e-9; t += ys) {
+    for (int i = 0; i < 40; i++) {
+        double t = yt0 + i * ys;
+        if (!(t <= p->y1 + ys * 1e-9)) break;
         double y = plot_y(p, t);
         sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>"
                      "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
