@@ -61,6 +61,33 @@ static void test_results_parse(void) {
     free(path);
     uf_results_free(&r);
 
+    /* building results in code, as the eval stage does */
+    struct uf_results b = {0};
+    b.run = uf_strdup("built");
+    b.method = uf_strdup("lwf");
+    b.model = uf_strdup("m");
+    b.task = uf_strdup("gsm8k");
+    b.poison_ratio = 0.05;
+    b.seed = 7;
+    uf_results_set_metric(&b, "asr", 0.25, 0.2, 0.3, 400);
+    uf_results_set_metric(&b, "exact_match", 0.5, 0.4, 0.6, 1000);
+    uf_results_set_metric(&b, "asr", 0.125, 0.1, 0.15, 400); /* replaces */
+    b.utility = uf_strdup("exact_match");
+    path = uf_sprintf("%s/built.json", tmpdir);
+    CHECK(uf_results_write(&b, path) == 0);
+    rc = uf_results_read(&r2, path);
+    CHECK_MSG(rc == 0, "%s", uf_error());
+    if (rc == 0) {
+        CHECK_EQ_INT(r2.n_metrics, 2);
+        CHECK(uf_results_metric(&r2, "asr")->value == 0.125 && uf_results_metric(&r2, "asr")->n == 400);
+        CHECK_STR(r2.utility, "exact_match");
+        CHECK_EQ_INT(r2.seed, 7);
+        CHECK(r2.poison_ratio == 0.05);
+        uf_results_free(&r2);
+    }
+    free(path);
+    uf_results_free(&b);
+
     /* minimal file: optional parts absent */
     const char *min = "{\"run\":\"a\",\"method\":\"sft\",\"setting\":{\"poison_ratio\":0,\"seed\":3,\"model\":\"m\",\"task\":\"t\"},"
                       "\"metrics\":{\"asr\":{\"value\":1}}}";

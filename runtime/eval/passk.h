@@ -9,7 +9,7 @@
  * hostile code; run untrusted models' code in a container/VM as well):
  *   - own process group (setpgid); on timeout the whole group gets SIGKILL, and after any exit the
  *     group is killed again so stray children die too (a child that calls setsid() escapes this);
- *   - setrlimit: RLIMIT_CPU (the wall limit rounded up + 1 s), RLIMIT_AS (mem_mb), RLIMIT_FSIZE
+ *   - setrlimit: RLIMIT_CPU (the wall limit in whole seconds + 2), RLIMIT_AS (mem_mb), RLIMIT_FSIZE
  *     (fsize_mb), RLIMIT_NPROC (nproc; note the kernel counts all processes of the real user and
  *     does not enforce it for root), RLIMIT_CORE 0;
  *   - no network: the child calls unshare(CLONE_NEWNET) (works as root / with CAP_SYS_ADMIN), else
@@ -23,6 +23,7 @@
  *     for the report).
  * The interpreter: opts.python, else $UF_PYTHON, else /usr/bin/python3 when executable, else
  * python3 found on $PATH (resolved to an absolute path before the environment is cleared).
+ * uf_passk_run may be called from several threads at once (candidates in parallel).
  * Not here: sampling completions (the eval module), pass@k for k > 1 (use the unbiased estimator
  * 1 - C(n-c, k)/C(n, k) over n samples: uf_passk_estimate). */
 #ifndef UF_EVAL_PASSK_H

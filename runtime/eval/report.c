@@ -239,6 +239,20 @@ int uf_results_read(struct uf_results *r, const char *path) {
     return rc;
 }
 
+void uf_results_set_metric(struct uf_results *r, const char *name, double value, double lo, double hi, int64_t n) {
+    struct uf_result_metric *m = (struct uf_result_metric *)uf_results_metric(r, name);
+    if (!m) {
+        r->metrics = uf_realloc(r->metrics, (size_t)(r->n_metrics + 1) * sizeof *r->metrics);
+        m = &r->metrics[r->n_metrics++];
+        m->name = uf_strdup(name);
+    }
+    m->value = value;
+    m->lo = lo;
+    m->hi = hi;
+    m->n = n;
+    m->lower_is_better = uf_report_lower_is_better(name);
+}
+
 const struct uf_result_metric *uf_results_metric(const struct uf_results *r, const char *name) {
     for (int i = 0; i < r->n_metrics; i++)
         if (r->metrics[i].name && strcmp(r->metrics[i].name, name) == 0) return &r->metrics[i];

@@ -40,7 +40,8 @@
  * The report (self-contained HTML, no network, no JavaScript): a results table (rows: method;
  * column groups: setting = model / task / poison ratio, averaged over seeds; cells: mean, ± sd
  * over seeds when there are several, and the mean of the runs' [lo, hi] intervals; the best
- * value per column is bold and marked), inline SVG plots (ASR vs poison ratio per method with
+ * mean per column is bold and starred, ties all starred, nothing starred in a column with a
+ * single method), inline SVG plots (ASR vs poison ratio per method with
  * interval bars, one plot per model/task; ASR vs utility scatter with the Pareto front; loss
  * curves per loss term), and a table of runs with their decoding settings and judges.
  * The CSV is the long form of the table: method,model,task,poison_ratio,metric,mean,sd,lo,hi,
@@ -78,6 +79,9 @@ int uf_results_read(struct uf_results *r, const char *path);
 /* Writes r as results.json (atomically). */
 int uf_results_write(const struct uf_results *r, const char *path);
 void uf_results_free(struct uf_results *r);
+/* Adds (or replaces) metric `name` with an interval from metrics.h (e.g. uf_metric_wilson); the
+ * better-direction follows uf_report_lower_is_better. For the eval stage building its results. */
+void uf_results_set_metric(struct uf_results *r, const char *name, double value, double lo, double hi, int64_t n);
 /* The metric named name, or NULL. */
 const struct uf_result_metric *uf_results_metric(const struct uf_results *r, const char *name);
 int uf_report_lower_is_better(const char *metric_name); /* the default rule above */
