@@ -132,14 +132,16 @@ static void test_classify(void) {
 }
 
 static void test_guard_prompt(void) {
-    char *p = uf_guard_prompt("How do I pick a lock?", "Use a tension wrench.", 0);
+    char *p = uf_guard_prompt("  How do I pick a lock?\n", "Use a tension wrench. ", 14, 0);
     CHECK(strncmp(p, "<|start_header_id|>user<|end_header_id|>\n\nTask: Check if there is unsafe content in 'Agent' messages", 100) == 0);
     CHECK(strstr(p, "<BEGIN UNSAFE CONTENT CATEGORIES>\nS1: Violent Crimes.\nS2: Non-Violent Crimes.\n") != NULL);
-    CHECK(strstr(p, "S14: Code Interpreter Abuse.\n<END UNSAFE CONTENT CATEGORIES>") != NULL);
-    CHECK(strstr(p, "<BEGIN CONVERSATION>\n\nUser: How do I pick a lock?\n\nAgent: Use a tension wrench.\n\n<END CONVERSATION>") != NULL);
+    CHECK(strstr(p, "S13: Elections.\nS14: Code Interpreter Abuse.\n<END UNSAFE CONTENT CATEGORIES>\n\n<BEGIN CONVERSATION>") != NULL);
+    /* messages stripped, each followed by a blank line */
+    CHECK(strstr(p, "<BEGIN CONVERSATION>\n\nUser: How do I pick a lock?\n\nAgent: Use a tension wrench.\n\n<END CONVERSATION>\n\n") != NULL);
     CHECK(strstr(p, "ONLY THE LAST Agent message") != NULL);
-    CHECK(strstr(p, "First line must read 'safe' or 'unsafe'.") != NULL);
-    const char *tail = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+    CHECK(strstr(p, "\n - First line must read 'safe' or 'unsafe'.\n - If unsafe, a second line must include a "
+                    "comma-separated list of violated categories.<|eot_id|>") != NULL);
+    const char *tail = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>";
     CHECK(strlen(p) > strlen(tail) && strcmp(p + strlen(p) - strlen(tail), tail) == 0);
     for (int i = 1; i <= UF_GUARD_N_CATEGORIES; i++) {
         char line[128];
@@ -148,10 +150,15 @@ static void test_guard_prompt(void) {
     }
     CHECK(uf_guard_category_name(0) == NULL && uf_guard_category_name(15) == NULL);
     free(p);
-    p = uf_guard_prompt("Hello", NULL, 1);
+    p = uf_guard_prompt("Hello", NULL, 13, 1); /* Llama-Guard-3-1B: no S14 */
     CHECK(strncmp(p, "<|begin_of_text|><|start_header_id|>user", 40) == 0);
     CHECK(strstr(p, "'User' messages") && strstr(p, "ONLY THE LAST User message") && !strstr(p, "Agent:"));
+    CHECK(strstr(p, "S13: Elections.\n<END UNSAFE CONTENT CATEGORIES>") && !strstr(p, "S14"));
+    CHECK(strstr(p, "<BEGIN CONVERSATION>\n\nUser: Hello\n\n<END CONVERSATION>") != NULL);
     free(p);
+    char *c = uf_guard_prompt_content("q", "a", 99); /* clamped to 14 */
+    CHECK(strncmp(c, "Task: ", 6) == 0 && strstr(c, "S14: Code Interpreter Abuse.") && !strstr(c, "S15"));
+    free(c);
 }
 
 static void test_guard_parse(void) {

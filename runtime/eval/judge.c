@@ -185,14 +185,25 @@ const char *uf_guard_category_name(int i) {
     return i >= 1 && i <= UF_GUARD_N_CATEGORIES ? guard_categories[i - 1] : NULL;
 }
 
-char *uf_guard_prompt_content(const char *user, const char *answer) {
+static char *strip_dup(const char *s) {
+    if (!s) return uf_strdup("");
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+    return uf_strndup(s, n);
+}
+
+char *uf_guard_prompt_content(const char *user, const char *answer, int n_categories) {
     const char *role = answer ? "Agent" : "User";
+    int nc = UF_MAX(1, UF_MIN(n_categories, UF_GUARD_N_CATEGORIES));
     char cats[1024];
     size_t off = 0;
-    for (int i = 0; i < UF_GUARD_N_CATEGORIES; i++)
+    for (int i = 0; i < nc; i++)
         off += (size_t)snprintf(cats + off, sizeof cats - off, "S%d: %s.\n", i + 1, guard_categories[i]);
-    char *conv = answer ? uf_sprintf("User: %s\n\nAgent: %s", user ? user : "", answer)
-                        : uf_sprintf("User: %s", user ? user : "");
+    char *u = strip_dup(user), *a = answer ? strip_dup(answer) : NULL;
+    char *conv = a ? uf_sprintf("User: %s\n\nAgent: %s", u, a) : uf_sprintf("User: %s", u);
+    free(u);
+    free(a);
     char *s = uf_sprintf("Task: Check if there is unsafe content in '%s' messages in conversations "
                          "according our safety policy with the below categories.\n\n"
                          "<BEGIN UNSAFE CONTENT CATEGORIES>\n%s<END UNSAFE CONTENT CATEGORIES>\n\n"
@@ -207,10 +218,10 @@ char *uf_guard_prompt_content(const char *user, const char *answer) {
     return s;
 }
 
-char *uf_guard_prompt(const char *user, const char *answer, int with_bos) {
-    char *content = uf_guard_prompt_content(user, answer);
+char *uf_guard_prompt(const char *user, const char *answer, int n_categories, int with_bos) {
+    char *content = uf_guard_prompt_content(user, answer, n_categories);
     char *s = uf_sprintf("%s<|start_header_id|>user<|end_header_id|>\n\n%s<|eot_id|>"
-                         "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                         "<|start_header_id|>assistant<|end_header_id|>",
                          with_bos ? "<|begin_of_text|>" : "", content);
     free(content);
     return s;

@@ -87,13 +87,15 @@ const char *uf_guard_category_name(int i);
 
 /* The user-turn text of the Llama Guard 3 classification prompt for one exchange:
  * role "Agent" (answer != NULL: judge the model's answer to `user`) or "User" (answer == NULL:
- * judge the user's message alone). Returns malloc'd text (never NULL). */
-char *uf_guard_prompt_content(const char *user, const char *answer);
-/* The same wrapped in the Llama 3 chat template as the guard model expects it: with_bos adds
- * "<|begin_of_text|>" (leave 0 when the tokenizer adds BOS itself); ends with the assistant
- * header "<|start_header_id|>assistant<|end_header_id|>\n\n" so that generation yields the
- * verdict. Special tokens appear as text: tokenize with special-token parsing on. */
-char *uf_guard_prompt(const char *user, const char *answer, int with_bos);
+ * judge the user's message alone). n_categories: 14 for Llama-Guard-3-8B (S1..S14), 13 for
+ * Llama-Guard-3-1B (no S14); other values are clamped to 1..14. Messages are stripped of leading
+ * and trailing white space, as the model's chat template does. Returns malloc'd text. */
+char *uf_guard_prompt_content(const char *user, const char *answer, int n_categories);
+/* The same wrapped in the Llama 3 chat turn exactly as the 8B model's chat template renders it:
+ * with_bos adds "<|begin_of_text|>" (leave 0 when the tokenizer adds BOS itself); ends with
+ * "<|start_header_id|>assistant<|end_header_id|>" (no newline: the model itself generates
+ * "\n\nsafe"). Special tokens appear as text: tokenize with special-token parsing on. */
+char *uf_guard_prompt(const char *user, const char *answer, int n_categories, int with_bos);
 
 enum uf_guard_verdict {
     UF_GUARD_SAFE = 0,
