@@ -20,7 +20,7 @@ trap cleanup EXIT
 cd "$WORK" || exit 1
 [ -n "${UF_REPORT_DEBUG:-}" ] && trap - EXIT
 
-# fake runs: 3 methods x 3 poison ratios x 2 seeds, with loss logs
+# fake runs: 3 methods x 3 poison ratios x 2 seeds, with loss logs in the trainer's flat form
 i=0
 for m in sft der ewc; do
   for p in 0.00 0.10 0.20; do
@@ -34,7 +34,7 @@ for m in sft der ewc; do
         "$m" "$p" "$s" "$m" "$p" "$s" "$asr" "$(awk -v a=$asr 'BEGIN{printf "%.4f", (a > 0.02 ? a - 0.02 : 0)}')" \
         "$(awk -v a=$asr 'BEGIN{printf "%.4f", a+0.03}')" "$acc" "$(awk -v a=$acc 'BEGIN{printf "%.4f", a-0.01}')" \
         "$(awk -v a=$acc 'BEGIN{printf "%.4f", a+0.01}')" > "$d/results.json"
-      awk -v k=$i 'BEGIN{for (t = 0; t <= 200; t += 10) printf "{\"step\":%d,\"loss\":{\"total\":%.4f,\"task\":%.4f},\"lr\":0.0003}\n", t, 3/(1+t*0.03)+0.05*k/10, 3/(1+t*0.03)}' > "$d/metrics.jsonl"
+      awk -v k=$i 'BEGIN{for (t = 0; t <= 200; t += 10) printf "{\"step\":%d,\"lr\":0.0003,\"grad_norm\":1.5,\"tokens_per_s\":900.0,\"ce\":%.4f,\"loss\":%.4f}\n", t, 3/(1+t*0.03), 3/(1+t*0.03)+0.05*k/10}' > "$d/metrics.jsonl"
     done
   done
 done

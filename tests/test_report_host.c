@@ -163,6 +163,21 @@ static void test_metrics_log(void) {
         CHECK(m.lr[0] == 0.001 && isnan(m.lr[1]) && m.grad_norm[0] == 1.5 && m.tokens_per_s[0] == 100);
         uf_metrics_log_free(&m);
     }
+    /* the flat form runtime/train.c writes */
+    const char *flat = "{\"step\":1,\"lr\":0.001,\"grad_norm\":2,\"tokens_per_s\":50.5,\"elapsed_s\":3,\"ce\":2.5,\"der\":0.5,\"loss\":3}\n"
+                       "{\"step\":2,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":60,\"ce\":2,\"der\":0.25,\"loss\":2.25,\"note\":\"x\"}\n";
+    rc = uf_metrics_log_parse(&m, flat, strlen(flat), "flat.jsonl");
+    CHECK_MSG(rc == 0, "%s", uf_error());
+    if (rc == 0) {
+        CHECK_EQ_INT(m.n, 2);
+        CHECK_EQ_INT(m.n_terms, 3);
+        CHECK_STR(m.terms[0], "total");
+        CHECK_STR(m.terms[1], "ce");
+        CHECK_STR(m.terms[2], "der");
+        CHECK(m.loss[0] == 3 && m.loss[1] == 2.5 && m.loss[2] == 0.5 && m.loss[3 + 0] == 2.25 && m.loss[3 + 2] == 0.25);
+        CHECK(m.tokens_per_s[0] == 50.5 && m.grad_norm[1] == 1);
+        uf_metrics_log_free(&m);
+    }
     const char *bad[][2] = {
         {"{\"step\": 0}\n{\"step\": 1, \"loss\": {\n{\"step\": 2}\n", "m.jsonl:2"},
         {"{\"step\": -1}\n", "m.jsonl:1"},

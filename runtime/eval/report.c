@@ -326,6 +326,14 @@ static int term_index(struct uf_metrics_log *m, const char *name) {
     return m->n_terms++;
 }
 
+/* Members of a metrics line that are not loss terms. */
+static int is_log_field(const char *k) {
+    static const char *const fields[] = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "epoch"};
+    for (size_t i = 0; i < UF_ARRAY_LEN(fields); i++)
+        if (strcmp(k, fields[i]) == 0) return 1;
+    return 0;
+}
+
 static double opt_number(const cJSON *o, const char *key, int *bad) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!it || cJSON_IsNull(it)) return NAN;
@@ -385,9 +393,17 @@ int uf_metrics_log_parse(struct uf_metrics_log *m, const char *text, size_t len,
         m->tokens_per_s[row] = opt_number(o, "tokens_per_s", &bad);
         const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
         const cJSON *it;
-        if (cJSON_IsNumber(loss)) {
-            if (n_ents == cap_ents) ents = uf_realloc(ents, (cap_ents = cap_ents ? cap_ents * 2 : 256) * sizeof *ents);
-            ents[n_ents++] = (struct loss_entry){row, term_index(m, "total"), loss->valuedouble};
+        if (cJSON_IsNumber(loss) || !loss || cJSON_IsNull(loss)) {
+            /* flat form (runtime/train.c): "loss" is the total, other numeric members are terms */
+            if (cJSON_IsNumber(loss)) {
+                if (n_ents == cap_ents) ents = uf_realloc(ents, (cap_ents = cap_ents ? cap_ents * 2 : 256) * sizeof *ents);
+                ents[n_ents++] = (struct loss_entry){row, term_index(m, "total"), loss->valuedouble};
+            }
+            cJSON_ArrayForEach(it, o) {
+                if (!cJSON_IsNumber(it) || !it->string || !it->string[0] || is_log_field(it->string)) continue;
+                if (n_ents == cap_ents) ents = uf_realloc(ents, (cap_ents = cap_ents ? cap_ents * 2 : 256) * sizeof *ents);
+                ents[n_ents++] = (struct loss_entry){row, term_index(m, it->string), it->valuedouble};
+            }
         } else if (cJSON_IsObject(loss)) {
             cJSON_ArrayForEach(it, loss) {
                 if (cJSON_IsNull(it)) continue;

@@ -29,11 +29,16 @@
  *   Values of metrics are fractions (0.055, not 5.5); the report shows percentages.
  *   The ASR metric is the one named "asr".
  *
- * metrics.jsonl (one JSON object per line, appended by the trainer every logged step):
- *   {"step": 10, "loss": {"total": 2.31, "task": 2.10, "der": 0.21}, "lr": 3e-4,
- *    "grad_norm": 1.2, "tokens_per_s": 5120}
- *   step required (integer >= 0); "loss" is an object of loss terms by name (a plain number is
- *   read as {"total": x}); the other fields are optional (NAN when absent). Blank lines are
+ * metrics.jsonl (one JSON object per line, appended by the trainer every logged step), in
+ * either of two forms:
+ *   nested  {"step": 10, "loss": {"total": 2.31, "ce": 2.10, "der": 0.21}, "lr": 3e-4,
+ *            "grad_norm": 1.2, "tokens_per_s": 5120}
+ *   flat    {"step": 10, "lr": 3e-4, "grad_norm": 1.2, "tokens_per_s": 5120, "ce": 2.10,
+ *            "der": 0.21, "loss": 2.31}            (what runtime/train.c writes)
+ *   step required (integer >= 0). Nested: "loss" is an object of loss terms by name. Flat: a
+ *   numeric "loss" is the term "total" and every other numeric member except step, lr,
+ *   grad_norm, tokens_per_s, elapsed_s, epoch is a loss term. lr, grad_norm, tokens_per_s are
+ *   optional numbers (NAN when absent). Blank lines are
  *   skipped; an unterminated malformed LAST line (a run still writing) is skipped with a
  *   warning; any other malformed line is an error naming file:line.
  *
