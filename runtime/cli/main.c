@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval/report.h"
 #include "util.h"
 
 struct uf_cli_globals uf_cli;
@@ -16,6 +17,7 @@ static const struct {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 
