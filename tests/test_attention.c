@@ -1,4 +1,5 @@
-/* test_attention.c: the attention ops of ops.h on the device against a plain-C oracle (double):
+/* test_attention.c: the attention ops of ops.h on the device against the plain-C oracle
+ * (uf_ref_attention_*_f64 of runtime/ref, on the same float inputs):
  * forward o and lse, backward dq/dk/dv (which ADD into their outputs), on odd shapes: GQA,
  * MQA, sliding window, right padding, hd = 256, multi-tile T, tensors at element offsets.
  * Also: padded query rows give exact zeros and no gradient, bit-identical reruns, and a
@@ -8,85 +9,13 @@
 #include <string.h>
 
 #include "ops.h"
+#include "ref/ref_ops.h"
 #include "selftest.h"
 #include "tensor.h"
 #include "uf_test.h"
 #include "util.h"
 
 static struct uf_device dev;
-
-/* ---- oracle: naive O(T^2) attention in double -------------------------------------------- */
-static int visible(int i, int j, int len, int window) {
-    return j <= i && j < len && (window == 0 || i - j < window);
-}
-
-/* o (N, H*hd), lse (B, H, T); rows t >= len: zeros. */
-static void naive_forward(double *o, double *lse, const double *q, const double *k,
-                          const double *v, const int32_t *lengths, int B, int T, int H, int KV,
-                          int hd, int window) {
-    double scale = 1.0 / sqrt((double)hd);
-    double *s = uf_malloc(sizeof(double) * (size_t)T);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < T; i++) {
-                int g = h / (H / KV), len = lengths[b];
-                double *orow = o + ((size_t)(b * T + i) * H + h) * hd;
-                memset(orow, 0, sizeof(double) * (size_t)hd);
-                lse[((size_t)b * H + h) * T + i] = 0;
-                if (i >= len) continue;
-                const double *qr = q + ((size_t)(b * T + i) * H + h) * hd;
-                double mx = -INFINITY, sum = 0;
-                for (int j = 0; j < T; j++) {
-                    if (!visible(i, j, len, window)) continue;
-                    const double *kr = k + ((size_t)(b * T + j) * KV + g) * hd;
-                    double dot = 0;
-                    for (int c = 0; c < hd; c++) dot += qr[c] * kr[c];
-                    s[j] = dot * scale;
-                    mx = fmax(mx, s[j]);
-                }
-                for (int j = 0; j < T; j++)
-                    if (visible(i, j, len, window)) sum += exp(s[j] - mx);
-                for (int j = 0; j < T; j++) {
-                    if (!visible(i, j, len, window)) continue;
-                    double p = exp(s[j] - mx) / sum;
-                    const double *vr = v + ((size_t)(b * T + j) * KV + g) * hd;
-                    for (int c = 0; c < hd; c++) orow[c] += p * vr[c];
-                }
-                lse[((size_t)b * H + h) * T + i] = mx + log(sum);
-            }
-    free(s);
-}
-
-/* dq, dk, dv += gradients of sum(o * dout). */
-static void naive_backward(double *dq, double *dk, double *dv, const double *dout, const double *q,
-                           const double *k, const double *v, const int32_t *lengths, int B, int T,
-                           int H, int KV, int hd, int window) {
-    size_t N = (size_t)B * T;
-    double *o = uf_malloc(sizeof(double) * N * H * hd), *lse = uf_malloc(sizeof(double) * N * H);
-    naive_forward(o, lse, q, k, v, lengths, B, T, H, KV, hd, window);
-    double scale = 1.0 / sqrt((double)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < lengths[b]; i++) {
-                int g = h / (H / KV), len = lengths[b];
-                size_t row = ((size_t)(b * T + i) * H + h) * hd;
-                double D = 0, l = lse[((size_t)b * H + h) * T + i];
-                for (int c = 0; c < hd; c++) D += dout[row + c] * o[row + c];
-                for (int j = 0; j < T; j++) {
-                    if (!visible(i, j, len, window)) continue;
-                    size_t kr = ((size_t)(b * T + j) * KV + g) * hd;
-                    double s = 0, dp = 0;
-                    for (int c = 0; c < hd; c++) s += q[row + c] * k[kr + c], dp += dout[row + c] * v[kr + c];
-                    double p = exp(s * scale - l), ds = p * (dp - D);
-                    for (int c = 0; c < hd; c++) {
-                        dq[row + c] += ds * k[kr + c] * scale;
-                        dk[kr + c] += ds * q[row + c] * scale;
-                        dv[kr + c] += p * dout[row + c];
-                    }
-                }
-            }
-    free(o), free(lse);
-}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 struct shape { int B, T, H, KV, hd, window; int32_t lengths[8]; };
@@ -191,9 +120,10 @@ static void check_case(const struct shape *s, uint64_t seed) {
     to_double(qd, c.q, nq), to_double(kd, c.k, nk), to_double(vd, c.v, nk);
     to_double(dod, c.dout, nq);
     to_double(dqd, c.dq0, nq), to_double(dkd, c.dk0, nk), to_double(dvd, c.dv0, nk);
-    naive_forward(od, lsed, qd, kd, vd, s->lengths, s->B, s->T, s->H, s->KV, s->hd, s->window);
-    naive_backward(dqd, dkd, dvd, dod, qd, kd, vd, s->lengths, s->B, s->T, s->H, s->KV, s->hd,
-                   s->window);
+    uf_ref_attention_forward_f64(od, lsed, qd, kd, vd, s->lengths, s->B, s->T, s->H, s->KV, s->hd,
+                                 s->window);
+    uf_ref_attention_backward_f64(dqd, dkd, dvd, dod, qd, kd, vd, s->lengths, s->B, s->T, s->H,
+                                  s->KV, s->hd, s->window);
 
     run_forward(&c);
     run_backward(&c);
