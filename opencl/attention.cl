@@ -20,9 +20,18 @@
  * and any tensor offset (in elements) work. */
 
 #ifndef UF_VW
-#define UF_VW 8
+#define UF_VW 16
 #endif
-#if UF_VW == 8
+#if UF_VW == 16
+typedef float16 vecf;
+#define VLOAD vload16
+#define VSTORE vstore16
+static inline float vsum(vecf a) {
+    float8 e = a.lo + a.hi;
+    float4 s = e.lo + e.hi;
+    return (s.x + s.y) + (s.z + s.w);
+}
+#elif UF_VW == 8
 typedef float8 vecf;
 #define VLOAD vload8
 #define VSTORE vstore8

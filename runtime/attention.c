@@ -7,7 +7,7 @@
 #include "ops.h"
 #include "util.h"
 
-enum { UF_ATTN_HD_MAX = 256, UF_ATTN_VW = 8, UF_ATTN_BQ = 32, UF_ATTN_BK_MAX = 64 };
+enum { UF_ATTN_HD_MAX = 256, UF_ATTN_VW = 16, UF_ATTN_BQ = 32, UF_ATTN_BK_MAX = 64 };
 
 static void check_tensor(const struct uf_tensor *t, const char *what, enum uf_dtype dtype,
                          int64_t numel) {
