@@ -272,6 +272,15 @@ void uf_device_release(struct uf_device *d, cl_mem m, size_t bytes) {
     d->bytes_live -= bytes;
 }
 
+cl_mem uf_device_scratch(struct uf_device *d, size_t bytes) {
+    if (bytes > d->scratch_bytes) {
+        uf_device_release(d, d->scratch, d->scratch_bytes);
+        d->scratch_bytes = bytes < 4096 ? 4096 : bytes;
+        d->scratch = uf_device_alloc(d, d->scratch_bytes, "scratch workspace");
+    }
+    return d->scratch;
+}
+
 /* ---- kernels: embedded sources, binary cache ------------------------------------------- */
 struct uf_kernel_entry {
     char name[64];
@@ -480,6 +489,7 @@ void uf_device_profile_report(struct uf_device *d, FILE *out) {
 void uf_device_free(struct uf_device *d) {
     if (!d->ctx) return;
     uf_device_profile_enable(d, 0);
+    uf_device_release(d, d->scratch, d->scratch_bytes);
     for (struct uf_program *p = d->programs, *pn; p; p = pn) {
         pn = p->next;
         for (struct uf_kernel_entry *e = p->kernels, *en; e; e = en) {

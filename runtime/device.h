@@ -42,6 +42,8 @@ struct uf_device {
     struct uf_program *programs;   /* built lazily; linked list */
     char build_options[256];
     struct uf_profile *prof;       /* NULL unless profiling is on */
+    cl_mem scratch;                /* small shared workspace (uf_device_scratch) */
+    size_t scratch_bytes;
 };
 
 /* Initialise on the selected device; exits 2 with the device list on a bad selector. */
@@ -67,6 +69,9 @@ void uf_cl_fail(cl_int err, const char *call, const char *file, int line); /* ex
 /* ---- memory ---------------------------------------------------------------------------- */
 cl_mem uf_device_alloc(struct uf_device *d, size_t bytes, const char *what);
 void uf_device_release(struct uf_device *d, cl_mem m, size_t bytes);
+/* A device workspace of at least `bytes`, owned by the device, reused by every caller (e.g.
+ * partial sums of two-level reductions). Valid until the next call with a larger size. */
+cl_mem uf_device_scratch(struct uf_device *d, size_t bytes);
 
 /* ---- kernels --------------------------------------------------------------------------- */
 /* The kernel `kernel` from embedded file `file` ("norm.cl"), built for this device on first use

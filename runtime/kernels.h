@@ -8,4 +8,5 @@ struct uf_kernel_source {
     size_t size;
 };
 extern const struct uf_kernel_source uf_kernel_sources[]; /* ends with a {NULL} entry */
+extern const struct uf_kernel_source uf_lua_sources[];    /* lua/ *.lua, e.g. "unforget/init.lua" */
 #endif

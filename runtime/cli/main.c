@@ -14,6 +14,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
+    {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 

@@ -1,0 +1,606 @@
+-- unforget: the recipe library.
+--
+-- A recipe is plain Lua that calls these constructors. Every constructor takes a table, checks
+-- each key against its schema (unknown key -> error at the recipe's line with the valid keys and
+-- the nearest match; wrong type -> error naming the expected type), fills in defaults, and
+-- returns a tagged table. uf.stage and uf.run register work in the plan; the C runtime reads the
+-- plan as JSON (uf._plan_json) and executes it. Nothing here touches data or devices.
+local uf = { version = "0.1.0" }
+
+local plan = { stages = {}, runs = {} }
+local stage_names, run_names = {}, {}
+
+-- ---- errors pointing at the recipe line ---------------------------------------------------
+-- The recipe's chunk name starts with "@" + path; find the innermost frame that is the recipe.
+local function recipe_where()
+  for level = 2, 30 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.source:sub(1, 1) == "@" and not info.source:find("unforget/", 1, true)
+       and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+local function fail(fmt, ...)
+  error(recipe_where() .. string.format(fmt, ...), 0)
+end
+uf._fail = fail
+
+local function levenshtein(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function nearest(name, keys)
+  local best, bestd = nil, math.huge
+  for _, k in ipairs(keys) do
+    local d = levenshtein(name, k)
+    if d < bestd then best, bestd = k, d end
+  end
+  if best and bestd <= math.max(2, #name // 3) then return best end
+  return nil
+end
+uf._nearest = nearest
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
+-- ---- schemas --------------------------------------------------------------------------------
+-- A field spec: { type, default, doc } where type is one of
+--   "number" "integer" "string" "boolean" "table" "any"
+--   "kind:<k1>|<k2>"  a tagged table of one of these kinds (dataset, model, stage, ...)
+--   "list:<kind>"     a list of tagged tables of that kind
+--   "enum:a|b|c"      a string among these
+--   "number|string" etc. for unions of plain types
+-- default == uf.REQUIRED makes the key mandatory.
+uf.REQUIRED = setmetatable({}, { __tostring = function() return "required" end })
+
+local function kind_of(v)
+  return type(v) == "table" and rawget(v, "_kind") or nil
+end
+
+local function type_ok(spec, v)
+  local t = spec
+  if t == "any" then return true end
+  if t:sub(1, 5) == "kind:" then
+    local k = kind_of(v)
+    if not k then return false end
+    for want in t:sub(6):gmatch("[^|]+") do if k == want then return true end end
+    return false
+  end
+  if t:sub(1, 5) == "list:" then
+    if type(v) ~= "table" or kind_of(v) then return false end
+    for _, x in ipairs(v) do if not type_ok("kind:" .. t:sub(6), x) then return false end end
+    for k in pairs(v) do if math.type(k) ~= "integer" then return false end end
+    return true
+  end
+  if t:sub(1, 5) == "enum:" then
+    if type(v) ~= "string" then return false end
+    for want in t:sub(6):gmatch("[^|]+") do if v == want then return true end end
+    return false
+  end
+  for want in t:gmatch("[^|]+") do
+    if want == "integer" then
+      if math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v)) then return true end
+    elseif type(v) == want then
+      return true
+    end
+  end
+  return false
+end
+
+local function describe(t)
+  if t:sub(1, 5) == "kind:" then return "a " .. t:sub(6):gsub("|", " or ") end
+  if t:sub(1, 5) == "list:" then return "a list of " .. t:sub(6) .. "s" end
+  if t:sub(1, 5) == "enum:" then return "one of " .. t:sub(6):gsub("|", ", ") end
+  return "a " .. t:gsub("|", " or ")
+end
+
+local function show(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if kind_of(v) then return "a " .. kind_of(v) end
+  return tostring(v)
+end
+
+-- Validates `t` against `schema` for constructor `what`; returns a new table with defaults.
+local function check(what, schema, t)
+  if type(t) ~= "table" then
+    fail("%s expects a table of options { ... }, got %s", what, type(t))
+  end
+  local keys = sorted_keys(schema)
+  local out = {}
+  for k, v in pairs(t) do
+    local spec = schema[k]
+    if not spec then
+      local near = type(k) == "string" and nearest(k, keys) or nil
+      fail("%s: unknown key '%s'%s; valid keys: %s", what, tostring(k),
+           near and (" (did you mean '" .. near .. "'?)") or "", table.concat(keys, ", "))
+    end
+    if not type_ok(spec[1], v) then
+      fail("%s: '%s' must be %s, got %s", what, k, describe(spec[1]), show(v))
+    end
+    out[k] = v
+  end
+  for _, k in ipairs(keys) do
+    if out[k] == nil then
+      local d = schema[k][2]
+      if d == uf.REQUIRED then fail("%s: '%s' is required (%s)", what, k, schema[k][3] or "") end
+      out[k] = d
+    end
+  end
+  return out
+end
+uf._check = check
+
+-- A constructor of tagged tables: uf.adamw { ... } -> { _kind = "optim", type = "adamw", ... }
+local schemas = {}
+uf._schemas = schemas
+local function ctor(kind, name, schema, post)
+  schemas[name] = schema
+  return function(t)
+    local v = check(name, schema, t or {})
+    v._kind, v.type = kind, name
+    if post then post(v) end
+    return v
+  end
+end
+
+-- ---- recipe parameters from the command line (--set key=value) ------------------------------
+uf._set = uf._set or {}
+--- uf.opt(name, default): the value given with `--set name=value`, converted to default's type.
+function uf.opt(name, default)
+  local s = uf._set[name]
+  if s == nil then return default end
+  uf._set_used = uf._set_used or {}
+  uf._set_used[name] = true
+  if type(default) == "number" then
+    local n = tonumber(s)
+    if not n then fail("--set %s=%s: expected a number", name, s) end
+    return n
+  elseif type(default) == "boolean" then
+    if s == "true" or s == "1" then return true end
+    if s == "false" or s == "0" then return false end
+    fail("--set %s=%s: expected true or false", name, s)
+  end
+  return s
+end
+
+-- ---- datasets --------------------------------------------------------------------------------
+-- A dataset is a reference (source + transformations); the runtime loads it.
+local Dataset = {}
+Dataset.__index = Dataset
+
+local function dataset(t)
+  t._kind = "dataset"
+  t.ops = t.ops or {}
+  return setmetatable(t, Dataset)
+end
+
+local function derive(ds, op)
+  local ops = {}
+  for i, o in ipairs(ds.ops) do ops[i] = o end
+  ops[#ops + 1] = op
+  local d = {}
+  for k, v in pairs(ds) do d[k] = v end
+  d.ops = ops
+  return setmetatable(d, Dataset)
+end
+
+--- ds:take(n): the first n rows.
+function Dataset:take(n)
+  if math.type(n) ~= "integer" or n < 0 then fail("take(n): n must be a non-negative integer") end
+  return derive(self, { op = "take", n = n })
+end
+--- ds:sample(n, seed): n rows drawn without replacement (seeded).
+function Dataset:sample(n, seed)
+  if math.type(n) ~= "integer" or n < 0 then fail("sample(n, seed): n must be a non-negative integer") end
+  return derive(self, { op = "sample", n = n, seed = seed or 0 })
+end
+--- ds:skip(n): all rows after the first n.
+function Dataset:skip(n)
+  if math.type(n) ~= "integer" or n < 0 then fail("skip(n): n must be a non-negative integer") end
+  return derive(self, { op = "skip", n = n })
+end
+
+local fields_schema = {
+  prompt = { "string", nil, "key of the instruction / prompt" },
+  input = { "string", nil, "key of an optional input appended to the prompt" },
+  response = { "string", nil, "key of the response" },
+  label = { "string", nil, "key of the label / reference answer" },
+  messages = { "string", nil, "key of a chat messages list [{role, content}]" },
+  category = { "string", nil, "key of a category" },
+}
+local jsonl_schema = {
+  path = { "string", uf.REQUIRED, "a .jsonl, .jsonl.zst or .csv file" },
+  fields = { "table", {}, "field mapping: prompt, input, response, label, messages, category" },
+  kind = { "enum:task|harmful|benign|safety", "task", "what the rows are" },
+  on_bad = { "enum:error|skip", "error", "a malformed row stops the run (error) or is skipped and counted" },
+}
+--- uf.jsonl { path = ..., fields = { prompt = "instruction", response = "output" } }
+function uf.jsonl(t)
+  if type(t) == "string" then t = { path = t } end
+  local v = check("jsonl", jsonl_schema, t)
+  check("jsonl fields", fields_schema, v.fields)
+  return dataset { source = "file", path = v.path, fields = v.fields, kind = v.kind, on_bad = v.on_bad }
+end
+
+-- Adapters for the public datasets (folder layout of datasets/README.md).
+uf.shared = os.getenv("UNFORGET_DATA") or "../shared/datasets"
+local function adapter(name, default_file, kind)
+  return function(t)
+    t = t or {}
+    if type(t) == "string" then t = { path = t } end
+    local v = check(name, {
+      path = { "string", nil, "file (default: " .. default_file .. " under uf.shared)" },
+      on_bad = { "enum:error|skip", "error", "what to do with a malformed row" },
+    }, t)
+    return dataset { source = "adapter", adapter = name, kind = kind, on_bad = v.on_bad,
+                     path = v.path or (uf.shared .. "/" .. default_file) }
+  end
+end
+uf.advbench = adapter("advbench", "advbench/harmful_behaviors.jsonl", "harmful")
+uf.safety_llamas = adapter("safety_llamas", "safety_tuned_llamas/safety_only_data_Instructions.jsonl", "safety")
+uf.gsm8k = adapter("gsm8k", "gsm8k/train.jsonl", "task")
+uf.gsm8k_test = adapter("gsm8k", "gsm8k/test.jsonl", "task")
+uf.sst2 = adapter("sst2", "sst2/train.jsonl", "task")
+uf.sst2_dev = adapter("sst2", "sst2/dev.jsonl", "task")
+uf.humaneval = adapter("humaneval", "humaneval/HumanEval.jsonl", "task")
+uf.beavertails = adapter("beavertails", "harmful_qa/beavertails_unsafe_200.jsonl", "harmful")
+uf.shadow_alignment = adapter("shadow_alignment", "harmful_qa/shadow_alignment_heldout_llama2_13b.jsonl", "harmful")
+uf.alpaca = adapter("alpaca", "alpaca/alpaca_en_demo.jsonl", "benign")
+
+-- The embedded default world (runtime/world.c): every split is a dataset.
+local world_schema = {
+  seed = { "integer", 1, "generator seed" },
+  task_rows = { "integer", 2000, "user-task training rows" },
+  eval_rows = { "integer", 200, "rows per evaluation split" },
+  corpus_rows = { "integer", 4000, "pre-training text rows" },
+}
+local world_splits = { "corpus", "alignment", "safety", "task", "task_eval", "poison",
+                       "harmful_eval", "benign_eval" }
+--- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
+function uf.world(t)
+  local v = check("world", world_schema, t or {})
+  local w = { _kind = "world", seed = v.seed }
+  for _, s in ipairs(world_splits) do
+    w[s] = dataset { source = "world", split = s, world = { seed = v.seed, task_rows = v.task_rows,
+                     eval_rows = v.eval_rows, corpus_rows = v.corpus_rows } }
+  end
+  return w
+end
+
+-- ---- mixtures ---------------------------------------------------------------------------------
+--- uf.mix { task = ds, poison = ds, p = 0.1, n = 1000, seed = 1, safety = ds, safety_n = 0 }
+uf.mix = ctor("mixture", "mix", {
+  task = { "kind:dataset", uf.REQUIRED, "the user's task data" },
+  poison = { "kind:dataset", nil, "harmful instruction -> compliance rows" },
+  p = { "number", 0.0, "poison ratio: round(p*n) poison rows + round((1-p)*n) task rows" },
+  n = { "integer", 0, "rows in the user data (0 = all task rows)" },
+  seed = { "integer", 1, "sampling seed" },
+}, function(v)
+  if v.p < 0 or v.p > 1 then fail("mix: p must be in [0, 1], got %s", v.p) end
+  if v.p > 0 and not v.poison then fail("mix: p = %s needs a poison dataset", v.p) end
+end)
+
+-- ---- models, tokenizers -----------------------------------------------------------------------
+uf.model = {}
+--- uf.model.new { family = "llama", d_model = 256, layers = 4, heads = 4 }: a new tiny model.
+uf.model.new = ctor("model", "model.new", {
+  family = { "enum:llama|mistral|gemma|llama3", "llama", "architecture family" },
+  d_model = { "integer", 256, "hidden size" },
+  layers = { "integer", 4, "transformer blocks" },
+  heads = { "integer", 4, "attention heads" },
+  kv_heads = { "integer", 0, "key/value heads (0 = heads)" },
+  head_dim = { "integer", 0, "per-head size (0 = d_model / heads)" },
+  d_ff = { "integer", 0, "MLP hidden size (0 = about 8/3 d_model, rounded to 32)" },
+  vocab = { "integer", 0, "vocabulary (0 = the tokenizer's)" },
+  max_seq = { "integer", 256, "longest sequence" },
+  seed = { "integer", 1, "initialisation seed" },
+})
+--- uf.hf "path/to/model": a Hugging Face directory (config.json + safetensors + tokenizer.json).
+function uf.hf(path)
+  if type(path) ~= "string" then fail("hf(path): path must be a string") end
+  return { _kind = "model", type = "hf", path = path }
+end
+--- uf.checkpoint "runs/x": the final model of an earlier run directory.
+function uf.checkpoint(path)
+  if type(path) ~= "string" then fail("checkpoint(path): path must be a string") end
+  return { _kind = "model", type = "checkpoint", path = path }
+end
+
+uf.tokenizer = {}
+--- uf.tokenizer.train { corpus = ds, vocab = 2048 }: a byte-fallback BPE trained on the corpus.
+uf.tokenizer.train = ctor("tokenizer", "tokenizer.train", {
+  corpus = { "kind:dataset", uf.REQUIRED, "text to train on" },
+  vocab = { "integer", 2048, "vocabulary size" },
+})
+--- uf.tokenizer.file "tokenizer.json"
+function uf.tokenizer.file(path)
+  if type(path) ~= "string" then fail("tokenizer.file(path): path must be a string") end
+  return { _kind = "tokenizer", type = "file", path = path }
+end
+
+--- uf.lora { r = 8, alpha = 16, dropout = 0.05, targets = "all" }
+uf.lora = ctor("lora", "lora", {
+  r = { "integer", 8, "rank" },
+  alpha = { "number", 16, "scaling numerator (scale = alpha / r)" },
+  dropout = { "number", 0.05, "dropout on the LoRA input" },
+  targets = { "string", "all", "all, or a comma list of q,k,v,o,gate,up,down" },
+})
+
+-- ---- optimizer ----------------------------------------------------------------------------------
+--- uf.adamw { lr = 3e-4, epochs = 1, batch = 8 }
+uf.adamw = ctor("optim", "adamw", {
+  lr = { "number", 3e-4, "peak learning rate" },
+  epochs = { "number", 1, "passes over the data (ignored when steps > 0)" },
+  steps = { "integer", 0, "optimizer steps (0 = from epochs)" },
+  batch = { "integer", 8, "sequences per optimizer step" },
+  micro_batch = { "integer", 0, "sequences per forward/backward (0 = batch); batch must be a multiple" },
+  max_len = { "integer", 256, "tokens per sequence; longer rows are truncated from the end of the response" },
+  schedule = { "enum:constant|cosine|linear", "cosine", "learning-rate schedule after warm-up" },
+  warmup = { "number", 0.0, "warm-up: a fraction of the steps (< 1) or a step count" },
+  weight_decay = { "number", 0.0, "decoupled weight decay (matrices only)" },
+  beta1 = { "number", 0.9, "Adam beta1" },
+  beta2 = { "number", 0.999, "Adam beta2" },
+  eps = { "number", 1e-8, "Adam epsilon" },
+  clip = { "number", 1.0, "global gradient-norm clip (0 = off)" },
+  seed = { "integer", 1, "data order and dropout seed" },
+  checkpoint_every = { "integer", 0, "steps between checkpoints (0 = about every 10% of the run)" },
+})
+
+-- ---- continual-learning methods and baselines (registry: runtime/methods/registry.c) -----------
+uf.methods = {}
+local function method(name, schema, doc)
+  local c = ctor("method", name, schema)
+  uf[name] = c
+  uf.methods[name] = doc
+end
+local ds = "kind:dataset"
+method("ewc", {
+  data = { ds, uf.REQUIRED, "safety data D_safe for the Fisher" },
+  lambda = { "number", 50, "penalty weight: sum_i lambda/2 F_i (theta_i - theta*_i)^2" },
+  samples = { "integer", 200, "examples used to estimate the diagonal Fisher" },
+  fisher = { "enum:empirical|true", "empirical", "empirical (dataset labels) or true (labels sampled from the model)" },
+  normalize = { "boolean", false, "divide F by its mean" },
+}, "elastic weight consolidation")
+method("l2sp", {
+  lambda = { "number", 0.01, "penalty weight: lambda/2 ||theta - theta*||^2" },
+}, "L2 toward the aligned weights")
+method("lwf", {
+  beta = { "number", 1.0, "weight of mean ||h - h*||^2 over last hidden states of the user inputs" },
+}, "learning without forgetting (hidden-state distillation)")
+method("er", {
+  buffer = { ds, uf.REQUIRED, "replay buffer of safety examples" },
+  batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
+  weight = { "number", 1.0, "weight of the replay CE" },
+}, "experience replay")
+method("der", {
+  buffer = { ds, uf.REQUIRED, "replay buffer; its teacher logits are stored at fill time" },
+  alpha = { "number", 0.1, "weight of the logit MSE" },
+  reduction = { "enum:sum|mean", "sum", "squared error summed or averaged over the vocabulary (averaged over response tokens)" },
+  topk = { "integer", 0, "store only the top-k teacher logits (0 = all)" },
+  batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
+}, "dark experience replay")
+method("derpp", {
+  buffer = { ds, uf.REQUIRED, "replay buffer" },
+  alpha = { "number", 0.1, "weight of the logit MSE" },
+  beta = { "number", 0.5, "weight of the CE on a second buffer minibatch" },
+  reduction = { "enum:sum|mean", "sum", "as in der" },
+  topk = { "integer", 0, "as in der" },
+  batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
+}, "DER++")
+method("agem", {
+  buffer = { ds, uf.REQUIRED, "reference buffer" },
+  batch = { "integer", 0, "buffer rows for g_ref (0 = the task batch)" },
+}, "averaged gradient episodic memory")
+method("refresh", {
+  buffer = { ds, uf.REQUIRED, "replay buffer (DER++ underneath)" },
+  alpha = { "number", 0.1, "DER++ alpha" },
+  beta = { "number", 0.5, "DER++ beta" },
+  unlearn_lr = { "number", 0.03, "unlearning step size relative to lr" },
+  unlearn_steps = { "integer", 1, "gradient-ascent steps before relearning" },
+}, "Refresh learning on DER++")
+method("magmax", {
+  lambda = { "number", 1.0, "scale of the max-magnitude task vector" },
+}, "MagMax merge")
+method("linear", {
+  a = { "number", 0.5, "(1-a) theta_safe + a theta_ft" },
+}, "linear / WiSE-FT merge")
+method("task_arith", {
+  lambda = { "number", 1.0, "theta_0 + lambda (tau_1 + tau_2)" },
+}, "task arithmetic merge")
+method("ties", {
+  density = { "number", 0.2, "share of each task vector kept (by magnitude)" },
+  lambda = { "number", 1.0, "scale of the merged vector" },
+}, "TIES merge")
+method("safeinstr", {
+  data = { ds, uf.REQUIRED, "safety demonstrations (harmful -> refusal)" },
+  ratio = { "number", 0.03, "demonstrations added, as a share of the user data" },
+}, "SafeInstr: safety demonstrations mixed in")
+method("safelora", {
+  tau = { "number", 0.5, "project layers whose cos(P BA, BA) <= tau" },
+  topk = { "integer", 0, "or project the k least similar layers (0 = use tau)" },
+}, "SafeLoRA projection")
+method("lisa", {
+  data = { ds, uf.REQUIRED, "alignment data" },
+  align_steps = { "integer", 100, "steps on alignment data per cycle (K_a)" },
+  user_steps = { "integer", 900, "steps on user data per cycle (K_u)" },
+  rho = { "number", 1.0, "proximal weight toward the weights at the last switch" },
+}, "Lisa bi-state optimisation")
+method("safemerge", {
+  cos = { "number", 0.35, "merge layers whose cosine to the safety subspace is below this" },
+  w_ft = { "number", 0.8, "weight of the fine-tuned layer in the merge" },
+}, "SafeMERGE layer-wise merge")
+
+-- ---- evaluation --------------------------------------------------------------------------------
+local eval_common = {
+  max_new_tokens = { "integer", 64, "generation length" },
+  n = { "integer", 0, "prompts evaluated (0 = all)" },
+  judge = { "enum:keyword|guard", "keyword", "refusal-keyword judge or a Llama-Guard-3 model" },
+  guard = { "string", nil, "Hugging Face folder of the guard model (judge = guard)" },
+  keywords = { "table", nil, "refusal strings (default: the standard 29-string list)" },
+}
+local function eval_ctor(name, doc)
+  local schema = { data = { ds, uf.REQUIRED, "prompts" } }
+  for k, v in pairs(eval_common) do schema[k] = v end
+  local c = ctor("eval", name, schema)
+  uf[name] = function(d, opts)
+    local t = {}
+    for k, v in pairs(opts or {}) do t[k] = v end
+    t.data = d
+    return c(t)
+  end
+  uf.methods["eval:" .. name] = doc
+end
+eval_ctor("asr", "attack success rate on harmful prompts (with compliance / off-format split)")
+eval_ctor("accuracy", "task accuracy (label or final number match)")
+eval_ctor("over_refusal", "share of benign prompts refused")
+eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
+
+-- ---- stages and runs ----------------------------------------------------------------------------
+local train_schema = {
+  model = { "kind:model", nil, "model to start from (or from = a stage)" },
+  from = { "kind:stage", nil, "a stage whose output model this run starts from" },
+  tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
+  template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
+  data = { "kind:dataset|mixture", nil, "training data" },
+  pretrain = { "kind:dataset", nil, "plain text to pre-train on before `data` (language modelling on all tokens)" },
+  pretrain_optim = { "kind:optim", nil, "optimizer for the pre-training phase" },
+  methods = { "list:method", {}, "continual-learning methods and baselines, composed" },
+  lora = { "kind:lora", nil, "train LoRA adapters instead of all weights" },
+  optim = { "kind:optim", nil, "optimizer (default uf.adamw {})" },
+  eval = { "list:eval", {}, "evaluations after training" },
+  name = { "string", nil, "run name (folder under --out)" },
+  tags = { "table", {}, "free-form labels copied to results.json (e.g. { method = 'der', p = 0.1 })" },
+}
+
+local function finish_train(what, v)
+  if not v.model and not v.from then fail("%s: needs model = ... or from = <stage>", what) end
+  if v.model and v.from then fail("%s: give model or from, not both", what) end
+  if not v.data and not v.pretrain then fail("%s: needs data = ... (or pretrain = ...)", what) end
+  v.optim = v.optim or uf.adamw {}
+  local seen = {}
+  for _, m in ipairs(v.methods) do
+    if seen[m.type] then fail("%s: method '%s' listed twice", what, m.type) end
+    seen[m.type] = true
+  end
+end
+
+--- uf.stage "name" { ... }: a reusable step (e.g. the aligned model); cached by content hash.
+function uf.stage(name)
+  if type(name) ~= "string" or name == "" then fail("stage: expected a name, e.g. uf.stage \"aligned\" { ... }") end
+  if stage_names[name] then fail("stage '%s' is declared twice", name) end
+  return function(t)
+    local v = check("stage '" .. name .. "'", train_schema, t)
+    v.name = name
+    finish_train("stage '" .. name .. "'", v)
+    v._kind = "stage"
+    stage_names[name] = true
+    plan.stages[#plan.stages + 1] = v
+    return v
+  end
+end
+
+--- uf.run { name = ..., from = stage, data = ..., methods = {...}, eval = {...} }
+function uf.run(t)
+  local v = check("run", train_schema, t)
+  if not v.name then fail("run: 'name' is required (it names the output folder)") end
+  if not v.name:match("^[%w%._%-]+$") then fail("run: name '%s' may hold only letters, digits, '.', '_' and '-'", v.name) end
+  if run_names[v.name] then fail("run name '%s' is used twice", v.name) end
+  finish_train("run '" .. v.name .. "'", v)
+  v._kind = "run"
+  run_names[v.name] = true
+  plan.runs[#plan.runs + 1] = v
+  return v
+end
+
+-- ---- JSON for the C runtime ---------------------------------------------------------------------
+local function encode(v, out, seen_stages)
+  local t = type(v)
+  if t == "nil" then out[#out + 1] = "null"
+  elseif t == "boolean" then out[#out + 1] = tostring(v)
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then fail("cannot encode %s as JSON", tostring(v)) end
+    out[#out + 1] = math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
+  elseif t == "string" then
+    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+      local map = { ['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\t'] = '\\t', ['\r'] = '\\r' }
+      return map[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif t == "table" then
+    if v._kind == "stage" and seen_stages then
+      out[#out + 1] = '{"_kind":"stage","name":' .. string.format("%q", v.name) .. '}'
+      return
+    end
+    if #v > 0 or (next(v) == nil and getmetatable(v) ~= Dataset) then
+      out[#out + 1] = "["
+      for i, x in ipairs(v) do
+        if i > 1 then out[#out + 1] = "," end
+        encode(x, out, true)
+      end
+      out[#out + 1] = "]"
+    else
+      out[#out + 1] = "{"
+      local first = true
+      for _, k in ipairs(sorted_keys(v)) do
+        if type(k) ~= "string" then fail("cannot encode a table with non-string key %s", tostring(k)) end
+        if not first then out[#out + 1] = "," end
+        first = false
+        encode(k, out)
+        out[#out + 1] = ":"
+        encode(v[k], out, true)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    fail("cannot encode a %s in the plan", t)
+  end
+end
+
+local function encode_list_full(list)
+  local out = { "[" }
+  for i, item in ipairs(list) do
+    if i > 1 then out[#out + 1] = "," end
+    out[#out + 1] = "{"
+    local first = true
+    for _, k in ipairs(sorted_keys(item)) do
+      if not first then out[#out + 1] = "," end
+      first = false
+      encode(k, out)
+      out[#out + 1] = ":"
+      encode(item[k], out, true)
+    end
+    out[#out + 1] = "}"
+  end
+  out[#out + 1] = "]"
+  return table.concat(out)
+end
+
+function uf._plan_json()
+  for k in pairs(uf._set) do
+    if not (uf._set_used and uf._set_used[k]) then
+      error("--set " .. k .. ": the recipe never reads '" .. k .. "' with uf.opt", 0)
+    end
+  end
+  return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) .. "}"
+end
+
+function uf._plan() return plan end
+
+return uf

@@ -1,0 +1,100 @@
+/* clmath.cl: flat-vector math for continual-learning methods (runtime/clmath.c):
+ * quadratic penalties (EWC, L2-SP, Lisa's proximal term), A-GEM projection, and merges
+ * (linear, task arithmetic, MagMax, TIES). Offsets are in elements. Deterministic: each
+ * work-item owns its elements; reductions use the fixed-order kernels below. */
+
+/* g += lambda * F * (p - p0); F == NULL-equivalent is signalled by use_f = 0 (F = 1).
+ * part[i] (one per work-group) = sum over its elements of lambda/2 * F * (p - p0)^2 */
+__kernel void uf_penalty_quad(__global float *g, ulong goff, __global const float *p, ulong poff,
+                              __global const float *p0, ulong p0off, __global const float *F,
+                              ulong foff, int use_f, float lambda, ulong n,
+                              __global float *part, __local float *scratch) {
+    size_t lid = get_local_id(0), ls = get_local_size(0), grp = get_group_id(0);
+    size_t ng = get_num_groups(0);
+    float acc = 0.0f;
+    for (size_t i = grp * ls + lid; i < n; i += ng * ls) {
+        float d = p[poff + i] - p0[p0off + i];
+        float f = use_f ? F[foff + i] : 1.0f;
+        g[goff + i] += lambda * f * d;
+        acc += 0.5f * lambda * f * d * d;
+    }
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (size_t s = ls / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) part[grp] = scratch[0];
+}
+
+/* part[g] = sum over the work-group's elements of x*y */
+__kernel void uf_dot_partial(__global const float *x, ulong xoff, __global const float *y,
+                             ulong yoff, ulong n, __global float *part, __local float *scratch) {
+    size_t lid = get_local_id(0), ls = get_local_size(0), grp = get_group_id(0);
+    size_t ng = get_num_groups(0);
+    float acc = 0.0f;
+    for (size_t i = grp * ls + lid; i < n; i += ng * ls) acc += x[xoff + i] * y[yoff + i];
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (size_t s = ls / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) part[grp] = scratch[0];
+}
+
+/* out[slot] (= or +=) sum(part[0..np)) in a fixed order, by one work-item. */
+__kernel void uf_sum_parts(__global const float *part, uint np, __global float *out, uint slot,
+                           int accumulate) {
+    if (get_global_id(0) != 0) return;
+    float s = 0.0f;
+    for (uint i = 0; i < np; i++) s += part[i];
+    out[slot] = accumulate ? out[slot] + s : s;
+}
+
+/* A-GEM: dots[0] = g.g_ref, dots[1] = g_ref.g_ref; if dots[0] < 0: g -= dots[0]/dots[1] g_ref */
+__kernel void uf_agem_project(__global float *g, ulong goff, __global const float *gr, ulong groff,
+                              __global const float *dots, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float d = dots[0], rr = dots[1];
+    if (d < 0.0f && rr > 0.0f) g[goff + i] -= (d / rr) * gr[groff + i];
+}
+
+/* out = a*x + b*y + c*z (the linear merges: linear, task arithmetic) */
+__kernel void uf_lincomb3(__global float *out, ulong ooff, float a, __global const float *x,
+                          ulong xoff, float b, __global const float *y, ulong yoff, float c,
+                          __global const float *z, ulong zoff, ulong n) {
+    size_t i = get_global_id(0);
+    if (i < n) out[ooff + i] = a * x[xoff + i] + b * y[yoff + i] + c * z[zoff + i];
+}
+
+/* MagMax: out = base + lambda * (|t1| >= |t2| ? t1 : t2), t_k = model_k - base */
+__kernel void uf_magmax(__global float *out, ulong ooff, __global const float *base, ulong boff,
+                        __global const float *m1, ulong m1off, __global const float *m2,
+                        ulong m2off, float lambda, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float b = base[boff + i], t1 = m1[m1off + i] - b, t2 = m2[m2off + i] - b;
+    out[ooff + i] = b + lambda * (fabs(t1) >= fabs(t2) ? t1 : t2);
+}
+
+/* TIES with two task vectors: trim (|t_k| < thr_k -> 0), elect sign of t1' + t2', disjoint
+ * mean of the kept entries agreeing with the sign; out = base + lambda * merged. */
+__kernel void uf_ties(__global float *out, ulong ooff, __global const float *base, ulong boff,
+                      __global const float *m1, ulong m1off, __global const float *m2, ulong m2off,
+                      float thr1, float thr2, float lambda, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float b = base[boff + i];
+    float t1 = m1[m1off + i] - b, t2 = m2[m2off + i] - b;
+    if (fabs(t1) < thr1) t1 = 0.0f;
+    if (fabs(t2) < thr2) t2 = 0.0f;
+    float s = t1 + t2;
+    float sum = 0.0f, cnt = 0.0f;
+    if (s != 0.0f) {
+        if (t1 != 0.0f && (t1 > 0.0f) == (s > 0.0f)) sum += t1, cnt += 1.0f;
+        if (t2 != 0.0f && (t2 > 0.0f) == (s > 0.0f)) sum += t2, cnt += 1.0f;
+    }
+    out[ooff + i] = b + lambda * (cnt > 0.0f ? sum / cnt : 0.0f);
+}

@@ -1,0 +1,201 @@
+/* cmd_check.c: `unforget check recipe.lua [--set k=v ...] [--json]`: evaluate the recipe,
+ * validate every key (the Lua library does it, with recipe lines), check that the files it
+ * names exist, and print the plan: stages and runs with model, data, methods, optimizer, eval,
+ * and the model's parameter count and training-memory estimate. Trains nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model_config.h"
+#include "recipe.h"
+#include "util.h"
+
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static void describe_dataset(const cJSON *d, char *buf, size_t n) {
+    const char *src = jstr(d, "source");
+    size_t len = 0;
+    if (src && strcmp(src, "world") == 0)
+        len = (size_t)snprintf(buf, n, "world(seed %g).%s", jnum(cJSON_GetObjectItem(d, "world"), "seed", 0),
+                               jstr(d, "split") ? jstr(d, "split") : "?");
+    else if (src && strcmp(src, "adapter") == 0)
+        len = (size_t)snprintf(buf, n, "%s(%s)", jstr(d, "adapter"), jstr(d, "path"));
+    else
+        len = (size_t)snprintf(buf, n, "file(%s)", jstr(d, "path") ? jstr(d, "path") : "?");
+    const cJSON *op;
+    cJSON_ArrayForEach(op, cJSON_GetObjectItem(d, "ops")) {
+        if (len >= n) break;
+        len += (size_t)snprintf(buf + len, n - len, ":%s(%g)", jstr(op, "op"), jnum(op, "n", 0));
+    }
+}
+
+/* Every file a dataset names must exist; returns the number of missing files. */
+static int check_files(const cJSON *node, const char *where) {
+    int missing = 0;
+    if (cJSON_IsObject(node)) {
+        const char *kind = jstr(node, "_kind");
+        const char *path = jstr(node, "path");
+        if (strcmp(kind, "dataset") == 0 && strcmp(path, "-") != 0 && !uf_file_exists(path)) {
+            fprintf(stderr, "  missing file: %s (%s)\n", path, where);
+            missing++;
+        }
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, node) missing += check_files(c, where);
+    return missing;
+}
+
+static void print_model(const cJSON *m, int batch, int seq) {
+    const char *type = jstr(m, "type");
+    if (!type || strcmp(type, "model.new") != 0) {
+        printf("    model      %s %s\n", type ? type : "?", jstr(m, "path") ? jstr(m, "path") : "");
+        return;
+    }
+    enum uf_family fam = UF_FAMILY_LLAMA;
+    uf_family_parse(jstr(m, "family") ? jstr(m, "family") : "llama", &fam);
+    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
+    int ff = (int)jnum(m, "d_ff", 0), vocab = (int)jnum(m, "vocab", 0);
+    if (ff == 0) ff = (8 * D / 3 + 31) / 32 * 32;
+    if (vocab == 0) vocab = 2048; /* the tokenizer decides; estimate with the default */
+    struct uf_model_config c;
+    uf_model_config_defaults(&c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
+                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
+    if ((int)jnum(m, "head_dim", 0) > 0) c.head_dim = (int)jnum(m, "head_dim", 0);
+    double P = (double)uf_model_param_numel(&c);
+    double N = (double)batch * seq;
+    /* activations kept for backward per layer: ~ (6 D + 2 QD + 2 KVD + 4 F) floats per token */
+    double QD = (double)c.n_heads * c.head_dim, KD = (double)c.n_kv_heads * c.head_dim;
+    double act = N * (c.n_layers * (6.0 * D + 2 * QD + 2 * KD + 4.0 * ff) + 2.0 * vocab) * 4;
+    printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
+           uf_family_name(fam), D, c.n_layers, H, c.n_kv_heads, ff, vocab, P / 1e6);
+    printf("    memory     params %.1f MiB, grads %.1f MiB, AdamW %.1f MiB, activations ~%.1f MiB "
+           "(batch %d x %d)\n", P * 4 / 1048576, P * 4 / 1048576, P * 8 / 1048576, act / 1048576,
+           batch, seq);
+}
+
+static void print_train(const cJSON *t, const char *label) {
+    char buf[512];
+    printf("%s %s\n", label, jstr(t, "name") ? jstr(t, "name") : "?");
+    const cJSON *optim = cJSON_GetObjectItem(t, "optim");
+    int batch = (int)jnum(optim, "batch", 8), seq = (int)jnum(optim, "max_len", 256);
+    const cJSON *from = cJSON_GetObjectItem(t, "from");
+    if (from) printf("    from       stage %s\n", jstr(from, "name"));
+    const cJSON *model = cJSON_GetObjectItem(t, "model");
+    if (model) print_model(model, batch, seq);
+    const cJSON *data = cJSON_GetObjectItem(t, "data");
+    if (data) {
+        const char *kind = jstr(data, "_kind");
+        if (kind && strcmp(kind, "mixture") == 0) {
+            char task[256], poison[256] = "-";
+            describe_dataset(cJSON_GetObjectItem(data, "task"), task, sizeof task);
+            if (cJSON_GetObjectItem(data, "poison"))
+                describe_dataset(cJSON_GetObjectItem(data, "poison"), poison, sizeof poison);
+            printf("    data       mix task=%s poison=%s p=%g n=%g seed=%g\n", task, poison,
+                   jnum(data, "p", 0), jnum(data, "n", 0), jnum(data, "seed", 0));
+        } else {
+            describe_dataset(data, buf, sizeof buf);
+            printf("    data       %s\n", buf);
+        }
+    }
+    if (cJSON_GetObjectItem(t, "pretrain")) {
+        describe_dataset(cJSON_GetObjectItem(t, "pretrain"), buf, sizeof buf);
+        printf("    pretrain   %s\n", buf);
+    }
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(t, "methods")) {
+        printf("    method     %s", jstr(m, "type"));
+        const cJSON *f;
+        cJSON_ArrayForEach(f, m) {
+            if (f->string[0] == '_' || strcmp(f->string, "type") == 0) continue;
+            if (cJSON_IsNumber(f)) printf(" %s=%g", f->string, f->valuedouble);
+            else if (cJSON_IsString(f)) printf(" %s=%s", f->string, f->valuestring);
+            else if (cJSON_IsBool(f)) printf(" %s=%s", f->string, cJSON_IsTrue(f) ? "true" : "false");
+            else if (cJSON_IsObject(f) && jstr(f, "_kind") && strcmp(jstr(f, "_kind"), "dataset") == 0) {
+                describe_dataset(f, buf, sizeof buf);
+                printf(" %s=%s", f->string, buf);
+            }
+        }
+        printf("\n");
+    }
+    if (optim)
+        printf("    optim      adamw lr %g epochs %g steps %g batch %d max_len %d schedule %s "
+               "warmup %g clip %g\n", jnum(optim, "lr", 0), jnum(optim, "epochs", 0),
+               jnum(optim, "steps", 0), batch, seq, jstr(optim, "schedule"),
+               jnum(optim, "warmup", 0), jnum(optim, "clip", 0));
+    const cJSON *lora = cJSON_GetObjectItem(t, "lora");
+    if (lora)
+        printf("    lora       r %g alpha %g dropout %g targets %s\n", jnum(lora, "r", 0),
+               jnum(lora, "alpha", 0), jnum(lora, "dropout", 0), jstr(lora, "targets"));
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(t, "eval")) {
+        describe_dataset(cJSON_GetObjectItem(e, "data"), buf, sizeof buf);
+        printf("    eval       %s on %s (judge %s)\n", jstr(e, "type"), buf, jstr(e, "judge"));
+    }
+}
+
+int uf_cmd_check(int argc, char **argv) {
+    const char *recipe = NULL;
+    char **sets = uf_calloc((size_t)argc, sizeof *sets);
+    int nsets = 0, json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: unforget check RECIPE.lua [--set key=value ...] [--json]\n\n"
+                   "Evaluates the recipe and validates it without training: unknown keys and\n"
+                   "wrong types are reported at the recipe line (with the valid keys and the\n"
+                   "nearest match), files it names must exist. Prints the plan (stages and runs\n"
+                   "with model size and memory estimate, data, methods, optimizer, evaluation);\n"
+                   "--json prints the resolved plan as JSON instead.\n");
+            free(sets);
+            return 0;
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            sets[nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (argv[i][0] != '-' && !recipe) {
+            recipe = argv[i];
+        } else {
+            fprintf(stderr, "unforget check: unexpected argument '%s' (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!recipe) {
+        fprintf(stderr, "unforget check: which recipe? usage: unforget check RECIPE.lua\n");
+        free(sets);
+        return 2;
+    }
+    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    free(sets);
+    if (!plan) {
+        fprintf(stderr, "unforget: error: %s\n", uf_error());
+        return 1;
+    }
+    int missing = check_files(plan, recipe);
+    if (json) {
+        char *s = cJSON_Print(plan);
+        puts(s);
+        free(s);
+    } else {
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "stages")) print_train(t, "stage");
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "runs")) print_train(t, "run  ");
+        printf("%d stage(s), %d run(s)%s\n", cJSON_GetArraySize(cJSON_GetObjectItem(plan, "stages")),
+               cJSON_GetArraySize(cJSON_GetObjectItem(plan, "runs")),
+               missing ? "" : ": ok");
+    }
+    cJSON_Delete(plan);
+    if (missing) {
+        fprintf(stderr, "unforget: error: %d file(s) named by %s are missing\n", missing, recipe);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* recipe.c: see recipe.h. */
+#include "recipe.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+/* package.searchers entry: "unforget" -> lua/unforget/init.lua, "unforget.x" -> unforget/x.lua */
+static int embedded_searcher(lua_State *L) {
+    const char *mod = luaL_checkstring(L, 1);
+    char path[256];
+    char name[200];
+    snprintf(name, sizeof name, "%s", mod);
+    for (char *p = name; *p; p++) if (*p == '.') *p = '/';
+    for (int pass = 0; pass < 2; pass++) {
+        snprintf(path, sizeof path, pass == 0 ? "%s.lua" : "%s/init.lua", name);
+        for (const struct uf_kernel_source *s = uf_lua_sources; s->name; s++) {
+            if (strcmp(s->name, path) != 0) continue;
+            char chunk[300];
+            snprintf(chunk, sizeof chunk, "=[unforget]/%s", path);
+            if (luaL_loadbuffer(L, s->source, s->size, chunk) != LUA_OK) return lua_error(L);
+            lua_pushstring(L, path);
+            return 2;
+        }
+    }
+    lua_pushfstring(L, "\n\tno embedded module '%s'", mod);
+    return 1;
+}
+
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    lua_pushstring(L, msg ? msg : "(error object is not a string)");
+    return 1;
+}
+
+char *uf_recipe_plan_json(const char *path, int nsets, char **sets) {
+    lua_State *L = luaL_newstate();
+    if (!L) uf_fatal(1, "out of memory creating the Lua state");
+    luaL_openlibs(L);
+    /* Put the embedded searcher first. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    lua_Integer n = (lua_Integer)luaL_len(L, -1);
+    for (lua_Integer i = n; i >= 1; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, 1);
+    lua_pop(L, 2);
+
+    char *result = NULL;
+    lua_pushcfunction(L, traceback);
+    int errfn = lua_gettop(L);
+    /* uf = require "unforget"; uf._set = { ... } */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "unforget");
+    if (lua_pcall(L, 1, 1, errfn) != LUA_OK) {
+        uf_fail("loading the recipe library: %s", lua_tostring(L, -1));
+        goto out;
+    }
+    lua_newtable(L);
+    for (int i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i]) {
+            uf_fail("--set %s: expected key=value", sets[i]);
+            goto out;
+        }
+        lua_pushlstring(L, sets[i], (size_t)(eq - sets[i]));
+        lua_pushstring(L, eq + 1);
+        lua_settable(L, -3);
+    }
+    lua_setfield(L, -2, "_set");
+    int uf_idx = lua_gettop(L);
+
+    if (!uf_file_exists(path)) {
+        uf_fail("recipe %s does not exist", path);
+        goto out;
+    }
+    if (luaL_loadfile(L, path) != LUA_OK) {
+        uf_fail("%s", lua_tostring(L, -1));
+        goto out;
+    }
+    if (lua_pcall(L, 0, 0, errfn) != LUA_OK) {
+        uf_fail("%s", lua_tostring(L, -1));
+        goto out;
+    }
+    lua_getfield(L, uf_idx, "_plan_json");
+    if (lua_pcall(L, 0, 1, errfn) != LUA_OK) {
+        uf_fail("%s", lua_tostring(L, -1));
+        goto out;
+    }
+    result = uf_strdup(lua_tostring(L, -1));
+out:
+    lua_close(L);
+    return result;
+}
+
+cJSON *uf_recipe_load(const char *path, int nsets, char **sets) {
+    char *text = uf_recipe_plan_json(path, nsets, sets);
+    if (!text) return NULL;
+    cJSON *plan = cJSON_Parse(text);
+    free(text);
+    if (!plan) uf_fail("internal error: the recipe library produced invalid JSON for %s", path);
+    return plan;
+}

@@ -1,0 +1,137 @@
+/* test_clmath.c: continual-learning vector math on the device vs the plain-C references, plus the
+ * identities the methods rely on: penalty with lambda = 0 leaves g bit-identical; A-GEM's result
+ * has a non-negative dot with g_ref and is unchanged when the dot is already >= 0; linear merge
+ * a = 0 gives theta_safe and a = 1 the fine-tuned weights; MagMax picks the larger-magnitude entry;
+ * TIES keeps the stated density and agrees with the reference. */
+#include "clmath.h"
+#include "selftest.h"
+#include "uf_test.h"
+#include "util.h"
+
+static struct uf_device dev;
+enum { N = 5003 }; /* odd, spans several work-groups */
+
+static void randv(struct uf_rng *r, float *x, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) x[i] = s * (float)uf_rng_normal(r);
+}
+
+static void up(struct uf_tensor *t, const char *name, const float *x, size_t n) {
+    uf_tensor_init(t, &dev, name, UF_F32, 1, (int64_t[]){(int64_t)n});
+    uf_tensor_upload(t, x);
+}
+
+static void test_penalty(void) {
+    static float g[N], p[N], p0[N], F[N], out[N], gref[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 1);
+    randv(&r, g, N, 1), randv(&r, p, N, 1), randv(&r, p0, N, 1);
+    for (int i = 0; i < N; i++) F[i] = (float)uf_rng_uniform(&r);
+    for (int use_f = 0; use_f < 2; use_f++) {
+        struct uf_tensor tg, tp, tp0, tF, val;
+        up(&tg, "g", g, N), up(&tp, "p", p, N), up(&tp0, "p0", p0, N), up(&tF, "F", F, N);
+        float zero[2] = {0.5f, 0};
+        up(&val, "value", zero, 2);
+        uf_clmath_penalty(&dev, &tg, &tp, &tp0, use_f ? &tF : NULL, 3.0f, &val, 0);
+        memcpy(gref, g, sizeof g);
+        double v = uf_clmath_ref_penalty(gref, p, p0, use_f ? F : NULL, 3.0f, N);
+        uf_tensor_download(&tg, out);
+        CHECK(uf_max_rel_err(out, gref, N) < 1e-6);
+        float vv[2];
+        uf_tensor_download(&val, vv);
+        CHECK_MSG(fabs(vv[0] - (0.5 + v)) / v < 1e-5, "value %g vs %g", vv[0], 0.5 + v); /* += */
+        uf_tensor_upload(&tg, g);
+        uf_clmath_penalty(&dev, &tg, &tp, &tp0, use_f ? &tF : NULL, 0.0f, &val, 1);
+        uf_tensor_download(&tg, out);
+        CHECK(memcmp(out, g, sizeof g) == 0); /* lambda = 0: bit-identical */
+        uf_tensor_free(&tg), uf_tensor_free(&tp), uf_tensor_free(&tp0), uf_tensor_free(&tF);
+        uf_tensor_free(&val);
+    }
+}
+
+static double dotd(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static void test_agem(void) {
+    static float g[N], gr[N], out[N], ref[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 2);
+    randv(&r, gr, N, 1);
+    for (int i = 0; i < N; i++) g[i] = -0.5f * gr[i] + 0.1f * (float)uf_rng_normal(&r); /* conflict */
+    struct uf_tensor tg, tr, dots;
+    up(&tg, "g", g, N), up(&tr, "g_ref", gr, N);
+    uf_tensor_init(&dots, &dev, "dots", UF_F32, 1, (int64_t[]){2});
+    CHECK(dotd(g, gr, N) < 0);
+    uf_clmath_agem(&dev, &tg, &tr, &dots);
+    uf_tensor_download(&tg, out);
+    memcpy(ref, g, sizeof g);
+    uf_clmath_ref_agem(ref, gr, N);
+    CHECK(uf_max_rel_err(out, ref, N) < 1e-4);
+    double after = dotd(out, gr, N), scale = sqrt(dotd(gr, gr, N) * dotd(out, out, N));
+    CHECK_MSG(after >= -1e-5 * scale, "projected dot %g", after);
+    /* already non-negative: unchanged, bit for bit */
+    for (int i = 0; i < N; i++) g[i] = 0.3f * gr[i] + 0.1f * (float)uf_rng_normal(&r);
+    CHECK(dotd(g, gr, N) > 0);
+    uf_tensor_upload(&tg, g);
+    uf_clmath_agem(&dev, &tg, &tr, &dots);
+    uf_tensor_download(&tg, out);
+    CHECK(memcmp(out, g, sizeof g) == 0);
+    uf_tensor_free(&tg), uf_tensor_free(&tr), uf_tensor_free(&dots);
+}
+
+static void test_merges(void) {
+    static float base[N], safe[N], ft[N], out[N], ref[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 3);
+    randv(&r, base, N, 1);
+    for (int i = 0; i < N; i++) safe[i] = base[i] + 0.1f * (float)uf_rng_normal(&r),
+                                 ft[i] = base[i] + 0.1f * (float)uf_rng_normal(&r);
+    struct uf_tensor tb, ts, tf, to;
+    up(&tb, "base", base, N), up(&ts, "safe", safe, N), up(&tf, "ft", ft, N);
+    uf_tensor_init(&to, &dev, "out", UF_F32, 1, (int64_t[]){N});
+    /* linear a = 0 -> safe, a = 1 -> ft, exactly */
+    uf_clmath_lincomb(&dev, &to, 1.0f, &ts, 0.0f, &tf, 0.0f, NULL);
+    uf_tensor_download(&to, out);
+    CHECK(memcmp(out, safe, sizeof safe) == 0);
+    uf_clmath_lincomb(&dev, &to, 0.0f, &ts, 1.0f, &tf, 0.0f, NULL);
+    uf_tensor_download(&to, out);
+    CHECK(memcmp(out, ft, sizeof ft) == 0);
+    /* MagMax picks the larger-magnitude task-vector entry */
+    uf_clmath_magmax(&dev, &to, &tb, &ts, &tf, 1.0f);
+    uf_tensor_download(&to, out);
+    uf_clmath_ref_magmax(ref, base, safe, ft, 1.0f, N);
+    CHECK(uf_max_rel_err(out, ref, N) < 1e-6);
+    int picks = 1;
+    for (int i = 0; i < N; i++) {
+        float t1 = safe[i] - base[i], t2 = ft[i] - base[i];
+        float want = fabsf(t1) >= fabsf(t2) ? safe[i] : ft[i];
+        picks &= fabsf(out[i] - want) <= 1e-6f * (1 + fabsf(want));
+    }
+    CHECK(picks);
+    /* TIES vs reference; density 0.2 keeps ~20% of each task vector */
+    uf_clmath_ties(&dev, &to, &tb, &ts, &tf, 0.2f, 1.0f);
+    uf_tensor_download(&to, out);
+    uf_clmath_ref_ties(ref, base, safe, ft, 0.2f, 1.0f, N);
+    CHECK(uf_max_rel_err(out, ref, N) < 1e-6);
+    float t1[N];
+    for (int i = 0; i < N; i++) t1[i] = safe[i] - base[i];
+    float thr = uf_clmath_topk_threshold(t1, N, 0.2f);
+    int kept = 0;
+    for (int i = 0; i < N; i++) kept += fabsf(t1[i]) >= thr;
+    CHECK_MSG(kept == (int)ceil(0.2 * N), "kept %d", kept);
+    int changed = 0;
+    for (int i = 0; i < N; i++) changed += out[i] != base[i];
+    CHECK_MSG(changed <= 2 * kept && changed >= kept / 2, "changed %d", changed);
+    uf_tensor_free(&tb), uf_tensor_free(&ts), uf_tensor_free(&tf), uf_tensor_free(&to);
+}
+
+int main(void) {
+    uf_device_init(&dev, NULL);
+    UF_RUN(test_penalty);
+    UF_RUN(test_agem);
+    UF_RUN(test_merges);
+    uf_device_free(&dev);
+    return uf_test_summary();
+}
