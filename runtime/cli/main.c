@@ -15,6 +15,7 @@ static const struct {
 } commands[] = {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
+    {"bench", uf_cmd_bench, "time training steps: tokens/s, GFLOP/s, MFU, device memory"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 
