@@ -104,6 +104,20 @@ int uf_optim_init(struct uf_optim *o, struct uf_model *m, const struct uf_optim_
         s->weight_decay = wds[i];
         mo += lens[i];
     }
+    /* the norm needs only contiguity: fewer, longer reductions */
+    o->norm_g = uf_calloc((size_t)o->n_seg, sizeof *o->norm_g);
+    for (int i = 0; i < o->n_seg; i++) {
+        if (o->n_norm > 0) {
+            struct uf_tensor *prev = &o->norm_g[o->n_norm - 1];
+            if (prev->offset + (size_t)prev->numel == G->offset + (size_t)starts[i]) {
+                int64_t sh[1] = {prev->numel + lens[i]};
+                uf_tensor_view(prev, G, "norm_g", prev->offset - G->offset, 1, sh);
+                continue;
+            }
+        }
+        int64_t sh[1] = {lens[i]};
+        uf_tensor_view(&o->norm_g[o->n_norm++], G, "norm_g", (size_t)starts[i], 1, sh);
+    }
     free(starts), free(lens), free(wds);
     o->last_grad_scale = 1.0f;
     return 0;
@@ -115,6 +129,7 @@ void uf_optim_free(struct uf_optim *o) {
     uf_tensor_free(&o->v);
     uf_tensor_free(&o->gnorm_sq);
     free(o->seg);
+    free(o->norm_g);
     memset(o, 0, sizeof *o);
 }
 
@@ -122,7 +137,8 @@ void uf_optim_step(struct uf_optim *o, float grad_scale) {
     const struct uf_optim_config *c = &o->cfg;
     o->step++;
     o->last_grad_scale = grad_scale;
-    for (int i = 0; i < o->n_seg; i++) uf_op_sumsq(o->dev, &o->seg[i].g, &o->gnorm_sq, i > 0);
+    if (!(grad_scale > 0)) uf_fatal(1, "uf_optim_step: grad_scale %g must be > 0", (double)grad_scale);
+    for (int i = 0; i < o->n_norm; i++) uf_op_sumsq(o->dev, &o->norm_g[i], &o->gnorm_sq, i > 0);
     /* the op clips with max_norm / ||g||; scaled gradients s*g are clipped to max_norm when
      * ||g|| > max_norm / s: pass max_norm / s */
     struct uf_adamw_hparams h = {

@@ -41,6 +41,8 @@ struct uf_optim {
     struct uf_device *dev;
     int n_seg;
     struct uf_optim_segment *seg;
+    int n_norm;                 /* contiguous runs of trainable gradients (for the norm) */
+    struct uf_tensor *norm_g;   /* (n_norm) views */
     int64_t numel;              /* trainable elements */
     struct uf_tensor m, v;      /* (numel) moments */
     struct uf_tensor gnorm_sq;  /* (1) squared norm of the (unscaled) gradient of the last step */
