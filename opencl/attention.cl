@@ -84,18 +84,20 @@ static inline void load_tile(__local vecf *tile, __global const float *x, int b,
     }
 }
 
-/* global (ceil(T/bq)*bq, H, B), local (bq, 1, 1); ks, vs: local (bk, hdv) each. */
-__kernel void uf_attn_fwd(__global const float *q, ulong qoff, __global const float *k, ulong koff,
-                          __global const float *v, ulong voff, __global const int *lengths,
-                          ulong loff, __global float *o, ulong ooff, __global float *lse,
-                          ulong lseoff, int T, int H, int KV, int hd, int window, float scale,
-                          int bk, __local vecf *ks, __local vecf *vs) {
+/* global (ceil(T/bq)*bq, H, B), local (bq, 1, 1); ks, vs: local (bk, hdv) each.
+ * hdv (vectors per head row) is a compile-time constant of each kernel instance (see the end
+ * of the file): loops over it unroll and the private rows stay in registers. */
+static inline void attn_fwd(__global const float *q, ulong qoff, __global const float *k,
+                            ulong koff, __global const float *v, ulong voff,
+                            __global const int *lengths, ulong loff, __global float *o, ulong ooff,
+                            __global float *lse, ulong lseoff, int T, int H, int KV, int hd,
+                            int window, float scale, int bk, __local vecf *ks, __local vecf *vs,
+                            const int hdv) {
     int lid = get_local_id(0), bq = get_local_size(0);
     int i0 = get_group_id(0) * bq, i = i0 + lid;
     int h = get_global_id(1), b = get_global_id(2);
     int g = h / (H / KV);
     int len = clamp(lengths[loff + b], 0, T);
-    int hdv = (hd + UF_VW - 1) / UF_VW;
     int live = i < len;
     q += qoff, k += koff, v += voff, o += ooff, lse += lseoff;
 
@@ -153,19 +155,18 @@ __kernel void uf_attn_fwd(__global const float *q, ulong qoff, __global const fl
 }
 
 /* global (ceil(T/bq)*bq, H, B), local (bq, 1, 1); ks, vs: local (bk, hdv) each. dq += ... */
-__kernel void uf_attn_bwd_dq(__global const float *q, ulong qoff, __global const float *k,
-                             ulong koff, __global const float *v, ulong voff,
-                             __global const int *lengths, ulong loff, __global const float *o,
-                             ulong ooff, __global const float *lse, ulong lseoff,
-                             __global const float *dout, ulong dooff, __global float *dq,
-                             ulong dqoff, int T, int H, int KV, int hd, int window, float scale,
-                             int bk, __local vecf *ks, __local vecf *vs) {
+static inline void attn_bwd_dq(__global const float *q, ulong qoff, __global const float *k,
+                               ulong koff, __global const float *v, ulong voff,
+                               __global const int *lengths, ulong loff, __global const float *o,
+                               ulong ooff, __global const float *lse, ulong lseoff,
+                               __global const float *dout, ulong dooff, __global float *dq,
+                               ulong dqoff, int T, int H, int KV, int hd, int window, float scale,
+                               int bk, __local vecf *ks, __local vecf *vs, const int hdv) {
     int lid = get_local_id(0), bq = get_local_size(0);
     int i0 = get_group_id(0) * bq, i = i0 + lid;
     int h = get_global_id(1), b = get_global_id(2);
     int g = h / (H / KV);
     int len = clamp(lengths[loff + b], 0, T);
-    int hdv = (hd + UF_VW - 1) / UF_VW;
     int live = i < len;
     q += qoff, k += koff, v += voff, o += ooff, lse += lseoff, dout += dooff, dq += dqoff;
 
@@ -207,20 +208,20 @@ __kernel void uf_attn_bwd_dq(__global const float *q, ulong qoff, __global const
 
 /* global (ceil(T/bkk)*bkk, KV, B), local (bkk, 1, 1); one work-item per key row.
  * qs, dos: local (bkk, hdv) tiles of queries; ls, ds: local (bkk) lse and D of those rows. */
-__kernel void uf_attn_bwd_dkdv(__global const float *q, ulong qoff, __global const float *k,
-                               ulong koff, __global const float *v, ulong voff,
-                               __global const int *lengths, ulong loff, __global const float *o,
-                               ulong ooff, __global const float *lse, ulong lseoff,
-                               __global const float *dout, ulong dooff, __global float *dk,
-                               ulong dkoff, __global float *dv, ulong dvoff, int T, int H, int KV,
-                               int hd, int window, float scale, __local vecf *qs,
-                               __local vecf *dos, __local float *ls, __local float *ds) {
+static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global const float *k,
+                                 ulong koff, __global const float *v, ulong voff,
+                                 __global const int *lengths, ulong loff, __global const float *o,
+                                 ulong ooff, __global const float *lse, ulong lseoff,
+                                 __global const float *dout, ulong dooff, __global float *dk,
+                                 ulong dkoff, __global float *dv, ulong dvoff, int T, int H,
+                                 int KV, int hd, int window, float scale, __local vecf *qs,
+                                 __local vecf *dos, __local float *ls, __local float *ds,
+                                 const int hdv) {
     int lid = get_local_id(0), bkk = get_local_size(0);
     int j0 = get_group_id(0) * bkk, j = j0 + lid;
     int g = get_global_id(1), b = get_global_id(2);
     int R = H / KV;
     int len = clamp(lengths[loff + b], 0, T);
-    int hdv = (hd + UF_VW - 1) / UF_VW;
     int live = j < len;
     q += qoff, k += koff, v += voff, o += ooff, lse += lseoff, dout += dooff;
     dk += dkoff, dv += dvoff;
@@ -278,3 +279,38 @@ __kernel void uf_attn_bwd_dkdv(__global const float *q, ulong qoff, __global con
         store_vec(dv + krow, c, hd, dva[c], 1);
     }
 }
+
+/* ---- kernel instances: head rows padded to 64, 128 or 256 floats ------------------------- */
+#define UF_ATTN_INSTANCE(D)                                                                    \
+    __kernel void uf_attn_fwd_d##D(                                                            \
+        __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
+        __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
+        __global float *o, ulong ooff, __global float *lse, ulong lseoff, int T, int H, int KV, \
+        int hd, int window, float scale, int bk, __local vecf *ks, __local vecf *vs) {         \
+        attn_fwd(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, T, H, KV, hd,  \
+                 window, scale, bk, ks, vs, D / UF_VW);                                        \
+    }                                                                                          \
+    __kernel void uf_attn_bwd_dq_d##D(                                                         \
+        __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
+        __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
+        __global const float *o, ulong ooff, __global const float *lse, ulong lseoff,          \
+        __global const float *dout, ulong dooff, __global float *dq, ulong dqoff, int T, int H, \
+        int KV, int hd, int window, float scale, int bk, __local vecf *ks, __local vecf *vs) { \
+        attn_bwd_dq(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, dout,      \
+                    dooff, dq, dqoff, T, H, KV, hd, window, scale, bk, ks, vs, D / UF_VW);     \
+    }                                                                                          \
+    __kernel void uf_attn_bwd_dkdv_d##D(                                                       \
+        __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
+        __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
+        __global const float *o, ulong ooff, __global const float *lse, ulong lseoff,          \
+        __global const float *dout, ulong dooff, __global float *dk, ulong dkoff,              \
+        __global float *dv, ulong dvoff, int T, int H, int KV, int hd, int window, float scale, \
+        __local vecf *qs, __local vecf *dos, __local float *ls, __local float *ds) {           \
+        attn_bwd_dkdv(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, dout,    \
+                      dooff, dk, dkoff, dv, dvoff, T, H, KV, hd, window, scale, qs, dos, ls,   \
+                      ds, D / UF_VW);                                                          \
+    }
+
+UF_ATTN_INSTANCE(64)
+UF_ATTN_INSTANCE(128)
+UF_ATTN_INSTANCE(256)

@@ -7,7 +7,10 @@
 #include "ops.h"
 #include "util.h"
 
-enum { UF_ATTN_HD_MAX = 256, UF_ATTN_VW = 16, UF_ATTN_BQ = 32, UF_ATTN_BK_MAX = 64 };
+enum { UF_ATTN_HD_MAX = 256, UF_ATTN_BQ = 32, UF_ATTN_BK_MAX = 64 };
+
+/* Kernel instance: head rows padded with zeros to 64, 128 or 256 floats. */
+static int padded_hd(int hd) { return hd <= 64 ? 64 : hd <= 128 ? 128 : 256; }
 
 static void check_tensor(const struct uf_tensor *t, const char *what, enum uf_dtype dtype,
                          int64_t numel) {
@@ -66,11 +69,13 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(lengths, "lengths", UF_I32, B);
     check_tensor(o, "o", UF_F32, N * H * hd);
     check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
-    int hdp = (hd + UF_ATTN_VW - 1) / UF_ATTN_VW * UF_ATTN_VW;
+    int hdp = padded_hd(hd);
     int bq = group_size(d), bk = key_tile(d, hdp);
     float scale = 1.0f / sqrtf((float)hd);
+    char name[64];
 
-    cl_kernel kr = uf_device_kernel(d, "attention.cl", "uf_attn_fwd");
+    snprintf(name, sizeof name, "uf_attn_fwd_d%d", hdp);
+    cl_kernel kr = uf_device_kernel(d, "attention.cl", name);
     cl_uint a = 0;
     set_mem(kr, &a, q), set_mem(kr, &a, k), set_mem(kr, &a, v), set_mem(kr, &a, lengths);
     set_mem(kr, &a, o), set_mem(kr, &a, lse);
@@ -102,12 +107,14 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(dq, "dq", UF_F32, N * H * hd);
     check_tensor(dk, "dk", UF_F32, N * KV * hd);
     check_tensor(dv, "dv", UF_F32, N * KV * hd);
-    int hdp = (hd + UF_ATTN_VW - 1) / UF_ATTN_VW * UF_ATTN_VW;
+    int hdp = padded_hd(hd);
     int bq = group_size(d), bk = key_tile(d, hdp);
     float scale = 1.0f / sqrtf((float)hd);
+    char name[64];
 
     /* dq: one work-item per query row */
-    cl_kernel kq = uf_device_kernel(d, "attention.cl", "uf_attn_bwd_dq");
+    snprintf(name, sizeof name, "uf_attn_bwd_dq_d%d", hdp);
+    cl_kernel kq = uf_device_kernel(d, "attention.cl", name);
     cl_uint a = 0;
     set_mem(kq, &a, q), set_mem(kq, &a, k), set_mem(kq, &a, v), set_mem(kq, &a, lengths);
     set_mem(kq, &a, o), set_mem(kq, &a, lse), set_mem(kq, &a, dout), set_mem(kq, &a, dq);
@@ -123,7 +130,8 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     /* dk, dv: one work-item per key row; the group's query tile is as tall as the group */
     int bkk = bq;
     while (bkk > 8 && (size_t)(2 * bkk * hdp * 4 + 2 * bkk * 4) > d->local_mem / 2) bkk /= 2;
-    cl_kernel kk = uf_device_kernel(d, "attention.cl", "uf_attn_bwd_dkdv");
+    snprintf(name, sizeof name, "uf_attn_bwd_dkdv_d%d", hdp);
+    cl_kernel kk = uf_device_kernel(d, "attention.cl", name);
     a = 0;
     set_mem(kk, &a, q), set_mem(kk, &a, k), set_mem(kk, &a, v), set_mem(kk, &a, lengths);
     set_mem(kk, &a, o), set_mem(kk, &a, lse), set_mem(kk, &a, dout), set_mem(kk, &a, dk);
