@@ -84,15 +84,74 @@ static inline void load_tile(__local vecf *tile, __global const float *x, int b,
     }
 }
 
-/* global (ceil(T/bq)*bq, H, B), local (bq, 1, 1); ks, vs: local (bk, hdv) each.
- * hdv (vectors per head row) is a compile-time constant of each kernel instance (see the end
- * of the file): loops over it unroll and the private rows stay in registers. */
+/* Transposed cooperative copy: tile[c * nr + r] = x[row r0 + r][c] for c < D (zeros past hd
+ * and for rows >= rmax), so that 16 consecutive keys of one dimension are one float16. */
+static inline void load_tile_t(__local float *tile, __global const float *x, int b, int T,
+                               int nheads, int head, int hd, const int D, int r0, int nr,
+                               int rmax, int lid, int lsz) {
+    const int DV = D / UF_VW;
+    for (int e = lid; e < nr * DV; e += lsz) {
+        int r = e / DV, c = e - r * DV, t = r0 + r;
+        vecf val = (vecf)(0.0f);
+        if (t < rmax) val = load_vec(x + ((size_t)(b * T + t) * nheads + head) * hd, c, hd);
+        float f[UF_VW];
+        VSTORE(val, 0, f);
+        for (int l = 0; l < UF_VW; l++) tile[(c * UF_VW + l) * nr + r] = f[l];
+    }
+}
+
+static inline float hmax16(float16 a) {
+    float8 e = fmax(a.lo, a.hi);
+    float4 f = fmax(e.lo, e.hi);
+    return fmax(fmax(f.x, f.y), fmax(f.z, f.w));
+}
+static inline float hsum16(float16 a) {
+    float8 e = a.lo + a.hi;
+    float4 f = e.lo + e.hi;
+    return (f.x + f.y) + (f.z + f.w);
+}
+
+/* Key tile width of an instance: 64 keys at D = 64, 32 at 128, 16 at 256 (K + V tiles 32 KiB). */
+#define UF_ATTN_BK(D) ((D) == 64 ? 64 : (D) == 128 ? 32 : 16)
+
+/* s[0..BK) = scores of query i (scaled q in qs[D]) against the BK keys j0.. of the transposed
+ * tile kT (D, BK); invisible keys get -inf. Eight independent float16 accumulators (BK/16 key
+ * blocks x 8/(BK/16) partial sums over dimensions) hide the FMA latency; fixed order. */
+static inline void scores_tile(float *s, const float *qs, __local const float *kT, int i, int j0,
+                               int len, int window, const int D, const int BK) {
+    const int NB = BK / 16, P = 8 / NB;
+    float16 acc[8];
+    for (int a = 0; a < 8; a++) acc[a] = (float16)(0.0f);
+    for (int c = 0; c < D; c += P) {
+#pragma unroll
+        for (int pp = 0; pp < P; pp++) {
+            float16 qb = (float16)(qs[c + pp]);
+#pragma unroll
+            for (int u = 0; u < NB; u++)
+                acc[u * P + pp] = fma(qb, vload16(0, kT + (c + pp) * BK + 16 * u), acc[u * P + pp]);
+        }
+    }
+    for (int u = 0; u < NB; u++) {
+        float16 sv = acc[u * P];
+        for (int pp = 1; pp < P; pp++) sv += acc[u * P + pp];
+        int16 j = (int16)(j0 + 16 * u) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        int16 vis = (j <= (int16)(i)) & (j < (int16)(len));
+        if (window > 0) vis &= (int16)(i) - j < (int16)(window);
+        vstore16(select((float16)(-INFINITY), sv, vis), 0, s + 16 * u);
+    }
+}
+
+/* global (ceil(T/bq)*bq, H, B), local (bq, 1, 1); kT: local (D, BK) transposed keys, vs: local
+ * (BK, hdv) values. D = hdv * UF_VW (head rows padded to 64, 128 or 256) and BK are
+ * compile-time constants of each kernel instance (see the end of the file), so loops over them
+ * unroll. Scores are computed 16 keys at a time as float16 (no horizontal sums). */
 static inline void attn_fwd(__global const float *q, ulong qoff, __global const float *k,
                             ulong koff, __global const float *v, ulong voff,
                             __global const int *lengths, ulong loff, __global float *o, ulong ooff,
                             __global float *lse, ulong lseoff, int T, int H, int KV, int hd,
-                            int window, float scale, int bk, __local vecf *ks, __local vecf *vs,
+                            int window, float scale, __local float *kT, __local vecf *vs,
                             const int hdv) {
+    const int D = hdv * UF_VW, BK = UF_ATTN_BK(D);
     int lid = get_local_id(0), bq = get_local_size(0);
     int i0 = get_group_id(0) * bq, i = i0 + lid;
     int h = get_global_id(1), b = get_global_id(2);
@@ -101,44 +160,42 @@ static inline void attn_fwd(__global const float *q, ulong qoff, __global const 
     int live = i < len;
     q += qoff, k += koff, v += voff, o += ooff, lse += lseoff;
 
-    vecf qv[UF_HDV_MAX], acc[UF_HDV_MAX];
+    float qs[UF_HDV_MAX * UF_VW];
+    vecf acc[UF_HDV_MAX];
     float m = -INFINITY, l = 0.0f;
     if (live) {
         __global const float *qrow = q + ((size_t)(b * T + i) * H + h) * hd;
-        for (int c = 0; c < hdv; c++) qv[c] = load_vec(qrow, c, hd) * scale, acc[c] = (vecf)(0.0f);
+        for (int c = 0; c < D; c++) qs[c] = c < hd ? qrow[c] * scale : 0.0f;
+        for (int c = 0; c < hdv; c++) acc[c] = (vecf)(0.0f);
     }
     /* keys any live query of this block can see (uniform over the work-group) */
     int jlo = window > 0 ? max(0, i0 - window + 1) : 0;
     int jhi = min(len, i0 + bq);
-    for (int j0 = jlo; j0 < jhi; j0 += bk) {
+    for (int j0 = jlo; j0 < jhi; j0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        load_tile(ks, k, b, T, KV, g, hd, hdv, j0, bk, jhi, lid, bq);
-        load_tile(vs, v, b, T, KV, g, hd, hdv, j0, bk, jhi, lid, bq);
+        load_tile_t(kT, k, b, T, KV, g, hd, D, j0, BK, jhi, lid, bq);
+        load_tile(vs, v, b, T, KV, g, hd, hdv, j0, BK, jhi, lid, bq);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (!live) continue;
+        if (!live || j0 > i) continue;
         float s[UF_BK_MAX];
+        scores_tile(s, qs, kT, i, j0, len, window, D, BK);
+        int nj = min(BK, i - j0 + 1); /* keys past the diagonal are invisible */
         float mt = m;
-        for (int jj = 0; jj < bk; jj++) {
-            float sc = -INFINITY;
-            if (uf_visible(i, j0 + jj, len, window)) {
-                __local const vecf *kr = ks + jj * hdv;
-                vecf a = (vecf)(0.0f);
-                for (int c = 0; c < hdv; c++) a = fma(qv[c], kr[c], a);
-                sc = vsum(a);
-            }
-            s[jj] = sc;
-            mt = fmax(mt, sc);
-        }
+        for (int jj = 0; jj < nj; jj++) mt = fmax(mt, s[jj]);
         if (mt == -INFINITY) continue; /* nothing visible yet for this row */
         float corr = exp(m - mt);
         l *= corr;
         for (int c = 0; c < hdv; c++) acc[c] *= corr;
-        for (int jj = 0; jj < bk; jj++) {
-            if (s[jj] == -INFINITY) continue;
-            float p = exp(s[jj] - mt);
-            l += p;
+        for (int jb = 0; jb < nj; jb += 16) {
+            float16 pv = exp(vload16(0, s + jb) - (float16)(mt));
+            vstore16(pv, 0, s + jb);
+        }
+        for (int jj = 0; jj < nj; jj++) l += s[jj];
+        for (int jj = 0; jj < nj; jj++) {
+            vecf p = (vecf)(s[jj]);
             __local const vecf *vr = vs + jj * hdv;
-            for (int c = 0; c < hdv; c++) acc[c] = fma((vecf)(p), vr[c], acc[c]);
+#pragma unroll
+            for (int c = 0; c < hdv; c++) acc[c] = fma(p, vr[c], acc[c]);
         }
         m = mt;
     }
@@ -286,9 +343,9 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
         __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
         __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
         __global float *o, ulong ooff, __global float *lse, ulong lseoff, int T, int H, int KV, \
-        int hd, int window, float scale, int bk, __local vecf *ks, __local vecf *vs) {         \
+        int hd, int window, float scale, __local float *kT, __local vecf *vs) {                \
         attn_fwd(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, T, H, KV, hd,  \
-                 window, scale, bk, ks, vs, D / UF_VW);                                        \
+                 window, scale, kT, vs, D / UF_VW);                                            \
     }                                                                                          \
     __kernel void uf_attn_bwd_dq_d##D(                                                         \
         __global const float *q, ulong qoff, __global const float *k, ulong koff,              \

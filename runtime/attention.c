@@ -37,10 +37,23 @@ static int group_size(struct uf_device *d) {
     return n;
 }
 
-/* Key tile of the forward/dq kernels: ~8K floats of K plus V in local memory. */
+/* Key tile of the forward/dq kernels (a multiple of 16, the width of a score vector): ~8K
+ * floats of K plus V in local memory (64 keys at hd 64, 16 at hd 256). */
 static int key_tile(struct uf_device *d, int hdp) {
-    int bk = UF_MIN(UF_ATTN_BK_MAX, UF_MAX(4, 4096 / hdp));
-    while (bk > 4 && (size_t)(2 * bk * hdp * 4) > d->local_mem / 2) bk /= 2;
+    int bk = UF_MIN(UF_ATTN_BK_MAX, UF_MAX(16, 4096 / hdp));
+    while (bk > 16 && (size_t)(2 * bk * hdp * 4) > d->local_mem) bk /= 2;
+    if ((size_t)(2 * bk * hdp * 4) > d->local_mem)
+        uf_fatal(1, "attention: head_dim %d needs %d KiB of local memory, device has %zu KiB",
+                 hdp, 2 * bk * hdp * 4 / 1024, (size_t)d->local_mem / 1024);
+    return bk;
+}
+
+/* Key tile of the forward kernel: fixed per instance (UF_ATTN_BK in attention.cl). */
+static int fwd_key_tile(struct uf_device *d, int hdp) {
+    int bk = hdp == 64 ? 64 : hdp == 128 ? 32 : 16;
+    if ((size_t)(2 * bk * hdp * 4) > d->local_mem)
+        uf_fatal(1, "attention: head_dim %d needs %d KiB of local memory, device has %zu KiB",
+                 hdp, 2 * bk * hdp * 4 / 1024, (size_t)d->local_mem / 1024);
     return bk;
 }
 
@@ -70,7 +83,7 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(o, "o", UF_F32, N * H * hd);
     check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
     int hdp = padded_hd(hd);
-    int bq = group_size(d), bk = key_tile(d, hdp);
+    int bq = group_size(d);
     float scale = 1.0f / sqrtf((float)hd);
     char name[64];
 
@@ -82,8 +95,8 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     set_int(kr, &a, T), set_int(kr, &a, H), set_int(kr, &a, KV), set_int(kr, &a, hd);
     set_int(kr, &a, window);
     UF_CL(clSetKernelArg(kr, a++, sizeof scale, &scale));
-    set_int(kr, &a, bk);
-    set_local(kr, &a, (size_t)bk * hdp * 4), set_local(kr, &a, (size_t)bk * hdp * 4);
+    int fbk = fwd_key_tile(d, hdp);
+    set_local(kr, &a, (size_t)fbk * hdp * 4), set_local(kr, &a, (size_t)fbk * hdp * 4);
     size_t global[3] = {(size_t)(T + bq - 1) / bq * bq, (size_t)H, (size_t)B};
     size_t local[3] = {(size_t)bq, 1, 1};
     uf_device_run(d, kr, 3, global, local);
