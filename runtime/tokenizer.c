@@ -365,7 +365,7 @@ static void finish_tables(struct uf_tokenizer *t) {
             t->byte_id[b] = vocab_find(t, u, l);
         }
     }
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    if (t->n_added > 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
     for (int b = 0; b < 256; b++) t->added_first[b] = -1;
     for (int i = t->n_added - 1; i >= 0; i--)
         if (i < 32767) t->added_first[(unsigned char)t->added[i].content[0]] = (int16_t)i;
