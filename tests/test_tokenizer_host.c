@@ -109,6 +109,7 @@ static void test_spm_known(void) {
     CHECK_EQ_INT(t.eos_id, 2);
     CHECK_EQ_INT(t.unk_id, 0);
     CHECK_EQ_INT(t.byte_id[0xC3], 3 + 0xC3);
+    CHECK_EQ_INT(t.spm_chunkable, 1);
     /* "▁ab▁abc": a+b first (rank 0) twice, then ▁+ab (rank 1) twice; ab+c never (ab is gone) */
     EXPECT_ENC(&t, "ab abc", 0, 264, 264, 262);
     /* "▁bc": b+c */
@@ -510,6 +511,28 @@ static void test_trainer(void) {
     free(back);
     roundtrip(&t, 11, 0);
     roundtrip(&t, 12, 1);
+    /* word-by-word BPE (the fast path) gives the same ids as BPE over the whole text */
+    CHECK_EQ_INT(t.spm_chunkable, 1);
+    {
+        struct uf_rng r;
+        uf_rng_init(&r, 13);
+        char text[512];
+        int diff = 0;
+        for (int it = 0; it < 300; it++) {
+            size_t tn = random_utf8(&r, text, 80);
+            int32_t *a, *b;
+            int na, nb;
+            t.spm_chunkable = 1;
+            CHECK(uf_tokenizer_encode_ex(&t, text, tn, 0, &a, &na) == 0);
+            t.spm_chunkable = 0;
+            CHECK(uf_tokenizer_encode_ex(&t, text, tn, 0, &b, &nb) == 0);
+            diff += !ids_equal(a, na, b, nb);
+            free(a);
+            free(b);
+        }
+        t.spm_chunkable = 1;
+        CHECK_EQ_INT(diff, 0);
+    }
     /* save -> load gives the same encodings for random text */
     char path[400];
     snprintf(path, sizeof path, "%s/trained.json", tmpdir);
