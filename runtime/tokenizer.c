@@ -454,6 +454,11 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
     const cJSON *ms = find_type(pre, "Metaspace");
     const cJSON *prep = find_type(norm, "Prepend");
     const cJSON *e;
+    const cJSON *nty = cJSON_GetObjectItemCaseSensitive(norm, "type");
+    if (cJSON_IsString(nty) && strcmp(nty->valuestring, "Sequence") &&
+        strcmp(nty->valuestring, "Prepend") && strcmp(nty->valuestring, "Replace"))
+        return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
+                       nty->valuestring);
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(norm, "normalizers")) {
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(e, "type");
         if (cJSON_IsString(ty) && strcmp(ty->valuestring, "Prepend") && strcmp(ty->valuestring, "Replace"))
