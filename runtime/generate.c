@@ -326,7 +326,7 @@ int uf_generate(struct uf_gen *g, int n_seq, const int32_t *const *prompts, cons
     int32_t *tok = uf_malloc((size_t)n_seq * sizeof *tok), *pos = uf_malloc((size_t)n_seq * sizeof *pos);
     int32_t *seq = uf_malloc((size_t)n_seq * sizeof *seq), *rows = uf_malloc((size_t)n_seq * sizeof *rows);
     for (int b = 0; b < n_seq; b++) {
-        uf_rng_init(&rng[b], o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)b);
+        uf_rng_init(&rng[b], o->seed * 0x9e3779b97f4a7c15ull + o->first_stream + (uint64_t)b);
         out[b].tokens = uf_malloc((size_t)o->max_new_tokens * sizeof(int32_t));
         slot[b] = b;
     }

@@ -15,9 +15,9 @@
  *
  * Sampling runs on the host from the logits of the last row of each sequence (read back every
  * step): greedy = argmax (ties: lowest id); otherwise softmax(logits / temperature), nucleus
- * (top-p) truncation, one uniform draw from a per-sequence RNG seeded with
- * (seed, index of the sequence in the call). Stops: any id in stop_ids (EOS), a caller callback
- * (stop strings), or max_new_tokens.
+ * (top-p) truncation, one uniform draw from a per-sequence RNG stream seeded with
+ * (seed, first_stream + index of the sequence in the call). Stops: any id in stop_ids (EOS), a
+ * caller callback (stop strings), or max_new_tokens.
  *
  * Not here: tokenization (tokenizer.h), chat templates, beam search, speculative decoding,
  * paged caches. Hot spot: the GEMMs (uf_gemm) and dec_attention in opencl/decode.cl. */
@@ -71,6 +71,7 @@ struct uf_gen_opts {
     float temperature;      /* <= 0: greedy */
     float top_p;            /* (0, 1]; 1 = no truncation */
     uint64_t seed;
+    uint64_t first_stream;  /* sequence b samples from RNG stream (seed, first_stream + b) */
     const int32_t *stop_ids; /* tokens that end a sequence (EOS); the stop token is kept */
     int n_stop_ids;
     uf_gen_stop_fn stop;    /* optional: returns 1 to end sequence b (e.g. a stop string) */

@@ -98,10 +98,20 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
     return 0;
 }
 
-int uf_hf_load_device(const char *dir, struct uf_device *dev, struct uf_model_config *c,
-                      struct uf_hf_extra *extra, struct uf_tensor *params) {
+int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
+                      struct uf_model_config *c, struct uf_hf_extra *extra,
+                      struct uf_tensor *params) {
     float *p;
     if (uf_hf_load(dir, c, extra, &p)) return -1;
+    if (lora_dir) {
+        struct uf_hf_lora l;
+        if (uf_hf_lora_load(lora_dir, c, &l)) {
+            free(p);
+            return -1;
+        }
+        uf_hf_lora_merge(c, p, &l);
+        uf_hf_lora_free(&l);
+    }
     uf_tensor_init(params, dev, "params", UF_F32, 1, (int64_t[]){uf_model_param_numel(c)});
     uf_tensor_upload(params, p);
     free(p);

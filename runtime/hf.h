@@ -36,9 +36,11 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
                float **params);
 /* Only the weights, for a known config, into params (uf_model_param_numel(c)). */
 int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *params);
-/* uf_hf_load, then a device tensor `params` (allocated here, 1-D) with the weights uploaded. */
-int uf_hf_load_device(const char *dir, struct uf_device *dev, struct uf_model_config *c,
-                      struct uf_hf_extra *extra, struct uf_tensor *params);
+/* uf_hf_load, then (when lora_dir is not NULL) the PEFT adapter in lora_dir merged into the
+ * weights, then a device tensor `params` (allocated here, 1-D) with the weights uploaded. */
+int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
+                      struct uf_model_config *c, struct uf_hf_extra *extra,
+                      struct uf_tensor *params);
 
 /* Writes dir/config.json and dir/model.safetensors (dtype UF_ST_F32 or UF_ST_BF16); creates dir.
  * tokenizer_from: a folder whose tokenizer files are copied (NULL: none). 0 or uf_fail. */

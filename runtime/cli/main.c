@@ -16,6 +16,8 @@ static const struct {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
+    {"score", uf_cmd_score, "per-token log-probabilities of a text under a model"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 
