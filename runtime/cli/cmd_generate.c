@@ -44,6 +44,37 @@ struct stop_ctx {
     int n_stops;
 };
 
+/* a copy of s[0..n) with every invalid UTF-8 sequence replaced by U+FFFD (JSON must be UTF-8;
+ * a completion may end inside a multi-byte character or hold stray bytes) */
+static char *utf8_clean(const char *s, size_t n) {
+    char *o = uf_malloc(3 * n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (size_t j = 1; ok && j < len; j++) ok = ((unsigned char)s[i + j] >> 6) == 2;
+        if (ok && len == 2) ok = c >= 0xC2;
+        if (ok && len == 3) {
+            unsigned char c1 = (unsigned char)s[i + 1];
+            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+        }
+        if (ok && len == 4) {
+            unsigned char c1 = (unsigned char)s[i + 1];
+            ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+        }
+        if (ok && c != 0) {
+            memcpy(o + k, s + i, len);
+            k += len, i += len;
+        } else {
+            memcpy(o + k, "\xEF\xBF\xBD", 3);
+            k += 3, i++;
+        }
+    }
+    o[k] = 0;
+    return o;
+}
+
 /* text of new tokens (special tokens skipped); malloc'd */
 static char *decode_new(const struct uf_tokenizer *tok, const int32_t *prompt, int np,
                         const int32_t *ids, int n) {
@@ -59,8 +90,8 @@ static char *decode_new(const struct uf_tokenizer *tok, const int32_t *prompt, i
     free(all);
     char *res = NULL, *alone = NULL;
     size_t l;
-    if (ok && lp <= la && memcmp(a, p, lp) == 0) res = uf_strndup(a + lp, la - lp);
-    else if (uf_tokenizer_decode(tok, ids, n, 1, &alone, &l) == 0) res = uf_strndup(alone, l);
+    if (ok && lp <= la && memcmp(a, p, lp) == 0) res = utf8_clean(a + lp, la - lp);
+    else if (uf_tokenizer_decode(tok, ids, n, 1, &alone, &l) == 0) res = utf8_clean(alone, l);
     else res = uf_strdup("");
     free(a), free(p), free(alone);
     return res;
@@ -278,7 +309,9 @@ int uf_cmd_generate(int argc, char **argv) {
                 text[cut] = 0;
             }
             cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "prompt", it->prompt);
+            char *pclean = utf8_clean(it->prompt, strlen(it->prompt));
+            cJSON_AddStringToObject(j, "prompt", pclean);
+            free(pclean);
             cJSON_AddStringToObject(j, "completion", text);
             cJSON_AddItemToObject(j, "tokens", cJSON_CreateIntArray(out[b].tokens, out[b].n));
             cJSON_AddNumberToObject(j, "n_prompt_tokens", it->n);
