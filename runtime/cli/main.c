@@ -18,6 +18,7 @@ static const struct {
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
     {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
     {"score", uf_cmd_score, "per-token log-probabilities of a text under a model"},
+    {"bench", uf_cmd_bench, "time training steps: tokens/s, GFLOP/s, MFU, device memory"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 
