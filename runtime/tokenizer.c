@@ -365,7 +365,14 @@ static void finish_tables(struct uf_tokenizer *t) {
             t->byte_id[b] = vocab_find(t, u, l);
         }
     }
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    t->spm_chunkable = 1;
+    for (int id = 0; id < t->n_vocab && t->kind == UF_TOK_SPM; id++) {
+        const char *p = t->pieces[id];
+        for (int i = 1; p && (t->flags[id] & UF_TOKF_MODEL) && i + 3 <= t->piece_len[id]; i++)
+            if (!memcmp(p + i, SPM_SPACE, 3) && !(i >= 3 && !memcmp(p + i - 3, SPM_SPACE, 3)))
+                t->spm_chunkable = 0;
+    }
+    if (t->n_added > 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
     for (int b = 0; b < 256; b++) t->added_first[b] = -1;
     for (int i = t->n_added - 1; i >= 0; i--)
         if (i < 32767) t->added_first[(unsigned char)t->added[i].content[0]] = (int16_t)i;
@@ -447,6 +454,11 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
     const cJSON *ms = find_type(pre, "Metaspace");
     const cJSON *prep = find_type(norm, "Prepend");
     const cJSON *e;
+    const cJSON *nty = cJSON_GetObjectItemCaseSensitive(norm, "type");
+    if (cJSON_IsString(nty) && strcmp(nty->valuestring, "Sequence") &&
+        strcmp(nty->valuestring, "Prepend") && strcmp(nty->valuestring, "Replace"))
+        return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
+                       nty->valuestring);
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(norm, "normalizers")) {
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(e, "type");
         if (cJSON_IsString(ty) && strcmp(ty->valuestring, "Prepend") && strcmp(ty->valuestring, "Replace"))
@@ -826,10 +838,14 @@ static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char 
         if (s[i] == ' ' && t->replace_space) buf_put(w, SPM_SPACE, 3);
         else buf_put(w, s + i, 1);
     }
-    if (!t->metaspace_split) return spm_chunk(t, w, w->buf, w->nbuf);
+    if (!t->metaspace_split && !t->spm_chunkable) return spm_chunk(t, w, w->buf, w->nbuf);
+    /* Metaspace split=true: a piece starts at every ▁. Otherwise, when no vocabulary piece has a
+     * ▁ right after another character, no merge can cross the start of a "▁word" (after a
+     * non-▁ character), so BPE runs word by word with the same result, on small heaps. */
     size_t start = 0;
     for (size_t i = 1; i <= w->nbuf; i++)
-        if (i == w->nbuf || (i + 3 <= w->nbuf && !memcmp(w->buf + i, SPM_SPACE, 3))) {
+        if (i == w->nbuf || (i + 3 <= w->nbuf && !memcmp(w->buf + i, SPM_SPACE, 3) &&
+                             (t->metaspace_split || !(i >= 3 && !memcmp(w->buf + i - 3, SPM_SPACE, 3))))) {
             if (spm_chunk(t, w, w->buf + start, i - start) != 0) return -1;
             start = i;
         }

@@ -81,6 +81,7 @@ struct uf_tokenizer {
     uint64_t *merge_keys;       /* (merge_cap) (a << 32 | b) + 1, 0 = empty */
     int32_t *merge_rank, *merge_out;
     int16_t added_first[256];   /* index of first added token starting with this byte, or -1 */
+    int spm_chunkable;          /* no piece has ▁ after another character: BPE may run per word */
 };
 
 /* Loads <path>/tokenizer.json (+ tokenizer_config.json for bos/eos names) when path is a

@@ -87,6 +87,14 @@ static void test_write_read_roundtrip(void) {
     CHECK(!uf_file_exists(tmp));
 }
 
+/* Python's value 0.1 * i - 0.7 in double; two statements so that no compiler fuses them into an
+ * fma (clang contracts within one expression), which would differ from Python in the last bit. */
+static float pyval(int i) {
+    volatile double p = 0.1 * i;
+    double d = p - 0.7;
+    return (float)d;
+}
+
 /* Python writes the file with struct/json only; values chosen so f16 packing rounds. */
 static void test_python_written(void) {
     if (access("/usr/bin/python3", X_OK) != 0) UF_SKIP("/usr/bin/python3 absent");
@@ -115,19 +123,19 @@ static void test_python_written(void) {
     float x[12], ref;
     CHECK(uf_safetensors_read_f32(&st, "a.f32", x, 12) == 0);
     for (int i = 0; i < 12; i++) {
-        ref = (float)(0.1 * i - 0.7);
+        ref = pyval(i);
         CHECK(x[i] == ref);
     }
     CHECK(uf_safetensors_read_f32(&st, "b.f16", x, 12) == 0);
     for (int i = 0; i < 12; i++) {
-        ref = (float)(0.1 * i - 0.7);
+        ref = pyval(i);
         /* Python packed with its own round-to-nearest; our encoder must agree bit for bit */
         CHECK_MSG(uf_f32_to_f16(x[i]) == uf_f32_to_f16(ref) && fabsf(x[i] - ref) < 1e-3f,
                   "i=%d %g vs %g", i, x[i], ref);
     }
     CHECK(uf_safetensors_read_f32(&st, "c.bf16", x, 12) == 0);
     for (int i = 0; i < 12; i++) {
-        ref = (float)(0.1 * i - 0.7);
+        ref = pyval(i);
         uint32_t bits;
         memcpy(&bits, &ref, 4);
         bits &= 0xFFFF0000u; /* python truncated */

@@ -50,6 +50,11 @@ static const char *metaspace_first =
     "\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": "
     "\"\xe2\x96\x81\", \"prepend_scheme\": \"first\", \"split\": false}";
 
+static const char *gemma_norm =
+    "\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": "
+    "\"\xe2\x96\x81\"}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, "
+    "\"behavior\": \"MergedWithPrevious\", \"invert\": false}";
+
 static int load_str(struct uf_tokenizer *t, const char *json) {
     int rc = uf_tokenizer_load_json(t, json, strlen(json), "test.json");
     if (rc != 0) fprintf(stderr, "  load: %s\n", uf_error());
@@ -109,6 +114,7 @@ static void test_spm_known(void) {
     CHECK_EQ_INT(t.eos_id, 2);
     CHECK_EQ_INT(t.unk_id, 0);
     CHECK_EQ_INT(t.byte_id[0xC3], 3 + 0xC3);
+    CHECK_EQ_INT(t.spm_chunkable, 1);
     /* "▁ab▁abc": a+b first (rank 0) twice, then ▁+ab (rank 1) twice; ab+c never (ab is gone) */
     EXPECT_ENC(&t, "ab abc", 0, 264, 264, 262);
     /* "▁bc": b+c */
@@ -158,6 +164,17 @@ static void test_spm_known(void) {
     EXPECT_ENC(&t, "ab", 0, 264);
     EXPECT_ENC(&t, "<s>ab", UF_TOK_PARSE_SPECIAL, 1, 263);
     EXPECT_ENC(&t, " ab", 0, 264); /* already starts with ▁: not prepended again (as HF) */
+    uf_tokenizer_free(&t);
+
+    /* Gemma form: spaces replaced, nothing prepended */
+    j = spm_json(gemma_norm);
+    rc = load_str(&t, j);
+    free(j);
+    CHECK(rc == 0);
+    if (rc) return;
+    CHECK_EQ_INT(t.prepend, UF_PREPEND_NEVER);
+    EXPECT_ENC(&t, "ab abc", 0, 263, 264, 262);
+    EXPECT_ENC(&t, "<s>ab", UF_TOK_PARSE_SPECIAL, 1, 263);
     uf_tokenizer_free(&t);
 }
 
@@ -510,6 +527,28 @@ static void test_trainer(void) {
     free(back);
     roundtrip(&t, 11, 0);
     roundtrip(&t, 12, 1);
+    /* word-by-word BPE (the fast path) gives the same ids as BPE over the whole text */
+    CHECK_EQ_INT(t.spm_chunkable, 1);
+    {
+        struct uf_rng r;
+        uf_rng_init(&r, 13);
+        char text[512];
+        int diff = 0;
+        for (int it = 0; it < 300; it++) {
+            size_t tn = random_utf8(&r, text, 80);
+            int32_t *a, *b;
+            int na, nb;
+            t.spm_chunkable = 1;
+            CHECK(uf_tokenizer_encode_ex(&t, text, tn, 0, &a, &na) == 0);
+            t.spm_chunkable = 0;
+            CHECK(uf_tokenizer_encode_ex(&t, text, tn, 0, &b, &nb) == 0);
+            diff += !ids_equal(a, na, b, nb);
+            free(a);
+            free(b);
+        }
+        t.spm_chunkable = 1;
+        CHECK_EQ_INT(diff, 0);
+    }
     /* save -> load gives the same encodings for random text */
     char path[400];
     snprintf(path, sizeof path, "%s/trained.json", tmpdir);
@@ -572,6 +611,8 @@ static void test_bad_files(void) {
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}}}", "id 0");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}}}", "bad id");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "unsupported");
+    expect_load_error("{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", "
+                      "\"byte_fallback\": true, \"vocab\": {\"a\": 0}}}", "NFKC");
     expect_load_error("{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": "
                       "\"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}}, {\"type\": \"ByteLevel\"}]},"
                       "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "Split pattern");

@@ -1,6 +1,6 @@
 /* fuzz_tokenizer.c: the input is "<tokenizer.json bytes>\0<text bytes>" (no NUL: all JSON).
  * (1) the whole input is encoded as text with a trained byte-fallback tokenizer and must decode
- *     back to itself exactly; (2) the JSON part is loaded as a tokenizer.json and, if accepted,
+ *     back to itself exactly (unless it contains U+2581, which SPM tokenizers decode as a space); (2) the JSON part is loaded as a tokenizer.json and, if accepted,
  *     the text part is encoded (plain and with special tokens) and decoded. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +10,12 @@
 
 static struct uf_tokenizer trained;
 static int ready;
+
+static int has_metaspace(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i + 2 < n; i++)
+        if (p[i] == 0xe2 && p[i + 1] == 0x96 && p[i + 2] == 0x81) return 1;
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!ready) {
@@ -24,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t blen;
     if (uf_tokenizer_encode_ex(&trained, (const char *)data, size, 0, &ids, &n) != 0) abort();
     if (uf_tokenizer_decode(&trained, ids, n, 0, &back, &blen) != 0) abort();
-    if (blen != size || memcmp(back, data, size) != 0) abort();
+    if (!has_metaspace(data, size) && (blen != size || memcmp(back, data, size) != 0))
+        abort();
     free(ids);
     free(back);
 
