@@ -61,6 +61,10 @@ void uf_op_dropout_forward(struct uf_device *d, const struct uf_tensor *x, float
                            struct uf_tensor *y);
 void uf_op_dropout_backward(struct uf_device *d, const struct uf_tensor *dy, float p, uint64_t seed,
                             struct uf_tensor *dx /* += */);
+/* The mask on the host (tests, oracles): element i is kept iff
+ * uf_op_dropout_hash(seed, i) >= uf_op_dropout_threshold(p) (i counts from the tensor's start). */
+uint32_t uf_op_dropout_hash(uint64_t seed, uint64_t i);
+uint32_t uf_op_dropout_threshold(float p); /* floor(p * 2^32) */
 
 /* ---- attention (opencl/attention.cl) ----------------------------------------------------- */
 /* Causal attention with GQA, optional sliding window, per-sequence lengths (model_config.h):
@@ -93,7 +97,8 @@ void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits /* 
                          struct uf_tensor *loss_rows /* (N) */, struct uf_tensor *dlogits /* (N, V) */);
 
 /* ---- reductions and the optimizer (opencl/optim.cl) ------------------------------------- */
-/* out[0] (= or +=) sum(x) and sum(x^2): deterministic two-level reductions. */
+/* out[0] (= or +=) sum(x) and sum(x^2): deterministic two-level reductions (partials in the
+ * device scratch buffer, uf_device_scratch). */
 void uf_op_sum(struct uf_device *d, const struct uf_tensor *x, struct uf_tensor *out /* (1) */,
                int accumulate);
 void uf_op_sumsq(struct uf_device *d, const struct uf_tensor *x, struct uf_tensor *out /* (1) */,

@@ -1,0 +1,42 @@
+/* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops.c).
+ * Reductions are two-level: G work-groups of L items each stride over x (item i reads
+ * i, i + G*L, ...), a fixed-order tree gives part[group]; one work-group then reduces part[]. */
+
+__kernel void uf_reduce_partial(__global const float *x, ulong xo, ulong n, int square,
+                                __global float *part, __local float *s) {
+    size_t gid = get_global_id(0), stride = get_global_size(0);
+    float acc = 0.0f;
+    for (size_t i = gid; i < n; i += stride) {
+        float v = x[xo + i];
+        acc += square ? v * v : v;
+    }
+    float r = uf_wg_sum(acc, s);
+    if (get_local_id(0) == 0) part[get_group_id(0)] = r;
+}
+
+/* one work-group: out[0] (= or +=) sum of part[0..np) */
+__kernel void uf_reduce_final(__global const float *part, int np, __global float *out, ulong oo,
+                              int accumulate, __local float *s) {
+    size_t l = get_local_id(0), L = get_local_size(0);
+    float acc = 0.0f;
+    for (size_t i = l; i < (size_t)np; i += L) acc += part[i];
+    float r = uf_wg_sum(acc, s);
+    if (l == 0) out[oo] = accumulate ? out[oo] + r : r;
+}
+
+/* AdamW (ops.h): bc1 = 1 - b1^step, bc2 = 1 - b2^step; gnorm_sq read only when max_norm > 0. */
+__kernel void uf_adamw(__global float *p, ulong po, __global const float *g, ulong go,
+                       __global float *m, ulong mo, __global float *v, ulong vo,
+                       __global const float *gn, ulong gno, ulong n, float lr, float b1, float b2,
+                       float eps, float wd, float max_norm, float grad_scale, float bc1, float bc2) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (sqrt(gn[gno]) + 1e-6f)) : 1.0f;
+    float gg = clip * grad_scale * g[go + i];
+    float mm = b1 * m[mo + i] + (1.0f - b1) * gg;
+    float vv = b2 * v[vo + i] + (1.0f - b2) * gg * gg;
+    m[mo + i] = mm;
+    v[vo + i] = vv;
+    float pv = p[po + i];
+    p[po + i] = pv - lr * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * pv);
+}
