@@ -160,9 +160,14 @@ __kernel void uf_sq_accum(__global float *acc, ulong aoff, __global const float 
     if (i < n) acc[aoff + i] += scale * g[goff + i] * g[goff + i];
 }
 
-/* p += a * g / (F + eps) (Refresh's Fisher-scaled unlearning step) */
+/* p += a * g / (F / mean + eps), mean = fsum[0] / n when use_sum (F normalised to mean 1), else
+ * mean = 1 (Refresh's Fisher-scaled unlearning step) */
 __kernel void uf_precond_step(__global float *p, ulong poff, __global const float *g, ulong goff,
-                              __global const float *F, ulong foff, float a, float eps, ulong n) {
+                              __global const float *F, ulong foff, __global const float *fsum,
+                              int use_sum, float a, float eps, ulong n) {
     size_t i = get_global_id(0);
-    if (i < n) p[poff + i] += a * g[goff + i] / (F[foff + i] + eps);
+    if (i >= n) return;
+    float mean = use_sum ? fsum[0] / (float)n : 1.0f;
+    float f = mean > 0.0f ? F[foff + i] / mean : 0.0f;
+    p[poff + i] += a * g[goff + i] / (f + eps);
 }

@@ -262,13 +262,17 @@ void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct
 }
 
 void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
-                            const struct uf_tensor *F, float a, float eps) {
+                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
+                            float eps) {
     same_len(p, g, "precond_step");
     same_len(p, F, "precond_step");
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_precond_step");
     cl_ulong po = p->offset, go = g->offset, fo = F->offset, n = (cl_ulong)p->numel;
+    cl_int use_sum = fsum != NULL;
+    if (fsum && fsum->offset != 0) uf_fatal(1, "precond_step: the sum scalar must start at offset 0");
+    cl_mem sbuf = fsum ? fsum->buf : F->buf;
     ARG(k, 0, p->buf); ARG(k, 1, po); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, F->buf);
-    ARG(k, 5, fo); ARG(k, 6, a); ARG(k, 7, eps); ARG(k, 8, n);
+    ARG(k, 5, fo); ARG(k, 6, sbuf); ARG(k, 7, use_sum); ARG(k, 8, a); ARG(k, 9, eps); ARG(k, 10, n);
     size_t global = round_up((size_t)n, 64);
     uf_device_run(d, k, 1, &global, NULL);
 }

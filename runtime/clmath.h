@@ -59,9 +59,11 @@ void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int6
 /* acc += scale * g^2 */
 void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
                         float scale);
-/* p += a * g / (F + eps) */
+/* p += a * g / (F / mean + eps) with mean = fsum[0] / numel (a device scalar, e.g. from
+ * uf_op_sum of F) or 1 when fsum is NULL; F / mean = 0 where mean <= 0. */
 void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
-                            const struct uf_tensor *F, float a, float eps);
+                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
+                            float eps);
 
 double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
                             const float *thr, size_t rows, size_t W, float scale);

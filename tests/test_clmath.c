@@ -190,14 +190,24 @@ static void test_sq_accum_precond(void) {
     for (int i = 0; i < N; i++) bad += fabsf(out[i] - (a[i] + 0.5f * g[i] * g[i])) > 1e-6f * (1 + fabsf(out[i]));
     CHECK_EQ_INT(bad, 0);
     uf_tensor_upload(&ta, a);
-    uf_clmath_precond_step(&dev, &ta, &tg, &tF, 0.1f, 1e-3f);
-    uf_tensor_download(&ta, out);
-    bad = 0;
-    for (int i = 0; i < N; i++) {
-        float want = a[i] + 0.1f * g[i] / (F[i] + 1e-3f);
-        bad += fabsf(out[i] - want) > 1e-5f * (1 + fabsf(want));
+    double fs = 0;
+    for (int i = 0; i < N; i++) fs += F[i];
+    float fsum = (float)fs;
+    struct uf_tensor ts;
+    up(&ts, "fsum", &fsum, 1);
+    for (int norm = 0; norm < 2; norm++) {
+        uf_tensor_upload(&ta, a);
+        uf_clmath_precond_step(&dev, &ta, &tg, &tF, norm ? &ts : NULL, 0.1f, 1e-3f);
+        uf_tensor_download(&ta, out);
+        bad = 0;
+        for (int i = 0; i < N; i++) {
+            double f = norm ? F[i] / (fs / N) : F[i];
+            double want = a[i] + 0.1 * g[i] / (f + 1e-3);
+            bad += fabs(out[i] - want) > 1e-4 * (1 + fabs(want));
+        }
+        CHECK_EQ_INT(bad, 0);
     }
-    CHECK_EQ_INT(bad, 0);
+    uf_tensor_free(&ts);
     uf_tensor_free(&ta), uf_tensor_free(&tg), uf_tensor_free(&tF);
 }
 
