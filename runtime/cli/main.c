@@ -16,6 +16,7 @@ static const struct {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"bench", uf_cmd_bench, "time training steps: tokens/s, GFLOP/s, MFU, device memory"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };
 
