@@ -76,8 +76,6 @@ struct uf_train_hparams {
     int64_t checkpoint_every;
 };
 int uf_train_hparams_from_json(const cJSON *optim, struct uf_train_hparams *hp); /* 0 or uf_fail */
-/* Learning rate at 1-based `step` of `total` */
-float uf_train_lr(const struct uf_train_hparams *hp, int64_t step, int64_t total);
 
 #define UF_TRAIN_MAX_TERMS 16
 
@@ -116,5 +114,21 @@ struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr);
 int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out);
 /* Runs forward + backward of a batch with the CE weighted by `weight` (added into the grads). */
 int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight);
+/* The same dataset loader without a trainer (eval, check). */
+int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out);
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+struct uf_rundir;
+/* total_steps = hp->steps, or ceil(epochs * rows / batch). The trainer keeps pointers to model,
+ * tok and data (they must outlive it). */
+void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_model *model,
+                     const struct uf_tokenizer *tok, const char *template_name,
+                     const struct uf_train_hparams *hp, const struct uf_dataset *data);
+/* Adds the methods of a plan's `methods` list (registry names); 0 or uf_fail. */
+int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list);
+/* Trains to total_steps: resumes from rd's latest checkpoint when there is one, logs metrics
+ * and checkpoints into rd (may be NULL: no logging, no checkpoints), runs the finish hooks. */
+int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label);
+void uf_trainer_free(struct uf_trainer *tr);
 
 #endif
