@@ -25,6 +25,7 @@
 
 #include "data.h"
 #include "model.h"
+#include "util.h"
 
 struct uf_tokenizer;
 struct uf_trainer;
@@ -84,6 +85,9 @@ struct uf_trainer {
     struct uf_model *model;          /* the model being trained */
     struct uf_model *teacher;        /* frozen copy of the starting weights; uf_trainer_teacher() */
     struct uf_tensor anchor;         /* copy of the starting trainable vector; uf_trainer_anchor() */
+    const struct uf_tensor *theta0;  /* pre-alignment base weights theta_0 (full canonical vector,
+                                        model->numel) when known, else NULL: used by the merges,
+                                        SafeLoRA and SafeMERGE (methods/README.md) */
     const struct uf_tokenizer *tok;
     const char *template_name;       /* "plain", "llama-2", ... */
     struct uf_train_hparams hp;
