@@ -88,6 +88,47 @@ static double case_tensor(struct uf_device *d) {
     return err;
 }
 
+/* Attention forward + backward (GQA, window, padding) vs uf_ref_attention_* (float). */
+static double case_attention(struct uf_device *d) {
+    enum { B = 2, T = 11, H = 4, KV = 2, HD = 12, WINDOW = 6, NQ = B * T * H * HD, NK = B * T * KV * HD };
+    const int32_t lengths[B] = {11, 6};
+    static float q[NQ], k[NK], v[NK], dout[NQ], o[NQ], lse[B * H * T], dq[NQ], dk[NK], dv[NK];
+    static float ro[NQ], rlse[B * H * T], rdq[NQ], rdk[NK], rdv[NK];
+    struct uf_rng r;
+    uf_rng_init(&r, 11);
+    fill_random(&r, q, NQ), fill_random(&r, k, NK), fill_random(&r, v, NK);
+    fill_random(&r, dout, NQ);
+    struct uf_tensor tq, tk, tv, tl, to, tlse, tdo, tdq, tdk, tdv;
+    uf_tensor_init(&tq, d, "q", UF_F32, 1, (int64_t[]){NQ});
+    uf_tensor_init(&tk, d, "k", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_init(&tv, d, "v", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_init(&tl, d, "lengths", UF_I32, 1, (int64_t[]){B});
+    uf_tensor_init(&to, d, "o", UF_F32, 1, (int64_t[]){NQ});
+    uf_tensor_init(&tlse, d, "lse", UF_F32, 1, (int64_t[]){B * H * T});
+    uf_tensor_init(&tdo, d, "dout", UF_F32, 1, (int64_t[]){NQ});
+    uf_tensor_init(&tdq, d, "dq", UF_F32, 1, (int64_t[]){NQ});
+    uf_tensor_init(&tdk, d, "dk", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_init(&tdv, d, "dv", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_upload(&tq, q), uf_tensor_upload(&tk, k), uf_tensor_upload(&tv, v);
+    uf_tensor_upload(&tl, lengths), uf_tensor_upload(&tdo, dout);
+    uf_tensor_fill(&tdq, 0.0f), uf_tensor_fill(&tdk, 0.0f), uf_tensor_fill(&tdv, 0.0f);
+    uf_op_attention_forward(d, &tq, &tk, &tv, &tl, B, T, H, KV, HD, WINDOW, &to, &tlse);
+    uf_op_attention_backward(d, &tq, &tk, &tv, &tl, B, T, H, KV, HD, WINDOW, &to, &tlse, &tdo, &tdq,
+                             &tdk, &tdv);
+    uf_tensor_download(&to, o), uf_tensor_download(&tlse, lse);
+    uf_tensor_download(&tdq, dq), uf_tensor_download(&tdk, dk), uf_tensor_download(&tdv, dv);
+    uf_ref_attention_forward(ro, rlse, q, k, v, lengths, B, T, H, KV, HD, WINDOW);
+    memset(rdq, 0, sizeof rdq), memset(rdk, 0, sizeof rdk), memset(rdv, 0, sizeof rdv);
+    uf_ref_attention_backward(rdq, rdk, rdv, dout, q, k, v, lengths, B, T, H, KV, HD, WINDOW);
+    double err = uf_max_rel_err(o, ro, NQ);
+    err = fmax(err, uf_max_rel_err(lse, rlse, B * H * T));
+    err = fmax(err, uf_max_rel_err(dq, rdq, NQ));
+    err = fmax(err, uf_max_rel_err(dk, rdk, NK));
+    err = fmax(err, uf_max_rel_err(dv, rdv, NK));
+    struct uf_tensor *ts[] = {&tq, &tk, &tv, &tl, &to, &tlse, &tdo, &tdq, &tdk, &tdv};
+    for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
+    return err;
+}
 
 /* ---- ops.h cases: small odd shapes against runtime/ref/ref_ops.h -------------------------------- */
 #define ST_MAXT 12
@@ -296,6 +337,7 @@ static const struct {
 } cases[] = {
     {"gemm (all transposes, odd shapes)", case_gemm, 1e-5},
     {"tensor fill/copy/axpby", case_tensor, 1e-6},
+    {"attention fwd+bwd (GQA, window, padding)", case_attention, 1e-5},
     {"embedding fwd/bwd (repeated tokens)", case_embed, 1e-6},
     {"rmsnorm fwd/bwd (w, 1+w)", case_rmsnorm, 1e-5},
     {"rope fwd/bwd, llama3 inv_freq", case_rope, 2e-6},

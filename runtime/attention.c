@@ -1,0 +1,141 @@
+/* attention.c: host launchers of the attention ops of ops.h (kernels in opencl/attention.cl).
+ * Checks every shape against (B, T, H, KV, hd) and exits with a message naming the tensor when
+ * one disagrees (a caller bug, not a data error). No host sync, no scratch buffers: the backward
+ * recomputes D = rowsum(dO * O) where it needs it. Kernel instance by head_dim: rows padded to
+ * 64, 128 or 256 floats; each uses two (D, BK) tiles of local memory (32 KiB). */
+#include <math.h>
+
+#include "ops.h"
+#include "util.h"
+
+enum { UF_ATTN_HD_MAX = 256, UF_ATTN_GROUP = 64 };
+
+static int padded_hd(int hd) { return hd <= 64 ? 64 : hd <= 128 ? 128 : 256; }
+/* Tile height of an instance: UF_ATTN_BK in attention.cl. */
+static int tile_rows(int hdp) { return hdp == 64 ? 64 : hdp == 128 ? 32 : 16; }
+
+static void check_tensor(const struct uf_tensor *t, const char *what, enum uf_dtype dtype,
+                         int64_t numel) {
+    if (!t) uf_fatal(1, "attention: %s is NULL", what);
+    if (t->dtype != dtype || t->numel != numel)
+        uf_fatal(1, "attention: %s (%s) has %lld %s elements, expected %lld %s", what, t->name,
+                 (long long)t->numel, uf_dtype_name(t->dtype), (long long)numel,
+                 uf_dtype_name(dtype));
+}
+
+static void check_dims(struct uf_device *d, int B, int T, int H, int KV, int hd, int window) {
+    if (B < 1 || T < 1 || H < 1 || KV < 1 || H % KV != 0)
+        uf_fatal(1, "attention: bad shape B=%d T=%d H=%d KV=%d (all >= 1, KV divides H)", B, T, H, KV);
+    if (hd < 1 || hd > UF_ATTN_HD_MAX)
+        uf_fatal(1, "attention: head_dim %d outside 1..%d", hd, UF_ATTN_HD_MAX);
+    if (window < 0) uf_fatal(1, "attention: sliding window %d < 0 (0 = off)", window);
+    int hdp = padded_hd(hd);
+    size_t need = (size_t)2 * tile_rows(hdp) * (hdp + 1) * sizeof(float);
+    if (need > d->local_mem)
+        uf_fatal(1, "attention: head_dim %d needs %zu KiB of local memory, %s has %zu KiB", hd,
+                 need / 1024, d->name, (size_t)d->local_mem / 1024);
+}
+
+/* Work-group size: UF_ATTN_GROUP capped by the device limit (a power of two). */
+static int group_size(struct uf_device *d) {
+    int n = UF_ATTN_GROUP;
+    while (n > 1 && (size_t)n > d->max_wg) n /= 2;
+    return n;
+}
+
+static void set_mem(cl_kernel k, cl_uint *a, const struct uf_tensor *t) {
+    cl_ulong off = t->offset;
+    UF_CL(clSetKernelArg(k, (*a)++, sizeof(cl_mem), &t->buf));
+    UF_CL(clSetKernelArg(k, (*a)++, sizeof off, &off));
+}
+static void set_int(cl_kernel k, cl_uint *a, int v) {
+    cl_int x = v;
+    UF_CL(clSetKernelArg(k, (*a)++, sizeof x, &x));
+}
+static void set_float(cl_kernel k, cl_uint *a, float v) {
+    UF_CL(clSetKernelArg(k, (*a)++, sizeof v, &v));
+}
+static void set_local(cl_kernel k, cl_uint *a, size_t bytes) {
+    UF_CL(clSetKernelArg(k, (*a)++, bytes, NULL));
+}
+/* T, H, KV, hd, window, scale: the scalar tail shared by all three kernels */
+static void set_dims(cl_kernel k, cl_uint *a, int T, int H, int KV, int hd, int window) {
+    set_int(k, a, T), set_int(k, a, H), set_int(k, a, KV), set_int(k, a, hd);
+    set_int(k, a, window);
+    set_float(k, a, 1.0f / sqrtf((float)hd));
+}
+
+static cl_kernel get_kernel(struct uf_device *d, const char *base, int hdp) {
+    char name[64];
+    snprintf(name, sizeof name, "%s_d%d", base, hdp);
+    return uf_device_kernel(d, "attention.cl", name);
+}
+
+void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
+                             const struct uf_tensor *k, const struct uf_tensor *v,
+                             const struct uf_tensor *lengths, int B, int T, int H, int KV, int hd,
+                             int window, struct uf_tensor *o, struct uf_tensor *lse) {
+    check_dims(d, B, T, H, KV, hd, window);
+    int64_t N = (int64_t)B * T;
+    check_tensor(q, "q", UF_F32, N * H * hd);
+    check_tensor(k, "k", UF_F32, N * KV * hd);
+    check_tensor(v, "v", UF_F32, N * KV * hd);
+    check_tensor(lengths, "lengths", UF_I32, B);
+    check_tensor(o, "o", UF_F32, N * H * hd);
+    check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
+    int hdp = padded_hd(hd), bk = tile_rows(hdp), bq = group_size(d);
+
+    cl_kernel kr = get_kernel(d, "uf_attn_fwd", hdp);
+    cl_uint a = 0;
+    set_mem(kr, &a, q), set_mem(kr, &a, k), set_mem(kr, &a, v), set_mem(kr, &a, lengths);
+    set_mem(kr, &a, o), set_mem(kr, &a, lse);
+    set_dims(kr, &a, T, H, KV, hd, window);
+    set_local(kr, &a, (size_t)bk * hdp * 4), set_local(kr, &a, (size_t)bk * hdp * 4);
+    size_t global[3] = {(size_t)(T + bq - 1) / bq * bq, (size_t)H, (size_t)B};
+    size_t local[3] = {(size_t)bq, 1, 1};
+    uf_device_run(d, kr, 3, global, local);
+}
+
+void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
+                              const struct uf_tensor *k, const struct uf_tensor *v,
+                              const struct uf_tensor *lengths, int B, int T, int H, int KV, int hd,
+                              int window, const struct uf_tensor *o, const struct uf_tensor *lse,
+                              const struct uf_tensor *dout, struct uf_tensor *dq,
+                              struct uf_tensor *dk, struct uf_tensor *dv) {
+    check_dims(d, B, T, H, KV, hd, window);
+    int64_t N = (int64_t)B * T;
+    check_tensor(q, "q", UF_F32, N * H * hd);
+    check_tensor(k, "k", UF_F32, N * KV * hd);
+    check_tensor(v, "v", UF_F32, N * KV * hd);
+    check_tensor(lengths, "lengths", UF_I32, B);
+    check_tensor(o, "o", UF_F32, N * H * hd);
+    check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
+    check_tensor(dout, "dout", UF_F32, N * H * hd);
+    check_tensor(dq, "dq", UF_F32, N * H * hd);
+    check_tensor(dk, "dk", UF_F32, N * KV * hd);
+    check_tensor(dv, "dv", UF_F32, N * KV * hd);
+    int hdp = padded_hd(hd), bt = tile_rows(hdp), gs = group_size(d);
+
+    /* dq: one work-item per query row, K and V tiles */
+    cl_kernel kq = get_kernel(d, "uf_attn_bwd_dq", hdp);
+    cl_uint a = 0;
+    set_mem(kq, &a, q), set_mem(kq, &a, k), set_mem(kq, &a, v), set_mem(kq, &a, lengths);
+    set_mem(kq, &a, o), set_mem(kq, &a, lse), set_mem(kq, &a, dout), set_mem(kq, &a, dq);
+    set_dims(kq, &a, T, H, KV, hd, window);
+    set_local(kq, &a, (size_t)bt * hdp * 4), set_local(kq, &a, (size_t)bt * hdp * 4);
+    size_t gq[3] = {(size_t)(T + gs - 1) / gs * gs, (size_t)H, (size_t)B};
+    size_t lq[3] = {(size_t)gs, 1, 1};
+    uf_device_run(d, kq, 3, gq, lq);
+
+    /* dk, dv: one work-item per key row, Q and dO tiles (+ their lse and D) */
+    cl_kernel kk = get_kernel(d, "uf_attn_bwd_dkdv", hdp);
+    a = 0;
+    set_mem(kk, &a, q), set_mem(kk, &a, k), set_mem(kk, &a, v), set_mem(kk, &a, lengths);
+    set_mem(kk, &a, o), set_mem(kk, &a, lse), set_mem(kk, &a, dout), set_mem(kk, &a, dk);
+    set_mem(kk, &a, dv);
+    set_dims(kk, &a, T, H, KV, hd, window);
+    set_local(kk, &a, (size_t)bt * hdp * 4), set_local(kk, &a, (size_t)bt * hdp * 4);
+    set_local(kk, &a, (size_t)bt * 4), set_local(kk, &a, (size_t)bt * 4);
+    size_t gk[3] = {(size_t)(T + gs - 1) / gs * gs, (size_t)KV, (size_t)B};
+    uf_device_run(d, kk, 3, gk, lq);
+}

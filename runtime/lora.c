@@ -1,0 +1,202 @@
+/* lora.c: LoRA adapters of the engine (see model.h): the PEFT layout of the flat LoRA vector,
+ * adapter allocation and init, host load/save, merge into / unmerge from the base weights.
+ * The forward/backward of an adapted linear lives in model.c (linear_forward/_backward). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "model.h"
+#include "util.h"
+
+#define NK 12
+
+static const enum uf_param_kind lora_order[] = {UF_P_Q, UF_P_K, UF_P_V, UF_P_O,
+                                                UF_P_GATE, UF_P_UP, UF_P_DOWN};
+
+static const char *module_name(enum uf_param_kind k) {
+    switch (k) {
+    case UF_P_Q: return "self_attn.q_proj";
+    case UF_P_K: return "self_attn.k_proj";
+    case UF_P_V: return "self_attn.v_proj";
+    case UF_P_O: return "self_attn.o_proj";
+    case UF_P_GATE: return "mlp.gate_proj";
+    case UF_P_UP: return "mlp.up_proj";
+    case UF_P_DOWN: return "mlp.down_proj";
+    default: return "?";
+    }
+}
+
+/* (out, in) of a targeted module */
+static void module_shape(const struct uf_model_config *c, enum uf_param_kind k, int64_t *out,
+                         int64_t *in) {
+    int64_t D = c->d_model, F = c->d_ff, QD = (int64_t)c->n_heads * c->head_dim,
+            KD = (int64_t)c->n_kv_heads * c->head_dim;
+    switch (k) {
+    case UF_P_Q: *out = QD, *in = D; break;
+    case UF_P_K: case UF_P_V: *out = KD, *in = D; break;
+    case UF_P_O: *out = D, *in = QD; break;
+    case UF_P_GATE: case UF_P_UP: *out = F, *in = D; break;
+    default: *out = D, *in = F; break; /* down */
+    }
+}
+
+int uf_lora_descs(const struct uf_model_config *c, int rank, unsigned targets,
+                  struct uf_lora_desc *out) {
+    int n = 0;
+    int64_t off = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (size_t j = 0; j < UF_ARRAY_LEN(lora_order); j++) {
+            enum uf_param_kind k = lora_order[j];
+            if (!(targets & UF_LORA_TARGET(k))) continue;
+            int64_t o, i;
+            module_shape(c, k, &o, &i);
+            for (int is_b = 0; is_b < 2; is_b++) {
+                int64_t rows = is_b ? o : rank, cols = is_b ? rank : i;
+                if (out) {
+                    struct uf_lora_desc *d = &out[n];
+                    memset(d, 0, sizeof *d);
+                    snprintf(d->name, sizeof d->name, "model.layers.%d.%s.lora_%c.weight", l,
+                             module_name(k), is_b ? 'B' : 'A');
+                    d->kind = k;
+                    d->layer = l;
+                    d->is_b = is_b;
+                    d->rows = rows;
+                    d->cols = cols;
+                    d->offset = off;
+                    d->numel = rows * cols;
+                }
+                off += rows * cols;
+                n++;
+            }
+        }
+    return n;
+}
+
+int64_t uf_lora_numel(const struct uf_model_config *c, int rank, unsigned targets) {
+    int n = uf_lora_descs(c, rank, targets, NULL);
+    if (n == 0) return 0;
+    struct uf_lora_desc *d = uf_calloc((size_t)n, sizeof *d);
+    uf_lora_descs(c, rank, targets, d);
+    int64_t total = d[n - 1].offset + d[n - 1].numel;
+    free(d);
+    return total;
+}
+
+int uf_model_lora_init(struct uf_model *m, const struct uf_lora_config *lc, uint64_t seed) {
+    if (m->lora.rank > 0) return uf_fail("uf_model_lora_init: the model already has LoRA adapters");
+    if (lc->rank <= 0) return uf_fail("LoRA rank %d: must be positive", lc->rank);
+    if (!(lc->alpha > 0.0f)) return uf_fail("LoRA alpha %g: must be positive", (double)lc->alpha);
+    if (!(lc->dropout >= 0.0f && lc->dropout < 1.0f))
+        return uf_fail("LoRA dropout %g: must be in [0, 1)", (double)lc->dropout);
+    if (lc->targets == 0 || (lc->targets & ~(unsigned)UF_LORA_ALL))
+        return uf_fail("LoRA targets 0x%x: must be a non-empty subset of q,k,v,o,gate,up,down",
+                       lc->targets);
+    const struct uf_model_config *c = &m->cfg;
+    m->lora = *lc;
+    m->lora_scale = lc->alpha / (float)lc->rank;
+    m->lora_merged = 0;
+    m->n_lora = uf_lora_descs(c, lc->rank, lc->targets, NULL);
+    m->lora_descs = uf_calloc((size_t)m->n_lora, sizeof *m->lora_descs);
+    uf_lora_descs(c, lc->rank, lc->targets, m->lora_descs);
+    m->lora_numel = m->lora_descs[m->n_lora - 1].offset + m->lora_descs[m->n_lora - 1].numel;
+    m->lora_per_layer = m->n_lora / (2 * c->n_layers);
+    m->lidx = uf_malloc((size_t)c->n_layers * NK * sizeof *m->lidx);
+    for (int i = 0; i < c->n_layers * NK; i++) m->lidx[i] = -1;
+    uf_tensor_init(&m->lora_params, m->dev, "lora_params", UF_F32, 1, (int64_t[]){m->lora_numel});
+    m->bytes_params += uf_tensor_bytes(&m->lora_params);
+    m->lpv = uf_calloc((size_t)m->n_lora, sizeof *m->lpv);
+    m->lgv = uf_calloc((size_t)m->n_lora, sizeof *m->lgv);
+    if (!m->frozen) {
+        uf_tensor_init(&m->lora_grads, m->dev, "lora_grads", UF_F32, 1, (int64_t[]){m->lora_numel});
+        uf_tensor_fill(&m->lora_grads, 0.0f);
+    }
+    for (int i = 0; i < m->n_lora; i++) {
+        const struct uf_lora_desc *ld = &m->lora_descs[i];
+        int64_t shape[2] = {ld->rows, ld->cols};
+        uf_tensor_view(&m->lpv[i], &m->lora_params, ld->name, (size_t)ld->offset, 2, shape);
+        if (m->lora_grads.buf)
+            uf_tensor_view(&m->lgv[i], &m->lora_grads, ld->name, (size_t)ld->offset, 2, shape);
+        if (!ld->is_b) m->lidx[ld->layer * NK + ld->kind] = i;
+    }
+    /* the base is frozen: drop its gradients */
+    if (m->grads.buf) uf_tensor_free(&m->grads);
+    m->has_grads = 0;
+    m->bytes_grads = m->lora_grads.buf ? uf_tensor_bytes(&m->lora_grads) : 0;
+    for (int i = 0; i < m->n_params; i++) {
+        memset(&m->gv[i], 0, sizeof m->gv[i]);
+        m->trainable[i] = 0;
+    }
+    uf_model_release_activations(m); /* LoRA adds activation buffers */
+
+    /* init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming_uniform(a = sqrt(5))), B = 0 */
+    float *h = uf_calloc((size_t)m->lora_numel, sizeof *h);
+    struct uf_rng r;
+    uf_rng_init(&r, seed);
+    for (int i = 0; i < m->n_lora; i++) {
+        const struct uf_lora_desc *ld = &m->lora_descs[i];
+        if (ld->is_b) continue;
+        double bound = 1.0 / sqrt((double)ld->cols);
+        for (int64_t j = 0; j < ld->numel; j++)
+            h[ld->offset + j] = (float)(bound * (2.0 * uf_rng_uniform(&r) - 1.0));
+    }
+    uf_tensor_upload(&m->lora_params, h);
+    free(h);
+    return 0;
+}
+
+static void need_lora(const struct uf_model *m, const char *what) {
+    if (m->lora.rank <= 0) uf_fatal(1, "%s: the model has no LoRA adapters", what);
+}
+
+void uf_model_lora_load(struct uf_model *m, const float *host) {
+    need_lora(m, "uf_model_lora_load");
+    uf_tensor_upload(&m->lora_params, host);
+}
+
+void uf_model_lora_save(struct uf_model *m, float *host) {
+    need_lora(m, "uf_model_lora_save");
+    uf_tensor_download(&m->lora_params, host);
+}
+
+void uf_model_lora_save_grads(struct uf_model *m, float *host) {
+    need_lora(m, "uf_model_lora_save_grads");
+    if (m->lora_grads.buf) uf_tensor_download(&m->lora_grads, host);
+    else memset(host, 0, (size_t)m->lora_numel * sizeof *host);
+}
+
+int uf_model_lora_find(const struct uf_model *m, const char *name) {
+    for (int i = 0; i < m->n_lora; i++)
+        if (strcmp(m->lora_descs[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* W (out, in) += sign * scale * B (out, r) A (r, in) for every adapter */
+static void fold(struct uf_model *m, float sign) {
+    int64_t r = m->lora.rank;
+    for (int i = 0; i < m->n_lora; i += 2) {
+        const struct uf_lora_desc *a = &m->lora_descs[i];
+        const struct uf_tensor *A = &m->lpv[i], *B = &m->lpv[i + 1];
+        const struct uf_tensor *W = &m->pv[m->pidx[a->layer * NK + a->kind]];
+        int64_t out = m->lora_descs[i + 1].rows, in = a->cols;
+        uf_gemm(m->dev, false, false, (size_t)out, (size_t)in, (size_t)r, sign * m->lora_scale,
+                B->buf, B->offset, (size_t)r, A->buf, A->offset, (size_t)in, 1.0f, W->buf,
+                W->offset, (size_t)in);
+    }
+}
+
+int uf_model_lora_merge(struct uf_model *m) {
+    if (m->lora.rank <= 0) return uf_fail("uf_model_lora_merge: the model has no LoRA adapters");
+    if (m->lora_merged) return uf_fail("uf_model_lora_merge: the adapters are already merged");
+    fold(m, 1.0f);
+    m->lora_merged = 1;
+    return 0;
+}
+
+int uf_model_lora_unmerge(struct uf_model *m) {
+    if (m->lora.rank <= 0) return uf_fail("uf_model_lora_unmerge: the model has no LoRA adapters");
+    if (!m->lora_merged) return uf_fail("uf_model_lora_unmerge: the adapters are not merged");
+    fold(m, -1.0f);
+    m->lora_merged = 0;
+    return 0;
+}
