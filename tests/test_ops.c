@@ -194,6 +194,7 @@ static void test_rope(void) {
     rope_case(2, 5, 3, 6, &c, 2e-6);
     uf_model_config_defaults(&c, UF_FAMILY_LLAMA3, 37, 64, 1, 2, 1, 19, 64);
     rope_case(3, 7, 2, 32, &c, 2e-6);
+    rope_case(2, 9, 3, 40, &c, 2e-6); /* hd/2 = 20: one 16-wide block and a scalar tail */
     uf_model_config_defaults(&c, UF_FAMILY_LLAMA, 37, 8, 1, 1, 1, 19, 8192);
     rope_case(1, 8192, 1, 8, &c, 1e-6); /* large angles up to 8191 rad (a plain float angle: 2.6e-5) */
 }
