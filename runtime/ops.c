@@ -3,7 +3,12 @@
  * checks dtypes and sizes (a mismatch is a programming error: uf_fatal naming the tensors),
  * derives the shape from the element counts, sets the kernel arguments (buffer + element offset
  * per tensor) and enqueues; nothing is read back.
- * Work-group sizes depend only on the shape and the device, so reruns are bit-identical. */
+ * Work-group sizes depend only on the shape and the device, so reruns are bit-identical.
+ * Two kernel paths: the portable one (work-group per row, local-memory tree sums, coalesced loops:
+ * what GPUs run) and, on CPU devices, kernels with explicit 16-wide vectors and one work-item per
+ * row / chunk / 16 elements, because PoCL runs the work-group kernels 4-30x slower (its implicit
+ * vectorisation across work-items does not reach loops inside a work-item). uf_ops_portable = 1
+ * forces the portable path everywhere (tests run both). */
 #include "ops.h"
 
 #include <math.h>
