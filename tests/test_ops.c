@@ -5,7 +5,7 @@
  * max |ref| (uf_max_rel_err). Also: llama3 inv_freq bands, AdamW with clipping active/inactive/off
  * vs a plain-C step, dropout mask/rate/backward, bit-identical reruns. Everything runs twice: with
  * the default kernels (CPU devices: explicit-vector kernels) and with uf_ops_portable = 1.
- * UF_OPS_BENCH=1 (or a name substring) additionally times every op at N=2048, D=256/512, V=8192 (printed, not checked). */
+ * UF_OPS_BENCH=1 (or a name substring) additionally times (UF_OPS_PORTABLE=1: the portable kernels) every op at N=2048, D=256/512, V=8192 (printed, not checked). */
 #include <math.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -567,7 +567,7 @@ int main(void) {
         UF_RUN(test_adamw);
         UF_RUN(test_determinism);
     }
-    uf_ops_portable = 0;
+    uf_ops_portable = getenv("UF_OPS_PORTABLE") != NULL; /* time the portable kernels instead */
     UF_RUN(test_bench);
     uf_device_free(&dev);
     return uf_test_summary();
