@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
 #include "ref/ref_model.h"
 #include "util.h"
 
@@ -350,4 +351,58 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
             }
     }
     free(d), free(pd);
+}
+
+/* ---- the training engine ------------------------------------------------------------------ */
+int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
+                     struct uf_hf_extra *extra, int flags) {
+    struct uf_model_config c;
+    float *p;
+    if (uf_hf_load(dir, &c, extra, &p)) return -1;
+    int rc = uf_model_init(m, dev, &c, 0, flags);
+    if (rc == 0) uf_model_load_params(m, p);
+    free(p);
+    return rc;
+}
+
+static int model_lora(struct uf_model *m, struct uf_hf_lora *l) {
+    if (m->lora.rank <= 0) return 0;
+    l->rank = m->lora.rank, l->alpha = m->lora.alpha, l->targets = m->lora.targets;
+    l->params = uf_malloc((size_t)UF_MAX(1, uf_ref_lora_numel(&m->cfg, l->rank, l->targets)) *
+                          sizeof(float));
+    uf_model_lora_save(m, l->params);
+    return 1;
+}
+
+int uf_hf_model_save(struct uf_model *m, const char *dir, const struct uf_hf_extra *extra,
+                     enum uf_st_dtype dtype, const char *tokenizer_from) {
+    float *p = uf_malloc((size_t)m->numel * sizeof *p);
+    uf_model_save_params(m, p);
+    struct uf_hf_lora l;
+    if (!m->lora_merged && model_lora(m, &l)) {
+        uf_hf_lora_merge(&m->cfg, p, &l);
+        uf_hf_lora_free(&l);
+    }
+    int rc = uf_hf_save(dir, &m->cfg, extra, p, dtype, tokenizer_from);
+    free(p);
+    return rc;
+}
+
+int uf_hf_model_save_lora(struct uf_model *m, const char *dir, const char *base_model) {
+    struct uf_hf_lora l;
+    if (!model_lora(m, &l)) return uf_fail("export adapter %s: the model has no LoRA adapter", dir);
+    int rc = uf_hf_lora_save(dir, &m->cfg, l.rank, l.alpha, l.targets, l.params, base_model);
+    uf_hf_lora_free(&l);
+    return rc;
+}
+
+int uf_hf_model_load_lora(struct uf_model *m, const char *dir, float dropout) {
+    struct uf_hf_lora l;
+    if (uf_hf_lora_load(dir, &m->cfg, &l)) return -1;
+    struct uf_lora_config lc = {.rank = l.rank, .alpha = l.alpha, .dropout = dropout,
+                                .targets = l.targets};
+    int rc = uf_model_lora_init(m, &lc, 0);
+    if (rc == 0) uf_model_lora_load(m, l.params);
+    uf_hf_lora_free(&l);
+    return rc;
 }
