@@ -237,7 +237,10 @@ int uf_cmd_generate(int argc, char **argv) {
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);
     int have_tok = 0;
-    if (rc == 0) rc = uf_tokenizer_load(&tok, model), have_tok = rc == 0;
+    if (rc == 0) {
+        rc = uf_tokenizer_load(&tok, model), have_tok = rc == 0;
+        if (rc) uf_fail_prefix("--model %s: tokenizer", model);
+    }
     int max_len = 0;
     for (int i = 0; i < n_items && rc == 0; i++) {
         const char *sys = items[i].system ? items[i].system : system;
