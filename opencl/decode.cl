@@ -149,3 +149,29 @@ __kernel void dec_gather_rows(__global float *out, __global const float *x,
     if (i >= (size_t)R * D) return;
     out[i] = x[(size_t)rows[i / D] * D + i % D];
 }
+
+/* Small-batch linear for decode steps (memory-bound: each weight row is read once for all rows):
+ * y[n, o] = sum_i x[n, i] W[o, i] for n < N <= DEC_GEMV_ROWS. One work-group per output o;
+ * work-item lid sums i = lid, lid + DEC_WG, ... then a fixed-order tree over the work-group. */
+#define DEC_GEMV_ROWS 8
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void dec_linear_small(__global float *y, __global const float *x, __global const float *w,
+                      ulong w_off, int N, int in, int out) {
+    __local float part[DEC_GEMV_ROWS][DEC_WG];
+    int o = get_group_id(0), lid = get_local_id(0);
+    __global const float *wr = w + w_off + (size_t)o * in;
+    float acc[DEC_GEMV_ROWS];
+    for (int n = 0; n < DEC_GEMV_ROWS; n++) acc[n] = 0.0f;
+    for (int i = lid; i < in; i += DEC_WG) {
+        float wi = wr[i];
+        for (int n = 0; n < N; n++) acc[n] += wi * x[(size_t)n * in + i];
+    }
+    for (int n = 0; n < N; n++) part[n][lid] = acc[n];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = DEC_WG / 2; h > 0; h >>= 1) {
+        if (lid < h)
+            for (int n = 0; n < N; n++) part[n][lid] += part[n][lid + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid < N) y[(size_t)lid * out + o] = part[lid][0];
+}

@@ -11,7 +11,8 @@
 #include "ref/ref_ops.h"
 #include "util.h"
 
-#define DEC_WG 64 /* = DEC_WG of decode.cl */
+#define DEC_WG 64        /* = DEC_WG of decode.cl */
+#define DEC_GEMV_ROWS 8  /* = DEC_GEMV_ROWS of decode.cl */
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
@@ -103,9 +104,19 @@ static cl_ulong poff(const struct uf_gen *g, enum uf_param_kind kind, int layer)
     return (cl_ulong)g->off[pidx(g, kind, layer)];
 }
 
-/* y (N, out) = x (N, in) W^T, W = parameter (kind, layer) */
+/* y (N, out) = x (N, in) W^T, W = parameter (kind, layer). Decode steps (N <= 8 rows) use the
+ * weight-streaming dec_linear_small; larger N (prefill, scoring) the GEMM. */
 static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_param_kind kind,
                    int layer, int in, int out, struct uf_tensor *y) {
+    if (N <= DEC_GEMV_ROWS && x->offset == 0 && y->offset == 0) {
+        cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_linear_small");
+        cl_ulong woff = g->params->offset + poff(g, kind, layer);
+        ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, g->params->buf); ARG(k, 3, woff);
+        ARG(k, 4, N); ARG(k, 5, in); ARG(k, 6, out);
+        size_t gl = (size_t)out * DEC_WG, lo = DEC_WG;
+        uf_device_run(g->dev, k, 1, &gl, &lo);
+        return;
+    }
     uf_gemm(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf, x->offset,
             (size_t)in, g->params->buf, g->params->offset + poff(g, kind, layer), (size_t)in, 0.0f,
             y->buf, y->offset, (size_t)out);
