@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "model.h"
 #include "ref/ref_ops.h"
 #include "util.h"
 
@@ -75,7 +76,21 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
     return 0;
 }
 
+int uf_gen_init_model(struct uf_gen *g, struct uf_model *m, int B, int Tc, int max_rows) {
+    if (uf_gen_init(g, m->dev, &m->cfg, &m->params, B, Tc, max_rows)) return -1;
+    if (m->lora.rank > 0 && !m->lora_merged) {
+        if (uf_model_lora_merge(m)) {
+            uf_gen_free(g);
+            return uf_fail_prefix("generate");
+        }
+        g->unmerge = m;
+    }
+    return 0;
+}
+
 void uf_gen_free(struct uf_gen *g) {
+    if (g->unmerge && uf_model_lora_unmerge(g->unmerge))
+        uf_log(1, "generate: %s\n", uf_error()); /* cannot happen: merged by uf_gen_init_model */
     struct uf_tensor *ts[] = {&g->kc, &g->vc, &g->inv_freq, &g->tokens, &g->pos, &g->seq,
                               &g->rows, &g->x, &g->a, &g->q, &g->k, &g->v, &g->att, &g->g,
                               &g->u, &g->hsel, &g->logits};

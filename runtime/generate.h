@@ -46,12 +46,19 @@ struct uf_gen {
     struct uf_tensor q, k, v, att;              /* (R, H*hd) (R, KV*hd) (R, KV*hd) (R, H*hd) */
     struct uf_tensor g, u;                      /* (R, F) */
     struct uf_tensor hsel, logits;              /* (R, D) selected rows, (R, V) */
+    struct uf_model *unmerge;     /* uf_gen_init_model merged this model's LoRA: undone at free */
 };
 
 /* Allocates the cache and work buffers. 0 or uf_fail (invalid config, sizes). */
 int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_config *cfg,
                 const struct uf_tensor *params, int B, int Tc, int max_rows);
 void uf_gen_free(struct uf_gen *g);
+/* Generation straight from a training-engine model (model.h), reading m->params in place. A LoRA
+ * adapter that is not merged is merged on the device now (uf_model_lora_merge) and unmerged by
+ * uf_gen_free, so the model can train on; W + sBA - sBA may differ from W by one f32 rounding per
+ * element. The model must not be used between the two (its weights hold the merged adapter). */
+struct uf_model;
+int uf_gen_init_model(struct uf_gen *g, struct uf_model *m, int B, int Tc, int max_rows);
 
 /* One forward over N <= max_rows token rows: row n is tokens[n] at position pos[n] of sequence
  * seq[n] (0 <= seq < B, 0 <= pos < Tc). Appends their keys/values to the cache. Writes the

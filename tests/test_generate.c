@@ -278,6 +278,16 @@ static void test_model_roundtrip(void) {
     fprintf(stderr, "  engine (LoRA) vs merged export + generate: logits max abs diff %.3g\n", md);
     CHECK(md <= 2e-4);
     uf_gen_free(&g);
+    /* straight from the engine model (adapter merged for the generation, unmerged after) */
+    CHECK(uf_gen_init_model(&g, &m, 1, T, T) == 0);
+    CHECK(m.lora_merged == 1);
+    CHECK(uf_gen_forward(&g, T, tok, pos, seq, T, rows, got) == 0);
+    md = 0;
+    for (int i = 0; i < T * c.vocab; i++) md = fmax(md, fabs(got[i] - want[i]));
+    fprintf(stderr, "  engine (LoRA) vs uf_gen_init_model: logits max abs diff %.3g\n", md);
+    CHECK(md <= 2e-4);
+    uf_gen_free(&g);
+    CHECK(m.lora_merged == 0);
     uf_tensor_free(&pt);
     uf_model_free(&m2);
     uf_model_free(&m);
