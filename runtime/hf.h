@@ -38,8 +38,9 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
                float **params);
 /* Only the weights, for a known config, into params (uf_model_param_numel(c)). */
 int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *params);
-/* uf_hf_load, then (when lora_dir is not NULL) the PEFT adapter in lora_dir merged into the
- * weights, then a device tensor `params` (allocated here, 1-D) with the weights uploaded. */
+/* config.json, then a device tensor `params` (allocated here, 1-D) filled tensor by tensor
+ * (host memory: one tensor at a time, not the whole model); when lora_dir is not NULL the PEFT
+ * adapter there is merged into its targeted weights on the way. */
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params);
@@ -67,7 +68,8 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
 /* ---- the training engine (model.h) -------------------------------------------------------
  * Bridges between HF folders and a device struct uf_model. */
 struct uf_model;
-/* Builds m from an HF folder (uf_model_init with flags, then the weights uploaded). */
+/* Builds m from an HF folder (uf_model_init with flags, then the weights uploaded tensor by
+ * tensor). */
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags);
 /* Exports the model as an HF folder (uf_hf_save). Adapters that are not merged are folded into

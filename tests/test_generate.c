@@ -278,6 +278,16 @@ static void test_model_roundtrip(void) {
     fprintf(stderr, "  engine (LoRA) vs merged export + generate: logits max abs diff %.3g\n", md);
     CHECK(md <= 2e-4);
     uf_gen_free(&g);
+    uf_tensor_free(&pt);
+    /* base folder + adapter folder, merged while loading (unforget generate --lora) */
+    CHECK(uf_hf_load_device(base, adapter, &dev, &c2, NULL, &pt) == 0);
+    CHECK(uf_gen_init(&g, &dev, &c2, &pt, 1, T, T) == 0);
+    CHECK(uf_gen_forward(&g, T, tok, pos, seq, T, rows, got) == 0);
+    md = 0;
+    for (int i = 0; i < T * c.vocab; i++) md = fmax(md, fabs(got[i] - want[i]));
+    fprintf(stderr, "  engine (LoRA) vs base + adapter folders: logits max abs diff %.3g\n", md);
+    CHECK(md <= 2e-4);
+    uf_gen_free(&g);
     /* straight from the engine model (adapter merged for the generation, unmerged after) */
     CHECK(uf_gen_init_model(&g, &m, 1, T, T) == 0);
     CHECK(m.lora_merged == 1);
