@@ -302,20 +302,28 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     if (temperature <= 0.0f) return best;
+    /* candidates: tokens within 40 nats (after temperature) of the best; the others' total mass
+     * is below V e^-40 of the best's, far under f32 resolution */
     struct cand *c = uf_malloc((size_t)V * sizeof *c);
-    double sum = 0.0, mx = logits[best];
+    double mx = logits[best];
+    int nc = 0;
     for (int i = 0; i < V; i++) {
-        double p = exp(((double)logits[i] - mx) / temperature);
-        c[i].p = (float)p, c[i].id = i;
-        sum += p;
+        double z = ((double)logits[i] - mx) / temperature;
+        if (z < -40.0) continue;
+        c[nc].p = (float)exp(z), c[nc].id = i;
+        nc++;
     }
-    qsort(c, (size_t)V, sizeof *c, cand_cmp);
-    int keep = V;
-    if (top_p > 0.0f && top_p < 1.0f) {
-        double cum = 0.0;
-        for (int i = 0; i < V; i++) {
+    int keep = nc;
+    if (top_p < 1.0f) { /* nucleus: the most likely tokens until their mass reaches top_p */
+        qsort(c, (size_t)nc, sizeof *c, cand_cmp);
+        double sum = 0.0, cum = 0.0;
+        for (int i = 0; i < nc; i++) sum += c[i].p;
+        for (int i = 0; i < nc; i++) {
             cum += c[i].p / sum;
-            if (cum >= top_p) { keep = i + 1; break; }
+            if (cum >= top_p) {
+                keep = i + 1;
+                break;
+            }
         }
     }
     double tot = 0.0;
@@ -324,7 +332,10 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
     int32_t id = c[keep - 1].id;
     for (int i = 0; i < keep; i++) {
         acc += c[i].p;
-        if (r < acc) { id = c[i].id; break; }
+        if (r < acc) {
+            id = c[i].id;
+            break;
+        }
     }
     free(c);
     return id;

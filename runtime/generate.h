@@ -14,8 +14,9 @@
  * one row per unfinished sequence.
  *
  * Sampling runs on the host from the logits of the last row of each sequence (read back every
- * step): greedy = argmax (ties: lowest id); otherwise softmax(logits / temperature), nucleus
- * (top-p) truncation, one uniform draw from a per-sequence RNG stream seeded with
+ * step): greedy = argmax (ties: lowest id); otherwise softmax(logits / temperature) over the
+ * tokens within 40 nats of the best, nucleus (top-p < 1: sorted by probability, ties by id)
+ * truncation, one uniform draw from a per-sequence RNG stream seeded with
  * (seed, first_stream + index of the sequence in the call). Stops: any id in stop_ids (EOS), a
  * caller callback (stop strings), or max_new_tokens.
  *
