@@ -9,6 +9,7 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "ops.h"
 #include "ref/ref_ops.h"
 #include "util.h"
 
@@ -72,6 +73,7 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
     t2(&g->g, dev, "gen.gate", UF_F32, R, cfg->d_ff);
     t2(&g->u, dev, "gen.up", UF_F32, R, cfg->d_ff);
     t2(&g->hsel, dev, "gen.hsel", UF_F32, R, D);
+    uf_tensor_init(&g->rstd, dev, "gen.rstd", UF_F32, 1, (int64_t[]){R});
     t2(&g->logits, dev, "gen.logits", UF_F32, R, cfg->vocab);
     return 0;
 }
@@ -93,7 +95,7 @@ void uf_gen_free(struct uf_gen *g) {
         uf_log(1, "generate: %s\n", uf_error()); /* cannot happen: merged by uf_gen_init_model */
     struct uf_tensor *ts[] = {&g->kc, &g->vc, &g->inv_freq, &g->tokens, &g->pos, &g->seq,
                               &g->rows, &g->x, &g->a, &g->q, &g->k, &g->v, &g->att, &g->g,
-                              &g->u, &g->hsel, &g->logits};
+                              &g->u, &g->hsel, &g->logits, &g->rstd};
     if (!g->dev) return;
     for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
     free(g->off);
@@ -137,16 +139,28 @@ static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_p
             y->buf, y->offset, (size_t)out);
 }
 
+/* view of N rows of a (R, cols) work buffer */
+static struct uf_tensor rows_view(const struct uf_tensor *t, int N) {
+    struct uf_tensor v;
+    uf_tensor_view(&v, t, t->name, 0, 2, (int64_t[]){N, t->shape[1]});
+    return v;
+}
+
+/* view of parameter (kind, layer) as a flat vector */
+static struct uf_tensor param_view(const struct uf_gen *g, enum uf_param_kind kind, int layer,
+                                   int64_t numel) {
+    struct uf_tensor v;
+    uf_tensor_view(&v, g->params, "param", (size_t)poff(g, kind, layer), 1, (int64_t[]){numel});
+    return v;
+}
+
+/* y = rmsnorm(x) over N rows with the norm weight (kind, layer) (ops.h) */
 static void rmsnorm(struct uf_gen *g, int N, struct uf_tensor *y, const struct uf_tensor *x,
                     enum uf_param_kind kind, int layer) {
-    cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_rmsnorm");
-    cl_ulong woff = g->params->offset + poff(g, kind, layer);
-    int D = g->cfg.d_model, plus = g->cfg.norm_plus_one;
-    float eps = g->cfg.norm_eps;
-    ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, g->params->buf); ARG(k, 3, woff);
-    ARG(k, 4, D); ARG(k, 5, eps); ARG(k, 6, plus);
-    size_t gl = (size_t)N * DEC_WG, lo = DEC_WG;
-    uf_device_run(g->dev, k, 1, &gl, &lo);
+    struct uf_tensor xv = rows_view(x, N), yv = rows_view(y, N), rv, w;
+    uf_tensor_view(&rv, &g->rstd, "rstd", 0, 1, (int64_t[]){N});
+    w = param_view(g, kind, layer, g->cfg.d_model);
+    uf_op_rmsnorm_forward(g->dev, &xv, &w, g->cfg.norm_eps, g->cfg.norm_plus_one, &yv, &rv);
 }
 
 static void rope(struct uf_gen *g, int N, struct uf_tensor *x, int nh) {
@@ -185,14 +199,13 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
     uf_tensor_view(&tv, &g->seq, "seq", 0, 1, (int64_t[]){N});
     uf_tensor_upload(&tv, seq);
 
-    /* x = scale * embed[tokens] */
+    /* x = scale * embed[tokens] (Gemma: scale = sqrt(D) rounded to f32) */
     {
-        cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_embed");
-        cl_ulong toff = g->params->offset + poff(g, UF_P_EMBED, -1);
-        float scale = c->embed_scale ? (float)sqrt((double)D) : 1.0f;
-        ARG(k, 0, g->x.buf); ARG(k, 1, g->params->buf); ARG(k, 2, toff); ARG(k, 3, g->tokens.buf);
-        ARG(k, 4, N); ARG(k, 5, D); ARG(k, 6, scale);
-        run1(d, k, (size_t)N * D);
+        struct uf_tensor table, xv = rows_view(&g->x, N);
+        uf_tensor_view(&table, g->params, "embed", (size_t)poff(g, UF_P_EMBED, -1), 2,
+                       (int64_t[]){c->vocab, D});
+        uf_tensor_view(&tv, &g->tokens, "tokens", 0, 1, (int64_t[]){N});
+        uf_op_embed_forward(d, &tv, &table, c->embed_scale ? (float)sqrt((double)D) : 1.0f, &xv);
     }
     for (int l = 0; l < c->n_layers; l++) {
         rmsnorm(g, N, &g->a, &g->x, UF_P_ATTN_NORM, l);
@@ -228,11 +241,8 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
         linear(g, N, &g->a, UF_P_GATE, l, D, F, &g->g);
         linear(g, N, &g->a, UF_P_UP, l, D, F, &g->u);
         {
-            cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_gated");
-            cl_ulong n = (cl_ulong)N * F;
-            int gelu = c->act == UF_ACT_GELU_TANH;
-            ARG(k, 0, g->g.buf); ARG(k, 1, g->u.buf); ARG(k, 2, n); ARG(k, 3, gelu);
-            run1(d, k, (size_t)n);
+            struct uf_tensor gv = rows_view(&g->g, N), uv = rows_view(&g->u, N);
+            uf_op_gated_forward(d, &gv, &uv, c->act == UF_ACT_GELU_TANH, &gv); /* in place */
         }
         linear(g, N, &g->g, UF_P_DOWN, l, F, D, &g->a);
         uf_tensor_axpby(&xv, 1.0f, &av, 1.0f);

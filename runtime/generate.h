@@ -21,7 +21,9 @@
  * caller callback (stop strings), or max_new_tokens.
  *
  * Not here: tokenization (tokenizer.h), chat templates, beam search, speculative decoding,
- * paged caches. Hot spot: the GEMMs (uf_gemm) and dec_attention in opencl/decode.cl. */
+ * paged caches, a ring-buffer cache for sliding windows (the cache keeps every position).
+ * Hot spot: the GEMMs (uf_gemm; dec_linear_small for decode steps) and dec_attention in
+ * opencl/decode.cl. Embedding, RMSNorm and the gated activation are the engine's ops (ops.h). */
 #ifndef UF_GENERATE_H
 #define UF_GENERATE_H
 
@@ -47,6 +49,7 @@ struct uf_gen {
     struct uf_tensor q, k, v, att;              /* (R, H*hd) (R, KV*hd) (R, KV*hd) (R, H*hd) */
     struct uf_tensor g, u;                      /* (R, F) */
     struct uf_tensor hsel, logits;              /* (R, D) selected rows, (R, V) */
+    struct uf_tensor rstd;                      /* (R) */
     struct uf_model *unmerge;     /* uf_gen_init_model merged this model's LoRA: undone at free */
 };
 
