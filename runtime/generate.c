@@ -417,26 +417,41 @@ void uf_gen_out_free(struct uf_gen_out *out, int n) {
 }
 
 /* ---- scoring ------------------------------------------------------------------------------ */
-int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs) {
+int uf_gen_score_batch(struct uf_gen *g, int n_seq, const int32_t *const *tokens,
+                       const int *lens, double *const *logprobs) {
     int V = g->cfg.vocab, R = g->max_rows;
-    if (n < 2 || n > g->Tc)
-        return uf_fail("score: %d tokens; 2..%d allowed (cache length)", n, g->Tc);
-    int32_t *pos = uf_malloc((size_t)R * sizeof *pos), *seq = uf_calloc((size_t)R, sizeof *seq);
-    int32_t *rows = uf_malloc((size_t)R * sizeof *rows);
+    if (n_seq <= 0 || n_seq > g->B)
+        return uf_fail("score: %d sequences; the cache holds 1..%d", n_seq, g->B);
+    for (int b = 0; b < n_seq; b++)
+        if (lens[b] < 2 || lens[b] > g->Tc)
+            return uf_fail("score: sequence %d has %d tokens; 2..%d allowed (cache length)", b,
+                           lens[b], g->Tc);
+    int32_t *tok = uf_malloc((size_t)R * sizeof *tok), *pos = uf_malloc((size_t)R * sizeof *pos);
+    int32_t *seq = uf_malloc((size_t)R * sizeof *seq), *rows = uf_malloc((size_t)R * sizeof *rows);
     float *lg = uf_malloc((size_t)R * V * sizeof *lg);
-    int rc = 0;
-    for (int c0 = 0; c0 < n - 1 && rc == 0; c0 += R) {
-        int m = UF_MIN(R, n - 1 - c0); /* rows c0 .. c0+m-1 predict tokens c0+1 .. c0+m */
-        for (int i = 0; i < m; i++) pos[i] = c0 + i, rows[i] = i;
-        rc = uf_gen_forward(g, m, tokens + c0, pos, seq, m, rows, lg);
-        for (int i = 0; i < m && rc == 0; i++) {
-            const float *row = lg + (size_t)i * V;
-            double mx = -DBL_MAX, s = 0.0;
-            for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-            for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
-            logprobs[c0 + i] = (double)row[tokens[c0 + i + 1]] - mx - log(s);
+    int rc = 0, n = 0;
+    /* rows (b, i) for i < lens[b] - 1 predict tokens[b][i + 1]; chunks keep (b, i) order so
+     * every position's keys are cached before a later chunk attends to them */
+    for (int b = 0; b < n_seq && rc == 0; b++)
+        for (int i = 0; i < lens[b] - 1 && rc == 0; i++) {
+            tok[n] = tokens[b][i], pos[n] = i, seq[n] = b, rows[n] = n;
+            n++;
+            if (n < R && !(b == n_seq - 1 && i == lens[b] - 2)) continue;
+            rc = uf_gen_forward(g, n, tok, pos, seq, n, rows, lg);
+            for (int r = 0; r < n && rc == 0; r++) {
+                const float *row = lg + (size_t)r * V;
+                double mx = -DBL_MAX, s = 0.0;
+                for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+                for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
+                int sb = seq[r], sp = pos[r];
+                logprobs[sb][sp] = (double)row[tokens[sb][sp + 1]] - mx - log(s);
+            }
+            n = 0;
         }
-    }
-    free(pos), free(seq), free(rows), free(lg);
+    free(tok), free(pos), free(seq), free(rows), free(lg);
     return rc;
+}
+
+int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs) {
+    return uf_gen_score_batch(g, 1, &tokens, &n, &logprobs);
 }

@@ -110,5 +110,9 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
 /* Teacher-forced log-probabilities of a token sequence (n >= 2, n <= Tc): logprobs[i] =
  * log p(tokens[i+1] | tokens[0..i]) for i < n-1, log-softmax in double. Uses cache row 0. */
 int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs /* (n-1) */);
+/* The same for n_seq <= B sequences at once (sequence b in cache row b): logprobs[b] has
+ * lens[b] - 1 entries. Rows are packed across sequences and chunked by max_rows. */
+int uf_gen_score_batch(struct uf_gen *g, int n_seq, const int32_t *const *tokens,
+                       const int *lens, double *const *logprobs);
 
 #endif

@@ -5,7 +5,8 @@
  *     per sequence per step (teacher-forced); the logits of every position must equal the
  *     reference's full-sequence forward (max abs diff <= 2e-4; logits are O(1));
  *   - chunked prefill (max_rows smaller than the prompts) gives the same logits;
- *   - scoring: uf_gen_score log-probs vs log-softmax of the reference logits (<= 2e-4);
+ *   - scoring: uf_gen_score and uf_gen_score_batch (3 sequences of different lengths, also
+ *     chunked) log-probs vs log-softmax of the reference logits (<= 2e-4);
  *   - greedy generation equals a greedy loop over the reference (full recomputation per token),
  *     and a prompt generated alone equals the same prompt generated inside a batch;
  *   - sampler: top_p -> 0 is greedy; temperature sampling frequencies follow softmax(l / T);
@@ -123,6 +124,21 @@ static void test_incremental(enum uf_family f, int max_rows) {
         sd = fmax(sd, fabs(lp[i] - (row[tok[i + 1]] - mx - log(s))));
     }
     fprintf(stderr, "  %s: score log-prob max abs diff %.3g\n", uf_family_name(f), sd);
+    CHECK(sd <= 2e-4);
+    /* batched scoring of all three (different lengths) */
+    double lpb[B][T - 1];
+    double *lpp[B] = {lpb[0], lpb[1], lpb[2]};
+    CHECK(uf_gen_score_batch(&g, B, prompts, lens, lpp) == 0);
+    sd = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < lens[b] - 1; i++) {
+            const float *row = want + ((size_t)b * T + i) * V;
+            double mx = -1e300, s = 0.0;
+            for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
+            for (int v = 0; v < V; v++) s += exp(row[v] - mx);
+            sd = fmax(sd, fabs(lpb[b][i] - (row[tok[b * T + i + 1]] - mx - log(s))));
+        }
+    fprintf(stderr, "  %s: batched score log-prob max abs diff %.3g\n", uf_family_name(f), sd);
     CHECK(sd <= 2e-4);
     uf_gen_free(&g);
     uf_tensor_free(&pt);
