@@ -161,7 +161,7 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
     ARG_M(kr, &i, P);
     ARG_U(kr, &i, p_off);
     ARG_U(kr, &i, p_bstride);
-    size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 15) / 16, batch};
+    size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 63) / 64, batch};
     uf_device_run(d, kr, 3, global, (size_t[]){1, 1, 1});
 }
 
