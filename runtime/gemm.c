@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "util.h"
@@ -235,9 +236,18 @@ static void own_run(struct uf_device *d, const struct call *c) {
 
 /* ---- selection by measurement ------------------------------------------------------------- */
 /* Seconds for one call (queue drained before and after); negative when CLBlast fails. */
-static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
+static double process_cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Wall seconds for one call (queue drained before and after), and the process's CPU seconds in
+ * *cpu (on a CPU device: the driver's worker threads); negative when CLBlast fails. */
+static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struct call *c,
+                        double *cpu) {
     uf_device_finish(d);
-    double t = uf_time_now();
+    double t = uf_time_now(), t_cpu = process_cpu_seconds();
     if (b == UF_GEMM_OWN) own_run(d, c);
     else {
         CLBlastStatusCode s = clblast_try(d, c);
@@ -248,16 +258,25 @@ static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struc
         }
     }
     uf_device_finish(d);
+    *cpu = process_cpu_seconds() - t_cpu;
     return uf_time_now() - t;
 }
 
 /* GFLOP/s: best of up to 3 timed runs after one warm-up (which builds kernels); a slow backend
- * gets one timed run; 0 when CLBlast fails. */
-static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
-    if (time_call(d, b, c) < 0) return 0;
-    double best = time_call(d, b, c);
-    for (int r = 0; r < 2 && best < 0.05; r++) best = UF_MIN(best, time_call(d, b, c));
-    return 2.0 * (double)c->m * (double)c->n * (double)c->k / UF_MAX(best, 1e-9) * 1e-9;
+ * gets one timed run; 0 when CLBlast fails. *per_cpu_s (may be NULL): GFLOP per CPU second of
+ * the best run, which on a shared CPU tells the kernel's speed apart from the contention. */
+static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c,
+                      double *per_cpu_s) {
+    double cpu, best_cpu, flop = 2.0 * (double)c->m * (double)c->n * (double)c->k;
+    if (per_cpu_s) *per_cpu_s = 0;
+    if (time_call(d, b, c, &cpu) < 0) return 0;
+    double best = time_call(d, b, c, &best_cpu);
+    for (int r = 0; r < 2 && best < 0.05; r++) {
+        double t = time_call(d, b, c, &cpu);
+        if (t < best) best = t, best_cpu = cpu;
+    }
+    if (per_cpu_s) *per_cpu_s = flop / UF_MAX(best_cpu, 1e-9) * 1e-9;
+    return flop / UF_MAX(best, 1e-9) * 1e-9;
 }
 
 static char *choice_path(struct uf_device *d) {
@@ -322,8 +341,8 @@ static void select_backends(struct uf_device *d) {
             struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1,
                              .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C,
                              .lda = ta ? m : k, .ldb = tb ? k : n, .ldc = n};
-            st->gflops[l][0] = measure(d, UF_GEMM_OWN, &c);
-            st->gflops[l][1] = measure(d, UF_GEMM_CLBLAST, &c);
+            st->gflops[l][0] = measure(d, UF_GEMM_OWN, &c, NULL);
+            st->gflops[l][1] = measure(d, UF_GEMM_CLBLAST, &c, NULL);
             st->choice[l] = st->gflops[l][0] >= st->gflops[l][1] ? UF_GEMM_OWN : UF_GEMM_CLBLAST;
         }
         uf_device_release(d, A, na * 4);
@@ -421,9 +440,14 @@ int uf_gemm_bench(struct uf_device *d, FILE *out) {
     cl_mem C = uf_device_alloc(d, nc * 4, "gemm bench C");
     UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
     UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
-    fprintf(out, "gemm bench on %s (%s); GFLOP/s, best of the timed runs\n", d->name, d->driver);
-    fprintf(out, "%-6s %6s %6s %6s %10s %10s %8s %10s\n", "layout", "m", "n", "k", "own",
-            "clblast", "own/cl", "max rel diff");
+    bool cpu = d->type & CL_DEVICE_TYPE_CPU;
+    fprintf(out, "gemm bench on %s (%s): GFLOP/s of the best timed run (wall clock)%s\n", d->name,
+            d->driver, cpu ? ";\n  per cpu-s: GFLOP per CPU-second of this process (all driver "
+                             "threads), robust to other load on the machine" : "");
+    fprintf(out, "%-6s %6s %6s %6s %9s %9s %7s %12s", "layout", "m", "n", "k", "own", "clblast",
+            "own/cl", "max rel diff");
+    if (cpu) fprintf(out, " %13s %13s", "own per cpu-s", "cl per cpu-s");
+    fputc('\n', out);
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
         int l = shapes[s].l;
         bool ta = l & 1, tb = l & 2;
@@ -431,11 +455,11 @@ int uf_gemm_bench(struct uf_device *d, FILE *out) {
         struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = 1.0f,
                          .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
                          .ldb = tb ? k : n, .ldc = n};
-        double g_own = measure(d, UF_GEMM_OWN, &c);
+        double c_own_cpu, c_cl_cpu, g_own = measure(d, UF_GEMM_OWN, &c, &c_own_cpu);
         UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, c_own, 0, NULL, NULL));
         float nan = NAN; /* CLBlast must overwrite all of C (beta = 0) */
         UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, m * n * 4, 0, NULL, NULL));
-        double g_cl = measure(d, UF_GEMM_CLBLAST, &c);
+        double g_cl = measure(d, UF_GEMM_CLBLAST, &c, &c_cl_cpu);
         UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, host, 0, NULL, NULL));
         double scale = 1e-30, diff = 0;
         for (size_t i = 0; i < m * n; i++) {
@@ -443,8 +467,10 @@ int uf_gemm_bench(struct uf_device *d, FILE *out) {
             double e = fabs((double)c_own[i] - (double)host[i]);
             diff = isnan(e) ? INFINITY : UF_MAX(diff, e);
         }
-        fprintf(out, "%-6s %6zu %6zu %6zu %10.1f %10.1f %8.2f %10.2g\n", layout_name[l], m, n, k,
-                g_own, g_cl, g_own / g_cl, diff / scale);
+        fprintf(out, "%-6s %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], m, n, k,
+                g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
+        if (cpu) fprintf(out, " %13.1f %13.1f", c_own_cpu, c_cl_cpu);
+        fputc('\n', out);
         fflush(out);
     }
     uf_device_release(d, A, na * 4);
