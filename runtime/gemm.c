@@ -267,7 +267,8 @@ static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struc
  * the best run, which on a shared CPU tells the kernel's speed apart from the contention. */
 static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c,
                       double *per_cpu_s) {
-    double cpu, best_cpu, flop = 2.0 * (double)c->m * (double)c->n * (double)c->k;
+    double cpu, best_cpu;
+    double flop = 2.0 * (double)c->m * (double)c->n * (double)c->k * (double)c->batch;
     if (per_cpu_s) *per_cpu_s = 0;
     if (time_call(d, b, c, &cpu) < 0) return 0;
     double best = time_call(d, b, c, &best_cpu);
@@ -420,17 +421,20 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
 
 /* ---- benchmark ---------------------------------------------------------------------------- */
 int uf_gemm_bench(struct uf_device *d, FILE *out) {
-    /* (layout, m, n, k): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048 tokens */
-    static const struct { int l; size_t m, n, k; } shapes[] = {
-        {2, 2048, 256, 256},  {2, 2048, 2048, 2048}, {2, 2048, 8192, 2048}, {2, 2048, 2048, 1024},
-        {0, 2048, 256, 256},  {0, 2048, 2048, 2048}, {0, 2048, 2048, 8192},
-        {1, 256, 256, 2048},  {1, 2048, 2048, 2048}, {1, 8192, 2048, 2048}, {3, 1024, 1024, 1024},
+    /* (layout, m, n, k, batch): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048
+     * tokens; then per-head products of attention-like paths (16 heads, 512 positions, 64 dims) */
+    static const struct { int l; size_t m, n, k, batch; } shapes[] = {
+        {2, 2048, 256, 256, 1},  {2, 2048, 2048, 2048, 1}, {2, 2048, 8192, 2048, 1},
+        {2, 2048, 2048, 1024, 1}, {0, 2048, 256, 256, 1},  {0, 2048, 2048, 2048, 1},
+        {0, 2048, 2048, 8192, 1}, {1, 256, 256, 2048, 1},  {1, 2048, 2048, 2048, 1},
+        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 512, 512, 64, 16},
+        {0, 512, 64, 512, 16},
     };
     size_t na = 0, nb = 0, nc = 0;
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        na = UF_MAX(na, shapes[s].m * shapes[s].k);
-        nb = UF_MAX(nb, shapes[s].k * shapes[s].n);
-        nc = UF_MAX(nc, shapes[s].m * shapes[s].n);
+        na = UF_MAX(na, shapes[s].m * shapes[s].k * shapes[s].batch);
+        nb = UF_MAX(nb, shapes[s].k * shapes[s].n * shapes[s].batch);
+        nc = UF_MAX(nc, shapes[s].m * shapes[s].n * shapes[s].batch);
     }
     float *host = uf_malloc(UF_MAX(UF_MAX(na, nb), nc) * 4), *c_own = uf_malloc(nc * 4);
     struct uf_rng r;
@@ -444,31 +448,33 @@ int uf_gemm_bench(struct uf_device *d, FILE *out) {
     fprintf(out, "gemm bench on %s (%s): GFLOP/s of the best timed run (wall clock)%s\n", d->name,
             d->driver, cpu ? ";\n  per cpu-s: GFLOP per CPU-second of this process (all driver "
                              "threads), robust to other load on the machine" : "");
-    fprintf(out, "%-6s %6s %6s %6s %9s %9s %7s %12s", "layout", "m", "n", "k", "own", "clblast",
-            "own/cl", "max rel diff");
+    fprintf(out, "%-6s %5s %6s %6s %6s %9s %9s %7s %12s", "layout", "batch", "m", "n", "k", "own",
+            "clblast", "own/cl", "max rel diff");
     if (cpu) fprintf(out, " %13s %13s", "own per cpu-s", "cl per cpu-s");
     fputc('\n', out);
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
         int l = shapes[s].l;
         bool ta = l & 1, tb = l & 2;
-        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
-        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = 1.0f,
-                         .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
-                         .ldb = tb ? k : n, .ldc = n};
+        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k, batch = shapes[s].batch;
+        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
+                         .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
+                         .a_stride = m * k, .ldb = tb ? k : n, .b_stride = k * n, .ldc = n,
+                         .c_stride = m * n};
+        size_t mn = m * n * batch;
         double c_own_cpu, c_cl_cpu, g_own = measure(d, UF_GEMM_OWN, &c, &c_own_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, c_own, 0, NULL, NULL));
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, c_own, 0, NULL, NULL));
         float nan = NAN; /* CLBlast must overwrite all of C (beta = 0) */
-        UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, m * n * 4, 0, NULL, NULL));
+        UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, mn * 4, 0, NULL, NULL));
         double g_cl = measure(d, UF_GEMM_CLBLAST, &c, &c_cl_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, host, 0, NULL, NULL));
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, host, 0, NULL, NULL));
         double scale = 1e-30, diff = 0;
-        for (size_t i = 0; i < m * n; i++) {
+        for (size_t i = 0; i < mn; i++) {
             scale = UF_MAX(scale, fabs((double)host[i]));
             double e = fabs((double)c_own[i] - (double)host[i]);
             diff = isnan(e) ? INFINITY : UF_MAX(diff, e);
         }
-        fprintf(out, "%-6s %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], m, n, k,
-                g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
+        fprintf(out, "%-6s %5zu %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], batch, m,
+                n, k, g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
         if (cpu) fprintf(out, " %13.1f %13.1f", c_own_cpu, c_cl_cpu);
         fputc('\n', out);
         fflush(out);
