@@ -131,3 +131,60 @@ __kernel void uf_gemm_block(int m, int n, int k, int group, float alpha, float b
         }
     }
 }
+
+/* Few rows of A, B transposed (C = A B^T, B (n, k) rows contiguous in k, A (m, k) not
+ * transposed): B is read in place. With a handful of rows (generation), packing B would triple
+ * the memory traffic of what is a memory-bound product. One work-item per 4 columns of C and
+ * every row (in groups of 4); float16 partial sums over p, reduced in a fixed order at the end.
+ * NDRange: (ceil(n / 4), batch), work-group (1, 1). */
+__kernel void uf_gemm_nt_small(int m, int n, int k, float alpha, float beta,
+                               __global const float *A, ulong a_off, ulong lda, ulong a_bstride,
+                               __global const float *B, ulong b_off, ulong ldb, ulong b_bstride,
+                               __global float *C, ulong c_off, ulong ldc, ulong c_bstride) {
+    int j0 = get_global_id(0) * 4;
+    size_t b = get_global_id(1);
+    A += a_off + b * a_bstride;
+    B += b_off + b * b_bstride;
+    C += c_off + b * c_bstride;
+    __global const float *br[4];
+#pragma unroll
+    for (int c = 0; c < 4; c++) br[c] = B + (size_t)min(j0 + c, n - 1) * ldb;
+    for (int i0 = 0; i0 < m; i0 += 4) {
+        __global const float *ar[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) ar[r] = A + (size_t)min(i0 + r, m - 1) * lda;
+        float16 acc[4][4];
+        float tail[4][4];
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[r][c] = 0.0f, tail[r][c] = 0.0f;
+        int p = 0;
+        for (; p + 16 <= k; p += 16) {
+            float16 bv[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) bv[c] = vload16(0, br[c] + p);
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                float16 av = vload16(0, ar[r] + p);
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(av, bv[c], acc[r][c]);
+            }
+        }
+        for (; p < k; p++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) tail[r][c] = fma(ar[r][p], br[c][p], tail[r][c]);
+        for (int r = 0; r < min(4, m - i0); r++)
+            for (int c = 0; c < min(4, n - j0); c++) {
+                float16 x = acc[r][c];
+                float8 y = x.lo + x.hi;
+                float4 z = y.lo + y.hi;
+                float2 w = z.lo + z.hi;
+                float v = alpha * (w.x + w.y + tail[r][c]);
+                __global float *cp = C + (size_t)(i0 + r) * ldc + j0 + c;
+                *cp = beta != 0.0f ? fma(beta, *cp, v) : v;
+            }
+    }
+}
