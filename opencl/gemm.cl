@@ -10,12 +10,17 @@
  *      A that is not transposed is read in place (8 row streams), which measured as fast as packed.
  *   3. uf_gemm_block: one work-item per 8x32 block of C: 16 float16 accumulators, per p one
  *      32-float row of the B panel (two vload16) and 8 broadcast A values, 16 fma.
+ * except y = x W^T with few rows (m <= SMALL_M in gemm.c): uf_gemm_nt_small reads W in place.
  * Launch with work-group size 1: the explicit float16 vectors are the SIMD (zmm) registers; PoCL
  * would otherwise vectorise across work-items. On GPUs this is correct but slow (CLBlast wins
  * the selection there).
- * Deterministic: each C element is one fma chain over p = 0 .. k-1 in order, whatever the chunking.
- * Not here: K-blocking (measured unnecessary once B is packed: 8x32 blocks reach ~90% of the
- * per-core fma peak for k up to 2048), local-memory tiling (measured 9 GFLOP/s on PoCL). */
+ * Deterministic: each C element of uf_gemm_block is one fma chain over p = 0 .. k-1 in order,
+ * whatever the chunking (with PoCL 3.1 this matched CLBlast's result bit for bit on every shape
+ * tried); uf_gemm_nt_small sums 16 strided partial chains in a fixed tree. Reruns are
+ * bit-identical.
+ * Not here: K-blocking (measured unnecessary once B is packed: 8x32 blocks reach 85-90% of the
+ * per-core fma peak for k up to 8192), local-memory tiling (GPU-style 16x16 tiles: 9 GFLOP/s
+ * on PoCL). */
 
 #define UF_GEMM_MR 8
 #define UF_GEMM_NR 32
