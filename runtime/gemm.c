@@ -454,12 +454,14 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
 /* ---- benchmark ---------------------------------------------------------------------------- */
 int uf_gemm_bench(struct uf_device *d, FILE *out) {
     /* (layout, m, n, k, batch): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048
-     * tokens; then per-head products of attention-like paths (16 heads, 512 positions, 64 dims) */
+     * tokens; y = x W^T for 8 rows (generation); per-head products of attention-like paths
+     * (16 heads, 512 positions, 64 dims) */
     static const struct { int l; size_t m, n, k, batch; } shapes[] = {
         {2, 2048, 256, 256, 1},  {2, 2048, 2048, 2048, 1}, {2, 2048, 8192, 2048, 1},
         {2, 2048, 2048, 1024, 1}, {0, 2048, 256, 256, 1},  {0, 2048, 2048, 2048, 1},
         {0, 2048, 2048, 8192, 1}, {1, 256, 256, 2048, 1},  {1, 2048, 2048, 2048, 1},
-        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 512, 512, 64, 16},
+        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 8, 4096, 2048, 1},
+        {2, 512, 512, 64, 16},
         {0, 512, 64, 512, 16},
     };
     size_t na = 0, nb = 0, nc = 0;
