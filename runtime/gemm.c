@@ -41,7 +41,6 @@ static void check(struct uf_device *d, CLBlastStatusCode s, const char *what, si
              uf_cl_error_hint(s > -1000 ? (cl_int)s : 0));
 }
 
-
 /* ---- per-device state --------------------------------------------------------------------- */
 #define SCRATCH_DEFAULT (64u << 20) /* bytes of packed panels the own backend may hold */
 /* Up to this many rows of A, y = x W^T reads W in place (uf_gemm_nt_small) instead of packing
@@ -333,7 +332,8 @@ static int load_choice(struct uf_gemm_state *st, const char *path) {
     char *text = path ? uf_file_read(path, NULL) : NULL;
     if (!text) return -1;
     int found = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char lay[8], who[16];
         double go, gc;
         if (sscanf(line, "%7s %15s %lf %lf", lay, who, &go, &gc) != 4) continue;
