@@ -8,7 +8,9 @@
  * scores in the hundreds (test_large_scores); the float
  * finite differences (eps 1e-2, loss sum(o * w)) agree within 1e-3 of the largest gradient. */
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ops.h"
 #include "ref/ref_ops.h"
@@ -261,6 +263,43 @@ static void test_finite_differences(void) {
     case_free(&c);
 }
 
+/* A caller bug (H not a multiple of KV; a tensor of the wrong size) exits 1 naming the problem
+ * before any OpenCL call (the child of fork() must not touch the device). */
+static void expect_fatal(struct attn_case *c, int which, const char *needle) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        if (which == 0) /* H = 3 with KV = 2 */
+            uf_op_attention_forward(&dev, &c->tq, &c->tk, &c->tv, &c->tlen, 1, 4, 3, 2, 8, 0, &c->to,
+                                    &c->tlse);
+        else /* lse given where o belongs */
+            uf_op_attention_forward(&dev, &c->tq, &c->tk, &c->tv, &c->tlen, 1, 4, 2, 1, 8, 0,
+                                    &c->tlse, &c->tlse);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[2048] = {0};
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof buf - 1 && (got = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)got;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK_MSG(strstr(buf, needle) != NULL, "message: %s", buf);
+}
+
+static void test_bad_shapes(void) {
+    struct attn_case c;
+    case_init(&c, &(struct shape){1, 4, 2, 1, 8, 0, {4}}, 1);
+    uf_device_finish(&dev);
+    expect_fatal(&c, 0, "KV divides H");
+    expect_fatal(&c, 1, "o (lse)");
+    case_free(&c);
+}
+
 /* Forward + backward times at training shapes (informational; `test_attention --bench`). */
 static void bench(void) {
     static const int heads[][2] = {{4, 4}, {8, 8}, {8, 2}};
@@ -306,6 +345,7 @@ int main(int argc, char **argv) {
     UF_RUN(test_hd256);
     UF_RUN(test_multi_tile);
     UF_RUN(test_large_scores);
+    UF_RUN(test_bad_shapes);
     UF_RUN(test_finite_differences);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench();
     uf_device_free(&dev);
