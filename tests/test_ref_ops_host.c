@@ -371,6 +371,26 @@ static void test_rope_inv_freq(void) {
     CHECK_NEAR(f[63], pow(500000.0, -126.0 / 128.0), 1e-7 * f[63]);
 }
 
+/* AdamW: the first step moves each weight by about lr * sign(g) (+ decay); clipping scales g */
+static void test_adamw(void) {
+    float p[3] = {1.0f, -2.0f, 0.5f}, g[3] = {0.3f, -0.01f, 0.0f}, m[3] = {0}, v[3] = {0};
+    uf_ref_adamw(p, g, m, v, 3, 0.0, 0.1f, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 1.0f, 1);
+    CHECK_NEAR(p[0], 0.9, 1e-6);
+    CHECK_NEAR(p[1], -1.9, 1e-6);
+    CHECK_NEAR(p[2], 0.5, 0);
+    CHECK_NEAR(m[0], 0.03, 1e-8);
+    CHECK_NEAR(v[0], (1 - (double)0.999f) * (double)0.3f * (double)0.3f, 1e-11); /* f32 beta2, f32 v */
+    /* weight decay alone (g = 0): p -= lr * wd * p */
+    float q[1] = {2.0f}, z[1] = {0}, mq[1] = {0}, vq[1] = {0};
+    uf_ref_adamw(q, z, mq, vq, 1, 0.0, 0.1f, 0.9f, 0.999f, 1e-8f, 0.5f, 0.0f, 1.0f, 1);
+    CHECK_NEAR(q[0], 2.0 - 0.1 * 0.5 * 2.0, 1e-6);
+    /* clipping: gnorm 10, max_norm 1 -> g' = g / 10 (+1e-6 guard); step 2 bias correction */
+    float r[1] = {0}, gr[1] = {4.0f}, mr[1] = {0.2f}, vr[1] = {0.01f};
+    uf_ref_adamw(r, gr, mr, vr, 1, 100.0, 1.0f, 0.9f, 0.99f, 0.0f, 0.0f, 1.0f, 1.0f, 2);
+    double gc = 4.0 / (10 + 1e-6), mm = 0.9 * 0.2 + 0.1 * gc, vv = 0.99 * 0.01 + 0.01 * gc * gc;
+    CHECK_NEAR(r[0], -(mm / (1 - 0.81)) / sqrt(vv / (1 - 0.9801)), 1e-6);
+}
+
 int main(void) {
     uf_rng_init(&rng, 1234);
     UF_RUN(test_embedding);
@@ -385,5 +405,6 @@ int main(void) {
     UF_RUN(test_residual);
     UF_RUN(test_cross_entropy);
     UF_RUN(test_float_matches_double);
+    UF_RUN(test_adamw);
     return uf_test_summary();
 }

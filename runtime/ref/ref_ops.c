@@ -28,6 +28,21 @@ void uf_ref_rope_inv_freq(const struct uf_model_config *c, float *inv_freq) {
     }
 }
 
+void uf_ref_adamw(float *p, const float *g, float *m, float *v, int64_t n, double gnorm_sq, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, float max_norm,
+                  float grad_scale, int step) {
+    double clip = max_norm > 0 ? fmin(1.0, (double)max_norm / (sqrt(gnorm_sq) + 1e-6)) : 1.0;
+    double b1 = beta1, b2 = beta2, bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+    for (int64_t i = 0; i < n; i++) {
+        double gi = clip * (double)grad_scale * g[i];
+        double mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+        double upd = (mi / bc1) / (sqrt(vi / bc2) + (double)eps) + (double)weight_decay * p[i];
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        p[i] = (float)((double)p[i] - (double)lr * upd);
+    }
+}
+
 /* activation and its derivative, in double */
 static double ref_act(double g, enum uf_act act) {
     if (act == UF_ACT_SILU) return g / (1 + exp(-g));

@@ -121,6 +121,15 @@ void uf_ref_cross_entropy_backward(float *dlogits /* (N, V) written */, const fl
                                    const int32_t *targets /* (N) */, const float *mask /* (N) */,
                                    int N, int V, double scale);
 
+/* ---- AdamW (the optimizer step of ops.h's uf_op_adamw, on one parameter segment) -----------
+ *   clip = max_norm > 0 ? min(1, max_norm / (sqrt(gnorm_sq) + 1e-6)) : 1
+ *   g' = clip * grad_scale * g;  m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2
+ *   p -= lr * ((m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps) + weight_decay * p)
+ * step is 1-based; computed in double, p, m, v stored back as float. */
+void uf_ref_adamw(float *p /* (n) */, const float *g /* (n) */, float *m /* (n) */, float *v /* (n) */,
+                  int64_t n, double gnorm_sq, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, float max_norm, float grad_scale, int step);
+
 /* ---- the same ops on double arrays (see the float versions above for shapes and meaning) --- */
 void uf_ref_embedding_forward_f64(double *out, const int32_t *tokens, const double *wte, int N, int D,
                                   float scale);
