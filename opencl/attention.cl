@@ -147,16 +147,25 @@ static inline void attn_fwd(__global const float *q, ulong qoff, __global const 
             int16 vis = visible16((int16)(i), (int16)(j0 + jb) + UF_IOTA16, len, window);
             vstore16(select((float16)(-INFINITY), vload16(0, s + jb), vis), 0, s + jb);
         }
-        int nj = min(BK, i - j0 + 1); /* keys past the diagonal are invisible */
-        float mt = m;
-        for (int jj = 0; jj < nj; jj++) mt = fmax(mt, s[jj]);
+        int nj = min(BK, i - j0 + 1); /* keys past the diagonal are invisible (p = 0) */
+        int nb = (nj + 15) / 16 * 16;
+        float16 mv = (float16)(m);
+        for (int jb = 0; jb < nb; jb += 16) mv = fmax(mv, vload16(0, s + jb));
+        float8 m8 = fmax(mv.lo, mv.hi);
+        float4 m4 = fmax(m8.lo, m8.hi);
+        float mt = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
         if (mt == -INFINITY) continue; /* nothing visible yet for this row */
         float corr = exp(m - mt);
-        l *= corr;
         for (int c = 0; c < hdv; c++) acc[c] *= corr;
-        for (int jb = 0; jb < nj; jb += 16)
-            vstore16(exp(vload16(0, s + jb) - (float16)(mt)), 0, s + jb);
-        for (int jj = 0; jj < nj; jj++) l += s[jj];
+        float16 lv = (float16)(0.0f);
+        for (int jb = 0; jb < nb; jb += 16) {
+            float16 p = exp(vload16(0, s + jb) - (float16)(mt));
+            lv += p;
+            vstore16(p, 0, s + jb);
+        }
+        float8 l8 = lv.lo + lv.hi;
+        float4 l4 = l8.lo + l8.hi;
+        l = l * corr + ((l4.x + l4.y) + (l4.z + l4.w));
         for (int jj = 0; jj < nj; jj++) {
             vecf p = (vecf)(s[jj]);
             __local const vecf *vr = vs + jj * hdv;
