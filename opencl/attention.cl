@@ -20,10 +20,12 @@
  * float16 against a transposed tile (D, BK) in local memory, with eight independent
  * accumulators; the rank-1 updates (o, dq, dk, dv) use float16 rows. Head rows are padded with
  * zeros to D = 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
- * so loops over D unroll. Rows used in the rank-1 updates are read straight from global memory
- * (cached; the same address for the whole work-group), so local memory stays at two tiles
- * (32 KiB, the OpenCL minimum). Global loads are bounds-checked per element when hd < D, so
- * any hd <= 256 and any tensor offset (in elements) work. */
+ * so loops over D unroll. In the backward, the rows of the rank-1 updates (k for dq; q and dO
+ * for dk/dv) are read straight from global memory (cached; the same address for the whole
+ * work-group), so every kernel needs two tiles of local memory (32 KiB, the OpenCL minimum).
+ * Global loads are bounds-checked per element when hd < D, so any hd <= 256 and any tensor
+ * offset (in elements) work. Tuned on PoCL (CPU); on GPUs it is correct but untuned (large
+ * private arrays per work-item). */
 
 #define UF_VW 16 /* floats per vector */
 typedef float16 vecf;
