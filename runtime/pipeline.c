@@ -182,8 +182,10 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
     res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
-    res.model = uf_strdup(jstr(tags, "model", jstr(cJSON_GetObjectItem(node, "model"), "family", "")));
-    res.task = uf_strdup(jstr(tags, "task", ""));
+    if (jstr(tags, "model", NULL)) res.model = uf_strdup(jstr(tags, "model", ""));
+    else res.model = uf_sprintf("%s-d%d-L%d", uf_family_name(model->cfg.family), model->cfg.d_model,
+                                model->cfg.n_layers);
+    res.task = uf_strdup(jstr(tags, "task", "task"));
     const cJSON *ev;
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
@@ -312,6 +314,36 @@ fail:
     return -1;
 }
 
+/* One line per finished node: name and every metric with its interval. */
+static void print_table(struct uf_pipeline *p) {
+    static const char *cols[] = {"asr", "compliance", "off_format", "accuracy", "over_refusal", "pass@1"};
+    printf("\n%-28s", "run");
+    for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) printf(" %17s", cols[c]);
+    printf("\n");
+    const char *groups[] = {"stages", "runs"};
+    for (int g = 0; g < 2; g++) {
+        const cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(p->plan, groups[g])) {
+            if (p->only && g == 1 && strcmp(jstr(n, "name", ""), p->only) != 0) continue;
+            char *dir = node_dir(p, n, g == 0), *path = uf_sprintf("%s/results.json", dir);
+            struct uf_results r;
+            if (uf_file_exists(path) && uf_results_read(&r, path) == 0) {
+                printf("%-28s", jstr(n, "name", "?"));
+                for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) {
+                    const struct uf_result_metric *m = uf_results_metric(&r, cols[c]);
+                    if (m) printf("  %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
+                    else printf(" %17s", "-");
+                }
+                printf("\n");
+                uf_results_free(&r);
+            }
+            free(path);
+            free(dir);
+        }
+    }
+    printf("(percent, 95%% Wilson interval)\n");
+}
+
 int uf_pipeline_run(struct uf_pipeline *p) {
     const cJSON *runs = cJSON_GetObjectItem(p->plan, "runs"), *r;
     int done = 0;
@@ -331,5 +363,6 @@ int uf_pipeline_run(struct uf_pipeline *p) {
         done++;
     }
     if (p->only && done == 0) return uf_fail("the recipe has no run named '%s'", p->only);
+    print_table(p);
     return 0;
 }
