@@ -297,7 +297,7 @@ int uf_ref_model_run(const struct uf_model_config *c, const float *params,
         uf_ref_rmsnorm_backward_f64(dx, m.dP ? m.dP + m.off[0][UF_P_FINAL_NORM] : NULL, dhid, x_last,
                                     m.P + m.off[0][UF_P_FINAL_NORM], N, D, c->norm_eps,
                                     c->norm_plus_one);
-        double *dx_mid = dalloc(ND), *dln = dalloc(ND), *dtmp = dalloc(ND);
+        double *dx_mid = dalloc(ND), *dln = dalloc(ND);
         double *dh = dalloc((size_t)N * F), *dg = dalloc((size_t)N * F), *du = dalloc((size_t)N * F);
         double *datt = dalloc((size_t)N * QD), *dqr = dalloc((size_t)N * QD), *dq = dalloc((size_t)N * QD);
         double *dkr = dalloc((size_t)N * KD), *dk = dalloc((size_t)N * KD), *dv = dalloc((size_t)N * KD);
@@ -347,7 +347,7 @@ int uf_ref_model_run(const struct uf_model_config *c, const float *params,
             for (int64_t i = 0; i < P; i++) res->grad[i] = (float)m.dP[i];
         if (res->lora_grad)
             for (int64_t i = 0; i < PL; i++) res->lora_grad[i] = (float)m.dLP[i];
-        free(dlogits); free(dhid); free(dx); free(dx_mid); free(dln); free(dtmp);
+        free(dlogits); free(dhid); free(dx); free(dx_mid); free(dln);
         free(dh); free(dg); free(du); free(datt); free(dqr); free(dq); free(dkr); free(dk); free(dv);
     }
 
