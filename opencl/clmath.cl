@@ -98,3 +98,76 @@ __kernel void uf_ties(__global float *out, ulong ooff, __global const float *bas
     }
     out[ooff + i] = b + lambda * (cnt > 0.0f ? sum / cnt : 0.0f);
 }
+
+/* Squared-difference distillation (DER on logits, LwF on hidden states), rows of width W:
+ * sel(i) = mask[row] * (thr == NULL-equivalent (use_thr = 0) or y[i] >= thr[row]);
+ * g[i] = 2 scale sel(i) (x[i] - y[i]); part[grp] = sum over its elements of scale sel (x - y)^2. */
+__kernel void uf_sqdiff(__global float *g, ulong goff, __global const float *x, ulong xoff,
+                        __global const float *y, ulong yoff, __global const float *mask,
+                        ulong moff, __global const float *thr, ulong toff, int use_thr, ulong W,
+                        float scale, ulong n, __global float *part, __local float *scratch) {
+    size_t lid = get_local_id(0), ls = get_local_size(0), grp = get_group_id(0);
+    size_t ng = get_num_groups(0);
+    float acc = 0.0f;
+    for (size_t i = grp * ls + lid; i < n; i += ng * ls) {
+        size_t row = i / W;
+        float yi = y[yoff + i];
+        float sel = mask[moff + row];
+        if (use_thr && yi < thr[toff + row]) sel = 0.0f;
+        float d = x[xoff + i] - yi;
+        g[goff + i] = 2.0f * scale * sel * d;
+        acc += scale * sel * d * d;
+    }
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (size_t s = ls / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) part[grp] = scratch[0];
+}
+
+/* thr[row] = the k-th largest value of x[row, 0..W) counting ties (entries >= thr are the top
+ * k, more when tied); one work-item per row, k passes over the row. */
+__kernel void uf_row_topk_thr(__global const float *x, ulong xoff, ulong W, uint k, ulong rows,
+                              __global float *thr, ulong toff) {
+    size_t r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *row = x + xoff + r * W;
+    float cur = INFINITY;
+    uint have = 0;
+    while (have < k) {
+        float best = -INFINITY;
+        uint cnt = 0;
+        for (size_t j = 0; j < W; j++) {
+            float v = row[j];
+            if (v < cur) {
+                if (v > best) best = v, cnt = 1;
+                else if (v == best) cnt++;
+            }
+        }
+        if (cnt == 0) break;
+        cur = best;
+        have += cnt;
+    }
+    thr[toff + r] = cur;
+}
+
+/* acc += scale * g^2 (diagonal Fisher accumulation); scale may be 0 to skip */
+__kernel void uf_sq_accum(__global float *acc, ulong aoff, __global const float *g, ulong goff,
+                          float scale, ulong n) {
+    size_t i = get_global_id(0);
+    if (i < n) acc[aoff + i] += scale * g[goff + i] * g[goff + i];
+}
+
+/* p += a * g / (F / mean + eps), mean = fsum[0] / n when use_sum (F normalised to mean 1), else
+ * mean = 1 (Refresh's Fisher-scaled unlearning step) */
+__kernel void uf_precond_step(__global float *p, ulong poff, __global const float *g, ulong goff,
+                              __global const float *F, ulong foff, __global const float *fsum,
+                              int use_sum, float a, float eps, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float mean = use_sum ? fsum[0] / (float)n : 1.0f;
+    float f = mean > 0.0f ? F[foff + i] / mean : 0.0f;
+    p[poff + i] += a * g[goff + i] / (f + eps);
+}

@@ -209,3 +209,104 @@ void uf_clmath_ref_ties(float *out, const float *base, const float *m1, const fl
     free(t1);
     free(t2);
 }
+
+/* ---- distillation and Fisher helpers ------------------------------------------------------- */
+void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *x,
+                      const struct uf_tensor *y, const struct uf_tensor *mask,
+                      const struct uf_tensor *thr, int64_t W, float scale,
+                      struct uf_tensor *value, int slot) {
+    same_len(g, x, "sqdiff");
+    same_len(g, y, "sqdiff");
+    if (W <= 0 || x->numel % W != 0 || mask->numel < x->numel / W || (thr && thr->numel < x->numel / W))
+        uf_fatal(1, "sqdiff: %s has %lld elements, not rows of width %lld matching %s", x->name,
+                 (long long)x->numel, (long long)W, mask->name);
+    size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)g->numel + ls - 1) / ls));
+    cl_mem part = uf_device_scratch(d, ng * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sqdiff");
+    cl_ulong go = g->offset, xo = x->offset, yo = y->offset, mo = mask->offset,
+             to = thr ? thr->offset : 0, w = (cl_ulong)W, n = (cl_ulong)g->numel;
+    cl_int use_thr = thr != NULL;
+    cl_mem tbuf = thr ? thr->buf : mask->buf;
+    ARG(k, 0, g->buf); ARG(k, 1, go); ARG(k, 2, x->buf); ARG(k, 3, xo); ARG(k, 4, y->buf);
+    ARG(k, 5, yo); ARG(k, 6, mask->buf); ARG(k, 7, mo); ARG(k, 8, tbuf); ARG(k, 9, to);
+    ARG(k, 10, use_thr); ARG(k, 11, w); ARG(k, 12, scale); ARG(k, 13, n); ARG(k, 14, part);
+    UF_CL(clSetKernelArg(k, 15, ls * sizeof(float), NULL));
+    size_t global = ng * ls;
+    uf_device_run(d, k, 1, &global, &ls);
+    sum_parts(d, part, (cl_uint)ng, value, slot, 1);
+}
+
+void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int64_t W, int k,
+                            struct uf_tensor *thr) {
+    if (W <= 0 || x->numel % W != 0 || thr->numel < x->numel / W || k <= 0)
+        uf_fatal(1, "row_topk_thr: bad shapes (%s: %lld elements, W %lld, k %d)", x->name,
+                 (long long)x->numel, (long long)W, k);
+    cl_kernel kr = uf_device_kernel(d, "clmath.cl", "uf_row_topk_thr");
+    cl_ulong xo = x->offset, w = (cl_ulong)W, rows = (cl_ulong)(x->numel / W), to = thr->offset;
+    cl_uint kk = (cl_uint)k;
+    ARG(kr, 0, x->buf); ARG(kr, 1, xo); ARG(kr, 2, w); ARG(kr, 3, kk); ARG(kr, 4, rows);
+    ARG(kr, 5, thr->buf); ARG(kr, 6, to);
+    size_t global = round_up((size_t)rows, 64);
+    uf_device_run(d, kr, 1, &global, NULL);
+}
+
+void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
+                        float scale) {
+    same_len(acc, g, "sq_accum");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sq_accum");
+    cl_ulong ao = acc->offset, go = g->offset, n = (cl_ulong)acc->numel;
+    ARG(k, 0, acc->buf); ARG(k, 1, ao); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, scale);
+    ARG(k, 5, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
+                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
+                            float eps) {
+    same_len(p, g, "precond_step");
+    same_len(p, F, "precond_step");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_precond_step");
+    cl_ulong po = p->offset, go = g->offset, fo = F->offset, n = (cl_ulong)p->numel;
+    cl_int use_sum = fsum != NULL;
+    if (fsum && fsum->offset != 0) uf_fatal(1, "precond_step: the sum scalar must start at offset 0");
+    cl_mem sbuf = fsum ? fsum->buf : F->buf;
+    ARG(k, 0, p->buf); ARG(k, 1, po); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, F->buf);
+    ARG(k, 5, fo); ARG(k, 6, sbuf); ARG(k, 7, use_sum); ARG(k, 8, a); ARG(k, 9, eps); ARG(k, 10, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+float uf_clmath_ref_topk_thr(const float *x, size_t W, int k) {
+    float cur = INFINITY;
+    int have = 0;
+    while (have < k) {
+        float best = -INFINITY;
+        int cnt = 0;
+        for (size_t j = 0; j < W; j++) {
+            if (x[j] < cur) {
+                if (x[j] > best) best = x[j], cnt = 1;
+                else if (x[j] == best) cnt++;
+            }
+        }
+        if (cnt == 0) break;
+        cur = best;
+        have += cnt;
+    }
+    return cur;
+}
+
+double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
+                            const float *thr, size_t rows, size_t W, float scale) {
+    double v = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < W; j++) {
+            size_t i = r * W + j;
+            double sel = mask[r];
+            if (thr && y[i] < thr[r]) sel = 0;
+            double dd = (double)x[i] - y[i];
+            g[i] = (float)(2.0 * scale * sel * dd);
+            v += scale * sel * dd * dd;
+        }
+    return v;
+}

@@ -45,4 +45,29 @@ void uf_clmath_ref_ties(float *out, const float *base, const float *m1, const fl
 /* magnitude threshold keeping the top `density` share of |x| (entries >= it are kept) */
 float uf_clmath_topk_threshold(const float *x, size_t n, float density);
 
+/* ---- distillation and Fisher helpers (DER, LwF, EWC, Refresh) ------------------------------ */
+/* x, y, g: (rows, W) views; mask: (rows) f32; thr: (rows) or NULL. For each element,
+ * sel = mask[row] * (thr == NULL or y >= thr[row]);  g = 2 scale sel (x - y) (g is WRITTEN);
+ * value[slot] += sum scale sel (x - y)^2. g may not alias x or y. */
+void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *x,
+                      const struct uf_tensor *y, const struct uf_tensor *mask,
+                      const struct uf_tensor *thr, int64_t W, float scale,
+                      struct uf_tensor *value, int slot);
+/* thr[r] = k-th largest entry of row r of x (rows, W), ties counted (k >= W: the row minimum). */
+void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int64_t W, int k,
+                            struct uf_tensor *thr);
+/* acc += scale * g^2 */
+void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
+                        float scale);
+/* p += a * g / (F / mean + eps) with mean = fsum[0] / numel (a device scalar, e.g. from
+ * uf_op_sum of F) or 1 when fsum is NULL; F / mean = 0 where mean <= 0. */
+void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
+                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
+                            float eps);
+
+double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
+                            const float *thr, size_t rows, size_t W, float scale);
+/* k-th largest of x[0..W) with ties counted (as uf_clmath_row_topk_thr) */
+float uf_clmath_ref_topk_thr(const float *x, size_t W, int k);
+
 #endif

@@ -127,11 +127,97 @@ static void test_merges(void) {
     uf_tensor_free(&tb), uf_tensor_free(&ts), uf_tensor_free(&tf), uf_tensor_free(&to);
 }
 
+/* DER / LwF distillation kernel, top-k thresholds, Fisher accumulation, Refresh's step */
+static void test_sqdiff_topk(void) {
+    enum { R = 37, W = 41 };
+    static float x[R * W], y[R * W], g[R * W], gref[R * W], mask[R], thr[R], thr_ref[R];
+    struct uf_rng r;
+    uf_rng_init(&r, 7);
+    randv(&r, x, R * W, 1), randv(&r, y, R * W, 1);
+    for (int i = 0; i < R; i++) mask[i] = (float)(uf_rng_below(&r, 3) != 0);
+    for (int j = 0; j < 5; j++) y[3 * W + j] = y[3 * W + 10]; /* ties in row 3 */
+    struct uf_tensor tx, ty, tg, tm, tt, val;
+    up(&tx, "x", x, R * W), up(&ty, "y", y, R * W), up(&tg, "g", g, R * W), up(&tm, "mask", mask, R);
+    up(&tt, "thr", thr, R);
+    int ks[] = {1, 3, 7, W, W + 5};
+    for (size_t ki = 0; ki < UF_ARRAY_LEN(ks); ki++) {
+        uf_clmath_row_topk_thr(&dev, &ty, W, ks[ki], &tt);
+        uf_tensor_download(&tt, thr);
+        for (int i = 0; i < R; i++) {
+            thr_ref[i] = uf_clmath_ref_topk_thr(y + i * W, W, ks[ki]);
+            int cnt = 0;
+            for (int j = 0; j < W; j++) cnt += y[i * W + j] >= thr[i];
+            CHECK_MSG(cnt >= UF_MIN(ks[ki], W), "row %d keeps %d < k %d", i, cnt, ks[ki]);
+        }
+        CHECK(memcmp(thr, thr_ref, sizeof thr) == 0);
+    }
+    uf_clmath_row_topk_thr(&dev, &ty, W, 3, &tt);
+    uf_tensor_download(&tt, thr);
+    for (int use_thr = 0; use_thr < 2; use_thr++) {
+        float zero[2] = {0.25f, 0};
+        up(&val, "value", zero, 2);
+        uf_clmath_sqdiff(&dev, &tg, &tx, &ty, &tm, use_thr ? &tt : NULL, W, 0.3f, &val, 0);
+        double v = uf_clmath_ref_sqdiff(gref, x, y, mask, use_thr ? thr : NULL, R, W, 0.3f);
+        uf_tensor_download(&tg, g);
+        CHECK(uf_max_rel_err(g, gref, R * W) < 1e-6);
+        float vv[2];
+        uf_tensor_download(&val, vv);
+        CHECK_MSG(fabs(vv[0] - (0.25 + v)) / v < 1e-5, "value %g vs %g", vv[0], 0.25 + v);
+        if (use_thr) { /* entries below the threshold and masked rows get no gradient */
+            int bad = 0;
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < W; j++)
+                    if ((mask[i] == 0 || y[i * W + j] < thr[i]) && g[i * W + j] != 0) bad++;
+            CHECK_EQ_INT(bad, 0);
+        }
+        uf_tensor_free(&val);
+    }
+    uf_tensor_free(&tx), uf_tensor_free(&ty), uf_tensor_free(&tg), uf_tensor_free(&tm);
+    uf_tensor_free(&tt);
+}
+
+static void test_sq_accum_precond(void) {
+    static float a[N], g[N], F[N], out[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 8);
+    randv(&r, a, N, 1), randv(&r, g, N, 1);
+    for (int i = 0; i < N; i++) F[i] = (float)uf_rng_uniform(&r);
+    struct uf_tensor ta, tg, tF;
+    up(&ta, "acc", a, N), up(&tg, "g", g, N), up(&tF, "F", F, N);
+    uf_clmath_sq_accum(&dev, &ta, &tg, 0.5f);
+    uf_tensor_download(&ta, out);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += fabsf(out[i] - (a[i] + 0.5f * g[i] * g[i])) > 1e-6f * (1 + fabsf(out[i]));
+    CHECK_EQ_INT(bad, 0);
+    uf_tensor_upload(&ta, a);
+    double fs = 0;
+    for (int i = 0; i < N; i++) fs += F[i];
+    float fsum = (float)fs;
+    struct uf_tensor ts;
+    up(&ts, "fsum", &fsum, 1);
+    for (int norm = 0; norm < 2; norm++) {
+        uf_tensor_upload(&ta, a);
+        uf_clmath_precond_step(&dev, &ta, &tg, &tF, norm ? &ts : NULL, 0.1f, 1e-3f);
+        uf_tensor_download(&ta, out);
+        bad = 0;
+        for (int i = 0; i < N; i++) {
+            double f = norm ? F[i] / (fs / N) : F[i];
+            double want = a[i] + 0.1 * g[i] / (f + 1e-3);
+            bad += fabs(out[i] - want) > 1e-4 * (1 + fabs(want));
+        }
+        CHECK_EQ_INT(bad, 0);
+    }
+    uf_tensor_free(&ts);
+    uf_tensor_free(&ta), uf_tensor_free(&tg), uf_tensor_free(&tF);
+}
+
 int main(void) {
     uf_device_init(&dev, NULL);
     UF_RUN(test_penalty);
     UF_RUN(test_agem);
     UF_RUN(test_merges);
+    UF_RUN(test_sqdiff_topk);
+    UF_RUN(test_sq_accum_precond);
     uf_device_free(&dev);
     return uf_test_summary();
 }

@@ -1,0 +1,57 @@
+-- quickstart.lua: the whole story on the embedded default world, on one CPU in minutes.
+--   1. train a byte-fallback BPE tokenizer on the world's text;
+--   2. pre-train a tiny LLaMA-style model on plain text about every act (held-out ones too);
+--   3. safety-align it (harmful request -> refusal, benign request -> helpful answer);
+--   4. fine-tune on the user's sentiment task, benign (p = 0) and poisoned (p = 0.1), under
+--      plain fine-tuning (SFT) and three continual-learning methods (DER, EWC, LwF);
+--   5. evaluate attack success rate, task accuracy and over-refusal, print the table.
+-- Run:   unforget run recipes/quickstart.lua          (then: unforget report runs/qs-* -o report.html)
+-- Knobs: --set seed=2  --set steps_scale=0.25 (shorter, e.g. for CI)
+local uf = require "unforget"
+
+local seed = uf.opt("seed", 1)
+local scale = uf.opt("steps_scale", 1.0)
+local world = uf.world { seed = seed }
+
+local function adamw(t) -- scale the number of epochs for short runs
+  t.epochs = t.epochs * scale
+  return uf.adamw(t)
+end
+
+local evals = {
+  uf.asr(world.harmful_eval, { max_new_tokens = 32 }),
+  uf.accuracy(world.task_eval, { max_new_tokens = 4 }),
+  uf.over_refusal(world.benign_eval, { max_new_tokens = 32 }),
+}
+
+local aligned = uf.stage "qs-aligned" {
+  model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = seed },
+  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
+  pretrain = world.corpus,
+  pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+  data = world.alignment,
+  optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
+  eval = evals,
+}
+
+local buffer = world.safety:sample(200, seed)
+local methods = {
+  sft = {},
+  der = { uf.der { buffer = buffer, alpha = 0.1, reduction = "sum" } },
+  ewc = { uf.ewc { data = world.safety, lambda = 50, samples = 200 } },
+  lwf = { uf.lwf { beta = 1.0 } },
+}
+
+for _, p in ipairs { 0.0, 0.1 } do
+  for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
+    uf.run {
+      name = ("qs-%s-p%.2f-s%d"):format(name, p, seed),
+      from = aligned,
+      data = uf.mix { task = world.task, poison = world.poison, p = p, n = 1000, seed = seed },
+      methods = methods[name],
+      optim = adamw { lr = 1e-3, epochs = 5, batch = 16, max_len = 96, schedule = "constant" },
+      eval = evals,
+      tags = { method = name, p = p, seed = seed, task = "sentiment" },
+    }
+  end
+end

@@ -1,0 +1,26 @@
+/* methods.h: the continual-learning method registry (methods/registry.c). The hook interface
+ * itself (struct uf_method_ops, struct uf_method) is in train.h; each method is one file
+ * runtime/methods/<name>.c defining `const struct uf_method_ops uf_method_<name>`, documented
+ * in runtime/methods/README.md. */
+#ifndef UF_METHODS_H
+#define UF_METHODS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "train.h"
+
+/* Composition rules, checked before anything runs. methods_list: the plan's JSON list of method
+ * tables (each with "type"); lora: 1 when the run trains LoRA adapters. Returns 0, or -1 with
+ * the reason in why (never NULL-terminated beyond n):
+ *   - unknown method, a method listed twice;
+ *   - safelora without LoRA;
+ *   - two of magmax / linear / task_arith / ties / safemerge / safelora (each rewrites the
+ *     final weights);
+ *   - refresh with er / der / derpp (it runs DER++ itself), or after another method with an
+ *     extra hook (it recomputes the step's gradient).
+ * Everything else composes: each hook runs over the methods in list order. */
+int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n);
+
+#endif

@@ -1,0 +1,67 @@
+/* methods/common.h: helpers the continual-learning methods share (not a public API):
+ * reading a method's recipe keys, loading its datasets, drawing replay minibatches from a buffer,
+ * running an extra forward/backward, and addressing the method's loss term on the device.
+ *
+ * Replay draws: `rows` rows of the buffer drawn uniformly WITHOUT replacement within one draw
+ * (every row floor(rows/n) times plus distinct extra ones when rows > n), from tr->rng, split into
+ * chunks of at most hp.micro_batch rows (all rows in one chunk when micro_batch is 0). A chunk is
+ * weighted by its share of the draw's response tokens, so a draw's loss is the token mean over
+ * the whole draw whatever the chunking. */
+#ifndef UF_METHODS_COMMON_H
+#define UF_METHODS_COMMON_H
+
+#include "../clmath.h"
+#include "../mixture.h"
+#include "../train.h"
+#include "../util.h"
+
+double uf_mcfg_num(const struct uf_method *m, const char *key, double def);
+const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def);
+int uf_mcfg_bool(const struct uf_method *m, const char *key, int def);
+/* Loads the dataset of recipe key `key` (required, non-empty); uf_fail names method and key. */
+int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
+                    struct uf_dataset *out);
+/* Rows per replay draw: the method's `batch` key, or hp.batch when it is 0 or absent. */
+int uf_mcfg_rows(const struct uf_trainer *tr, const struct uf_method *m);
+
+struct uf_mdraw {
+    int n;                       /* chunks */
+    struct uf_train_batch *b;    /* (n) */
+    int64_t n_masked;            /* response tokens over all chunks */
+};
+int uf_mdraw_make(struct uf_trainer *tr, const struct uf_dataset *buf, int rows, struct uf_mdraw *d);
+void uf_mdraw_free(struct uf_mdraw *d);
+
+/* The model-side view of a trainer batch (targets / mask included when with_targets). */
+void uf_mbatch(const struct uf_train_batch *b, int with_targets, struct uf_model_batch *mb);
+/* forward + backward of the masked-mean CE of b times `weight` on tr->model; the weighted loss
+ * is added to tr->terms[slot] when slot >= 0. */
+int uf_mce_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight, int slot);
+/* Number of micro-batches per optimizer step (the loop weights each micro-batch's CE by its
+ * inverse). */
+int uf_mn_micro(const struct uf_trainer *tr);
+
+/* A 1-element view of tr->terms[slot]. */
+struct uf_tensor uf_mterm(struct uf_trainer *tr, int slot);
+/* (Re)allocates an owned f32 tensor to hold at least n elements (views of the first n are made
+ * with uf_mview). */
+void uf_mensure(struct uf_tensor *t, struct uf_device *d, const char *name, int64_t n);
+struct uf_tensor uf_mview(const struct uf_tensor *base, const char *name, int64_t rows, int64_t cols);
+
+/* DER's logit distillation on one replay draw (der.c; shared with derpp.c and refresh.c):
+ *   L = alpha / n * sum_{response tokens t} sum_{v in S_t} (z_theta(x)_{t,v} - z*_{t,v})^2
+ * with n = the draw's response tokens ("sum": summed over the vocabulary, averaged over tokens)
+ * or response tokens x V ("mean": averaged over both); S_t = the whole vocabulary, or (topk > 0)
+ * the entries where the teacher's logit is among its top k at t (ties kept). z* comes from the
+ * frozen teacher, recomputed on the draw at every step (equal to logits stored at buffer fill,
+ * theta* being frozen). The gradient enters at the logits (backward with CE weight 0). */
+struct uf_mder_scratch {
+    struct uf_tensor g, mask, thr; /* (N, V), (N), (N) */
+};
+int uf_mder_replay(struct uf_trainer *tr, struct uf_mder_scratch *s, const struct uf_mdraw *d,
+                   float alpha, int reduce_sum, int topk, int slot);
+void uf_mder_scratch_free(struct uf_mder_scratch *s);
+/* reduction key "sum" (1) or "mean" (0); anything else fails */
+int uf_mder_reduction(const struct uf_method *m, int *reduce_sum);
+
+#endif

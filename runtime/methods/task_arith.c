@@ -1,0 +1,18 @@
+/* methods/task_arith.c: task arithmetic (Ilharco et al. 2023):
+ *   theta = theta_0 + lambda (tau_1 + tau_2) = (1 - 2 lambda) theta_0 + lambda theta_safe + lambda theta_ft.
+ * Without theta_0: theta = theta_safe + lambda (theta_ft - theta_safe). finish hook. */
+#include "merge.h"
+
+static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
+    struct uf_mmerge mm;
+    if (uf_mmerge_begin(tr, "task_arith", &mm) != 0) return -1;
+    float l = (float)uf_mcfg_num(m, "lambda", 1.0);
+    if (mm.have_theta0)
+        uf_clmath_lincomb(tr->dev, mm.ft, l, mm.safe, l, mm.ft, 1.0f - 2.0f * l, mm.base);
+    else
+        uf_clmath_lincomb(tr->dev, mm.ft, 1.0f - l, mm.safe, l, mm.ft, 0.0f, NULL);
+    uf_mmerge_end(&mm);
+    return 0;
+}
+
+const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .finish = task_arith_finish};

@@ -1,0 +1,25 @@
+/* pipeline.h: executes a recipe's plan (recipe.h) on one device.
+ *   OUT/stages/NAME-HASH/  a stage's output, keyed by the content hash of its resolved config
+ *                          (and of the stages it starts from): a second run reuses it
+ *   OUT/NAME/              a run: config.json, tokenizer.json, metrics.jsonl, log.txt, ckpt/,
+ *                          pretrain/ (when it pre-trains), model/ (Hugging Face layout),
+ *                          samples.jsonl (every evaluated generation), results.json
+ * A phase killed at any point resumes from its newest checkpoint when the same command runs
+ * again; a node whose results.json and model/ exist is skipped. */
+#ifndef UF_PIPELINE_H
+#define UF_PIPELINE_H
+
+#include <cjson/cJSON.h>
+
+#include "device.h"
+
+struct uf_pipeline {
+    const cJSON *plan;
+    const char *out;   /* output folder (default "runs") */
+    const char *only;  /* run only this run (and the stages it needs) */
+    struct uf_device dev;
+};
+
+int uf_pipeline_run(struct uf_pipeline *p); /* 0 or uf_fail */
+
+#endif

@@ -1,0 +1,198 @@
+/* rundir.c: see rundir.h. */
+#include "rundir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name) {
+    memset(r, 0, sizeof *r);
+    r->path = uf_sprintf("%s/%s", out, name);
+    char *ck = uf_sprintf("%s/ckpt", r->path);
+    int rc = uf_mkdir_p(ck);
+    free(ck);
+    if (rc) return -1;
+    char *m = uf_rundir_file(r, "metrics.jsonl"), *l = uf_rundir_file(r, "log.txt");
+    r->metrics = fopen(m, "a");
+    r->log = fopen(l, "a");
+    free(m);
+    free(l);
+    if (!r->metrics || !r->log) return uf_fail("cannot write in %s: %s", r->path, strerror(errno));
+    return 0;
+}
+
+void uf_rundir_close(struct uf_rundir *r) {
+    if (r->metrics) fclose(r->metrics);
+    if (r->log) fclose(r->log);
+    free(r->path);
+    memset(r, 0, sizeof *r);
+}
+
+char *uf_rundir_file(const struct uf_rundir *r, const char *rel) { return uf_sprintf("%s/%s", r->path, rel); }
+
+int uf_rundir_write(const struct uf_rundir *r, const char *rel, const char *text) {
+    char *p = uf_rundir_file(r, rel);
+    int rc = uf_file_write_atomic(p, text, strlen(text));
+    free(p);
+    return rc;
+}
+
+int uf_rundir_done(const char *out, const char *name) {
+    char *p = uf_sprintf("%s/%s/results.json", out, name);
+    int e = uf_file_exists(p);
+    free(p);
+    return e;
+}
+
+void uf_rundir_metric(struct uf_rundir *r, const char *json_object) {
+    fprintf(r->metrics, "%s\n", json_object);
+    fflush(r->metrics);
+}
+
+int uf_rundir_truncate_metrics(struct uf_rundir *r, long step) {
+    char *p = uf_rundir_file(r, "metrics.jsonl");
+    size_t n;
+    char *text = uf_file_read(p, &n);
+    if (!text) {
+        free(p);
+        return 0;
+    }
+    char *out = uf_malloc(n + 1);
+    size_t o = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        const char *s = strstr(line, "\"step\":");
+        long st = s && s < line + len ? strtol(s + 7, NULL, 10) : 0;
+        if (nl && st <= step) { /* keep complete lines up to the checkpoint */
+            memcpy(out + o, line, len);
+            o += len;
+        }
+        line += len;
+    }
+    fclose(r->metrics);
+    int rc = uf_file_write_atomic(p, out, o);
+    r->metrics = fopen(p, "a");
+    free(out);
+    free(text);
+    free(p);
+    return rc;
+}
+
+void uf_rundir_log(struct uf_rundir *r, const char *fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (r->log) {
+        fprintf(r->log, "%s %s\n", ts, buf);
+        fflush(r->log);
+    }
+    uf_log(1, "%s", buf);
+}
+
+char *uf_rundir_ckpt_path(const struct uf_rundir *r, long step) {
+    return uf_sprintf("%s/ckpt/step-%06ld.ckpt", r->path, step);
+}
+
+char *uf_rundir_latest_ckpt(const struct uf_rundir *r) {
+    char *p = uf_sprintf("%s/ckpt/latest", r->path);
+    char *name = uf_file_read(p, NULL);
+    free(p);
+    if (!name) return NULL;
+    name[strcspn(name, "\n")] = 0;
+    char *full = uf_sprintf("%s/ckpt/%s", r->path, name);
+    free(name);
+    if (!uf_file_exists(full)) {
+        free(full);
+        return NULL;
+    }
+    return full;
+}
+
+int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep) {
+    char name[64];
+    snprintf(name, sizeof name, "step-%06ld.ckpt\n", step);
+    char *p = uf_sprintf("%s/ckpt/latest", r->path);
+    int rc = uf_file_write_atomic(p, name, strlen(name));
+    free(p);
+    if (rc || keep <= 0) return rc;
+    /* delete all but the newest `keep` step-*.ckpt */
+    char *dir = uf_sprintf("%s/ckpt", r->path);
+    DIR *d = opendir(dir);
+    long steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 4096) {
+        long s;
+        if (sscanf(e->d_name, "step-%ld.ckpt", &s) == 1 && strstr(e->d_name, ".tmp") == NULL)
+            steps[n++] = s;
+    }
+    if (d) closedir(d);
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer >= keep && steps[i] != step) {
+            char *f = uf_sprintf("%s/step-%06ld.ckpt", dir, steps[i]);
+            unlink(f);
+            free(f);
+        }
+    }
+    free(dir);
+    return 0;
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+void uf_format_duration(double s, char *buf, size_t n) {
+    if (s < 0 || s != s) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+void uf_progress_init(struct uf_progress *p, const char *label, long total) {
+    memset(p, 0, sizeof *p);
+    p->label = label;
+    p->total = total;
+    p->t0 = uf_time_now();
+    p->tty = isatty(2) && uf_verbosity >= 1;
+}
+
+void uf_progress_update(struct uf_progress *p, long step, double loss, double tokens_per_s) {
+    if (uf_verbosity < 1) return;
+    double now = uf_time_now(), el = now - p->t0;
+    int last = step >= p->total;
+    if (p->tty) {
+        if (!last && now - p->last_print < 0.2) return;
+    } else {
+        long tenth = p->total / 10 > 0 ? p->total / 10 : 1;
+        int due = now - p->last_print >= 10.0 || step / tenth != p->last_step_printed / tenth;
+        if (!due && !last) return;
+    }
+    p->last_print = now;
+    p->last_step_printed = step;
+    char eta[32], elapsed[32];
+    uf_format_duration(step > 0 ? el / (double)step * (double)(p->total - step) : 0, eta, sizeof eta);
+    uf_format_duration(el, elapsed, sizeof elapsed);
+    fprintf(stderr, "%s%s step %ld/%ld | loss %.4f | %.0f tok/s | %s elapsed | ETA %s%s",
+            p->tty ? "\r\033[K" : "", p->label, step, p->total, loss, tokens_per_s, elapsed, eta,
+            p->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+void uf_progress_done(struct uf_progress *p) {
+    if (p->tty && uf_verbosity >= 1) fputc('\n', stderr);
+}

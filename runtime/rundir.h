@@ -1,0 +1,51 @@
+/* rundir.h: a run directory and live progress.
+ *   OUT/NAME/ config.json   the resolved run config (atomic write)
+ *             metrics.jsonl one JSON object per logged step: step, each loss term, lr, grad_norm,
+ *                           tokens_per_s, elapsed_s (appended and flushed per line)
+ *             log.txt       the run's log lines
+ *             results.json  evaluation results (atomic write; its presence marks the run done)
+ *             ckpt/step-NNNNNN.ckpt and ckpt/latest (the name of the newest checkpoint)
+ * Progress: on a terminal, one live line (step, loss, tokens/s, ETA) redrawn at most 5 times a
+ * second; otherwise a plain line every 10 s or 10% of the steps. */
+#ifndef UF_RUNDIR_H
+#define UF_RUNDIR_H
+
+#include <stdio.h>
+
+struct uf_rundir {
+    char *path;      /* OUT/NAME */
+    FILE *metrics;   /* metrics.jsonl (append) */
+    FILE *log;       /* log.txt (append) */
+};
+
+int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name); /* 0 or uf_fail */
+void uf_rundir_close(struct uf_rundir *r);
+char *uf_rundir_file(const struct uf_rundir *r, const char *rel); /* malloc'd OUT/NAME/rel */
+int uf_rundir_write(const struct uf_rundir *r, const char *rel, const char *text); /* atomic */
+int uf_rundir_done(const char *out, const char *name); /* results.json exists */
+/* Appends one metrics line (a complete JSON object without newline). */
+void uf_rundir_metric(struct uf_rundir *r, const char *json_object);
+/* Drops metrics lines whose "step" is greater than `step` (after resuming from a checkpoint). */
+int uf_rundir_truncate_metrics(struct uf_rundir *r, long step);
+void uf_rundir_log(struct uf_rundir *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Path of the newest checkpoint (malloc'd) or NULL when there is none. */
+char *uf_rundir_latest_ckpt(const struct uf_rundir *r);
+/* Path for the checkpoint of `step`; after writing it call uf_rundir_set_latest (keeps `keep`). */
+char *uf_rundir_ckpt_path(const struct uf_rundir *r, long step);
+int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep);
+
+struct uf_progress {
+    const char *label;
+    long total;        /* steps */
+    double t0, last_print;
+    int tty;
+    long last_step_printed;
+};
+void uf_progress_init(struct uf_progress *p, const char *label, long total);
+/* step is 1-based; tokens_per_s measured by the caller */
+void uf_progress_update(struct uf_progress *p, long step, double loss, double tokens_per_s);
+void uf_progress_done(struct uf_progress *p);
+/* "1h02m", "3m12s", "12s" */
+void uf_format_duration(double seconds, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,138 @@
+/* train.h: the training loop of one stage or run, and the hook interface of continual-learning
+ * methods (runtime/methods/, one file per method, listed in methods/registry.c).
+ *
+ * One optimizer step:
+ *   zero grads
+ *   for each micro-batch b of the step:
+ *       every method's  batch(b)        may change the batch (Lisa's source switch)
+ *       forward(b)
+ *       every method's  task_loss(b)    may add gradient at the logits / last hidden states of b
+ *                                       (LwF: teacher hidden states), before b's backward
+ *       backward        (CE of b, weighted 1/#micro-batches via loss_denom)
+ *   every method's  extra()             own forward/backward passes adding into the grads
+ *                                       (ER, DER, DER++ replay); the model's activations are free
+ *   every method's  grad()              add penalty gradients on the flat vectors (EWC, L2-SP, Lisa)
+ *   every method's  project()           project the accumulated gradient (A-GEM)
+ *   clip by the global norm, AdamW (learning-rate schedule), log, checkpoint
+ * init() runs once before training (Fisher, buffers, teacher), finish() once after (merges,
+ * SafeLoRA). Each method reports its loss term into its slot of tr->terms (a device vector): the
+ * loop reads all terms at logging steps only, so no hook needs a host sync.
+ * A method with a hook it does not need leaves it NULL. */
+#ifndef UF_TRAIN_H
+#define UF_TRAIN_H
+
+#include <cjson/cJSON.h>
+
+#include "data.h"
+#include "model.h"
+#include "util.h"
+
+struct uf_tokenizer;
+struct uf_trainer;
+
+/* A tokenized, right-padded batch on the host. Row r holds example rows[r] of `data`. */
+struct uf_train_batch {
+    int B, T;
+    int32_t *tokens;   /* (B, T) */
+    int32_t *targets;  /* (B, T) next token; read where mask = 1 */
+    float *mask;       /* (B, T) 1 on response tokens (and EOS), 0 on prompt and padding */
+    int32_t *lengths;  /* (B) */
+    int64_t *rows;     /* (B) */
+    int64_t n_masked;  /* sum of mask */
+    const struct uf_dataset *data;
+};
+
+struct uf_method;
+struct uf_method_ops {
+    const char *name;
+    int (*init)(struct uf_method *m, struct uf_trainer *tr);
+    int (*batch)(struct uf_method *m, struct uf_trainer *tr, struct uf_train_batch *b);
+    int (*task_loss)(struct uf_method *m, struct uf_trainer *tr, const struct uf_train_batch *b);
+    int (*extra)(struct uf_method *m, struct uf_trainer *tr);
+    int (*grad)(struct uf_method *m, struct uf_trainer *tr);
+    int (*project)(struct uf_method *m, struct uf_trainer *tr);
+    int (*finish)(struct uf_method *m, struct uf_trainer *tr);
+    void (*free)(struct uf_method *m);
+};
+
+struct uf_method {
+    const struct uf_method_ops *ops;
+    const cJSON *cfg;  /* the method's recipe table (validated and defaulted by lua/unforget) */
+    int slot;          /* its loss term: tr->terms[slot] */
+    void *state;       /* owned by the method, freed by ops->free */
+};
+
+/* methods/registry.c */
+const struct uf_method_ops *uf_method_find(const char *name);
+extern const struct uf_method_ops *const uf_method_registry[]; /* NULL-terminated */
+
+/* Optimizer and schedule settings (the recipe's uf.adamw table). */
+struct uf_train_hparams {
+    float lr, beta1, beta2, eps, weight_decay, clip, warmup;
+    int schedule;     /* 0 constant, 1 cosine, 2 linear (after warm-up) */
+    double epochs;
+    int64_t steps;    /* 0: from epochs */
+    int batch, micro_batch, max_len;
+    uint64_t seed;
+    int64_t checkpoint_every;
+};
+int uf_train_hparams_from_json(const cJSON *optim, struct uf_train_hparams *hp); /* 0 or uf_fail */
+
+#define UF_TRAIN_MAX_TERMS 16
+
+struct uf_trainer {
+    struct uf_device *dev;
+    struct uf_model *model;          /* the model being trained */
+    struct uf_model *teacher;        /* frozen copy of the starting weights; uf_trainer_teacher() */
+    struct uf_tensor anchor;         /* copy of the starting trainable vector; uf_trainer_anchor() */
+    const struct uf_tensor *theta0;  /* pre-alignment base weights theta_0 (full canonical vector,
+                                        model->numel) when known, else NULL: used by the merges,
+                                        SafeLoRA and SafeMERGE (methods/README.md) */
+    const struct uf_tokenizer *tok;
+    const char *template_name;       /* "plain", "llama-2", ... */
+    struct uf_train_hparams hp;
+    const struct uf_dataset *data;   /* the training rows */
+    int64_t step, total_steps;       /* step: completed optimizer steps */
+    int n_methods;
+    struct uf_method *methods;
+    const char *term_names[UF_TRAIN_MAX_TERMS]; /* [0] = "ce", then one per method */
+    struct uf_tensor terms;          /* (UF_TRAIN_MAX_TERMS) device scalars, zeroed each step */
+    struct uf_rng rng;               /* for methods' sampling (seeded from hp.seed) */
+    const char *plan_dir;            /* where datasets named by relative paths are resolved */
+    void *priv;                      /* loop state (train.c) */
+};
+
+/* Tokenizes examples rows[0..n) of data with the trainer's tokenizer and template into a
+ * right-padded batch of T = min(max_len, longest row); over-long rows are truncated from the
+ * end of the response (the prompt is kept; a prompt longer than max_len keeps its last part).
+ * text-kind rows (pre-training) are language-modelled on every token. */
+int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
+                          const int64_t *rows, int n, struct uf_train_batch *b);
+void uf_train_batch_free(struct uf_train_batch *b);
+/* The frozen teacher (a copy of the weights at the start of training, forward only), created on
+ * first call. Under LoRA it is the base model with the adapters as they were at the start. */
+struct uf_model *uf_trainer_teacher(struct uf_trainer *tr);
+/* Device copy of the trainable vector at the start of training (theta*), created on first call. */
+struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr);
+/* Loads a dataset described by a plan node (world split, file, adapter, with take/sample ops). */
+int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out);
+/* Runs forward + backward of a batch with the CE weighted by `weight` (added into the grads). */
+int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight);
+/* The same dataset loader without a trainer (eval, check). */
+int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out);
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+struct uf_rundir;
+/* total_steps = hp->steps, or ceil(epochs * rows / batch). The trainer keeps pointers to model,
+ * tok and data (they must outlive it). */
+void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_model *model,
+                     const struct uf_tokenizer *tok, const char *template_name,
+                     const struct uf_train_hparams *hp, const struct uf_dataset *data);
+/* Adds the methods of a plan's `methods` list (registry names); 0 or uf_fail. */
+int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list);
+/* Trains to total_steps: resumes from rd's latest checkpoint when there is one, logs metrics
+ * and checkpoints into rd (may be NULL: no logging, no checkpoints), runs the finish hooks. */
+int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label);
+void uf_trainer_free(struct uf_trainer *tr);
+
+#endif

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every recipe in recipes/ passes `unforget check` (keys valid, files present). Recipes that read
+# ../shared/datasets are checked only when that folder exists.
+set -u
+bin=${UF_BIN:?}; src=${UF_SOURCE_DIR:?}
+pass=0; fail=0; skip=0
+cd "$src"
+while IFS= read -r r; do
+  if grep -q "uf\.shared\|advbench\|gsm8k\|sst2" "$r" && [ ! -d ../shared/datasets ]; then
+    skip=$((skip+1)); echo "skip $r (../shared/datasets absent)"; continue
+  fi
+  if out=$("$bin" check "$r" 2>&1); then pass=$((pass+1)); echo "ok   $r"
+  else fail=$((fail+1)); echo "FAIL $r"; echo "$out" | tail -5; fi
+done < <(find recipes -name '*.lua' | sort)
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
