@@ -22,41 +22,44 @@
 
 /* X(p, j), p in [0, K), j in [0, n): element X[off + (trans ? j*ld + p : p*ld + j)].
  * P[p_off + (jb*K + p)*W + c] = X(p, jb*W + c), or 0 where jb*W + c >= n. One work-item per W
- * columns x 16 values of p; batch b reads at X + b*x_bstride and writes at P + b*p_bstride. */
+ * columns x 64 values of p (fewer are slower: per-work-item overhead); batch b reads at
+ * X + b*x_bstride and writes at P + b*p_bstride. */
 #define UF_GEMM_PACK(W)                                                                         \
     __kernel void uf_gemm_pack##W(int K, int n, __global const float *X, ulong off, ulong ld,  \
                                   ulong x_bstride, int trans, __global float *P, ulong p_off,  \
                                   ulong p_bstride) {                                           \
-        int jb = get_global_id(0), p0 = get_global_id(1) * 16;                                 \
+        int jb = get_global_id(0), j0 = jb * W, p_end = min(K, (int)get_global_id(1) * 64 + 64); \
         X += off + get_global_id(2) * x_bstride;                                               \
-        __global float *out = P + p_off + get_global_id(2) * p_bstride + ((size_t)jb * K + p0) * W; \
-        int j0 = jb * W;                                                                       \
-        if (j0 + W <= n && p0 + 16 <= K) {                                                     \
-            if (!trans) {                                                                      \
-                for (int p = 0; p < 16; p++)                                                   \
-                    for (int c = 0; c < W; c += 8)                                             \
-                        vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,              \
-                                out + p * W + c);                                              \
+        P += p_off + get_global_id(2) * p_bstride + (size_t)jb * K * W;                        \
+        for (int p0 = get_global_id(1) * 64; p0 < p_end; p0 += 16) {                           \
+            __global float *out = P + (size_t)p0 * W;                                          \
+            if (j0 + W <= n && p0 + 16 <= K) {                                                 \
+                if (!trans) {                                                                  \
+                    for (int p = 0; p < 16; p++)                                               \
+                        for (int c = 0; c < W; c += 8)                                         \
+                            vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,          \
+                                    out + p * W + c);                                          \
+                } else {                                                                       \
+                    for (int c = 0; c < W; c++) {                                              \
+                        float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                \
+                        out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;   \
+                        out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;   \
+                        out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;   \
+                        out[9 * W + c] = v.s9, out[10 * W + c] = v.sa;                         \
+                        out[11 * W + c] = v.sb, out[12 * W + c] = v.sc;                        \
+                        out[13 * W + c] = v.sd, out[14 * W + c] = v.se;                        \
+                        out[15 * W + c] = v.sf;                                                \
+                    }                                                                          \
+                }                                                                              \
             } else {                                                                           \
-                for (int c = 0; c < W; c++) {                                                  \
-                    float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                    \
-                    out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;       \
-                    out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;       \
-                    out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;       \
-                    out[9 * W + c] = v.s9, out[10 * W + c] = v.sa, out[11 * W + c] = v.sb;     \
-                    out[12 * W + c] = v.sc, out[13 * W + c] = v.sd, out[14 * W + c] = v.se;    \
-                    out[15 * W + c] = v.sf;                                                    \
-                }                                                                              \
+                int np = min(16, K - p0);                                                      \
+                for (int p = 0; p < np; p++)                                                   \
+                    for (int c = 0; c < W; c++) {                                              \
+                        int j = j0 + c;                                                        \
+                        size_t at = trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j; \
+                        out[p * W + c] = j < n ? X[at] : 0.0f;                                 \
+                    }                                                                          \
             }                                                                                  \
-        } else {                                                                               \
-            int np = min(16, K - p0);                                                          \
-            for (int p = 0; p < np; p++)                                                       \
-                for (int c = 0; c < W; c++) {                                                  \
-                    int j = j0 + c;                                                            \
-                    out[p * W + c] =                                                           \
-                        j < n ? X[trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j] \
-                              : 0.0f;                                                          \
-                }                                                                              \
         }                                                                                      \
     }
 
