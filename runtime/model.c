@@ -249,8 +249,11 @@ static void acts_reserve(struct uf_model *m, int64_t N) {
 void uf_model_free(struct uf_model *m) {
     if (!m->descs) return;
     uf_model_release_activations(m);
-    for (int i = 0; i < 2; i++) {
-        if (m->stage_ev[i]) clReleaseEvent(m->stage_ev[i]);
+    for (int i = 0; i < 2; i++) { /* a pending upload still reads its staging buffer */
+        if (m->stage_ev[i]) {
+            UF_CL(clWaitForEvents(1, &m->stage_ev[i]));
+            clReleaseEvent(m->stage_ev[i]);
+        }
         free(m->stage[i]);
     }
     uf_tensor_free(&m->params);
