@@ -4,18 +4,21 @@
 #define UF_GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
 #define UF_GELU_K 0.044715f
 
-float uf_act(float g, int gelu) {
-    if (!gelu) return g / (1.0f + exp(-g));
-    return 0.5f * g * (1.0f + tanh(UF_GELU_C * (g + UF_GELU_K * g * g * g)));
-}
-
-float uf_act_grad(float g, int gelu) {
+/* act(g) into *a, act'(g) returned; one exp or tanh */
+float uf_act2(float g, int gelu, float *a) {
     if (!gelu) {
         float s = 1.0f / (1.0f + exp(-g));
+        *a = g * s;
         return s * (1.0f + g * (1.0f - s));
     }
     float t = tanh(UF_GELU_C * (g + UF_GELU_K * g * g * g));
+    *a = 0.5f * g * (1.0f + t);
     return 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * UF_GELU_C * (1.0f + 3.0f * UF_GELU_K * g * g);
+}
+
+float uf_act(float g, int gelu) {
+    if (!gelu) return g / (1.0f + exp(-g));
+    return 0.5f * g * (1.0f + tanh(UF_GELU_C * (g + UF_GELU_K * g * g * g)));
 }
 
 __kernel void uf_gated_forward(__global const float *g, ulong go, __global const float *u, ulong uo,
@@ -30,9 +33,9 @@ __kernel void uf_gated_backward(__global const float *g, ulong go, __global cons
                                 ulong dgo, __global float *du, ulong duo, ulong n, int gelu) {
     size_t i = get_global_id(0);
     if (i >= n) return;
-    float gv = g[go + i], d = dh[dho + i];
-    dg[dgo + i] += d * u[uo + i] * uf_act_grad(gv, gelu);
-    du[duo + i] += d * uf_act(gv, gelu);
+    float d = dh[dho + i], a, da = uf_act2(g[go + i], gelu, &a);
+    dg[dgo + i] += d * u[uo + i] * da;
+    du[duo + i] += d * a;
 }
 
 /* keep element i iff uf_hash_u32(seed, i) >= thr (thr = p * 2^32); forward y = keep ? x*scale : 0,

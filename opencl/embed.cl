@@ -11,24 +11,33 @@ __kernel void uf_embed_forward(__global const int *tokens, ulong to, __global co
     out[oo + n * D + d] = tok >= 0 && tok < V ? scale * table[tbo + (size_t)tok * D + d] : NAN;
 }
 
-/* global (L, N), local (L, 1): work-group n owns the first occurrence of its token and sums, in
- * token order, dout of every later row with the same token: no atomics, fixed order. O(N^2)
- * token comparisons (uniform within the group), independent of V. */
-__kernel void uf_embed_backward(__global const int *tokens, ulong to, __global const float *dout,
-                                ulong doo, float scale, __global float *dtable, ulong dto, int N,
-                                int D, int V) {
-    int n = (int)get_global_id(1);
-    size_t l = get_local_id(0), L = get_local_size(0);
+/* global N: link[n] = the next row j > n with the same token (-1: none); link[N + n] = 1 when n is
+ * the first row with its token. O(N^2) token comparisons in all. */
+__kernel void uf_embed_links(__global const int *tokens, ulong to, __global int *link, int N) {
+    int n = (int)get_global_id(0);
+    if (n >= N) return;
     __global const int *tk = tokens + to;
-    int tok = tk[n];
-    if (tok < 0 || tok >= V) return;
-    for (int j = 0; j < n; j++)
-        if (tk[j] == tok) return; /* an earlier row owns this token */
-    __global float *row = dtable + dto + (size_t)tok * D;
-    for (size_t d = l; d < (size_t)D; d += L) {
-        float acc = 0.0f;
-        for (int j = n; j < N; j++)
-            if (tk[j] == tok) acc += dout[doo + (size_t)j * D + d];
-        row[d] += scale * acc;
+    int tok = tk[n], first = 1, next = -1;
+    for (int j = 0; j < n; j++) first &= tk[j] != tok;
+    for (int j = N - 1; j > n; j--) next = tk[j] == tok ? j : next;
+    link[n] = next;
+    link[N + n] = first;
+}
+
+/* global (D rounded up to L, N), local (L, 1): the group of a row that first holds its token sums
+ * dout over the chain of rows with that token, in row order, and adds it into dtable once: no
+ * atomics, fixed order, O(N*D) work. */
+__kernel void uf_embed_backward(__global const int *tokens, ulong to, __global const int *link,
+                                __global const float *dout, ulong doo, float scale,
+                                __global float *dtable, ulong dto, int N, int D, int V) {
+    size_t d = get_global_id(0);
+    int n = (int)get_global_id(1);
+    int tok = tokens[to + n];
+    if (!link[N + n] || tok < 0 || tok >= V) return; /* uniform over the group */
+    float acc = 0.0f;
+    for (int j = n; j >= 0; j = link[j]) {
+        if (d < (size_t)D) acc += dout[doo + (size_t)j * D + d];
+        UF_VEC_SYNC();
     }
+    if (d < (size_t)D) dtable[dto + (size_t)tok * D + d] += scale * acc;
 }

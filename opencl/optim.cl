@@ -1,17 +1,36 @@
 /* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops.c).
- * Reductions are two-level: G work-groups of L items each stride over x (item i reads
- * i, i + G*L, ...), a fixed-order tree gives part[group]; one work-group then reduces part[]. */
+ * Reductions are two-level: G work-groups of L items stride over x (item i of group g reads
+ * g*L + i, then + G*L, ...), a fixed-order tree gives part[g]; one work-group then reduces part[]. */
 
 __kernel void uf_reduce_partial(__global const float *x, ulong xo, ulong n, int square,
                                 __global float *part, __local float *s) {
-    size_t gid = get_global_id(0), stride = get_global_size(0);
+    size_t l = get_local_id(0), L = get_local_size(0), stride = get_global_size(0);
     float acc = 0.0f;
-    for (size_t i = gid; i < n; i += stride) {
-        float v = x[xo + i];
-        acc += square ? v * v : v;
+    for (size_t b = get_group_id(0) * L; b < n; b += stride) { /* uniform within the group */
+        if (b + l < n) {
+            float v = x[xo + b + l];
+            acc += square ? v * v : v;
+        }
+        UF_VEC_SYNC();
     }
     float r = uf_wg_sum(acc, s);
-    if (get_local_id(0) == 0) part[get_group_id(0)] = r;
+    if (l == 0) part[get_group_id(0)] = r;
+}
+
+/* CPUs: global G (local 1); work-item g sums the contiguous chunk [g*C, min(n, (g+1)*C)) (C a
+ * multiple of 16) with 16-wide vectors into part[g]. */
+__kernel void uf_reduce_partial_chunks(__global const float *x, ulong xo, ulong n, int square,
+                                       __global float *part, ulong C) {
+    size_t g = get_global_id(0), i0 = g * C, i1 = min((size_t)n, i0 + (size_t)C), i = i0;
+    __global const float *p = x + xo;
+    float16 a16 = (float16)0.0f;
+    for (; i + 16 <= i1; i += 16) {
+        float16 v = vload16(0, p + i);
+        a16 += square ? v * v : v;
+    }
+    float acc = uf_hsum16(a16);
+    for (; i < i1; i++) acc += square ? p[i] * p[i] : p[i];
+    part[g] = acc;
 }
 
 /* one work-group: out[0] (= or +=) sum of part[0..np) */

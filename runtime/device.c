@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 #include "util.h"
 
@@ -238,8 +239,10 @@ void uf_device_init(struct uf_device *d, const char *selector) {
     d->align_bytes = align_bits / 8 ? align_bits / 8 : 128;
     d->has_fp16 = has_ext(d->id, "cl_khr_fp16");
     d->has_fp64 = has_ext(d->id, "cl_khr_fp64");
-    snprintf(d->build_options, sizeof d->build_options, "-cl-std=CL1.2 -cl-mad-enable%s",
-             d->has_fp16 ? " -DUF_HAS_FP16=1" : "");
+    /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl) */
+    snprintf(d->build_options, sizeof d->build_options, "-cl-std=CL1.2 -cl-mad-enable%s%s",
+             d->has_fp16 ? " -DUF_HAS_FP16=1" : "",
+             (d->type & CL_DEVICE_TYPE_CPU) ? " -DUF_CPU=1" : "");
 
     cl_int err;
     d->ctx = clCreateContext(NULL, 1, &d->id, NULL, NULL, &err);
@@ -488,6 +491,7 @@ void uf_device_profile_report(struct uf_device *d, FILE *out) {
 
 void uf_device_free(struct uf_device *d) {
     if (!d->ctx) return;
+    uf_gemm_release(d);
     uf_device_profile_enable(d, 0);
     uf_device_release(d, d->scratch, d->scratch_bytes);
     for (struct uf_program *p = d->programs, *pn; p; p = pn) {

@@ -22,6 +22,7 @@
 
 struct uf_program; /* one built program per opencl/ *.cl file */
 struct uf_profile;
+struct uf_gemm_state;
 
 struct uf_device {
     cl_platform_id platform;
@@ -44,6 +45,7 @@ struct uf_device {
     struct uf_profile *prof;       /* NULL unless profiling is on */
     cl_mem scratch;                /* small shared workspace (uf_device_scratch) */
     size_t scratch_bytes;
+    struct uf_gemm_state *gemm;    /* gemm.c's backend choice and packing buffer (lazily) */
 };
 
 /* Initialise on the selected device; exits 2 with the device list on a bad selector. */

@@ -1,8 +1,12 @@
-/* gemm.c: GEMM over CLBlast, plus the plain-C reference (see gemm.h). */
+/* gemm.c: the one GEMM (see gemm.h): CLBlast or the own kernels of opencl/gemm.cl, chosen per
+ * device and layout by measurement (cached on disk), plus the plain-C reference. */
 #include "gemm.h"
 
 #include <clblast_c.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "kernels.h"
 #include "util.h"
 
 static const char *clblast_status_name(CLBlastStatusCode s) {
@@ -35,36 +39,408 @@ static void check(struct uf_device *d, CLBlastStatusCode s, const char *what, si
              uf_cl_error_hint(s > -1000 ? (cl_int)s : 0));
 }
 
+
+/* ---- per-device state --------------------------------------------------------------------- */
+#define SCRATCH_DEFAULT (64u << 20) /* bytes of packed panels the own backend may hold */
+
+struct uf_gemm_state {
+    enum uf_gemm_backend forced;    /* uf_gemm_set_backend; AUTO = env, then measurement */
+    enum uf_gemm_backend env;       /* $UNFORGET_GEMM; AUTO when unset or "auto" */
+    enum uf_gemm_backend choice[4]; /* per layout ta + 2*tb; AUTO = not measured yet */
+    double gflops[4][2];            /* measured [layout][own, clblast] */
+    cl_mem scratch;                 /* packed panels of the own backend */
+    size_t scratch_bytes, scratch_limit;
+    char name[96];
+};
+
+static const char *layout_name[4] = {"nn", "tn", "nt", "tt"}; /* index ta + 2*tb */
+
+static struct uf_gemm_state *state(struct uf_device *d) {
+    if (d->gemm) return d->gemm;
+    struct uf_gemm_state *st = uf_calloc(1, sizeof *st);
+    st->scratch_limit = SCRATCH_DEFAULT;
+    const char *e = getenv("UNFORGET_GEMM");
+    if (e && *e) {
+        if (strcmp(e, "own") == 0) st->env = UF_GEMM_OWN;
+        else if (strcmp(e, "clblast") == 0) st->env = UF_GEMM_CLBLAST;
+        else if (strcmp(e, "auto") != 0)
+            uf_fatal(2, "UNFORGET_GEMM='%s' is not a GEMM backend (valid: own, clblast, auto)", e);
+    }
+    d->gemm = st;
+    return st;
+}
+
+void uf_gemm_release(struct uf_device *d) {
+    struct uf_gemm_state *st = d->gemm;
+    if (!st) return;
+    if (st->scratch) uf_device_release(d, st->scratch, st->scratch_bytes);
+    free(st);
+    d->gemm = NULL;
+}
+
+void uf_gemm_set_backend(struct uf_device *d, enum uf_gemm_backend b) { state(d)->forced = b; }
+
+void uf_gemm_set_scratch_limit(struct uf_device *d, size_t bytes) {
+    state(d)->scratch_limit = bytes ? bytes : SCRATCH_DEFAULT;
+}
+
+/* ---- CLBlast ------------------------------------------------------------------------------ */
+struct call {
+    bool ta, tb;
+    size_t m, n, k, batch;
+    float alpha, beta;
+    cl_mem A, B, C;
+    size_t a_off, lda, a_stride, b_off, ldb, b_stride, c_off, ldc, c_stride;
+};
+
+static void clblast_run(struct uf_device *d, const struct call *c) {
+    cl_event ev = NULL;
+    CLBlastTranspose ta = c->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = c->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastStatusCode s;
+    if (c->batch == 1) {
+        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, c->m, c->n, c->k, c->alpha, c->A, c->a_off,
+                         c->lda, c->B, c->b_off, c->ldb, c->beta, c->C, c->c_off, c->ldc, &d->queue,
+                         d->prof ? &ev : NULL);
+        check(d, s, "CLBlastSgemm", c->m, c->n, c->k);
+        if (ev) uf_device_profile_add(d, ev, "clblast_sgemm");
+    } else {
+        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, c->m, c->n, c->k, c->alpha,
+                                       c->A, c->a_off, c->lda, c->a_stride, c->B, c->b_off, c->ldb,
+                                       c->b_stride, c->beta, c->C, c->c_off, c->ldc, c->c_stride,
+                                       c->batch, &d->queue, d->prof ? &ev : NULL);
+        check(d, s, "CLBlastSgemmStridedBatched", c->m, c->n, c->k);
+        if (ev) uf_device_profile_add(d, ev, "clblast_sgemm_batched");
+    }
+}
+
+/* ---- own kernels (opencl/gemm.cl) --------------------------------------------------------- */
+#define MR 8  /* rows of C per work-item (UF_GEMM_MR) */
+#define NR 32 /* columns of C per work-item (UF_GEMM_NR) */
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+static void set_arg(cl_kernel k, cl_uint *i, size_t size, const void *v) {
+    UF_CL(clSetKernelArg(k, (*i)++, size, v));
+}
+#define ARG_I(k, i, v) set_arg(k, i, sizeof(cl_int), &(cl_int){(cl_int)(v)})
+#define ARG_U(k, i, v) set_arg(k, i, sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)})
+#define ARG_F(k, i, v) set_arg(k, i, sizeof(cl_float), &(cl_float){(cl_float)(v)})
+#define ARG_M(k, i, v) set_arg(k, i, sizeof(cl_mem), &(cl_mem){(v)})
+
+static cl_mem scratch(struct uf_device *d, size_t bytes) {
+    struct uf_gemm_state *st = state(d);
+    if (bytes < 64) bytes = 64;
+    if (st->scratch && st->scratch_bytes >= bytes) return st->scratch;
+    /* the in-order queue keeps a released buffer alive until its enqueued users finish */
+    if (st->scratch) uf_device_release(d, st->scratch, st->scratch_bytes);
+    st->scratch = uf_device_alloc(d, bytes, "gemm packing buffer");
+    st->scratch_bytes = bytes;
+    return st->scratch;
+}
+
+/* Packs X(p, j) (p < k, j < n; X[off + (trans ? j*ld + p : p*ld + j)]) for `batch` matrices into
+ * panels of W columns at element p_off of P (see gemm.cl). */
+static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_t off, size_t ld,
+                 size_t x_bstride, bool trans, cl_mem P, size_t p_off, size_t p_bstride,
+                 size_t batch) {
+    if (k == 0) return;
+    cl_kernel kr = uf_device_kernel(d, "gemm.cl", W == 8 ? "uf_gemm_pack8" : "uf_gemm_pack32");
+    cl_uint i = 0;
+    ARG_I(kr, &i, k);
+    ARG_I(kr, &i, n);
+    ARG_M(kr, &i, X);
+    ARG_U(kr, &i, off);
+    ARG_U(kr, &i, ld);
+    ARG_U(kr, &i, x_bstride);
+    ARG_I(kr, &i, trans);
+    ARG_M(kr, &i, P);
+    ARG_U(kr, &i, p_off);
+    ARG_U(kr, &i, p_bstride);
+    size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 15) / 16, batch};
+    uf_device_run(d, kr, 3, global, (size_t[]){1, 1, 1});
+}
+
+/* Row-blocks per group (see uf_gemm_block): the group's A rows (group*8*k floats) stay near
+ * 256 KiB, inside the L2 of current CPUs. */
+static size_t group_rows(size_t k) {
+    size_t g = 8192 / (k ? k : 1);
+    return UF_MAX(UF_MIN(g, (size_t)64), (size_t)4);
+}
+
+static void own_run(struct uf_device *d, const struct call *c) {
+    struct uf_gemm_state *st = state(d);
+    size_t m = c->m, n = c->n, k = c->k, kk = k ? k : 1;
+    if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX ||
+        round_up(m, MR) / MR * (round_up(n, NR) / NR) > INT32_MAX)
+        uf_fatal(1, "gemm m=%zu n=%zu k=%zu is too large for the own kernels\n"
+                 "  hint: UNFORGET_GEMM=clblast", m, n, k);
+    /* Budget in floats: all for packed B, or half each for packed A (ta) and B. */
+    size_t lim = st->scratch_limit / 4, lim_b = c->ta ? lim / 2 : lim, lim_a = lim / 2;
+    size_t npad = round_up(n, NR), mpad = round_up(m, MR);
+    size_t nc = UF_MIN(npad, UF_MAX((size_t)NR, lim_b / (kk * NR) * NR));
+    size_t mc = c->ta ? UF_MIN(mpad, UF_MAX((size_t)MR, lim_a / (kk * MR) * MR)) : m;
+    size_t group = c->batch; /* batches per launch: all whose panels fit */
+    if (nc < npad || mc < mpad) group = 1;
+    group = UF_MAX((size_t)1, UF_MIN(group, lim_b / (kk * npad)));
+    if (c->ta) group = UF_MAX((size_t)1, UF_MIN(group, lim_a / (kk * mpad)));
+    size_t b_floats = group * kk * UF_MIN(npad, nc), a_floats = c->ta ? group * kk * round_up(mc, MR) : 0;
+    cl_mem P = scratch(d, (b_floats + a_floats) * 4);
+    cl_kernel kr = uf_device_kernel(d, "gemm.cl", "uf_gemm_block");
+    size_t grp = group_rows(k);
+    for (size_t b0 = 0; b0 < c->batch; b0 += group) {
+        size_t gb = UF_MIN(group, c->batch - b0);
+        for (size_t j = 0; j < n; j += nc) {
+            size_t ncur = UF_MIN(nc, n - j), ncpad = round_up(ncur, NR);
+            pack(d, NR, k, ncur, c->B, c->b_off + b0 * c->b_stride + (c->tb ? j * c->ldb : j),
+                 c->ldb, c->b_stride, c->tb, P, 0, kk * ncpad, gb);
+            for (size_t i = 0; i < m; i += mc) {
+                size_t mcur = UF_MIN(mc, m - i), mcpad = round_up(mcur, MR);
+                cl_mem A = c->A;
+                size_t a_off, a_bs, a_rs, a_ps, a_bstride;
+                if (c->ta) { /* op(A)^T = A (k, m): contiguous in i; pack 8-row panels */
+                    pack(d, MR, k, mcur, c->A, c->a_off + b0 * c->a_stride + i, c->lda,
+                         c->a_stride, false, P, b_floats, kk * mcpad, gb);
+                    A = P, a_off = b_floats, a_bs = MR * kk, a_rs = 1, a_ps = MR;
+                    a_bstride = kk * mcpad;
+                } else {
+                    a_off = c->a_off + b0 * c->a_stride + i * c->lda, a_bs = MR * c->lda;
+                    a_rs = c->lda, a_ps = 1, a_bstride = c->a_stride;
+                }
+                cl_uint q = 0;
+                ARG_I(kr, &q, mcur);
+                ARG_I(kr, &q, ncur);
+                ARG_I(kr, &q, k);
+                ARG_I(kr, &q, grp);
+                ARG_F(kr, &q, c->alpha);
+                ARG_F(kr, &q, c->beta);
+                ARG_M(kr, &q, A);
+                ARG_U(kr, &q, a_off);
+                ARG_U(kr, &q, a_bs);
+                ARG_U(kr, &q, a_rs);
+                ARG_U(kr, &q, a_ps);
+                ARG_U(kr, &q, a_bstride);
+                ARG_M(kr, &q, P);
+                ARG_U(kr, &q, kk * ncpad);
+                ARG_M(kr, &q, c->C);
+                ARG_U(kr, &q, c->c_off + b0 * c->c_stride + i * c->ldc + j);
+                ARG_U(kr, &q, c->ldc);
+                ARG_U(kr, &q, c->c_stride);
+                size_t global[2] = {mcpad / MR * (ncpad / NR), gb};
+                uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
+            }
+        }
+    }
+}
+
+/* ---- selection by measurement ------------------------------------------------------------- */
+static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
+    uf_device_finish(d);
+    double t = uf_time_now();
+    if (b == UF_GEMM_OWN) own_run(d, c);
+    else clblast_run(d, c);
+    uf_device_finish(d);
+    return uf_time_now() - t;
+}
+
+/* Best of up to 3 timed runs after one warm-up (which builds kernels); a slow backend gets one. */
+static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
+    time_call(d, b, c);
+    double best = time_call(d, b, c);
+    for (int r = 0; r < 2 && best < 0.05; r++) best = UF_MIN(best, time_call(d, b, c));
+    return 2.0 * (double)c->m * (double)c->n * (double)c->k / best * 1e-9;
+}
+
+static char *choice_path(struct uf_device *d) {
+    const struct uf_kernel_source *s;
+    for (s = uf_kernel_sources; s->name; s++)
+        if (strcmp(s->name, "gemm.cl") == 0) break;
+    uint64_t h = uf_hash_str(s->name ? s->source : "", UF_HASH_SEED);
+    h = uf_hash_str(d->name, h);
+    h = uf_hash_str(d->platform_name, h);
+    h = uf_hash_str(d->driver, h);
+    h = uf_hash_str(d->version, h);
+    h = uf_hash_str("gemm-select-v1", h);
+    char *dir = uf_cache_dir("kernels");
+    char *path = dir ? uf_sprintf("%s/gemm-select-%016llx.txt", dir, (unsigned long long)h) : NULL;
+    free(dir);
+    return path;
+}
+
+/* Reads "<layout> <own|clblast> <own GFLOP/s> <clblast GFLOP/s>" lines; 0 when all 4 are there. */
+static int load_choice(struct uf_gemm_state *st, const char *path) {
+    char *text = path ? uf_file_read(path, NULL) : NULL;
+    if (!text) return -1;
+    int found = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char lay[8], who[16];
+        double go, gc;
+        if (sscanf(line, "%7s %15s %lf %lf", lay, who, &go, &gc) != 4) continue;
+        for (int l = 0; l < 4; l++) {
+            if (strcmp(lay, layout_name[l]) != 0) continue;
+            bool own = strcmp(who, "own") == 0;
+            if (!own && strcmp(who, "clblast") != 0) continue;
+            st->choice[l] = own ? UF_GEMM_OWN : UF_GEMM_CLBLAST;
+            st->gflops[l][0] = go, st->gflops[l][1] = gc;
+            found |= 1 << l;
+        }
+    }
+    free(text);
+    return found == 15 ? 0 : -1;
+}
+
+/* Times both backends on one shape per layout (m=256, n=1024, k=512: large enough for the
+ * kernels' steady state, small enough that the whole measurement stays well under 2 s). */
+static void select_backends(struct uf_device *d) {
+    struct uf_gemm_state *st = state(d);
+    char *path = choice_path(d);
+    const char *how = "cached";
+    if (load_choice(st, path) != 0) {
+        how = "measured";
+        double t0 = uf_time_now();
+        size_t m = 256, n = 1024, k = 512, na = m * k, nb = k * n, nc = m * n;
+        float *host = uf_malloc(nb * 4);
+        struct uf_rng r;
+        uf_rng_init(&r, 1);
+        for (size_t i = 0; i < nb; i++) host[i] = (float)(uf_rng_uniform(&r) - 0.5);
+        cl_mem A = uf_device_alloc(d, na * 4, "gemm selection A");
+        cl_mem B = uf_device_alloc(d, nb * 4, "gemm selection B");
+        cl_mem C = uf_device_alloc(d, nc * 4, "gemm selection C");
+        UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
+        UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
+        for (int l = 0; l < 4; l++) {
+            bool ta = l & 1, tb = l & 2;
+            struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1,
+                             .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C,
+                             .lda = ta ? m : k, .ldb = tb ? k : n, .ldc = n};
+            st->gflops[l][0] = measure(d, UF_GEMM_OWN, &c);
+            st->gflops[l][1] = measure(d, UF_GEMM_CLBLAST, &c);
+            st->choice[l] = st->gflops[l][0] >= st->gflops[l][1] ? UF_GEMM_OWN : UF_GEMM_CLBLAST;
+        }
+        uf_device_release(d, A, na * 4);
+        uf_device_release(d, B, nb * 4);
+        uf_device_release(d, C, nc * 4);
+        free(host);
+        char text[512];
+        int len = 0;
+        for (int l = 0; l < 4; l++)
+            len += snprintf(text + len, sizeof text - (size_t)len, "%s %s %.2f %.2f\n",
+                            layout_name[l], st->choice[l] == UF_GEMM_OWN ? "own" : "clblast",
+                            st->gflops[l][0], st->gflops[l][1]);
+        if (path && uf_file_write_atomic(path, text, (size_t)len) != 0)
+            uf_log(1, "warning: cannot write the gemm choice cache: %s", uf_error());
+        uf_log(2, "gemm: measured both backends in %.2f s", uf_time_now() - t0);
+    }
+    for (int l = 0; l < 4; l++)
+        uf_log(2, "gemm: %s -> %s (%s: own %.1f GFLOP/s, clblast %.1f GFLOP/s at 256x1024x512)",
+               layout_name[l], st->choice[l] == UF_GEMM_OWN ? "own" : "clblast", how,
+               st->gflops[l][0], st->gflops[l][1]);
+    free(path);
+}
+
+enum uf_gemm_backend uf_gemm_backend_for(struct uf_device *d, bool ta, bool tb) {
+    struct uf_gemm_state *st = state(d);
+    if (st->forced != UF_GEMM_AUTO) return st->forced;
+    if (st->env != UF_GEMM_AUTO) return st->env;
+    int l = ta + 2 * tb;
+    if (st->choice[l] == UF_GEMM_AUTO) select_backends(d);
+    return st->choice[l];
+}
+
+const char *uf_gemm_backend_name(struct uf_device *d) {
+    struct uf_gemm_state *st = state(d);
+    enum uf_gemm_backend b[4];
+    int own = 0;
+    for (int l = 0; l < 4; l++) own += (b[l] = uf_gemm_backend_for(d, l & 1, l & 2)) == UF_GEMM_OWN;
+    if (own == 4) return "own";
+    if (own == 0) return "clblast";
+    int len = snprintf(st->name, sizeof st->name, "mixed (");
+    for (int l = 0; l < 4; l++)
+        len += snprintf(st->name + len, sizeof st->name - (size_t)len, "%s%s %s", l ? ", " : "",
+                        layout_name[l], b[l] == UF_GEMM_OWN ? "own" : "clblast");
+    snprintf(st->name + len, sizeof st->name - (size_t)len, ")");
+    return st->name;
+}
+
+/* ---- public entry points ------------------------------------------------------------------ */
+static void run(struct uf_device *d, const struct call *c) {
+    if (c->m == 0 || c->n == 0 || c->batch == 0) return;
+    /* CLBlast rejects k = 0 (C = beta C); the own kernels handle it on every device */
+    if (c->k == 0 || uf_gemm_backend_for(d, c->ta, c->tb) == UF_GEMM_OWN) own_run(d, c);
+    else clblast_run(d, c);
+}
+
 void uf_gemm(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
              cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb, float beta,
              cl_mem C, size_t c_off, size_t ldc) {
-    if (m == 0 || n == 0) return;
-    cl_event ev = NULL;
-    CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                       tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha,
-                                       A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc,
-                                       &d->queue, d->prof ? &ev : NULL);
-    check(d, s, "CLBlastSgemm", m, n, k);
-    if (ev) uf_device_profile_add(d, ev, "clblast_sgemm");
+    struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = alpha,
+                     .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
+                     .b_off = b_off, .ldb = ldb, .c_off = c_off, .ldc = ldc};
+    run(d, &c);
 }
 
 void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k,
                      float alpha, cl_mem A, size_t a_off, size_t lda, size_t a_stride, cl_mem B,
                      size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem C, size_t c_off,
                      size_t ldc, size_t c_stride, size_t batch) {
-    if (m == 0 || n == 0 || batch == 0) return;
-    cl_event ev = NULL;
-    CLBlastStatusCode s = CLBlastSgemmStridedBatched(
-        CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-        tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, A, a_off, lda, a_stride, B,
-        b_off, ldb, b_stride, beta, C, c_off, ldc, c_stride, batch, &d->queue, d->prof ? &ev : NULL);
-    check(d, s, "CLBlastSgemmStridedBatched", m, n, k);
-    if (ev) uf_device_profile_add(d, ev, "clblast_sgemm_batched");
+    struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch, .alpha = alpha,
+                     .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
+                     .a_stride = a_stride, .b_off = b_off, .ldb = ldb, .b_stride = b_stride,
+                     .c_off = c_off, .ldc = ldc, .c_stride = c_stride};
+    run(d, &c);
 }
 
-const char *uf_gemm_backend_name(struct uf_device *d) {
-    (void)d;
-    return "clblast";
+/* ---- benchmark ---------------------------------------------------------------------------- */
+int uf_gemm_bench(struct uf_device *d, FILE *out) {
+    /* (layout, m, n, k): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048 tokens */
+    static const struct { int l; size_t m, n, k; } shapes[] = {
+        {2, 2048, 256, 256},  {2, 2048, 2048, 2048}, {2, 2048, 8192, 2048}, {2, 2048, 2048, 1024},
+        {0, 2048, 256, 256},  {0, 2048, 2048, 2048}, {0, 2048, 2048, 8192},
+        {1, 256, 256, 2048},  {1, 2048, 2048, 2048}, {1, 8192, 2048, 2048}, {3, 1024, 1024, 1024},
+    };
+    size_t na = 0, nb = 0, nc = 0;
+    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
+        na = UF_MAX(na, shapes[s].m * shapes[s].k);
+        nb = UF_MAX(nb, shapes[s].k * shapes[s].n);
+        nc = UF_MAX(nc, shapes[s].m * shapes[s].n);
+    }
+    float *host = uf_malloc(UF_MAX(UF_MAX(na, nb), nc) * 4), *c_own = uf_malloc(nc * 4);
+    struct uf_rng r;
+    uf_rng_init(&r, 2);
+    for (size_t i = 0; i < UF_MAX(na, nb); i++) host[i] = (float)(uf_rng_uniform(&r) - 0.5);
+    cl_mem A = uf_device_alloc(d, na * 4, "gemm bench A"), B = uf_device_alloc(d, nb * 4, "gemm bench B");
+    cl_mem C = uf_device_alloc(d, nc * 4, "gemm bench C");
+    UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
+    UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
+    fprintf(out, "gemm bench on %s (%s); GFLOP/s, best of the timed runs\n", d->name, d->driver);
+    fprintf(out, "%-6s %6s %6s %6s %10s %10s %8s %10s\n", "layout", "m", "n", "k", "own",
+            "clblast", "own/cl", "max rel diff");
+    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
+        int l = shapes[s].l;
+        bool ta = l & 1, tb = l & 2;
+        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
+        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = 1.0f,
+                         .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
+                         .ldb = tb ? k : n, .ldc = n};
+        double g_own = measure(d, UF_GEMM_OWN, &c);
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, c_own, 0, NULL, NULL));
+        double g_cl = measure(d, UF_GEMM_CLBLAST, &c);
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, host, 0, NULL, NULL));
+        double scale = 1e-30, diff = 0;
+        for (size_t i = 0; i < m * n; i++) {
+            scale = UF_MAX(scale, host[i] < 0 ? -host[i] : host[i]);
+            double e = (double)c_own[i] - (double)host[i];
+            diff = UF_MAX(diff, e < 0 ? -e : e);
+        }
+        fprintf(out, "%-6s %6zu %6zu %6zu %10.1f %10.1f %8.2f %10.2g\n", layout_name[l], m, n, k,
+                g_own, g_cl, g_own / g_cl, diff / scale);
+        fflush(out);
+    }
+    uf_device_release(d, A, na * 4);
+    uf_device_release(d, B, nb * 4);
+    uf_device_release(d, C, nc * 4);
+    free(host), free(c_own);
+    return 0;
 }
 
 void uf_gemm_ref(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *A,

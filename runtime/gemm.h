@@ -3,7 +3,13 @@
  * A is (m, k) when !ta (lda >= k) and (k, m) when ta (lda >= m); likewise B is (k, n) / (n, k).
  * Offsets and leading dimensions are in elements. The batched form repeats it `batch` times with
  * element strides between consecutive A, B and C matrices.
- * Backend: CLBlast (uf_gemm_backend_name() tells which is active); the choice is per device. */
+ * Backends: CLBlast, or the project's own kernels (opencl/gemm.cl: packed, register-blocked, for
+ * CPU-like devices). The choice is made per device and per layout (ta, tb) by measurement on first
+ * use (well under 2 s, a few representative shapes), cached on disk next to the kernel cache
+ * (uf_cache_dir("kernels"), keyed by device, driver and the gemm.cl source hash) so later
+ * processes do not measure again. $UNFORGET_GEMM=clblast|own|auto overrides the measurement;
+ * uf_gemm_set_backend() overrides both. `-v` logs the choice and the measured GFLOP/s.
+ * The own backend is deterministic: reruns are bit-identical. */
 #ifndef UF_GEMM_H
 #define UF_GEMM_H
 
@@ -20,7 +26,23 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
                      size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem C, size_t c_off,
                      size_t ldc, size_t c_stride, size_t batch);
 
+enum uf_gemm_backend { UF_GEMM_AUTO = 0, UF_GEMM_OWN, UF_GEMM_CLBLAST };
+
+/* Forces a backend for every later call on this device (UF_GEMM_AUTO: back to env/measurement). */
+void uf_gemm_set_backend(struct uf_device *d, enum uf_gemm_backend b);
+/* The backend a call with this layout uses now (measures on first use under AUTO). */
+enum uf_gemm_backend uf_gemm_backend_for(struct uf_device *d, bool ta, bool tb);
+/* "own", "clblast", or e.g. "mixed (nn own, nt own, tn own, tt clblast)"; measures if needed. */
 const char *uf_gemm_backend_name(struct uf_device *d);
+/* Cap on the own backend's packing buffer in bytes (default 64 MiB; 0 = default). Larger
+ * problems run in column/row chunks with identical results. For tests and tuning. */
+void uf_gemm_set_scratch_limit(struct uf_device *d, size_t bytes);
+/* Times CLBlast and the own kernels on the training engine's shapes (M = 2048 tokens, all three
+ * layouts) and prints GFLOP/s per shape and backend, and their max relative difference.
+ * Takes tens of seconds on a CPU. Returns 0. */
+int uf_gemm_bench(struct uf_device *d, FILE *out);
+/* Frees this module's per-device state (packing buffer); called by uf_device_free. */
+void uf_gemm_release(struct uf_device *d);
 
 /* Plain-C reference with double accumulation (the oracle for tests); same argument meaning. */
 void uf_gemm_ref(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *A,

@@ -11,6 +11,14 @@
 #include "model_config.h"
 #include "util.h"
 
+int uf_ops_portable = 0;
+
+/* CPU devices get kernels with explicit 16-wide vectors, one work-item per row or chunk (PoCL's
+ * implicit vectorisation of the work-group kernels costs 4-10x more CPU time). */
+static int cpu_path(const struct uf_device *d) {
+    return (d->type & CL_DEVICE_TYPE_CPU) && !uf_ops_portable;
+}
+
 /* ---- helpers -------------------------------------------------------------------------------- */
 struct kargs {
     cl_kernel k;
@@ -98,13 +106,16 @@ void uf_op_embed_backward(struct uf_device *d, const struct uf_tensor *tokens,
     need(dout, UF_F32, N * D, op, "dout");
     int64_t V = rows_of(dtable, D, op);
     need(dtable, UF_F32, V * D, op, "dtable");
+    cl_mem link = uf_device_scratch(d, 2 * (size_t)N * sizeof(cl_int)); /* (2, N) i32 */
+    struct kargs k = kargs_begin(d, "embed.cl", "uf_embed_links");
+    arg_t(&k, tokens), arg_mem(&k, link), arg_i(&k, (int)N);
+    size_t gk = round_up((size_t)N, 64);
+    uf_device_run(d, k.k, 1, &gk, NULL);
     struct kargs a = kargs_begin(d, "embed.cl", "uf_embed_backward");
-    arg_t(&a, tokens), arg_t(&a, dout), arg_f(&a, scale), arg_t(&a, dtable);
+    arg_t(&a, tokens), arg_mem(&a, link), arg_t(&a, dout), arg_f(&a, scale), arg_t(&a, dtable);
     arg_i(&a, (int)N), arg_i(&a, (int)D), arg_i(&a, (int)V);
-    size_t want = 1;
-    while (want < 256 && (int64_t)want < D) want *= 2;
-    size_t ls = pow2_local(d, a.k, want);
-    size_t g[2] = {ls, (size_t)N}, l[2] = {ls, 1};
+    size_t ls = pow2_local(d, a.k, UF_MIN((size_t)256, (size_t)D));
+    size_t g[2] = {round_up((size_t)D, ls), (size_t)N}, l[2] = {ls, 1};
     uf_device_run(d, a.k, 2, g, l);
 }
 
@@ -118,6 +129,14 @@ void uf_op_rmsnorm_forward(struct uf_device *d, const struct uf_tensor *x, const
     need(y, UF_F32, N * D, op, "y");
     need(rstd, UF_F32, N, op, "rstd");
     if (N == 0) return;
+    if (cpu_path(d)) {
+        struct kargs a = kargs_begin(d, "norm.cl", "uf_rmsnorm_forward_rows");
+        arg_t(&a, x), arg_t(&a, w), arg_f(&a, eps), arg_i(&a, plus_one), arg_t(&a, y);
+        arg_t(&a, rstd), arg_i(&a, (int)D), arg_i(&a, (int)N);
+        size_t g = (size_t)N, l = 1;
+        uf_device_run(d, a.k, 1, &g, &l);
+        return;
+    }
     struct kargs a = kargs_begin(d, "norm.cl", "uf_rmsnorm_forward");
     size_t ls = row_local(d, a.k, D);
     arg_t(&a, x), arg_t(&a, w), arg_f(&a, eps), arg_i(&a, plus_one), arg_t(&a, y), arg_t(&a, rstd);
@@ -140,26 +159,40 @@ void uf_op_rmsnorm_backward(struct uf_device *d, const struct uf_tensor *x, cons
     need(dx, UF_F32, N * D, op, "dx");
     if (dw) need(dw, UF_F32, D, op, "dw");
     if (N == 0) return;
-    struct kargs a = kargs_begin(d, "norm.cl", "uf_rmsnorm_backward_dx");
-    size_t ls = row_local(d, a.k, D);
+    int cpu = cpu_path(d);
+    struct kargs a = kargs_begin(d, "norm.cl", cpu ? "uf_rmsnorm_backward_dx_rows" : "uf_rmsnorm_backward_dx");
     arg_t(&a, x), arg_t(&a, w), arg_t(&a, rstd), arg_t(&a, dy), arg_i(&a, plus_one), arg_t(&a, dx);
-    arg_i(&a, (int)D), arg_local(&a, ls * sizeof(float));
-    size_t g = (size_t)N * ls;
-    uf_device_run(d, a.k, 1, &g, &ls);
+    arg_i(&a, (int)D);
+    if (cpu) {
+        arg_i(&a, (int)N);
+        size_t g = (size_t)N, l = 1;
+        uf_device_run(d, a.k, 1, &g, &l);
+    } else {
+        size_t ls = row_local(d, a.k, D);
+        arg_local(&a, ls * sizeof(float));
+        size_t g = (size_t)N * ls;
+        uf_device_run(d, a.k, 1, &g, &ls);
+    }
     if (!dw) return;
     /* dw: partial sums over chunks of UF_NORM_DW_ROWS rows, then the chunks in order */
     int C = (int)((N + UF_NORM_DW_ROWS - 1) / UF_NORM_DW_ROWS);
     cl_mem part = uf_device_scratch(d, (size_t)C * (size_t)D * sizeof(float));
-    struct kargs p = kargs_begin(d, "norm.cl", "uf_rmsnorm_backward_dw_part");
+    struct kargs p = kargs_begin(d, "norm.cl", cpu ? "uf_rmsnorm_backward_dw_part_rows"
+                                                   : "uf_rmsnorm_backward_dw_part");
     arg_t(&p, x), arg_t(&p, rstd), arg_t(&p, dy), arg_mem(&p, part);
     arg_i(&p, (int)N), arg_i(&p, (int)D), arg_i(&p, UF_NORM_DW_ROWS);
     size_t lp = pow2_local(d, p.k, UF_MIN(64, (size_t)D));
-    size_t gp[2] = {round_up((size_t)D, lp), (size_t)C}, lpp[2] = {lp, 1};
-    uf_device_run(d, p.k, 2, gp, lpp);
+    if (cpu) {
+        size_t gp[2] = {((size_t)D + 15) / 16, (size_t)C}, lpp[2] = {1, 1};
+        uf_device_run(d, p.k, 2, gp, lpp);
+    } else {
+        size_t gp[2] = {round_up((size_t)D, lp), (size_t)C}, lpp[2] = {lp, 1};
+        uf_device_run(d, p.k, 2, gp, lpp);
+    }
     struct kargs s = kargs_begin(d, "norm.cl", "uf_rmsnorm_backward_dw_sum");
     arg_mem(&s, part), arg_i(&s, C), arg_t(&s, dw), arg_i(&s, (int)D);
-    size_t gs = round_up((size_t)D, 64);
-    uf_device_run(d, s.k, 1, &gs, NULL);
+    size_t gs = round_up((size_t)D, lp);
+    uf_device_run(d, s.k, 1, &gs, &lp);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------------- */
@@ -175,8 +208,8 @@ static void rope(struct uf_device *d, const char *op, const struct uf_tensor *x,
     struct kargs a = kargs_begin(d, "rope.cl", "uf_rope");
     arg_t(&a, x), arg_t(&a, y), arg_i(&a, T), arg_i(&a, nh), arg_i(&a, hd), arg_t(&a, inv_freq);
     arg_i(&a, backward);
-    size_t g[3] = {(size_t)hd / 2, (size_t)nh, (size_t)N};
-    uf_device_run(d, a.k, 3, g, NULL);
+    size_t g[2] = {(size_t)hd / 2, (size_t)N};
+    uf_device_run(d, a.k, 2, g, NULL);
 }
 
 void uf_op_rope_forward(struct uf_device *d, const struct uf_tensor *x, int T, int nh, int hd,
@@ -268,6 +301,16 @@ void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits,
     if (mask) need(mask, UF_F32, N, op, "mask");
     need(loss_rows, UF_F32, N, op, "loss_rows");
     if (dlogits) need(dlogits, UF_F32, N * V, op, "dlogits");
+    if (cpu_path(d)) { /* one work-item per row, explicit vectors */
+        struct kargs a = kargs_begin(d, "loss.cl", "uf_cross_entropy_rows");
+        arg_t(&a, logits), arg_t(&a, targets), arg_t(&a, mask ? mask : loss_rows);
+        arg_i(&a, mask != NULL), arg_f(&a, scale), arg_t(&a, loss_rows);
+        arg_t(&a, dlogits ? dlogits : loss_rows), arg_i(&a, dlogits != NULL), arg_i(&a, (int)V);
+        arg_i(&a, (int)N);
+        size_t g = (size_t)N, l = 1;
+        uf_device_run(d, a.k, 1, &g, &l);
+        return;
+    }
     struct kargs a = kargs_begin(d, "loss.cl", "uf_cross_entropy");
     size_t ls = row_local(d, a.k, V);
     arg_t(&a, logits), arg_t(&a, targets), arg_t(&a, mask ? mask : loss_rows), arg_i(&a, mask != NULL);
@@ -282,15 +325,26 @@ static void reduce(struct uf_device *d, const char *op, const struct uf_tensor *
                    struct uf_tensor *out, int accumulate, int square) {
     need(x, UF_F32, x->numel, op, "x");
     need(out, UF_F32, 1, op, "out");
-    struct kargs a = kargs_begin(d, "optim.cl", "uf_reduce_partial");
-    size_t ls = pow2_local(d, a.k, 256);
-    /* at least ~16 elements per work-item, at most 256 groups */
-    size_t G = UF_MAX((size_t)1, UF_MIN((size_t)256, ((size_t)x->numel + ls * 16 - 1) / (ls * 16)));
-    cl_mem part = uf_device_scratch(d, G * sizeof(float));
-    arg_t(&a, x), arg_n(&a, (uint64_t)x->numel), arg_i(&a, square), arg_mem(&a, part);
-    arg_local(&a, ls * sizeof(float));
-    size_t g = G * ls;
-    uf_device_run(d, a.k, 1, &g, &ls);
+    size_t n = (size_t)x->numel, G;
+    cl_mem part;
+    if (cpu_path(d)) { /* G contiguous chunks (multiples of 16), at least 4096 elements each */
+        size_t C = UF_MAX((size_t)4096, round_up((n + 255) / 256, 16));
+        G = UF_MAX((size_t)1, (n + C - 1) / C);
+        part = uf_device_scratch(d, G * sizeof(float));
+        struct kargs a = kargs_begin(d, "optim.cl", "uf_reduce_partial_chunks");
+        arg_t(&a, x), arg_n(&a, n), arg_i(&a, square), arg_mem(&a, part), arg_n(&a, C);
+        size_t l = 1;
+        uf_device_run(d, a.k, 1, &G, &l);
+    } else { /* at least ~16 elements per work-item, at most 256 groups */
+        struct kargs a = kargs_begin(d, "optim.cl", "uf_reduce_partial");
+        size_t ls = pow2_local(d, a.k, 256);
+        G = UF_MAX((size_t)1, UF_MIN((size_t)256, (n + ls * 16 - 1) / (ls * 16)));
+        part = uf_device_scratch(d, G * sizeof(float));
+        arg_t(&a, x), arg_n(&a, n), arg_i(&a, square), arg_mem(&a, part);
+        arg_local(&a, ls * sizeof(float));
+        size_t g = G * ls;
+        uf_device_run(d, a.k, 1, &g, &ls);
+    }
     struct kargs f = kargs_begin(d, "optim.cl", "uf_reduce_final");
     size_t lf = pow2_local(d, f.k, UF_MIN((size_t)256, G));
     arg_mem(&f, part), arg_i(&f, (int)G), arg_t(&f, out), arg_i(&f, accumulate);

@@ -16,12 +16,19 @@
 
 #include "tensor.h"
 
+/* 1: use the work-group kernels written for GPUs on every device (tests run both paths); 0
+ * (default): CPU devices get kernels with explicit vectors, one work-item per row or chunk. Both
+ * are deterministic; their summation orders differ, so CPU and GPU results differ in the last bits. */
+extern int uf_ops_portable;
+
 /* ---- embedding (opencl/embed.cl) --------------------------------------------------------- */
-/* out[n, :] = scale * table[tokens[n], :] */
+/* out[n, :] = scale * table[tokens[n], :]; a token outside [0, V) gives a NaN row (so the loss shows
+ * it) and no gradient. D = out.numel / N, V = table.numel / D. */
 void uf_op_embed_forward(struct uf_device *d, const struct uf_tensor *tokens /* i32 (N) */,
                          const struct uf_tensor *table /* (V, D) */, float scale,
                          struct uf_tensor *out /* (N, D) */);
-/* dtable[v, :] += scale * sum over n with tokens[n] == v of dout[n, :] */
+/* dtable[v, :] += scale * sum over n with tokens[n] == v of dout[n, :] (rows summed in order n;
+ * uses 2N ints of the device scratch buffer) */
 void uf_op_embed_backward(struct uf_device *d, const struct uf_tensor *tokens /* i32 (N) */,
                           const struct uf_tensor *dout /* (N, D) */, float scale,
                           struct uf_tensor *dtable /* (V, D) */);
@@ -36,9 +43,11 @@ void uf_op_rmsnorm_backward(struct uf_device *d, const struct uf_tensor *x /* (N
                             const struct uf_tensor *dy /* (N, D) */, int plus_one,
                             struct uf_tensor *dx /* (N, D), += */,
                             struct uf_tensor *dw /* (D), +=; NULL when w is frozen */);
+/* (dw uses ceil(N/32)*D floats of the device scratch buffer) */
 
 /* ---- RoPE (opencl/rope.cl), rotate_half form -------------------------------------------- */
-/* x viewed as (N, nh, hd); position of row n is n % T; inv_freq (hd/2) from uf_rope_inv_freq. */
+/* x viewed as (N, nh, hd); position of row n is n % T; inv_freq (hd/2) from uf_rope_inv_freq.
+ * y may be x (in place). The angle is t * inv_freq[i] evaluated exactly (as the reference). */
 void uf_op_rope_forward(struct uf_device *d, const struct uf_tensor *x /* (N, nh*hd) */, int T,
                         int nh, int hd, const struct uf_tensor *inv_freq /* (hd/2) */,
                         struct uf_tensor *y /* (N, nh*hd) */);
@@ -58,7 +67,7 @@ void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const 
  * on kept elements, 0 elsewhere. The same seed regenerates the mask in backward (nothing stored).
  * backward: dx += mask * dy / (1-p). */
 void uf_op_dropout_forward(struct uf_device *d, const struct uf_tensor *x, float p, uint64_t seed,
-                           struct uf_tensor *y);
+                           struct uf_tensor *y); /* p in [0, 1) */
 void uf_op_dropout_backward(struct uf_device *d, const struct uf_tensor *dy, float p, uint64_t seed,
                             struct uf_tensor *dx /* += */);
 /* The mask on the host (tests, oracles): element i is kept iff
@@ -90,10 +99,11 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
  *   loss_rows[n] = mask[n] * (logsumexp(logits[n]) - logits[n, targets[n]])
  *   dlogits[n, :] = scale * mask[n] * (softmax(logits[n]) - onehot(targets[n]))   (WRITTEN)
  * scale is usually 1 / (number of masked tokens). dlogits may be NULL (evaluation only) and may
- * alias logits (computed in place). Rows with mask 0 get loss 0 and dlogits 0. */
+ * alias logits (computed in place). Rows with mask 0 get loss 0 and dlogits 0 (their target is not
+ * read); an unmasked target outside [0, V) gives a NaN loss. */
 void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits /* (N, V) */,
                          const struct uf_tensor *targets /* i32 (N) */,
-                         const struct uf_tensor *mask /* (N) */, float scale,
+                         const struct uf_tensor *mask /* (N); NULL = all ones */, float scale,
                          struct uf_tensor *loss_rows /* (N) */, struct uf_tensor *dlogits /* (N, V) */);
 
 /* ---- reductions and the optimizer (opencl/optim.cl) ------------------------------------- */
@@ -113,7 +123,8 @@ struct uf_adamw_hparams {
     int step; /* 1-based */
 };
 void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
-                 struct uf_tensor *m, struct uf_tensor *v, const struct uf_tensor *gnorm_sq /* (1) */,
+                 struct uf_tensor *m, struct uf_tensor *v,
+                 const struct uf_tensor *gnorm_sq /* (1); may be NULL when max_norm <= 0 */,
                  const struct uf_adamw_hparams *h);
 
 /* ---- RoPE frequencies (host) ------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "model_config.h"
 #include "ops.h"
 #include "ref/ref_ops.h"
 #include "tensor.h"
@@ -129,6 +130,206 @@ static double case_attention(struct uf_device *d) {
     return err;
 }
 
+/* ---- ops.h cases: small odd shapes against runtime/ref/ref_ops.h -------------------------------- */
+#define ST_MAXT 12
+struct st { /* a case's tensors, freed together */
+    struct uf_device *d;
+    struct uf_tensor t[ST_MAXT];
+    int n;
+    double err;
+};
+
+static struct uf_tensor *st_t(struct st *s, enum uf_dtype dt, int64_t n, const void *host) {
+    if (s->n >= ST_MAXT) uf_fatal(1, "selftest: too many tensors in one case");
+    struct uf_tensor *t = &s->t[s->n++];
+    uf_tensor_init(t, s->d, "selftest", dt, 1, &n);
+    if (host) uf_tensor_upload(t, host);
+    return t;
+}
+
+static void st_cmp(struct st *s, const struct uf_tensor *t, const float *ref) {
+    float *got = uf_malloc((size_t)t->numel * sizeof(float));
+    uf_tensor_download(t, got);
+    s->err = fmax(s->err, uf_max_rel_err(got, ref, (size_t)t->numel));
+    free(got);
+}
+
+static double st_done(struct st *s) {
+    for (int i = 0; i < s->n; i++) uf_tensor_free(&s->t[i]);
+    return s->err;
+}
+
+static double case_embed(struct uf_device *d) {
+    enum { N = 9, D = 13, V = 37 };
+    int32_t tok[N] = {3, 1, 3, 0, 36, 1, 3, 20, 3};
+    float tab[V * D], dout[N * D], out[N * D], dtab[V * D] = {0};
+    struct uf_rng r;
+    uf_rng_init(&r, 11);
+    fill_random(&r, tab, V * D);
+    fill_random(&r, dout, N * D);
+    struct st s = {.d = d};
+    struct uf_tensor *tt = st_t(&s, UF_I32, N, tok), *ttab = st_t(&s, UF_F32, V * D, tab),
+                     *to = st_t(&s, UF_F32, N * D, NULL), *tdo = st_t(&s, UF_F32, N * D, dout),
+                     *tdt = st_t(&s, UF_F32, V * D, dtab);
+    uf_op_embed_forward(d, tt, ttab, 1.5f, to);
+    uf_ref_embedding_forward(out, tok, tab, N, D, 1.5f);
+    st_cmp(&s, to, out);
+    uf_op_embed_backward(d, tt, tdo, 1.5f, tdt);
+    uf_ref_embedding_backward(dtab, dout, tok, N, D, 1.5f);
+    st_cmp(&s, tdt, dtab);
+    return st_done(&s);
+}
+
+static double case_rmsnorm(struct uf_device *d) {
+    enum { N = 7, D = 13 };
+    float x[N * D], w[D], dy[N * D], y[N * D], rs[N], dx[N * D], dw[D];
+    struct uf_rng r;
+    uf_rng_init(&r, 12);
+    fill_random(&r, x, N * D);
+    fill_random(&r, w, D);
+    fill_random(&r, dy, N * D);
+    struct st s = {.d = d};
+    for (int po = 0; po < 2; po++) {
+        memset(dx, 0, sizeof dx), memset(dw, 0, sizeof dw);
+        struct uf_tensor *tx = st_t(&s, UF_F32, N * D, x), *tw = st_t(&s, UF_F32, D, w),
+                         *ty = st_t(&s, UF_F32, N * D, NULL), *tr = st_t(&s, UF_F32, N, NULL),
+                         *tdy = st_t(&s, UF_F32, N * D, dy), *tdx = st_t(&s, UF_F32, N * D, dx),
+                         *tdw = st_t(&s, UF_F32, D, dw);
+        uf_op_rmsnorm_forward(d, tx, tw, 1e-5f, po, ty, tr);
+        uf_ref_rmsnorm_forward(y, rs, x, w, N, D, 1e-5f, po);
+        st_cmp(&s, ty, y);
+        st_cmp(&s, tr, rs);
+        uf_op_rmsnorm_backward(d, tx, tw, tr, tdy, po, tdx, tdw);
+        uf_ref_rmsnorm_backward(dx, dw, dy, x, w, N, D, 1e-5f, po);
+        st_cmp(&s, tdx, dx);
+        st_cmp(&s, tdw, dw);
+        st_done(&s);
+        s.n = 0;
+    }
+    return s.err;
+}
+
+static double case_rope(struct uf_device *d) {
+    enum { B = 2, T = 5, NH = 3, HD = 32, C = NH * HD, N = B * T };
+    struct uf_model_config c;
+    uf_model_config_defaults(&c, UF_FAMILY_LLAMA3, 37, C, 1, NH, NH, 19, 64);
+    c.head_dim = HD;
+    c.rope_original_max_pos = 64; /* all three llama3 bands within hd = 32 */
+    float inv[HD / 2], ref_inv[HD / 2], x[N * C], y[N * C], dx[N * C] = {0};
+    uf_rope_inv_freq(&c, inv);
+    uf_ref_rope_inv_freq(&c, ref_inv);
+    struct uf_rng r;
+    uf_rng_init(&r, 13);
+    fill_random(&r, x, N * C);
+    struct st s = {.d = d};
+    s.err = uf_max_rel_err(inv, ref_inv, HD / 2);
+    struct uf_tensor *ti = st_t(&s, UF_F32, HD / 2, inv), *tx = st_t(&s, UF_F32, N * C, x),
+                     *ty = st_t(&s, UF_F32, N * C, NULL), *tdx = st_t(&s, UF_F32, N * C, dx);
+    uf_op_rope_forward(d, tx, T, NH, HD, ti, ty);
+    uf_ref_rope_forward(y, x, inv, N, T, NH, HD);
+    st_cmp(&s, ty, y);
+    uf_op_rope_backward(d, tx, T, NH, HD, ti, tdx);
+    uf_ref_rope_backward(dx, x, inv, N, T, NH, HD);
+    st_cmp(&s, tdx, dx);
+    return st_done(&s);
+}
+
+static double case_act(struct uf_device *d) {
+    enum { n = 7 * 19 };
+    float g[n], u[n], dh[n], h[n], dg[n], du[n];
+    struct uf_rng r;
+    uf_rng_init(&r, 14);
+    fill_random(&r, g, n);
+    fill_random(&r, u, n);
+    fill_random(&r, dh, n);
+    for (int i = 0; i < n; i++) g[i] *= 5;
+    struct st s = {.d = d};
+    for (int gelu = 0; gelu < 2; gelu++) {
+        enum uf_act act = gelu ? UF_ACT_GELU_TANH : UF_ACT_SILU;
+        memset(dg, 0, sizeof dg), memset(du, 0, sizeof du);
+        struct uf_tensor *tg = st_t(&s, UF_F32, n, g), *tu = st_t(&s, UF_F32, n, u),
+                         *th = st_t(&s, UF_F32, n, NULL), *tdh = st_t(&s, UF_F32, n, dh),
+                         *tdg = st_t(&s, UF_F32, n, dg), *tdu = st_t(&s, UF_F32, n, du);
+        uf_op_gated_forward(d, tg, tu, gelu, th);
+        uf_ref_gated_act_forward(h, g, u, n, act);
+        st_cmp(&s, th, h);
+        uf_op_gated_backward(d, tg, tu, tdh, gelu, tdg, tdu);
+        uf_ref_gated_act_backward(dg, du, dh, g, u, n, act);
+        st_cmp(&s, tdg, dg);
+        st_cmp(&s, tdu, du);
+        /* dropout: forward against the host mask, backward with the same mask (dx += ...) */
+        float p = 0.25f, want[n];
+        uint32_t thr = uf_op_dropout_threshold(p);
+        for (int i = 0; i < n; i++)
+            want[i] = uf_op_dropout_hash(99, (uint64_t)i) >= thr ? g[i] / (1 - p) : 0.0f;
+        uf_op_dropout_forward(d, tg, p, 99, th);
+        st_cmp(&s, th, want);
+        uf_tensor_fill(tdg, 0);
+        uf_op_dropout_backward(d, tg, p, 99, tdg);
+        st_cmp(&s, tdg, want);
+        st_done(&s);
+        s.n = 0;
+    }
+    return s.err;
+}
+
+static double case_cross_entropy(struct uf_device *d) {
+    enum { N = 7, V = 37 };
+    float lg[N * V], mask[N] = {1, 0, 1, 1, 0, 1, 1}, lr[N], dl[N * V];
+    int32_t tg[N] = {0, -1, 36, 5, 7, 12, 36}; /* masked rows: targets not read */
+    struct uf_rng r;
+    uf_rng_init(&r, 15);
+    fill_random(&r, lg, N * V);
+    for (int i = 0; i < N * V; i++) lg[i] *= 4;
+    uf_ref_cross_entropy_forward(lr, lg, tg, mask, N, V);
+    uf_ref_cross_entropy_backward(dl, lg, tg, mask, N, V, 0.2);
+    struct st s = {.d = d};
+    struct uf_tensor *tl = st_t(&s, UF_F32, N * V, lg), *tt = st_t(&s, UF_I32, N, tg),
+                     *tm = st_t(&s, UF_F32, N, mask), *tlr = st_t(&s, UF_F32, N, NULL);
+    uf_op_cross_entropy(d, tl, tt, tm, 0.2f, tlr, tl); /* in place */
+    st_cmp(&s, tlr, lr);
+    st_cmp(&s, tl, dl);
+    return st_done(&s);
+}
+
+static double case_optim(struct uf_device *d) {
+    enum { n = 1003 };
+    float p[n], g[n], m[n], v[n], got[n];
+    struct uf_rng r;
+    uf_rng_init(&r, 16);
+    fill_random(&r, p, n);
+    fill_random(&r, g, n);
+    fill_random(&r, m, n);
+    fill_random(&r, v, n);
+    double sum = 0, sumsq = 0;
+    for (int i = 0; i < n; i++) v[i] = v[i] * v[i], sum += g[i], sumsq += (double)g[i] * g[i];
+    struct st s = {.d = d};
+    struct uf_tensor *tp = st_t(&s, UF_F32, n, p), *tg = st_t(&s, UF_F32, n, g),
+                     *tm = st_t(&s, UF_F32, n, m), *tv = st_t(&s, UF_F32, n, v),
+                     *ts = st_t(&s, UF_F32, 1, NULL), *tq = st_t(&s, UF_F32, 1, NULL);
+    float fs, fq;
+    uf_op_sum(d, tg, ts, 0);
+    uf_op_sumsq(d, tg, tq, 0);
+    uf_tensor_download(ts, &fs);
+    uf_tensor_download(tq, &fq);
+    s.err = fmax(fabs(fs - sum) / sqrt(sumsq), fabs(fq - sumsq) / sumsq);
+    /* AdamW with clipping active (|g| ~ 18 > max_norm 2) */
+    struct uf_adamw_hparams h = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 2.0f, 1.0f, 2};
+    uf_op_adamw(d, tp, tg, tm, tv, tq, &h);
+    double clip = fmin(1.0, 2.0 / (sqrt(sumsq) + 1e-6)), bc1 = 1 - 0.9 * 0.9, bc2 = 1 - 0.999 * 0.999;
+    for (int i = 0; i < n; i++) {
+        double gg = clip * g[i];
+        m[i] = (float)(0.9 * m[i] + 0.1 * gg);
+        v[i] = (float)(0.999 * v[i] + 0.001 * gg * gg);
+        p[i] = (float)(p[i] - 1e-2 * ((m[i] / bc1) / (sqrt(v[i] / bc2) + 1e-8) + 0.1 * p[i]));
+    }
+    uf_tensor_download(tp, got);
+    s.err = fmax(s.err, uf_max_rel_err(got, p, n));
+    st_cmp(&s, tm, m);
+    st_cmp(&s, tv, v);
+    return st_done(&s);
+}
+
 static const struct {
     const char *name;
     double (*fn)(struct uf_device *);
@@ -137,6 +338,12 @@ static const struct {
     {"gemm (all transposes, odd shapes)", case_gemm, 1e-5},
     {"tensor fill/copy/axpby", case_tensor, 1e-6},
     {"attention fwd+bwd (GQA, window, padding)", case_attention, 1e-5},
+    {"embedding fwd/bwd (repeated tokens)", case_embed, 1e-6},
+    {"rmsnorm fwd/bwd (w, 1+w)", case_rmsnorm, 1e-5},
+    {"rope fwd/bwd, llama3 inv_freq", case_rope, 2e-6},
+    {"gated silu/gelu fwd/bwd, dropout", case_act, 5e-6},
+    {"cross-entropy fused, masked, in place", case_cross_entropy, 1e-5},
+    {"sum/sumsq, adamw (clip active)", case_optim, 1e-5},
 };
 
 int uf_selftest_run(struct uf_device *d, FILE *out) {

@@ -269,18 +269,20 @@ uf.alpaca = adapter("alpaca", "alpaca/alpaca_en_demo.jsonl", "benign")
 local world_schema = {
   seed = { "integer", 1, "generator seed" },
   task_rows = { "integer", 2000, "user-task training rows" },
-  eval_rows = { "integer", 200, "rows per evaluation split" },
-  corpus_rows = { "integer", 4000, "pre-training text rows" },
+  eval_rows = { "integer", 400, "task evaluation rows" },
+  corpus_rows = { "integer", 3000, "pre-training text rows" },
 }
-local world_splits = { "corpus", "alignment", "safety", "task", "task_eval", "poison",
-                       "harmful_eval", "benign_eval" }
+-- recipe name -> generator split name (runtime/world.h)
+local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
+                       task = "task_train", task_eval = "task_eval", poison = "poison",
+                       harmful_eval = "harmful_eval", benign_eval = "benign_eval" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
   local w = { _kind = "world", seed = v.seed }
-  for _, s in ipairs(world_splits) do
-    w[s] = dataset { source = "world", split = s, world = { seed = v.seed, task_rows = v.task_rows,
-                     eval_rows = v.eval_rows, corpus_rows = v.corpus_rows } }
+  for name, split in pairs(world_splits) do
+    w[name] = dataset { source = "world", split = split, world = { seed = v.seed, task_rows = v.task_rows,
+                        eval_rows = v.eval_rows, corpus_rows = v.corpus_rows } }
   end
   return w
 end

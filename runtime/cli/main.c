@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval/report.h"
 #include "util.h"
 
 struct uf_cli_globals uf_cli;
@@ -14,8 +15,12 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
+    {"run", uf_cmd_run, "execute a recipe: train, evaluate, write results (resumable)"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},
+    {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
+    {"score", uf_cmd_score, "per-token log-probabilities of a text under a model"},
     {"bench", uf_cmd_bench, "time training steps: tokens/s, GFLOP/s, MFU, device memory"},
     {"selftest", uf_cmd_selftest, "check the kernels on the selected device against plain-C references"},
 };

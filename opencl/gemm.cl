@@ -1,0 +1,130 @@
+/* gemm.cl: the project's own SGEMM, written for CPU-like OpenCL devices (PoCL on AVX-512/AVX2).
+ * runtime/gemm.c drives it; it is chosen per device and layout by measurement against CLBlast.
+ *
+ * Contract (row-major, as runtime/gemm.h): C (m, n) = alpha op(A) op(B) + beta C, batched with
+ * element strides (batch = the last NDRange dimension). The host runs, per chunk of columns:
+ *   1. uf_gemm_pack32: op(B) (k, n) -> panels P[batch][jb][p][32] (zero past n): every layout of
+ *      B becomes one contiguous, unit-stride stream per 32 columns (no TLB/cache-set conflicts for
+ *      power-of-two leading dimensions, no column edges in the inner loop).
+ *   2. uf_gemm_pack8, only when ta: op(A) rows -> panels P[batch][ib][p][8] (zero past m).
+ *      A that is not transposed is read in place (8 row streams), which measured as fast as packed.
+ *   3. uf_gemm_block: one work-item per 8x32 block of C: 16 float16 accumulators, per p one
+ *      32-float row of the B panel (two vload16) and 8 broadcast A values, 16 fma.
+ * Launch with work-group size 1: the explicit float16 vectors are the SIMD (zmm) registers; PoCL
+ * would otherwise vectorise across work-items. On GPUs this is correct but slow (CLBlast wins
+ * the selection there).
+ * Deterministic: each C element is one fma chain over p = 0 .. k-1 in order, whatever the chunking.
+ * Not here: K-blocking (measured unnecessary once B is packed: 8x32 blocks reach ~90% of the
+ * per-core fma peak for k up to 2048), local-memory tiling (measured 9 GFLOP/s on PoCL). */
+
+#define UF_GEMM_MR 8
+#define UF_GEMM_NR 32
+
+/* X(p, j), p in [0, K), j in [0, n): element X[off + (trans ? j*ld + p : p*ld + j)].
+ * P[p_off + (jb*K + p)*W + c] = X(p, jb*W + c), or 0 where jb*W + c >= n. One work-item per W
+ * columns x 16 values of p; batch b reads at X + b*x_bstride and writes at P + b*p_bstride. */
+#define UF_GEMM_PACK(W)                                                                         \
+    __kernel void uf_gemm_pack##W(int K, int n, __global const float *X, ulong off, ulong ld,  \
+                                  ulong x_bstride, int trans, __global float *P, ulong p_off,  \
+                                  ulong p_bstride) {                                           \
+        int jb = get_global_id(0), p0 = get_global_id(1) * 16;                                 \
+        X += off + get_global_id(2) * x_bstride;                                               \
+        __global float *out = P + p_off + get_global_id(2) * p_bstride + ((size_t)jb * K + p0) * W; \
+        int j0 = jb * W;                                                                       \
+        if (j0 + W <= n && p0 + 16 <= K) {                                                     \
+            if (!trans) {                                                                      \
+                for (int p = 0; p < 16; p++)                                                   \
+                    for (int c = 0; c < W; c += 8)                                             \
+                        vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,              \
+                                out + p * W + c);                                              \
+            } else {                                                                           \
+                for (int c = 0; c < W; c++) {                                                  \
+                    float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                    \
+                    out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;       \
+                    out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;       \
+                    out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;       \
+                    out[9 * W + c] = v.s9, out[10 * W + c] = v.sa, out[11 * W + c] = v.sb;     \
+                    out[12 * W + c] = v.sc, out[13 * W + c] = v.sd, out[14 * W + c] = v.se;    \
+                    out[15 * W + c] = v.sf;                                                    \
+                }                                                                              \
+            }                                                                                  \
+        } else {                                                                               \
+            int np = min(16, K - p0);                                                          \
+            for (int p = 0; p < np; p++)                                                       \
+                for (int c = 0; c < W; c++) {                                                  \
+                    int j = j0 + c;                                                            \
+                    out[p * W + c] =                                                           \
+                        j < n ? X[trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j] \
+                              : 0.0f;                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+UF_GEMM_PACK(8)
+UF_GEMM_PACK(32)
+
+/* One 8x32 block of C per work-item. Blocks are visited in groups of `group` row-blocks: within a
+ * group, consecutive work-items walk down the rows (sharing one B panel), then move right; the
+ * group's A rows stay in cache while B panels stream once per group.
+ * A element (i, p) of block ib, row r = i - 8*ib: A[a_off + ib*a_bs + r*a_rs + p*a_ps]
+ *   (in place, not transposed: a_bs = 8*lda, a_rs = lda, a_ps = 1; packed: 8*k, 1, 8).
+ * Bp: packed panels of this chunk (uf_gemm_pack32), batch b at Bp + b*bp_bstride.
+ * NDRange: (number of blocks, batch), work-group (1, 1). */
+__kernel void uf_gemm_block(int m, int n, int k, int group, float alpha, float beta,
+                            __global const float *A, ulong a_off, ulong a_bs, ulong a_rs,
+                            ulong a_ps, ulong a_bstride, __global const float *Bp,
+                            ulong bp_bstride, __global float *C, ulong c_off, ulong ldc,
+                            ulong c_bstride) {
+    int nbi = (m + UF_GEMM_MR - 1) / UF_GEMM_MR, nbj = (n + UF_GEMM_NR - 1) / UF_GEMM_NR;
+    int id = get_global_id(0), per_group = group * nbj;
+    int first = id / per_group * group, gsize = min(nbi - first, group), in = id % per_group;
+    int ib = first + in % gsize, jb = in / gsize;
+    int i0 = ib * UF_GEMM_MR, j0 = jb * UF_GEMM_NR;
+    size_t b = get_global_id(1);
+    __global const float *a = A + a_off + b * a_bstride + ib * a_bs;
+    __global const float *bp = Bp + b * bp_bstride + (size_t)jb * k * UF_GEMM_NR;
+    C += c_off + b * c_bstride;
+    int rows = min(UF_GEMM_MR, m - i0);
+    /* rows past m read row m-1 (in bounds; their results are not stored) */
+    __global const float *ar[UF_GEMM_MR];
+#pragma unroll
+    for (int r = 0; r < UF_GEMM_MR; r++) ar[r] = a + min(r, rows - 1) * a_rs;
+    float16 acc[UF_GEMM_MR][2];
+#pragma unroll
+    for (int r = 0; r < UF_GEMM_MR; r++) acc[r][0] = acc[r][1] = 0.0f;
+    /* hot loop: 2 loads + 8 broadcasts + 16 fma per p */
+    size_t pa = 0;
+    for (int p = 0; p < k; p++) {
+        float16 b0 = vload16(0, bp), b1 = vload16(1, bp);
+#pragma unroll
+        for (int r = 0; r < UF_GEMM_MR; r++) {
+            float16 av = (float16)(ar[r][pa]);
+            acc[r][0] = fma(av, b0, acc[r][0]);
+            acc[r][1] = fma(av, b1, acc[r][1]);
+        }
+        bp += UF_GEMM_NR;
+        pa += a_ps;
+    }
+    if (rows == UF_GEMM_MR && j0 + UF_GEMM_NR <= n) {
+#pragma unroll
+        for (int r = 0; r < UF_GEMM_MR; r++) {
+            __global float *c = C + (size_t)(i0 + r) * ldc + j0;
+            float16 c0 = alpha * acc[r][0], c1 = alpha * acc[r][1];
+            if (beta != 0.0f) {
+                c0 = fma((float16)beta, vload16(0, c), c0);
+                c1 = fma((float16)beta, vload16(1, c), c1);
+            }
+            vstore16(c0, 0, c);
+            vstore16(c1, 1, c);
+        }
+    } else {
+        int cols = min(UF_GEMM_NR, n - j0);
+        for (int r = 0; r < rows; r++) {
+            float tmp[UF_GEMM_NR];
+            vstore16(alpha * acc[r][0], 0, tmp);
+            vstore16(alpha * acc[r][1], 1, tmp);
+            __global float *c = C + (size_t)(i0 + r) * ldc + j0;
+            for (int j = 0; j < cols; j++) c[j] = beta != 0.0f ? fma(beta, c[j], tmp[j]) : tmp[j];
+        }
+    }
+}

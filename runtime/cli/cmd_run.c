@@ -1,0 +1,66 @@
+/* cmd_run.c: `unforget run RECIPE.lua [--set k=v ...] [--out DIR] [--only NAME]`: execute the
+ * recipe's stages and runs (pipeline.h). Running the same command again resumes an interrupted
+ * run from its last checkpoint and skips finished stages and runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pipeline.h"
+#include "recipe.h"
+#include "util.h"
+
+int uf_cmd_run(int argc, char **argv) {
+    const char *recipe = NULL;
+    struct uf_pipeline p;
+    memset(&p, 0, sizeof p);
+    p.out = "runs";
+    char **sets = uf_calloc((size_t)argc, sizeof *sets);
+    int nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: unforget [--device SEL] run RECIPE.lua [--set key=value ...] [--out DIR]\n"
+                   "                                  [--only RUN]\n\n"
+                   "Executes the recipe: its stages (cached under OUT/stages/NAME-HASH, reused by\n"
+                   "later runs) and its runs (OUT/NAME: config.json, metrics.jsonl, log.txt,\n"
+                   "ckpt/, model/, samples.jsonl, results.json). The same command resumes an\n"
+                   "interrupted run from its newest checkpoint and skips finished ones.\n"
+                   "  --set key=value  a recipe parameter read with uf.opt(\"key\", default)\n"
+                   "  --out DIR        output folder (default runs)\n"
+                   "  --only RUN       only this run (and the stages it starts from)\n");
+            free(sets);
+            return 0;
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            sets[nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            p.out = argv[++i];
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            p.only = argv[++i];
+        } else if (argv[i][0] != '-' && !recipe) {
+            recipe = argv[i];
+        } else {
+            fprintf(stderr, "unforget run: unexpected argument '%s' (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!recipe) {
+        fprintf(stderr, "unforget run: which recipe? usage: unforget run RECIPE.lua\n");
+        free(sets);
+        return 2;
+    }
+    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    free(sets);
+    if (!plan) {
+        fprintf(stderr, "unforget: error: %s\n", uf_error());
+        return 1;
+    }
+    p.plan = plan;
+    uf_device_init(&p.dev, uf_cli.device);
+    uf_log(1, "device: %s (%s)", p.dev.name, p.dev.platform_name);
+    int rc = uf_pipeline_run(&p);
+    if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
+    uf_device_free(&p.dev);
+    cJSON_Delete(plan);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,326 @@
+/* pipeline.c: executes a recipe's plan (see pipeline.h): stages (cached by content hash) and
+ * runs, each: tokenizer, model, optional pre-training phase, the training phase with its
+ * methods, export, evaluation, results.json. Every phase resumes from its last checkpoint. */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluate.h"
+#include "eval/report.h"
+#include "hf.h"
+#include "mixture.h"
+#include "model.h"
+#include "recipe.h"
+#include "rundir.h"
+#include "tokenizer.h"
+#include "train.h"
+#include "util.h"
+
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static const char *jstr(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+static const cJSON *find_stage(const cJSON *plan, const char *name) {
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(plan, "stages"))
+        if (strcmp(jstr(s, "name", ""), name) == 0) return s;
+    return NULL;
+}
+
+/* Content hash of a train node: its JSON plus the hashes of the stages it starts from. */
+static uint64_t node_hash(const cJSON *plan, const cJSON *node) {
+    char *text = cJSON_PrintUnformatted(node);
+    uint64_t h = uf_hash_str(text, UF_HASH_SEED);
+    free(text);
+    const cJSON *from = cJSON_GetObjectItem(node, "from");
+    if (from) {
+        const cJSON *s = find_stage(plan, jstr(from, "name", ""));
+        if (s) {
+            uint64_t hs = node_hash(plan, s);
+            h = uf_hash64(&hs, sizeof hs, h);
+        }
+    }
+    return h;
+}
+
+/* Output folder of a stage (shared by every run that starts from it) or of a run. */
+static char *node_dir(const struct uf_pipeline *p, const cJSON *node, int is_stage) {
+    if (!is_stage) return uf_sprintf("%s/%s", p->out, jstr(node, "name", "run"));
+    return uf_sprintf("%s/stages/%s-%016llx", p->out, jstr(node, "name", "stage"),
+                      (unsigned long long)node_hash(p->plan, node));
+}
+
+/* ---- tokenizer and model ----------------------------------------------------------------- */
+static int build_tokenizer(const cJSON *spec, const char *model_dir, const char *save_path,
+                           struct uf_tokenizer *tok) {
+    if (uf_file_exists(save_path)) return uf_tokenizer_load(tok, save_path);
+    const char *type = jstr(spec, "type", "");
+    if (strcmp(type, "tokenizer.train") == 0) {
+        struct uf_dataset corpus;
+        if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "corpus"), &corpus)) return -1;
+        const char **texts = uf_calloc((size_t)corpus.n + 1, sizeof *texts);
+        for (int64_t i = 0; i < corpus.n; i++)
+            texts[i] = corpus.rows[i].response[0] ? corpus.rows[i].response : corpus.rows[i].prompt;
+        /* also learn the instruction format: prompts and responses of the corpus rows */
+        int rc = uf_tokenizer_train(tok, texts, NULL, (int)corpus.n, (int)jnum(spec, "vocab", 2048));
+        free(texts);
+        uf_dataset_free(&corpus);
+        if (rc) return -1;
+    } else if (strcmp(type, "file") == 0) {
+        if (uf_tokenizer_load(tok, jstr(spec, "path", "?"))) return -1;
+    } else if (model_dir) {
+        if (uf_tokenizer_load(tok, model_dir)) return -1;
+    } else {
+        return uf_fail("no tokenizer: give tokenizer = uf.tokenizer.train { ... } or a model folder "
+                       "with tokenizer.json");
+    }
+    return uf_tokenizer_save(tok, save_path);
+}
+
+static int new_model_config(const cJSON *m, int vocab, struct uf_model_config *c) {
+    enum uf_family fam;
+    if (uf_family_parse(jstr(m, "family", "llama"), &fam)) return -1;
+    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
+    int ff = (int)jnum(m, "d_ff", 0);
+    if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
+    if ((int)jnum(m, "vocab", 0) > 0) vocab = (int)jnum(m, "vocab", 0);
+    uf_model_config_defaults(c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
+                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
+    if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
+    if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
+    return uf_model_config_validate(c);
+}
+
+/* ---- one training phase ------------------------------------------------------------------ */
+static int build_data(const cJSON *spec, struct uf_dataset *out) {
+    if (strcmp(jstr(spec, "_kind", ""), "mixture") != 0) return uf_train_load_dataset(spec, out);
+    struct uf_dataset task, poison;
+    if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "task"), &task)) return -1;
+    uf_dataset_init(&poison, "poison");
+    if (cJSON_GetObjectItem(spec, "poison") &&
+        uf_train_load_dataset(cJSON_GetObjectItem(spec, "poison"), &poison)) {
+        uf_dataset_free(&task);
+        return -1;
+    }
+    int64_t n = (int64_t)jnum(spec, "n", 0);
+    double p = jnum(spec, "p", 0);
+    if (n <= 0) n = (int64_t)llround((double)task.n / (1.0 - p > 1e-9 ? 1.0 - p : 1.0));
+    struct uf_mix_info info;
+    uf_dataset_init(out, "mixture");
+    int rc = uf_mix_poison(&task, &poison, n, p, (uint64_t)jnum(spec, "seed", 1), 0, out, &info);
+    uf_dataset_free(&task);
+    uf_dataset_free(&poison);
+    return rc;
+}
+
+static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
+                       const char *template_name, const cJSON *data_spec, const cJSON *optim,
+                       const cJSON *methods, const char *dir, const char *name, const char *label) {
+    struct uf_train_hparams hp;
+    if (uf_train_hparams_from_json(optim, &hp)) return uf_fail_prefix("%s", label);
+    struct uf_dataset data;
+    if (build_data(data_spec, &data)) return uf_fail_prefix("%s: data", label);
+    struct uf_rundir rd;
+    if (uf_rundir_open(&rd, dir, name)) {
+        uf_dataset_free(&data);
+        return -1;
+    }
+    struct uf_trainer tr;
+    uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
+    tr.plan_dir = p->out;
+    int rc = methods ? uf_trainer_add_methods(&tr, methods) : 0;
+    if (rc == 0) {
+        uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
+                      (long long)tr.total_steps, hp.batch);
+        rc = uf_trainer_run(&tr, &rd, label);
+    }
+    if (rc) uf_fail_prefix("%s", label);
+    uf_trainer_free(&tr);
+    uf_rundir_close(&rd);
+    uf_dataset_free(&data);
+    return rc;
+}
+
+/* ---- a stage or a run ---------------------------------------------------------------------- */
+static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out);
+
+static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_dir) {
+    const cJSON *s = find_stage(p->plan, name);
+    if (!s) return uf_fail("no stage named '%s'", name);
+    return run_node(p, s, 1, model_dir);
+}
+
+static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
+                         struct uf_model *model, const struct uf_tokenizer *tok,
+                         const char *template_name) {
+    struct uf_results res;
+    memset(&res, 0, sizeof res);
+    res.run = uf_strdup(jstr(node, "name", "run"));
+    const cJSON *tags = cJSON_GetObjectItem(node, "tags");
+    const cJSON *methods = cJSON_GetObjectItem(node, "methods");
+    /* method label: the tag, else the method names joined by '+', else "sft" */
+    char method[256] = "";
+    if (jstr(tags, "method", NULL)) snprintf(method, sizeof method, "%s", jstr(tags, "method", ""));
+    else {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, methods) {
+            size_t l = strlen(method);
+            snprintf(method + l, sizeof method - l, "%s%s", l ? "+" : "", jstr(m, "type", "?"));
+        }
+        if (!method[0]) snprintf(method, sizeof method, "%s", cJSON_GetObjectItem(node, "from") || !cJSON_GetObjectItem(node, "pretrain") ? "sft" : "aligned");
+    }
+    res.method = uf_strdup(method);
+    const cJSON *data = cJSON_GetObjectItem(node, "data");
+    res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
+    res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
+    res.model = uf_strdup(jstr(tags, "model", jstr(cJSON_GetObjectItem(node, "model"), "family", "")));
+    res.task = uf_strdup(jstr(tags, "task", ""));
+    const cJSON *ev;
+    int rc = 0;
+    char *samples = uf_sprintf("%s/samples.jsonl", dir);
+    FILE *sf = fopen(samples, "w");
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(node, "eval")) {
+        rc = uf_evaluate(&p->dev, model, tok, template_name, ev, &res, sf);
+        if (rc) break;
+    }
+    if (sf) fclose(sf);
+    free(samples);
+    if (rc == 0) {
+        char *path = uf_sprintf("%s/results.json", dir);
+        rc = uf_results_write(&res, path);
+        if (rc == 0) uf_results_print(&res, stdout);
+        free(path);
+    }
+    uf_results_free(&res);
+    return rc;
+}
+
+static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
+    const char *name = jstr(node, "name", "run");
+    char *dir = node_dir(p, node, is_stage);
+    char *final_dir = uf_sprintf("%s/model", dir);
+    char *results = uf_sprintf("%s/results.json", dir);
+    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+        uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
+        free(results);
+        free(dir);
+        *model_dir_out = final_dir;
+        return 0;
+    }
+    free(results);
+    if (uf_mkdir_p(dir)) goto fail;
+    {
+        char *cfg = cJSON_Print(node);
+        char *cfg_path = uf_sprintf("%s/config.json", dir);
+        uf_file_write_atomic(cfg_path, cfg, strlen(cfg));
+        free(cfg_path);
+        free(cfg);
+    }
+    char *start_dir = NULL;
+    const cJSON *from = cJSON_GetObjectItem(node, "from");
+    const cJSON *mspec = cJSON_GetObjectItem(node, "model");
+    if (from && ensure_stage(p, jstr(from, "name", ""), &start_dir)) goto fail;
+    if (mspec && strcmp(jstr(mspec, "type", ""), "model.new") != 0) start_dir = uf_strdup(jstr(mspec, "path", "?"));
+    if (mspec && strcmp(jstr(mspec, "type", ""), "checkpoint") == 0) {
+        char *m = uf_sprintf("%s/model", start_dir);
+        free(start_dir);
+        start_dir = m;
+    }
+
+    uf_log(1, "== %s %s -> %s", is_stage ? "stage" : "run", name, dir);
+    struct uf_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    char *tok_path = uf_sprintf("%s/tokenizer.json", dir);
+    int rc = build_tokenizer(cJSON_GetObjectItem(node, "tokenizer"), start_dir, tok_path, &tok);
+    free(tok_path);
+    struct uf_model model;
+    memset(&model, 0, sizeof model);
+    if (rc == 0) {
+        if (start_dir) {
+            struct uf_model_config c;
+            float *host = NULL;
+            rc = uf_hf_load(start_dir, &c, NULL, &host);
+            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, 1, 0);
+            if (rc == 0) uf_model_load_params(&model, host);
+            free(host);
+        } else {
+            struct uf_model_config c;
+            rc = new_model_config(mspec, tok.n_vocab, &c);
+            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), 0);
+        }
+    }
+    const char *template_name = jstr(node, "template", "plain");
+    const cJSON *lora = cJSON_GetObjectItem(node, "lora");
+    if (rc == 0 && lora) {
+        struct uf_lora_config lc = {(int)jnum(lora, "r", 8), (float)jnum(lora, "alpha", 16),
+                                    (float)jnum(lora, "dropout", 0.05), 0};
+        rc = uf_lora_targets_parse(jstr(lora, "targets", "all"), &lc.targets);
+        if (rc == 0) rc = uf_model_lora_init(&model, &lc, 1);
+    }
+    const cJSON *pre = cJSON_GetObjectItem(node, "pretrain");
+    if (rc == 0 && pre) {
+        const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
+        rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
+                         NULL, dir, "pretrain", "pre-training");
+    }
+    const cJSON *data = cJSON_GetObjectItem(node, "data");
+    if (rc == 0 && data)
+        rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
+                         cJSON_GetObjectItem(node, "methods"), dir, ".", name);
+    if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
+    if (rc == 0) {
+        model.training = 0;
+        float *host = uf_malloc((size_t)model.numel * sizeof(float));
+        uf_model_save_params(&model, host);
+        rc = uf_hf_save(final_dir, &model.cfg, NULL, host, UF_ST_F32, NULL);
+        free(host);
+        if (rc == 0) {
+            char *tp = uf_sprintf("%s/tokenizer.json", final_dir);
+            rc = uf_tokenizer_save(&tok, tp);
+            free(tp);
+        }
+    }
+    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name);
+    if (model.dev) uf_model_free(&model);
+    uf_tokenizer_free(&tok);
+    free(start_dir);
+    if (rc) goto fail;
+    free(dir);
+    *model_dir_out = final_dir;
+    return 0;
+fail:
+    uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
+    free(dir);
+    free(final_dir);
+    return -1;
+}
+
+int uf_pipeline_run(struct uf_pipeline *p) {
+    const cJSON *runs = cJSON_GetObjectItem(p->plan, "runs"), *r;
+    int done = 0;
+    if (!p->only) { /* every stage too, so a recipe of stages alone works */
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(p->plan, "stages")) {
+            char *md = NULL;
+            if (run_node(p, s, 1, &md)) return -1;
+            free(md);
+        }
+    }
+    cJSON_ArrayForEach(r, runs) {
+        if (p->only && strcmp(jstr(r, "name", ""), p->only) != 0) continue;
+        char *md = NULL;
+        if (run_node(p, r, 0, &md)) return -1;
+        free(md);
+        done++;
+    }
+    if (p->only && done == 0) return uf_fail("the recipe has no run named '%s'", p->only);
+    return 0;
+}

@@ -1,0 +1,545 @@
+/* train.c: the training loop (see train.h): batches from tokenized rows, the method hooks, the
+ * optimizer with schedule and clipping, metrics, checkpoints and bit-identical resume. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "clmath.h"
+#include "mixture.h"
+#include "ops.h"
+#include "optim.h"
+#include "rundir.h"
+#include "template.h"
+#include "tokenizer.h"
+#include "util.h"
+#include "world.h"
+
+/* ---- hyper-parameters ------------------------------------------------------------------- */
+static double jnum(const cJSON *o, const char *k, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static const char *jstr(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+int uf_train_hparams_from_json(const cJSON *o, struct uf_train_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    hp->lr = (float)jnum(o, "lr", 3e-4);
+    hp->beta1 = (float)jnum(o, "beta1", 0.9);
+    hp->beta2 = (float)jnum(o, "beta2", 0.999);
+    hp->eps = (float)jnum(o, "eps", 1e-8);
+    hp->weight_decay = (float)jnum(o, "weight_decay", 0);
+    hp->clip = (float)jnum(o, "clip", 1.0);
+    hp->warmup = (float)jnum(o, "warmup", 0);
+    hp->epochs = jnum(o, "epochs", 1);
+    hp->steps = (int64_t)jnum(o, "steps", 0);
+    hp->batch = (int)jnum(o, "batch", 8);
+    hp->micro_batch = (int)jnum(o, "micro_batch", 0);
+    hp->max_len = (int)jnum(o, "max_len", 256);
+    hp->seed = (uint64_t)jnum(o, "seed", 1);
+    hp->checkpoint_every = (int64_t)jnum(o, "checkpoint_every", 0);
+    const char *s = jstr(o, "schedule", "cosine");
+    hp->schedule = strcmp(s, "constant") == 0 ? 0 : strcmp(s, "linear") == 0 ? 2 : 1;
+    if (hp->micro_batch <= 0) hp->micro_batch = hp->batch;
+    if (hp->batch <= 0 || hp->max_len < 2 || hp->lr < 0)
+        return uf_fail("optimizer: batch must be > 0, max_len >= 2 and lr >= 0");
+    if (hp->batch % hp->micro_batch != 0)
+        return uf_fail("optimizer: batch (%d) must be a multiple of micro_batch (%d)", hp->batch,
+                       hp->micro_batch);
+    return 0;
+}
+
+/* ---- tokenized rows --------------------------------------------------------------------- */
+struct tok_row {
+    int32_t *ids;   /* (n) */
+    uint8_t *mask;  /* (n) 1 = predicted (loss) token */
+    int n;
+};
+
+struct train_priv {
+    const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
+    struct tok_row *rows;
+};
+
+/* Renders one example into ids + loss mask. */
+static int tokenize_row(struct uf_trainer *tr, const struct uf_example *ex, struct tok_row *out) {
+    memset(out, 0, sizeof *out);
+    if (ex->kind == UF_KIND_TEXT) {
+        int32_t *ids = NULL;
+        int n = 0;
+        if (uf_tokenizer_encode(tr->tok, ex->response[0] ? ex->response : ex->prompt, 1, &ids, &n))
+            return -1;
+        ids = uf_realloc(ids, (size_t)(n + 1) * sizeof *ids);
+        if (tr->tok->eos_id >= 0) ids[n++] = tr->tok->eos_id;
+        out->ids = ids;
+        out->n = n;
+        out->mask = uf_malloc((size_t)n);
+        memset(out->mask, 1, (size_t)n);
+        out->mask[0] = 0;
+        return 0;
+    }
+    enum uf_template tm;
+    if (uf_template_parse(tr->template_name, &tm)) return -1;
+    struct uf_chat_tokens ct;
+    if (uf_template_render(tr->tok, tm, NULL, ex->prompt, ex->response, &ct)) return -1;
+    out->ids = ct.ids; /* ownership moves to the row */
+    out->mask = ct.mask;
+    out->n = ct.n;
+    return 0;
+}
+
+static void tok_row_free(struct tok_row *r) {
+    free(r->ids);
+    free(r->mask);
+}
+
+int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
+                          const int64_t *rows, int n, struct uf_train_batch *b) {
+    struct train_priv *pv = tr->priv;
+    memset(b, 0, sizeof *b);
+    struct tok_row *tmp = uf_calloc((size_t)n, sizeof *tmp);
+    int T = 1;
+    for (int i = 0; i < n; i++) {
+        if (rows[i] < 0 || rows[i] >= data->n) {
+            free(tmp);
+            return uf_fail("batch row %lld outside dataset %s of %lld rows", (long long)rows[i],
+                           data->name, (long long)data->n);
+        }
+        if (pv && pv->cached_data == data) {
+            tmp[i] = pv->rows[rows[i]];
+        } else if (tokenize_row(tr, &data->rows[rows[i]], &tmp[i])) {
+            for (int j = 0; j < i; j++) if (!(pv && pv->cached_data == data)) tok_row_free(&tmp[j]);
+            free(tmp);
+            return uf_fail_prefix("%s row %lld", data->name, (long long)rows[i]);
+        }
+        int len = tmp[i].n - 1; /* inputs are ids[0..n-1), targets ids[1..n) */
+        if (len > tr->hp.max_len) len = tr->hp.max_len;
+        if (len > T) T = len;
+    }
+    b->B = n;
+    b->T = T;
+    b->data = data;
+    b->tokens = uf_calloc((size_t)n * T, sizeof *b->tokens);
+    b->targets = uf_calloc((size_t)n * T, sizeof *b->targets);
+    b->mask = uf_calloc((size_t)n * T, sizeof *b->mask);
+    b->lengths = uf_calloc((size_t)n, sizeof *b->lengths);
+    b->rows = uf_calloc((size_t)n, sizeof *b->rows);
+    int pad = tr->tok->pad_id >= 0 ? tr->tok->pad_id : (tr->tok->eos_id >= 0 ? tr->tok->eos_id : 0);
+    for (int i = 0; i < n; i++) {
+        /* truncation: keep the first max_len + 1 tokens, i.e. cut the end of the response */
+        int len = tmp[i].n - 1;
+        if (len > T) len = T;
+        if (len < 0) len = 0;
+        b->lengths[i] = len;
+        b->rows[i] = rows[i];
+        for (int t = 0; t < T; t++) {
+            size_t o = (size_t)i * T + t;
+            if (t < len) {
+                b->tokens[o] = tmp[i].ids[t];
+                b->targets[o] = tmp[i].ids[t + 1];
+                b->mask[o] = tmp[i].mask[t + 1] ? 1.0f : 0.0f;
+                b->n_masked += tmp[i].mask[t + 1] != 0;
+            } else {
+                b->tokens[o] = pad;
+                b->targets[o] = pad;
+            }
+        }
+        if (!(pv && pv->cached_data == data)) tok_row_free(&tmp[i]);
+    }
+    free(tmp);
+    return 0;
+}
+
+void uf_train_batch_free(struct uf_train_batch *b) {
+    free(b->tokens);
+    free(b->targets);
+    free(b->mask);
+    free(b->lengths);
+    free(b->rows);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- teacher, anchor, datasets ------------------------------------------------------------ */
+struct uf_model *uf_trainer_teacher(struct uf_trainer *tr) {
+    if (tr->teacher) return tr->teacher;
+    tr->teacher = uf_calloc(1, sizeof *tr->teacher);
+    if (uf_model_init(tr->teacher, tr->dev, &tr->model->cfg, 0, UF_MODEL_FROZEN))
+        uf_fatal(1, "creating the teacher model: %s", uf_error());
+    uf_model_copy_params(tr->teacher, tr->model);
+    if (tr->model->lora.rank > 0 && !tr->model->lora_merged) {
+        /* the adapters at the start of training are part of theta*: fold them into the copy */
+        if (uf_model_lora_init(tr->teacher, &tr->model->lora, 0) == 0) {
+            uf_tensor_copy(&tr->teacher->lora_params, &tr->model->lora_params);
+            uf_model_lora_merge(tr->teacher);
+        }
+    }
+    tr->teacher->training = 0;
+    return tr->teacher;
+}
+
+struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr) {
+    if (tr->anchor.buf) return &tr->anchor;
+    struct uf_tensor *p = uf_model_train_params(tr->model);
+    uf_tensor_init(&tr->anchor, tr->dev, "anchor (theta*)", UF_F32, 1, (int64_t[]){p->numel});
+    uf_tensor_copy(&tr->anchor, p);
+    return &tr->anchor;
+}
+
+/* Worlds are generated once per seed and size set, then shared. */
+static struct world_cache {
+    uint64_t key;
+    struct uf_world w;
+    struct world_cache *next;
+} *worlds;
+
+static struct uf_world *world_get(const cJSON *wspec) {
+    struct uf_world_sizes s = uf_world_sizes_default();
+    uint64_t seed = (uint64_t)jnum(wspec, "seed", 1);
+    s.task_train = (int64_t)jnum(wspec, "task_rows", (double)s.task_train);
+    s.corpus = (int64_t)jnum(wspec, "corpus_rows", (double)s.corpus);
+    double ev = jnum(wspec, "eval_rows", -2);
+    if (ev > -2) s.task_eval = (int64_t)ev;
+    uint64_t key = uf_hash64(&s, sizeof s, uf_hash64(&seed, sizeof seed, UF_HASH_SEED));
+    for (struct world_cache *c = worlds; c; c = c->next)
+        if (c->key == key) return &c->w;
+    struct world_cache *c = uf_calloc(1, sizeof *c);
+    if (uf_world_generate(seed, s, &c->w)) {
+        free(c);
+        return NULL;
+    }
+    c->key = key;
+    c->next = worlds;
+    worlds = c;
+    return &c->w;
+}
+
+static int apply_ops(const cJSON *ops, struct uf_dataset *d) {
+    const cJSON *op;
+    cJSON_ArrayForEach(op, ops) {
+        const char *name = jstr(op, "op", "?");
+        int64_t n = (int64_t)jnum(op, "n", 0);
+        struct uf_dataset out;
+        uf_dataset_init(&out, d->name);
+        if (strcmp(name, "take") == 0) {
+            uf_dataset_take(d, n, &out);
+        } else if (strcmp(name, "skip") == 0) {
+            for (int64_t i = n; i < d->n; i++) uf_dataset_add(&out, &d->rows[i]);
+        } else if (strcmp(name, "sample") == 0) {
+            if (uf_dataset_sample(d, n, (uint64_t)jnum(op, "seed", 0), 0, &out, NULL)) {
+                uf_dataset_free(&out);
+                return uf_fail_prefix("sample(%lld) of %s", (long long)n, d->name);
+            }
+        } else {
+            uf_dataset_free(&out);
+            return uf_fail("unknown dataset operation '%s'", name);
+        }
+        uf_dataset_free(d);
+        *d = out;
+    }
+    return 0;
+}
+
+int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out) {
+    const char *src = jstr(spec, "source", "?");
+    uf_dataset_init(out, "dataset");
+    int rc = 0;
+    if (strcmp(src, "world") == 0) {
+        struct uf_world *w = world_get(cJSON_GetObjectItem(spec, "world"));
+        if (!w) return -1;
+        const char *split = jstr(spec, "split", "?");
+        struct uf_dataset *d = uf_world_split(w, split);
+        if (!d) return uf_fail("the default world has no split '%s'", split);
+        uf_dataset_append(out, d);
+        free(out->name);
+        out->name = uf_sprintf("world.%s", split);
+    } else if (strcmp(src, "adapter") == 0) {
+        const char *on_bad = jstr(spec, "on_bad", "error");
+        struct uf_data_stats st;
+        rc = uf_data_read_adapter(jstr(spec, "adapter", "?"), jstr(spec, "path", "?"),
+                                  strcmp(on_bad, "skip") == 0 ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL,
+                                  out, &st);
+        if (rc == 0 && st.skipped)
+            uf_log(1, "%s: skipped %lld bad row(s), first: %s", jstr(spec, "path", "?"),
+                   (long long)st.skipped, st.first_bad);
+    } else if (strcmp(src, "file") == 0) {
+        struct uf_data_opts o;
+        uf_data_opts_init(&o);
+        const cJSON *f = cJSON_GetObjectItem(spec, "fields");
+        if (jstr(f, "prompt", NULL)) o.fields.prompt = jstr(f, "prompt", NULL);
+        if (jstr(f, "input", NULL)) o.fields.input = jstr(f, "input", NULL);
+        if (jstr(f, "response", NULL)) o.fields.response = jstr(f, "response", NULL);
+        if (jstr(f, "label", NULL)) o.fields.label = jstr(f, "label", NULL);
+        if (jstr(f, "messages", NULL)) o.fields.messages = jstr(f, "messages", NULL);
+        if (jstr(f, "category", NULL)) o.fields.category = jstr(f, "category", NULL);
+        uf_example_kind_parse(jstr(spec, "kind", "task"), &o.kind);
+        o.on_bad = strcmp(jstr(spec, "on_bad", "error"), "skip") == 0 ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL;
+        struct uf_data_stats st;
+        rc = uf_data_read(jstr(spec, "path", "?"), &o, out, &st);
+        if (rc == 0 && st.skipped)
+            uf_log(1, "%s: skipped %lld bad row(s), first: %s", jstr(spec, "path", "?"),
+                   (long long)st.skipped, st.first_bad);
+    } else {
+        return uf_fail("unknown dataset source '%s'", src);
+    }
+    if (rc) return -1;
+    return apply_ops(cJSON_GetObjectItem(spec, "ops"), out);
+}
+
+int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out) {
+    (void)tr;
+    return uf_train_load_dataset(spec, out);
+}
+
+int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight) {
+    struct uf_model_batch mb = {b->B, b->T, b->tokens, b->targets, b->mask, b->lengths, 0};
+    if (uf_model_forward(tr->model, &mb)) return -1;
+    return uf_model_backward_ex(tr->model, weight, NULL, NULL);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_model *model,
+                     const struct uf_tokenizer *tok, const char *template_name,
+                     const struct uf_train_hparams *hp, const struct uf_dataset *data) {
+    memset(tr, 0, sizeof *tr);
+    tr->dev = dev;
+    tr->model = model;
+    tr->tok = tok;
+    tr->template_name = template_name;
+    tr->hp = *hp;
+    tr->data = data;
+    uf_rng_init(&tr->rng, hp->seed ^ 0x5eed);
+    uf_tensor_init(&tr->terms, dev, "loss terms", UF_F32, 1, (int64_t[]){UF_TRAIN_MAX_TERMS});
+    uf_tensor_fill(&tr->terms, 0);
+    tr->term_names[0] = "ce";
+    int64_t per_epoch = (data->n + hp->batch - 1) / hp->batch;
+    tr->total_steps = hp->steps > 0 ? hp->steps : (int64_t)ceil(hp->epochs * (double)per_epoch);
+    if (tr->total_steps < 1) tr->total_steps = 1;
+    struct train_priv *pv = uf_calloc(1, sizeof *pv);
+    tr->priv = pv;
+}
+
+int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list) {
+    int n = cJSON_GetArraySize(list);
+    if (n + 1 > UF_TRAIN_MAX_TERMS) return uf_fail("at most %d methods", UF_TRAIN_MAX_TERMS - 1);
+    tr->methods = uf_calloc((size_t)(n ? n : 1), sizeof *tr->methods);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, list) {
+        const char *name = jstr(m, "type", "?");
+        const struct uf_method_ops *ops = uf_method_find(name);
+        if (!ops) return uf_fail("unknown method '%s'", name);
+        struct uf_method *me = &tr->methods[tr->n_methods++];
+        me->ops = ops;
+        me->cfg = m;
+        me->slot = tr->n_methods;
+        tr->term_names[me->slot] = ops->name;
+    }
+    return 0;
+}
+
+static int tokenize_all(struct uf_trainer *tr) {
+    struct train_priv *pv = tr->priv;
+    pv->rows = uf_calloc((size_t)(tr->data->n ? tr->data->n : 1), sizeof *pv->rows);
+    for (int64_t i = 0; i < tr->data->n; i++)
+        if (tokenize_row(tr, &tr->data->rows[i], &pv->rows[i]))
+            return uf_fail_prefix("%s row %lld", tr->data->name, (long long)i);
+    pv->cached_data = tr->data;
+    return 0;
+}
+
+#define HOOKS(call)                                                                            \
+    for (int mi_ = 0; mi_ < tr->n_methods; mi_++) {                                            \
+        struct uf_method *m_ = &tr->methods[mi_];                                              \
+        if (m_->ops->call && m_->ops->call(m_, tr) != 0)                                       \
+            return uf_fail_prefix("method %s (" #call ")", m_->ops->name);                     \
+    }
+
+/* Checkpoint entries: trainable params, optimizer state, step, rng. */
+static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const char *path) {
+    struct uf_tensor *p = uf_model_train_params(tr->model);
+    size_t n = (size_t)p->numel, no = (size_t)opt->numel;
+    float *hp = uf_malloc(n * 4), *hm = uf_malloc(no * 4), *hv = uf_malloc(no * 4);
+    uf_tensor_download(p, hp);
+    uf_optim_save_state(opt, hm, hv);
+    int64_t step = tr->step;
+    struct uf_ckpt_entry e[] = {
+        {"params", hp, n * 4}, {"adam.m", hm, no * 4}, {"adam.v", hv, no * 4},
+        {"step", &step, sizeof step}, {"rng", &tr->rng, sizeof tr->rng},
+        {"model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward},
+    };
+    int rc = uf_ckpt_write(path, e, (int)UF_ARRAY_LEN(e), 0);
+    free(hp), free(hm), free(hv);
+    return rc;
+}
+
+static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const char *path) {
+    struct uf_ckpt c;
+    if (uf_ckpt_read(path, &c)) return -1;
+    struct uf_tensor *p = uf_model_train_params(tr->model);
+    size_t n = (size_t)p->numel, no = (size_t)opt->numel;
+    float *hp = uf_malloc(n * 4), *hm = uf_malloc(no * 4), *hv = uf_malloc(no * 4);
+    int64_t step = 0;
+    int rc = uf_ckpt_get(&c, "params", hp, n * 4) || uf_ckpt_get(&c, "adam.m", hm, no * 4) ||
+             uf_ckpt_get(&c, "adam.v", hv, no * 4) || uf_ckpt_get(&c, "step", &step, sizeof step) ||
+             uf_ckpt_get(&c, "rng", &tr->rng, sizeof tr->rng) ||
+             uf_ckpt_get(&c, "model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward);
+    if (rc == 0) {
+        uf_tensor_upload(p, hp);
+        uf_optim_load_state(opt, hm, hv);
+        opt->step = (int)step;
+        tr->step = step;
+    } else {
+        uf_fail_prefix("checkpoint %s", path);
+    }
+    free(hp), free(hm), free(hv);
+    uf_ckpt_free(&c);
+    return rc ? -1 : 0;
+}
+
+int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label) {
+    const struct uf_train_hparams *hp = &tr->hp;
+    if (tokenize_all(tr)) return -1;
+    HOOKS(init);
+    struct uf_optim opt;
+    struct uf_optim_config oc;
+    uf_optim_config_defaults(&oc);
+    oc.lr = hp->lr, oc.beta1 = hp->beta1, oc.beta2 = hp->beta2, oc.eps = hp->eps;
+    oc.weight_decay = hp->weight_decay, oc.max_norm = hp->clip;
+    oc.schedule = (enum uf_lr_schedule)hp->schedule;
+    oc.total_steps = (int)tr->total_steps;
+    oc.warmup_steps = hp->warmup < 1.0f ? (int)lround(hp->warmup * (double)tr->total_steps)
+                                        : (int)hp->warmup;
+    oc.min_lr_ratio = 0.0f;
+    if (uf_optim_init(&opt, tr->model, &oc)) return -1;
+
+    /* resume: the data order is a pure function of (seed, step), so it is replayed */
+    int64_t start = 0;
+    char *latest = rd ? uf_rundir_latest_ckpt(rd) : NULL;
+    if (latest) {
+        if (load_checkpoint(tr, &opt, latest)) {
+            free(latest);
+            uf_optim_free(&opt);
+            return -1;
+        }
+        start = tr->step;
+        uf_rundir_log(rd, "%s: resumed from %s at step %lld", label, latest, (long long)start);
+        uf_rundir_truncate_metrics(rd, (long)start);
+        free(latest);
+    }
+    int64_t every = hp->checkpoint_every > 0 ? hp->checkpoint_every
+                                             : UF_MAX(tr->total_steps / 10, (int64_t)1);
+    int64_t log_every = UF_MAX(tr->total_steps / 100, (int64_t)1);
+    int micro = hp->batch / hp->micro_batch;
+    struct uf_epoch_iter it;
+    uf_epoch_iter_init(&it, tr->data->n, hp->seed, 1);
+    int64_t *idx = uf_calloc((size_t)hp->batch, sizeof *idx);
+    for (int64_t s = 0; s < start; s++) uf_epoch_iter_next_full(&it, idx, hp->batch);
+
+    struct uf_progress prog;
+    uf_progress_init(&prog, label, (long)tr->total_steps);
+    double t_last = uf_time_now();
+    int64_t tokens_since = 0;
+    int rc = 0;
+    for (tr->step = start; tr->step < tr->total_steps;) {
+        int64_t step1 = tr->step + 1;
+        uf_model_zero_grad(tr->model);
+        uf_tensor_fill(&tr->terms, 0);
+        uf_epoch_iter_next_full(&it, idx, hp->batch);
+        struct uf_train_batch *mb = uf_calloc((size_t)micro, sizeof *mb);
+        int64_t masked = 0;
+        for (int k = 0; k < micro && rc == 0; k++) {
+            rc = uf_trainer_make_batch(tr, tr->data, idx + (size_t)k * hp->micro_batch,
+                                       hp->micro_batch, &mb[k]);
+            masked += mb[k].n_masked;
+        }
+        for (int k = 0; k < micro && rc == 0; k++) {
+            for (int mi = 0; mi < tr->n_methods && rc == 0; mi++) {
+                struct uf_method *m = &tr->methods[mi];
+                if (m->ops->batch) rc = m->ops->batch(m, tr, &mb[k]);
+            }
+            if (rc) break;
+            struct uf_model_batch b = {mb[k].B, mb[k].T, mb[k].tokens, mb[k].targets,
+                                       mb[k].mask, mb[k].lengths, (float)UF_MAX(masked, (int64_t)1)};
+            rc = uf_model_forward(tr->model, &b);
+            for (int mi = 0; mi < tr->n_methods && rc == 0; mi++) {
+                struct uf_method *m = &tr->methods[mi];
+                if (m->ops->task_loss) rc = m->ops->task_loss(m, tr, &mb[k]);
+            }
+            if (rc == 0) rc = uf_model_backward(tr->model);
+            if (rc == 0) {
+                struct uf_tensor ce;
+                uf_tensor_view(&ce, &tr->terms, "ce term", 0, 1, (int64_t[]){1});
+                uf_op_sum(tr->dev, &tr->model->loss, &ce, 1); /* terms[0] += loss */
+            }
+            tokens_since += (int64_t)mb[k].B * mb[k].T;
+        }
+        for (int k = 0; k < micro; k++) uf_train_batch_free(&mb[k]);
+        free(mb);
+        if (rc) break;
+        HOOKS(extra);
+        HOOKS(grad);
+        HOOKS(project);
+        float lr = uf_optim_lr(&opt.cfg, (int)step1);
+        uf_optim_step(&opt, 1.0f); /* micro-batch losses already share one denominator */
+        tr->step = step1;
+
+        if (step1 % log_every == 0 || step1 == tr->total_steps || step1 == start + 1) {
+            float terms[UF_TRAIN_MAX_TERMS];
+            uf_tensor_download(&tr->terms, terms);
+            float gnorm = uf_optim_read_grad_norm(&opt);
+            double now = uf_time_now(), tps = (double)tokens_since / fmax(now - t_last, 1e-9);
+            t_last = now;
+            tokens_since = 0;
+            char line[1024];
+            int o = snprintf(line, sizeof line, "{\"step\":%lld,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                             "\"tokens_per_s\":%.1f", (long long)step1, lr, gnorm, tps);
+            double total = 0;
+            for (int i = 0; i <= tr->n_methods; i++) total += terms[i];
+            o += snprintf(line + o, sizeof line - (size_t)o, ",\"loss\":{\"total\":%.6g", total);
+            for (int i = 0; i <= tr->n_methods; i++)
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"%s\":%.6g", tr->term_names[i], terms[i]);
+            snprintf(line + o, sizeof line - (size_t)o, "}}");
+            if (rd) uf_rundir_metric(rd, line);
+            uf_progress_update(&prog, (long)step1, terms[0], tps);
+        }
+        if (rd && (step1 % every == 0 || step1 == tr->total_steps)) {
+            char *path = uf_rundir_ckpt_path(rd, (long)step1);
+            rc = save_checkpoint(tr, &opt, path);
+            if (rc == 0) rc = uf_rundir_set_latest(rd, (long)step1, 2);
+            free(path);
+            if (rc) break;
+        }
+    }
+    uf_progress_done(&prog);
+    free(idx);
+    uf_epoch_iter_free(&it);
+    uf_optim_free(&opt);
+    if (rc) return -1;
+    HOOKS(finish);
+    return 0;
+}
+
+void uf_trainer_free(struct uf_trainer *tr) {
+    for (int i = 0; i < tr->n_methods; i++)
+        if (tr->methods[i].ops->free) tr->methods[i].ops->free(&tr->methods[i]);
+    free(tr->methods);
+    struct train_priv *pv = tr->priv;
+    if (pv) {
+        if (pv->rows)
+            for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
+        free(pv->rows);
+        free(pv);
+    }
+    if (tr->teacher) {
+        uf_model_free(tr->teacher);
+        free(tr->teacher);
+    }
+    uf_tensor_free(&tr->anchor);
+    uf_tensor_free(&tr->terms);
+    memset(tr, 0, sizeof *tr);
+}
