@@ -530,8 +530,8 @@ void uf_trainer_free(struct uf_trainer *tr) {
     free(tr->methods);
     struct train_priv *pv = tr->priv;
     if (pv) {
-        if (pv->rows)
-            for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
+        if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
+            for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
         free(pv);
     }

@@ -20,9 +20,9 @@
  *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
  *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
  *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone; uf_methods_check.
- * train.c (the loop and its uf_trainer_* helpers) is not linked in yet: weak stand-ins below
- * provide uf_trainer_make_batch (a character tokenizer) and the dataset / teacher / anchor
- * accessors. */
+ * The trainer is train.c's (uf_trainer_init, a BPE tokenizer trained on the test rows, datasets
+ * read from JSONL files); the hooks are called by hand in train.h's order, and the bit-for-bit
+ * tests run the real loop (uf_trainer_run). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,75 +35,25 @@
 #include "model.h"
 #include "optim.h"
 #include "ref/ref_model.h"
+#include "tokenizer.h"
 #include "uf_test.h"
 #include "util.h"
 
-enum { V = 37, D = 16, L = 2, H = 4, KV = 2, F = 24, T = 7 };
+enum { D = 16, L = 2, H = 4, KV = 2, F = 24, T = 40 };
+static int V; /* the tokenizer's vocabulary */
 
 static struct uf_device dev;
 static struct uf_dataset ds_user, ds_safe;
 static struct uf_model_config cfg;
-
-/* ---- weak stand-ins for train.c ------------------------------------------------------------ */
-#define WEAK __attribute__((weak))
-
-/* characters -> tokens 1..V-1; prompt tokens unmasked, response tokens masked; targets shifted */
-WEAK int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
-                               const int64_t *rows, int n, struct uf_train_batch *b) {
-    int maxT = tr->hp.max_len > 0 ? tr->hp.max_len : T;
-    memset(b, 0, sizeof *b);
-    b->B = n;
-    b->T = maxT;
-    b->tokens = uf_calloc((size_t)n * maxT, sizeof *b->tokens);
-    b->targets = uf_calloc((size_t)n * maxT, sizeof *b->targets);
-    b->mask = uf_calloc((size_t)n * maxT, sizeof *b->mask);
-    b->lengths = uf_calloc((size_t)n, sizeof *b->lengths);
-    b->rows = uf_calloc((size_t)n, sizeof *b->rows);
-    b->data = data;
-    for (int r = 0; r < n; r++) {
-        const struct uf_example *ex = &data->rows[rows[r]];
-        int32_t seq[64];
-        int np = 0, len = 0;
-        for (const char *c = ex->prompt; *c && len < 64; c++) seq[len++] = 1 + (unsigned char)*c % (V - 1), np++;
-        for (const char *c = ex->response; *c && len < 64; c++) seq[len++] = 1 + (unsigned char)*c % (V - 1);
-        int Tn = UF_MIN(len, maxT);
-        b->lengths[r] = Tn;
-        b->rows[r] = rows[r];
-        for (int t = 0; t < Tn; t++) {
-            b->tokens[r * maxT + t] = seq[t];
-            if (t + 1 < len && t + 1 >= np && t + 1 < Tn + 1) {
-                b->targets[r * maxT + t] = seq[t + 1];
-                b->mask[r * maxT + t] = 1;
-                b->n_masked++;
-            }
-        }
-    }
-    return 0;
-}
-
-WEAK void uf_train_batch_free(struct uf_train_batch *b) {
-    free(b->tokens), free(b->targets), free(b->mask), free(b->lengths), free(b->rows);
-    memset(b, 0, sizeof *b);
-}
-
-WEAK struct uf_model *uf_trainer_teacher(struct uf_trainer *tr) { return tr->teacher; }
-WEAK struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr) { return &tr->anchor; }
-
-/* spec: "user" or "safe" */
-WEAK int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out) {
-    (void)tr;
-    uf_dataset_init(out, "test");
-    if (cJSON_IsString(spec) && strcmp(spec->valuestring, "user") == 0) uf_dataset_append(out, &ds_user);
-    else if (cJSON_IsString(spec) && strcmp(spec->valuestring, "safe") == 0) uf_dataset_append(out, &ds_safe);
-    else return uf_fail("test: unknown dataset spec");
-    return 0;
-}
+static struct uf_tokenizer tok;
+static char tmpdir[] = "/tmp/uf_test_methods_data_XXXXXX";
+static char *spec_user, *spec_safe; /* dataset plan nodes (JSON) */
 
 /* ---- fixture ---------------------------------------------------------------------------------- */
 struct fx {
     struct uf_trainer tr;
-    struct uf_model model, teacher;
-    struct uf_method meth[4];
+    struct uf_model model, *teacher_p; /* the teacher is freed by uf_trainer_free */
+    struct uf_method *meth;
     cJSON *cfgs[4];
     float *theta, *theta_t; /* host copies of student / teacher params */
     int64_t P;
@@ -116,6 +66,34 @@ static void make_data(void) {
     for (int i = 0; i < 5; i++) uf_dataset_push(&ds_user, up[i], ur[i], NULL, "task", NULL, UF_KIND_TASK);
     const char *sp[] = {"hurt", "bomb", "hack", "steal"}, *sr[] = {"no", "sorry", "I can't", "nope"};
     for (int i = 0; i < 4; i++) uf_dataset_push(&ds_safe, sp[i], sr[i], NULL, "safety", NULL, UF_KIND_HARMFUL);
+    CHECK(mkdtemp(tmpdir) != NULL);
+    char *pu = uf_sprintf("%s/user.jsonl", tmpdir), *ps = uf_sprintf("%s/safe.jsonl", tmpdir);
+    CHECK(uf_dataset_write_jsonl(&ds_user, pu) == 0 && uf_dataset_write_jsonl(&ds_safe, ps) == 0);
+    spec_user = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
+    spec_safe = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
+    free(pu), free(ps);
+    const char *texts[9];
+    int n = 0;
+    for (int i = 0; i < 5; i++) texts[n++] = ds_user.rows[i].response;
+    for (int i = 0; i < 4; i++) texts[n++] = ds_safe.rows[i].response;
+    CHECK(uf_tokenizer_train(&tok, texts, NULL, n, 280) == 0);
+    V = tok.n_vocab;
+}
+
+/* "safe" / "user" in a method's JSON become the dataset nodes */
+static char *with_specs(const char *json) {
+    char *out = uf_strdup(json);
+    const char *keys[2] = {"\"safe\"", "\"user\""}, *vals[2] = {spec_safe, spec_user};
+    for (int k = 0; k < 2; k++) {
+        char *at;
+        while ((at = strstr(out, keys[k]))) {
+            *at = 0;
+            char *n = uf_sprintf("%s%s%s", out, vals[k], at + strlen(keys[k]));
+            free(out);
+            out = n;
+        }
+    }
+    return out;
 }
 
 static void perturb(struct uf_model *m, uint64_t seed, float s) {
@@ -135,35 +113,32 @@ static void fx_init(struct fx *f, int lora) {
         struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
         CHECK(uf_model_lora_init(&f->model, &lc, 3) == 0);
     }
-    CHECK(uf_model_init(&f->teacher, &dev, &cfg, 1, UF_MODEL_FROZEN) == 0);
-    perturb(&f->teacher, 99, 0.05f); /* a teacher that differs, so distillation losses are not 0 */
+    f->teacher_p = uf_calloc(1, sizeof *f->teacher_p);
+    CHECK(uf_model_init(f->teacher_p, &dev, &cfg, 1, UF_MODEL_FROZEN) == 0);
+    perturb(f->teacher_p, 99, 0.05f); /* a teacher that differs, so distillation losses are not 0 */
+    struct uf_train_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+    hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 100;
     struct uf_trainer *tr = &f->tr;
-    tr->dev = &dev;
-    tr->model = &f->model;
-    tr->teacher = &f->teacher;
-    struct uf_tensor *tp = uf_model_train_params(&f->model);
-    uf_tensor_init(&tr->anchor, &dev, "anchor", UF_F32, 1, (int64_t[]){tp->numel});
-    uf_tensor_copy(&tr->anchor, tp);
-    tr->template_name = "plain";
-    tr->hp.lr = 1e-2f, tr->hp.beta1 = 0.9f, tr->hp.beta2 = 0.999f, tr->hp.eps = 1e-8f;
-    tr->hp.batch = 2, tr->hp.max_len = T, tr->hp.seed = 5;
-    tr->data = &ds_user;
-    tr->total_steps = 100;
-    uf_tensor_init(&tr->terms, &dev, "terms", UF_F32, 1, (int64_t[]){UF_TRAIN_MAX_TERMS});
-    uf_tensor_fill(&tr->terms, 0.0f);
+    uf_trainer_init(tr, &dev, &f->model, &tok, "plain", &hp, &ds_user);
+    tr->teacher = f->teacher_p;
+    CHECK(uf_trainer_anchor(tr) != NULL);
     uf_rng_init(&tr->rng, 11);
-    tr->methods = f->meth;
+    tr->methods = f->meth = uf_calloc(4, sizeof *f->meth);
     f->P = f->model.numel;
     f->theta = uf_malloc((size_t)f->P * sizeof(float));
     f->theta_t = uf_malloc((size_t)f->P * sizeof(float));
     uf_model_save_params(&f->model, f->theta);
-    uf_model_save_params(&f->teacher, f->theta_t);
+    uf_model_save_params(f->teacher_p, f->theta_t);
 }
 
 /* adds method `name` with JSON config (type added) at slot n+1 and runs its init */
 static struct uf_method *fx_add(struct fx *f, const char *name, const char *json) {
     int k = f->tr.n_methods++;
-    f->cfgs[k] = cJSON_Parse(json);
+    char *js = with_specs(json);
+    f->cfgs[k] = cJSON_Parse(js);
+    free(js);
     CHECK(f->cfgs[k] != NULL);
     cJSON_AddStringToObject(f->cfgs[k], "type", name);
     struct uf_method *m = &f->meth[k];
@@ -176,14 +151,10 @@ static struct uf_method *fx_add(struct fx *f, const char *name, const char *json
 }
 
 static void fx_free(struct fx *f) {
-    for (int k = 0; k < f->tr.n_methods; k++) {
-        if (f->meth[k].ops->free) f->meth[k].ops->free(&f->meth[k]);
-        cJSON_Delete(f->cfgs[k]);
-    }
+    int n = f->tr.n_methods;
+    uf_trainer_free(&f->tr); /* the methods' free hooks, the teacher, anchor and terms */
+    for (int k = 0; k < n; k++) cJSON_Delete(f->cfgs[k]);
     uf_model_free(&f->model);
-    uf_model_free(&f->teacher);
-    uf_tensor_free(&f->tr.anchor);
-    uf_tensor_free(&f->tr.terms);
     free(f->theta), free(f->theta_t);
 }
 
@@ -760,51 +731,29 @@ static void test_safeinstr(void) {
     fx_free(&f);
 }
 
-/* ---- a step following train.h, for the bit-for-bit and Refresh tests ------------------------- */
-static void step(struct fx *f, struct uf_optim *o, int64_t s) {
-    struct uf_trainer *tr = &f->tr;
-    tr->step = s;
-    uf_tensor_fill(&tr->terms, 0.0f);
-    uf_model_zero_grad(&f->model);
-    int64_t rows[2] = {s % 5, (s + 2) % 5};
-    struct uf_train_batch b;
-    CHECK(uf_trainer_make_batch(tr, tr->data, rows, 2, &b) == 0);
-    for (int k = 0; k < tr->n_methods; k++)
-        if (f->meth[k].ops->batch) CHECK(f->meth[k].ops->batch(&f->meth[k], tr, &b) == 0);
-    struct uf_model_batch mb;
-    uf_mbatch(&b, 1, &mb);
-    CHECK(uf_model_forward(&f->model, &mb) == 0);
-    for (int k = 0; k < tr->n_methods; k++)
-        if (f->meth[k].ops->task_loss) CHECK(f->meth[k].ops->task_loss(&f->meth[k], tr, &b) == 0);
-    CHECK(uf_model_backward(&f->model) == 0);
-    uf_train_batch_free(&b);
-    for (int k = 0; k < tr->n_methods; k++)
-        if (f->meth[k].ops->extra) CHECK(f->meth[k].ops->extra(&f->meth[k], tr) == 0);
-    for (int k = 0; k < tr->n_methods; k++)
-        if (f->meth[k].ops->grad) CHECK(f->meth[k].ops->grad(&f->meth[k], tr) == 0);
-    for (int k = 0; k < tr->n_methods; k++)
-        if (f->meth[k].ops->project) CHECK(f->meth[k].ops->project(&f->meth[k], tr) == 0);
-    uf_optim_step(o, 1.0f);
-}
-
-static void train(int which, float *out) {
-    struct fx f;
-    fx_init(&f, 0);
-    if (which == 1) {
-        fx_add(&f, "der", "{\"buffer\":\"safe\",\"alpha\":0}");
-        fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":2,\"lambda\":0}");
-    } else if (which == 2) {
-        fx_add(&f, "refresh", "{\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0}");
-    }
-    struct uf_optim o;
-    struct uf_optim_config oc;
-    uf_optim_config_defaults(&oc);
-    oc.lr = 1e-2f, oc.total_steps = 6;
-    CHECK(uf_optim_init(&o, &f.model, &oc) == 0);
-    for (int s = 0; s < 6; s++) step(&f, &o, s);
-    uf_model_save_params(&f.model, out);
-    uf_optim_free(&o);
-    fx_free(&f);
+/* ---- the real loop: plain fine-tuning reproduced bit for bit -------------------------------- */
+/* Trains 6 steps (batch 2 in micro-batches of 1) with the methods of `list` (JSON, "safe" /
+ * "user" replaced by dataset nodes; NULL = none) through uf_trainer_run; final params into out. */
+static void run_loop(const char *list, float *out, int64_t *data_rows) {
+    struct uf_model m;
+    CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
+    struct uf_train_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = 1.0f;
+    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = 6;
+    struct uf_trainer tr;
+    uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+    char *js = with_specs(list ? list : "[]");
+    cJSON *l = cJSON_Parse(js);
+    free(js);
+    CHECK(l != NULL);
+    CHECK(uf_trainer_add_methods(&tr, l) == 0);
+    CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
+    if (data_rows) *data_rows = tr.data->n;
+    uf_model_save_params(&m, out);
+    uf_trainer_free(&tr);
+    cJSON_Delete(l);
+    uf_model_free(&m);
 }
 
 static void test_bit_identical(void) {
@@ -813,22 +762,38 @@ static void test_bit_identical(void) {
     char dir[] = "/tmp/uf_test_methods_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     setenv("UNFORGET_CACHE_DIR", dir, 1);
-    train(0, a);
-    train(1, b);
-    train(2, c);
+    run_loop(NULL, a, NULL);
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0},"
+             "{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2,\"lambda\":0}]", b, NULL);
     CHECK_MSG(memcmp(a, b, (size_t)P * 4) == 0, "DER alpha=0 + EWC lambda=0 differs from plain fine-tuning");
+    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0}]", c, NULL);
     CHECK_MSG(memcmp(a, c, (size_t)P * 4) == 0, "Refresh with nothing to do differs from plain fine-tuning");
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0.5}]", c, NULL);
+    CHECK(memcmp(a, c, (size_t)P * 4) != 0); /* and a method that does something changes the result */
+    float *start = uf_malloc((size_t)P * 4);
+    struct uf_model m0;
+    CHECK(uf_model_init(&m0, &dev, &cfg, 1, 0) == 0);
+    uf_model_save_params(&m0, start);
+    uf_model_free(&m0);
     int moved = 0;
-    struct fx f;
-    fx_init(&f, 0);
-    for (int64_t i = 0; i < P; i++) moved += a[i] != f.theta[i];
+    for (int64_t i = 0; i < P; i++) moved += a[i] != start[i];
     CHECK(moved > P / 2); /* the runs did train */
-    fx_free(&f);
+    /* every method through the real loop (SafeInstr changes tr->data: freed correctly) */
+    int64_t rows = 0;
+    run_loop("[{\"type\":\"safeinstr\",\"data\":\"safe\",\"ratio\":0.4},{\"type\":\"lisa\",\"data\":\"safe\","
+             "\"align_steps\":2,\"user_steps\":2},{\"type\":\"lwf\",\"beta\":1},{\"type\":\"agem\",\"buffer\":\"safe\"},"
+             "{\"type\":\"l2sp\"},{\"type\":\"magmax\"}]", c, &rows);
+    CHECK_EQ_INT(rows, 7);
+    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
+             "{\"type\":\"ties\"}]", c, NULL);
+    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\",\"topk\":3},{\"type\":\"er\",\"buffer\":\"safe\"},"
+             "{\"type\":\"linear\"}]", c, NULL);
+    for (int64_t i = 0; i < P; i++) CHECK(isfinite(c[i]));
     char *rm = uf_sprintf("rm -rf %s", dir);
     CHECK(system(rm) == 0);
     free(rm);
     unsetenv("UNFORGET_CACHE_DIR");
-    free(a), free(b), free(c);
+    free(a), free(b), free(c), free(start);
 }
 
 /* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
@@ -946,8 +911,8 @@ static void test_check(void) {
 
 int main(void) {
     uf_device_init(&dev, NULL);
-    uf_model_config_defaults(&cfg, UF_FAMILY_LLAMA, V, D, L, H, KV, F, 16);
     make_data();
+    uf_model_config_defaults(&cfg, UF_FAMILY_LLAMA, V, D, L, H, KV, F, T);
     UF_RUN(test_check);
     UF_RUN(test_der_grad);
     UF_RUN(test_lwf_grad);
@@ -965,6 +930,10 @@ int main(void) {
     fprintf(stderr, "worst finite-difference error (relative to |g|): %.3g\n", worst_fd);
     uf_dataset_free(&ds_user);
     uf_dataset_free(&ds_safe);
+    uf_tokenizer_free(&tok);
+    char *rm = uf_sprintf("rm -rf %s", tmpdir);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    free(rm), free(spec_user), free(spec_safe);
     uf_device_free(&dev);
     return uf_test_summary();
 }
