@@ -734,15 +734,22 @@ static void test_safeinstr(void) {
 /* ---- the real loop: plain fine-tuning reproduced bit for bit -------------------------------- */
 /* Trains 6 steps (batch 2 in micro-batches of 1) with the methods of `list` (JSON, "safe" /
  * "user" replaced by dataset nodes; NULL = none) through uf_trainer_run; final params into out. */
+static struct uf_tensor *loop_theta0; /* set: the run knows theta_0 */
+static int loop_lora;
 static void run_loop(const char *list, float *out, int64_t *data_rows) {
     struct uf_model m;
     CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
+    if (loop_lora) {
+        struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.1f, .targets = UF_LORA_ALL};
+        CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+    }
     struct uf_train_hparams hp;
     memset(&hp, 0, sizeof hp);
     hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = 1.0f;
     hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = 6;
     struct uf_trainer tr;
     uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+    tr.theta0 = loop_theta0;
     char *js = with_specs(list ? list : "[]");
     cJSON *l = cJSON_Parse(js);
     free(js);
@@ -789,6 +796,25 @@ static void test_bit_identical(void) {
     run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\",\"topk\":3},{\"type\":\"er\",\"buffer\":\"safe\"},"
              "{\"type\":\"linear\"}]", c, NULL);
     for (int64_t i = 0; i < P; i++) CHECK(isfinite(c[i]));
+    /* under LoRA: replay, penalties and A-GEM on the adapters, SafeLoRA with a known theta_0,
+     * and a merge (the adapters folded into the base) */
+    struct uf_tensor t0;
+    uf_tensor_init(&t0, &dev, "theta0", UF_F32, 1, (int64_t[]){P});
+    for (int64_t i = 0; i < P; i++) b[i] = start[i] * 0.9f;
+    uf_tensor_upload(&t0, b);
+    loop_theta0 = &t0, loop_lora = 1;
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
+             "{\"type\":\"lwf\"},{\"type\":\"agem\",\"buffer\":\"safe\"},{\"type\":\"safelora\",\"tau\":0.9}]", c, NULL);
+    CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* the base is untouched (SafeLoRA edits B only) */
+    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda\":0.5}]", c, NULL);
+    int changed = 0;
+    for (int64_t i = 0; i < P; i++) {
+        changed += c[i] != start[i];
+        CHECK(isfinite(c[i]));
+    }
+    CHECK(changed > 0); /* merged: half the adapters' update is in the base now */
+    loop_theta0 = NULL, loop_lora = 0;
+    uf_tensor_free(&t0);
     char *rm = uf_sprintf("rm -rf %s", dir);
     CHECK(system(rm) == 0);
     free(rm);
