@@ -67,6 +67,13 @@ int uf_mdraw_make(struct uf_trainer *tr, const struct uf_dataset *buf, int rows,
         d->n_masked += d->b[c].n_masked;
     }
     free(idx);
+    if (d->n_masked == 0) {
+        static int warned;
+        if (!warned++)
+            uf_log(1, "replay: a draw of %d rows from %s has no response tokens (are the rows cut by "
+                      "max_len = %d?); it adds nothing", rows, buf->name ? buf->name : "the buffer",
+                   tr->hp.max_len);
+    }
     return 0;
 }
 
