@@ -711,11 +711,11 @@ static void test_safelora(void) {
         uf_tensor_free(&t0);
         fx_free(&f);
     }
-    /* without theta_0 both refuse with a reason */
+    /* without theta_0 both refuse with a reason, at init (before training) */
     struct fx f;
     fx_init(&f, 1);
-    struct uf_method *m = fx_add(&f, "safelora", "{\"tau\":0.5}");
-    CHECK(m->ops->finish(m, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
+    CHECK(uf_method_find("safelora")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
+    CHECK(uf_method_find("safemerge")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
     fx_free(&f);
 }
 
