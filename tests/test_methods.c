@@ -19,7 +19,8 @@
  *     computation;
  *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
  *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
- *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone; uf_methods_check.
+ *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone (uf_methods_check:
+ *     test_methods_check_host.c).
  * The trainer is train.c's (uf_trainer_init, a BPE tokenizer trained on the test rows, datasets
  * read from JSONL files); the hooks are called by hand in train.h's order, and the bit-for-bit
  * tests run the real loop (uf_trainer_run). */
@@ -909,37 +910,10 @@ static void test_composition(void) {
     fx_free(&f);
 }
 
-static int check_list(const char *json, int lora, char *why) {
-    cJSON *l = cJSON_Parse(json);
-    int rc = uf_methods_check(l, lora, why, 256);
-    cJSON_Delete(l);
-    return rc;
-}
-
-static void test_check(void) {
-    char why[256];
-    CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"ewc\"},{\"type\":\"magmax\"}]", 0, why) == 0);
-    CHECK(check_list("[]", 0, why) == 0);
-    CHECK(check_list("[{\"type\":\"lisa\"},{\"type\":\"safeinstr\"},{\"type\":\"lwf\"}]", 0, why) == 0);
-    CHECK(check_list("[{\"type\":\"safelora\"}]", 1, why) == 0);
-    CHECK(check_list("[{\"type\":\"safelora\"}]", 0, why) != 0 && strstr(why, "LoRA"));
-    CHECK(check_list("[{\"type\":\"magmax\"},{\"type\":\"ties\"}]", 0, why) != 0 && strstr(why, "magmax") && strstr(why, "ties"));
-    CHECK(check_list("[{\"type\":\"safelora\"},{\"type\":\"linear\"}]", 1, why) != 0);
-    CHECK(check_list("[{\"type\":\"refresh\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "DER++"));
-    CHECK(check_list("[{\"type\":\"lwf\"},{\"type\":\"refresh\"},{\"type\":\"agem\"}]", 0, why) == 0);
-    CHECK(check_list("[{\"type\":\"nope\"}]", 0, why) != 0 && strstr(why, "nope"));
-    CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "twice"));
-    /* every registered method is reachable by name and none is listed twice */
-    int n = 0;
-    for (int i = 0; uf_method_registry[i]; i++, n++) CHECK(uf_method_find(uf_method_registry[i]->name) == uf_method_registry[i]);
-    CHECK_EQ_INT(n, 16);
-}
-
 int main(void) {
     uf_device_init(&dev, NULL);
     make_data();
     uf_model_config_defaults(&cfg, UF_FAMILY_LLAMA, V, D, L, H, KV, F, T);
-    UF_RUN(test_check);
     UF_RUN(test_der_grad);
     UF_RUN(test_lwf_grad);
     UF_RUN(test_l2sp_grad);
