@@ -786,6 +786,12 @@ static void test_bit_identical(void) {
     int moved = 0;
     for (int64_t i = 0; i < P; i++) moved += a[i] != start[i];
     CHECK(moved > P / 2); /* the runs did train */
+    /* merges through the loop use the START weights as theta_safe: linear a = 0 gives them back,
+     * a = 1 the plain fine-tuned weights, bit for bit */
+    run_loop("[{\"type\":\"linear\",\"a\":0}]", c, NULL);
+    CHECK_MSG(memcmp(c, start, (size_t)P * 4) == 0, "linear a=0 through the loop is not theta_safe");
+    run_loop("[{\"type\":\"linear\",\"a\":1}]", c, NULL);
+    CHECK_MSG(memcmp(c, a, (size_t)P * 4) == 0, "linear a=1 through the loop is not theta_ft");
     /* every method through the real loop (SafeInstr changes tr->data: freed correctly) */
     int64_t rows = 0;
     run_loop("[{\"type\":\"safeinstr\",\"data\":\"safe\",\"ratio\":0.4},{\"type\":\"lisa\",\"data\":\"safe\","

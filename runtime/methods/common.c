@@ -125,3 +125,11 @@ struct uf_tensor uf_mview(const struct uf_tensor *base, const char *name, int64_
     uf_tensor_view(&v, base, name, 0, 2, (int64_t[]){rows, cols});
     return v;
 }
+
+int uf_mneed_anchor(struct uf_trainer *tr, const char *method) {
+    return uf_trainer_anchor(tr) ? 0 : uf_fail("%s: no start weights (uf_trainer_anchor failed)", method);
+}
+
+int uf_mneed_teacher(struct uf_trainer *tr, const char *method) {
+    return uf_trainer_teacher(tr) ? 0 : uf_fail("%s: no frozen teacher (uf_trainer_teacher failed)", method);
+}

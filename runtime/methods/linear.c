@@ -11,4 +11,9 @@ static int linear_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_linear = {.name = "linear", .finish = linear_finish};
+static int linear_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "linear");
+}
+
+const struct uf_method_ops uf_method_linear = {.name = "linear", .init = linear_init, .finish = linear_finish};

@@ -48,4 +48,9 @@ static void lwf_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_lwf = {.name = "lwf", .task_loss = lwf_task_loss, .free = lwf_free};
+static int lwf_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_teacher(tr, "lwf");
+}
+
+const struct uf_method_ops uf_method_lwf = {.name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};

@@ -13,4 +13,9 @@ static int magmax_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_magmax = {.name = "magmax", .finish = magmax_finish};
+static int magmax_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "magmax");
+}
+
+const struct uf_method_ops uf_method_magmax = {.name = "magmax", .init = magmax_init, .finish = magmax_finish};

@@ -52,6 +52,7 @@ static void saved_clear(struct refresh_state *st) {
 }
 
 static int refresh_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_teacher(tr, "refresh") != 0) return -1;
     struct refresh_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     st->saved_step = -1;

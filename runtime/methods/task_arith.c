@@ -15,4 +15,9 @@ static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .finish = task_arith_finish};
+static int task_arith_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "task_arith");
+}
+
+const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .init = task_arith_init, .finish = task_arith_finish};

@@ -15,4 +15,9 @@ static int ties_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_ties = {.name = "ties", .finish = ties_finish};
+static int ties_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "ties");
+}
+
+const struct uf_method_ops uf_method_ties = {.name = "ties", .init = ties_init, .finish = ties_finish};
