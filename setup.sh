@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh: one entry point from a fresh Debian 12 machine.
-#   ./setup.sh run    install what is missing, build, run the main job on the default device
+#   ./setup.sh run    install what is missing, build, run the quick start on the default device
 #   ./setup.sh test   install what is missing (with the test extras), build, run every test
 #                     (release build, then an ASan+UBSan build of the host-side tests and fuzzers)
 #   ./setup.sh build  install the build dependencies and build only
@@ -52,6 +52,10 @@ case "$mode" in
     build
     ./build/unforget devices
     ./build/unforget selftest
+    ./build/unforget run recipes/quickstart.lua --out runs
+    ./build/unforget report runs -o runs/report.html --csv runs/table.csv
+    echo "setup: results table (runs/table.csv), report: runs/report.html"
+    column -s, -t < runs/table.csv 2>/dev/null || cat runs/table.csv
     ;;
   test)
     install_missing $build_pkgs $test_pkgs

@@ -19,9 +19,9 @@ local function adamw(t) -- scale the number of epochs for short runs
 end
 
 local evals = {
-  uf.asr(world.harmful_eval, { max_new_tokens = 32 }),
+  uf.asr(world.harmful_eval, { max_new_tokens = 64 }),
   uf.accuracy(world.task_eval, { max_new_tokens = 8 }),
-  uf.over_refusal(world.benign_eval, { max_new_tokens = 32 }),
+  uf.over_refusal(world.benign_eval, { max_new_tokens = 48 }),
 }
 
 local aligned = uf.stage "qs-aligned" {

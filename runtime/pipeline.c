@@ -10,6 +10,7 @@
 #include "evaluate.h"
 #include "eval/report.h"
 #include "hf.h"
+#include "methods.h"
 #include "mixture.h"
 #include "model.h"
 #include "recipe.h"
@@ -235,6 +236,14 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         start_dir = m;
     }
 
+    {
+        char why[512];
+        if (uf_methods_check(cJSON_GetObjectItem(node, "methods"), cJSON_GetObjectItem(node, "lora") != NULL,
+                             why, sizeof why)) {
+            uf_fail("%s", why);
+            goto fail;
+        }
+    }
     uf_log(1, "== %s %s -> %s", is_stage ? "stage" : "run", name, dir);
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);

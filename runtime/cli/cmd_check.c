@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "methods.h"
 #include "model_config.h"
 #include "recipe.h"
 #include "util.h"
@@ -180,6 +181,22 @@ int uf_cmd_check(int argc, char **argv) {
         return 1;
     }
     int missing = check_files(plan, recipe);
+    /* method composition rules (methods/registry.c) for every stage and run */
+    int bad = 0;
+    const char *groups[] = {"stages", "runs"};
+    for (int g = 0; g < 2; g++) {
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, groups[g])) {
+            char why[512];
+            if (uf_methods_check(cJSON_GetObjectItem(t, "methods"), cJSON_GetObjectItem(t, "lora") != NULL,
+                                 why, sizeof why)) {
+                fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage",
+                        jstr(t, "name"), why);
+                bad++;
+            }
+        }
+    }
+    missing += bad;
     if (json) {
         char *s = cJSON_Print(plan);
         puts(s);
@@ -194,7 +211,7 @@ int uf_cmd_check(int argc, char **argv) {
     }
     cJSON_Delete(plan);
     if (missing) {
-        fprintf(stderr, "unforget: error: %d file(s) named by %s are missing\n", missing, recipe);
+        fprintf(stderr, "unforget: error: %s has %d problem(s) (see above)\n", recipe, missing);
         return 1;
     }
     return 0;

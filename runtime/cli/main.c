@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
         if (strcmp(a, "--device") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "unforget: error: --device needs a value (cpu, gpu, gpu:N, N or a name)\n");
+                free(rest);
                 return 2;
             }
             uf_cli.device = argv[++i];
@@ -66,6 +67,7 @@ int main(int argc, char **argv) {
             uf_verbosity = 0;
         } else if (strcmp(a, "--version") == 0) {
             printf("unforget %s\n", UF_VERSION);
+            free(rest);
             return 0;
         } else if ((strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) && n == 0) {
             want_help = 1;
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
         }
     }
     if (n == 0) {
+        free(rest);
         usage(want_help ? stdout : stderr);
         return want_help ? 0 : 2;
     }
@@ -84,6 +87,7 @@ int main(int argc, char **argv) {
         return rc;
     }
     fprintf(stderr, "unforget: error: unknown command '%s'\n\n", rest[0]);
+    free(rest);
     usage(stderr);
     return 2;
 }
