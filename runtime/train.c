@@ -455,14 +455,15 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         for (int k = 0; k < micro && rc == 0; k++) {
             rc = uf_trainer_make_batch(tr, tr->data, idx + (size_t)k * hp->micro_batch,
                                        hp->micro_batch, &mb[k]);
-            masked += mb[k].n_masked;
-        }
-        for (int k = 0; k < micro && rc == 0; k++) {
+            /* batch hooks first (Lisa swaps the batch): the denominator counts what is trained */
             for (int mi = 0; mi < tr->n_methods && rc == 0; mi++) {
                 struct uf_method *m = &tr->methods[mi];
                 if (m->ops->batch) rc = m->ops->batch(m, tr, &mb[k]);
             }
-            if (rc) break;
+            masked += mb[k].n_masked;
+        }
+        tr->step_masked = masked;
+        for (int k = 0; k < micro && rc == 0; k++) {
             struct uf_model_batch b = {mb[k].B, mb[k].T, mb[k].tokens, mb[k].targets,
                                        mb[k].mask, mb[k].lengths, (float)UF_MAX(masked, (int64_t)1)};
             rc = uf_model_forward(tr->model, &b);
@@ -530,8 +531,8 @@ void uf_trainer_free(struct uf_trainer *tr) {
     free(tr->methods);
     struct train_priv *pv = tr->priv;
     if (pv) {
-        if (pv->rows)
-            for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
+        if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
+            for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
         free(pv);
     }
