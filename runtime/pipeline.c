@@ -124,7 +124,8 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
 
 static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
                        const char *template_name, const cJSON *data_spec, const cJSON *optim,
-                       const cJSON *methods, const char *dir, const char *name, const char *label) {
+                       const cJSON *methods, const struct uf_tensor *theta0, const char *dir,
+                       const char *name, const char *label) {
     struct uf_train_hparams hp;
     if (uf_train_hparams_from_json(optim, &hp)) return uf_fail_prefix("%s", label);
     struct uf_dataset data;
@@ -137,6 +138,7 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
     tr.plan_dir = p->out;
+    tr.theta0 = theta0;
     int rc = methods ? uf_trainer_add_methods(&tr, methods) : 0;
     if (rc == 0) {
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
@@ -268,6 +270,17 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), 0);
         }
     }
+    /* theta_0: the weights before alignment, when the start stage pre-trained */
+    struct uf_tensor theta0;
+    memset(&theta0, 0, sizeof theta0);
+    if (rc == 0 && from && start_dir) {
+        char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
+        if (uf_file_exists(t0)) {
+            struct uf_model_config c0;
+            rc = uf_hf_load_device(t0, NULL, &p->dev, &c0, NULL, &theta0);
+        }
+        free(t0);
+    }
     const char *template_name = jstr(node, "template", "plain");
     const cJSON *lora = cJSON_GetObjectItem(node, "lora");
     if (rc == 0 && lora) {
@@ -280,12 +293,20 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (rc == 0 && pre) {
         const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
         rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
-                         NULL, dir, "pretrain", "pre-training");
+                         NULL, NULL, dir, "pretrain", "pre-training");
+        if (rc == 0) { /* theta_0 (pre-alignment weights) for merges and SafeLoRA of later runs */
+            char *pd = uf_sprintf("%s/pretrain/model", dir);
+            float *host = uf_malloc((size_t)model.numel * sizeof(float));
+            uf_model_save_params(&model, host);
+            rc = uf_hf_save(pd, &model.cfg, NULL, host, UF_ST_F32, NULL);
+            free(host);
+            free(pd);
+        }
     }
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     if (rc == 0 && data)
         rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
-                         cJSON_GetObjectItem(node, "methods"), dir, ".", name);
+                         cJSON_GetObjectItem(node, "methods"), theta0.buf ? &theta0 : NULL, dir, ".", name);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {
         model.training = 0;
@@ -300,6 +321,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         }
     }
     if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name);
+    if (theta0.buf) uf_tensor_free(&theta0);
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
