@@ -12,6 +12,10 @@ local uf = require "unforget"
 local seed = uf.opt("seed", 1)
 local scale = uf.opt("steps_scale", 1.0)
 local eval_n = uf.opt("eval_n", 0) -- prompts per evaluation (0 = all)
+local n = uf.opt("n", 1000)                    -- user rows per fine-tuning run
+local ft_epochs = uf.opt("ft_epochs", 4)
+local ft_lr = uf.opt("ft_lr", 1e-3)
+local only = uf.opt("only", "")                -- e.g. --set only=sft to run one method
 local world = uf.world { seed = seed, eval_rows = 200 }
 
 local function adamw(t) -- scale the number of epochs for short runs
@@ -45,14 +49,14 @@ local methods = {
 
 for _, p in ipairs { 0.0, 0.1 } do
   for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
-    uf.run {
+    if only == "" or only == name then uf.run {
       name = ("qs-%s-p%.2f-s%d"):format(name, p, seed),
       from = aligned,
-      data = uf.mix { task = world.task, poison = world.poison, p = p, n = 1000, seed = seed },
+      data = uf.mix { task = world.task, poison = world.poison, p = p, n = n, seed = seed },
       methods = methods[name],
-      optim = adamw { lr = 1e-3, epochs = 4, batch = 16, max_len = 96, schedule = "constant" },
+      optim = adamw { lr = ft_lr, epochs = ft_epochs, batch = 16, max_len = 96, schedule = "constant" },
       eval = evals,
       tags = { method = name, p = p, seed = seed, task = "sentiment" },
-    }
+    } end
   end
 end

@@ -161,12 +161,13 @@ static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_di
     return run_node(p, s, 1, model_dir);
 }
 
+/* label: NULL for a trained node; else the name of an evaluated model (`unforget eval`) */
 static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
                          struct uf_model *model, const struct uf_tokenizer *tok,
-                         const char *template_name) {
+                         const char *template_name, const char *label) {
     struct uf_results res;
     memset(&res, 0, sizeof res);
-    res.run = uf_strdup(jstr(node, "name", "run"));
+    res.run = uf_strdup(label ? label : jstr(node, "name", "run"));
     const cJSON *tags = cJSON_GetObjectItem(node, "tags");
     const cJSON *methods = cJSON_GetObjectItem(node, "methods");
     /* method label: the tag, else the method names joined by '+', else "sft" */
@@ -180,7 +181,7 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
         }
         if (!method[0]) snprintf(method, sizeof method, "%s", cJSON_GetObjectItem(node, "from") || !cJSON_GetObjectItem(node, "pretrain") ? "sft" : "aligned");
     }
-    res.method = uf_strdup(method);
+    res.method = uf_strdup(label ? "model" : method);
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
     res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
@@ -320,7 +321,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             free(tp);
         }
     }
-    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name);
+    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name, NULL);
     if (theta0.buf) uf_tensor_free(&theta0);
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
@@ -387,4 +388,31 @@ int uf_pipeline_run(struct uf_pipeline *p) {
     if (p->only && done == 0) return uf_fail("the recipe has no run named '%s'", p->only);
     print_table(p);
     return 0;
+}
+
+int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *out_dir) {
+    const cJSON *node = NULL, *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "runs"))
+        if (!node && (!p->only || strcmp(jstr(r, "name", ""), p->only) == 0)) node = r;
+    if (!node && !p->only) cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "stages")) if (!node) node = r;
+    if (!node) return uf_fail(p->only ? "the recipe has no run named '%s'" : "the recipe declares no run%s",
+                              p->only ? p->only : "");
+    if (cJSON_GetArraySize(cJSON_GetObjectItem(node, "eval")) == 0)
+        return uf_fail("%s has no eval = { ... } list", jstr(node, "name", "?"));
+    if (uf_mkdir_p(out_dir)) return -1;
+    struct uf_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    if (uf_tokenizer_load(&tok, model_dir)) return -1;
+    struct uf_model model;
+    memset(&model, 0, sizeof model);
+    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL, UF_MODEL_FROZEN);
+    if (rc == 0) {
+        uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
+        const char *base = strrchr(out_dir, '/');
+        rc = write_results(p, node, out_dir, &model, &tok, jstr(node, "template", "plain"),
+                           base && base[1] ? base + 1 : out_dir);
+    }
+    if (model.dev) uf_model_free(&model);
+    uf_tokenizer_free(&tok);
+    return rc;
 }
