@@ -18,6 +18,7 @@
 #include "tokenizer.h"
 #include "train.h"
 #include "util.h"
+#include "world.h"
 
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -39,7 +40,10 @@ static const cJSON *find_stage(const cJSON *plan, const char *name) {
 /* Content hash of a train node: its JSON plus the hashes of the stages it starts from. */
 static uint64_t node_hash(const cJSON *plan, const cJSON *node) {
     char *text = cJSON_PrintUnformatted(node);
-    uint64_t h = uf_hash_str(text, UF_HASH_SEED);
+    /* the program version and the world generator's version are part of a stage's identity */
+    char ver[64];
+    snprintf(ver, sizeof ver, "%s/world%d", UF_VERSION, UF_WORLD_VERSION);
+    uint64_t h = uf_hash_str(text, uf_hash_str(ver, UF_HASH_SEED));
     free(text);
     const cJSON *from = cJSON_GetObjectItem(node, "from");
     if (from) {
