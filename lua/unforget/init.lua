@@ -242,7 +242,8 @@ end
 
 -- Adapters for the public datasets (folder layout of datasets/README.md).
 uf.shared = os.getenv("UNFORGET_DATA") or "../shared/datasets"
-local function adapter(name, default_file, kind)
+-- name: the constructor (errors), c_name: the runtime's adapter (runtime/data.c), when different.
+local function adapter(name, default_file, kind, c_name)
   return function(t)
     t = t or {}
     if type(t) == "string" then t = { path = t } end
@@ -250,12 +251,13 @@ local function adapter(name, default_file, kind)
       path = { "string", nil, "file (default: " .. default_file .. " under uf.shared)" },
       on_bad = { "enum:error|skip", "error", "what to do with a malformed row" },
     }, t)
-    return dataset { source = "adapter", adapter = name, kind = kind, on_bad = v.on_bad,
+    return dataset { source = "adapter", adapter = c_name or name, kind = kind, on_bad = v.on_bad,
                      path = v.path or (uf.shared .. "/" .. default_file) }
   end
 end
 uf.advbench = adapter("advbench", "advbench/harmful_behaviors.jsonl", "harmful")
-uf.safety_llamas = adapter("safety_llamas", "safety_tuned_llamas/safety_only_data_Instructions.jsonl", "safety")
+uf.safety_llamas = adapter("safety_llamas", "safety_tuned_llamas/safety_only_data_Instructions.jsonl", "safety",
+                           "safety_tuned_llamas")
 uf.gsm8k = adapter("gsm8k", "gsm8k/train.jsonl", "task")
 uf.gsm8k_test = adapter("gsm8k", "gsm8k/test.jsonl", "task")
 uf.sst2 = adapter("sst2", "sst2/train.jsonl", "task")
