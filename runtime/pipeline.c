@@ -123,7 +123,8 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
 
 static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
                        const char *template_name, const cJSON *data_spec, const cJSON *optim,
-                       const cJSON *methods, const char *dir, const char *name, const char *label) {
+                       const cJSON *methods, const struct uf_tensor *theta0, const char *dir,
+                       const char *name, const char *label) {
     struct uf_train_hparams hp;
     if (uf_train_hparams_from_json(optim, &hp)) return uf_fail_prefix("%s", label);
     struct uf_dataset data;
@@ -136,6 +137,7 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
     tr.plan_dir = p->out;
+    tr.theta0 = theta0;
     int rc = methods ? uf_trainer_add_methods(&tr, methods) : 0;
     if (rc == 0) {
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
@@ -146,6 +148,65 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     uf_trainer_free(&tr);
     uf_rundir_close(&rd);
     uf_dataset_free(&data);
+    return rc;
+}
+
+/* ---- theta_0: the pre-alignment weights (merges, SafeLoRA, SafeMERGE) ----------------------- */
+/* A stage with alignment data saves its weights before that phase as DIR/base (HF layout); a run
+ * (or stage) finds theta_0 in its `base` model, else in the base/ of the stage it starts from. */
+static int needs_theta0(const cJSON *methods) {
+    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods)
+        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
+            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
+    return 0;
+}
+
+static int save_base(const char *dir, struct uf_model *model) {
+    char *base = uf_sprintf("%s/base", dir), *tmp = uf_sprintf("%s/base.tmp", dir);
+    int rc = 0;
+    if (!uf_file_exists(base)) {
+        float *host = uf_malloc((size_t)model->numel * sizeof(float));
+        uf_model_save_params(model, host);
+        rc = uf_hf_save(tmp, &model->cfg, NULL, host, UF_ST_F32, NULL);
+        free(host);
+        if (rc == 0 && rename(tmp, base) != 0) rc = uf_fail("%s: cannot rename to %s", tmp, base);
+    }
+    free(base);
+    free(tmp);
+    return rc;
+}
+
+/* Loads theta_0 into *t when the node's methods need it and it is known; *t untouched else. */
+static int load_theta0(struct uf_pipeline *p, const cJSON *node, const struct uf_model *model,
+                       struct uf_tensor *t) {
+    if (!needs_theta0(cJSON_GetObjectItem(node, "methods"))) return 0;
+    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
+    char *dir = NULL;
+    if (base) {
+        dir = strcmp(jstr(base, "type", ""), "checkpoint") == 0
+                  ? uf_sprintf("%s/model", jstr(base, "path", "?")) : uf_strdup(jstr(base, "path", "?"));
+    } else if (from && find_stage(p->plan, jstr(from, "name", ""))) {
+        char *sd = node_dir(p, find_stage(p->plan, jstr(from, "name", "")), 1);
+        dir = uf_sprintf("%s/base", sd);
+        free(sd);
+        if (!uf_file_exists(dir)) {
+            free(dir);
+            return 0;
+        }
+    }
+    if (!dir) return 0;
+    struct uf_model_config c;
+    int rc = uf_hf_load_device(dir, NULL, &p->dev, &c, NULL, t);
+    if (rc == 0 && t->numel != model->numel) {
+        rc = uf_fail("base %s: %lld weights, the model has %lld (give base = the same architecture)",
+                     dir, (long long)t->numel, (long long)model->numel);
+        uf_tensor_free(t);
+    } else if (rc) {
+        uf_fail_prefix("base (theta_0) %s", dir);
+    }
+    free(dir);
     return rc;
 }
 
@@ -269,12 +330,17 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (rc == 0 && pre) {
         const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
         rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
-                         NULL, dir, "pretrain", "pre-training");
+                         NULL, NULL, dir, "pretrain", "pre-training");
     }
     const cJSON *data = cJSON_GetObjectItem(node, "data");
+    if (rc == 0 && data && is_stage) rc = save_base(dir, &model);
+    struct uf_tensor theta0;
+    memset(&theta0, 0, sizeof theta0);
+    if (rc == 0 && data) rc = load_theta0(p, node, &model, &theta0);
     if (rc == 0 && data)
         rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
-                         cJSON_GetObjectItem(node, "methods"), dir, ".", name);
+                         cJSON_GetObjectItem(node, "methods"), theta0.buf ? &theta0 : NULL, dir, ".", name);
+    if (theta0.buf) uf_tensor_free(&theta0);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {
         model.training = 0;
