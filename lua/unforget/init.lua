@@ -165,6 +165,8 @@ end
 uf._set = uf._set or {}
 --- uf.opt(name, default): the value given with `--set name=value`, converted to default's type.
 function uf.opt(name, default)
+  uf._opt_names = uf._opt_names or {}
+  uf._opt_names[#uf._opt_names + 1] = name
   local s = uf._set[name]
   if s == nil then return default end
   uf._set_used = uf._set_used or {}
@@ -600,7 +602,9 @@ end
 function uf._plan_json()
   for k in pairs(uf._set) do
     if not (uf._set_used and uf._set_used[k]) then
-      error("--set " .. k .. ": the recipe never reads '" .. k .. "' with uf.opt", 0)
+      local near = nearest(k, uf._opt_names or {})
+      error("--set " .. k .. ": the recipe never reads '" .. k .. "' with uf.opt" ..
+            (near and (" (did you mean '" .. near .. "'?)") or "") , 0)
     end
   end
   return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) .. "}"
