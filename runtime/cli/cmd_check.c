@@ -1,6 +1,6 @@
 /* cmd_check.c: `unforget check recipe.lua [--set k=v ...] [--json]`: evaluate the recipe,
  * validate every key (the Lua library does it, with recipe lines), check that the files it
- * names exist, and print the plan: stages and runs with model, data, methods, optimizer, eval,
+ * names exist and parse (a malformed row: file:line), and print the plan: stages and runs with model, data, methods, optimizer, eval,
  * and the model's parameter count and training-memory estimate. Trains nothing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,9 @@
 
 #include "cli.h"
 #include "model_config.h"
+#include "data.h"
 #include "recipe.h"
+#include "train.h"
 #include "util.h"
 
 static const char *jstr(const cJSON *o, const char *k) {
@@ -52,6 +54,37 @@ static int check_files(const cJSON *node, const char *where) {
     const cJSON *c;
     cJSON_ArrayForEach(c, node) missing += check_files(c, where);
     return missing;
+}
+
+/* Every file dataset is read once (distinct source, adapter, path, fields, on_bad), so a malformed
+ * row is reported as file:line before any training; returns the number of unreadable files. */
+static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
+    int bad = 0;
+    if (cJSON_IsObject(node) && strcmp(jstr(node, "_kind"), "dataset") == 0 &&
+        strcmp(jstr(node, "source"), "world") != 0 && uf_file_exists(jstr(node, "path"))) {
+        cJSON *key = cJSON_Duplicate(node, 1);
+        cJSON_DeleteItemFromObject(key, "ops");
+        char *k = cJSON_PrintUnformatted(key);
+        cJSON_Delete(key);
+        int found = 0;
+        for (int i = 0; i < *n_seen && !found; i++) found = strcmp((*seen)[i], k) == 0;
+        if (found) {
+            free(k);
+        } else {
+            *seen = uf_realloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
+            (*seen)[(*n_seen)++] = k;
+            struct uf_dataset d;
+            if (uf_train_load_dataset(node, &d)) {
+                fprintf(stderr, "  bad data: %s\n", uf_error());
+                bad++;
+            } else {
+                uf_dataset_free(&d);
+            }
+        }
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, node) bad += check_rows(c, seen, n_seen);
+    return bad;
 }
 
 static void print_model(const cJSON *m, int batch, int seq) {
@@ -151,7 +184,8 @@ int uf_cmd_check(int argc, char **argv) {
             printf("usage: unforget check RECIPE.lua [--set key=value ...] [--json]\n\n"
                    "Evaluates the recipe and validates it without training: unknown keys and\n"
                    "wrong types are reported at the recipe line (with the valid keys and the\n"
-                   "nearest match), files it names must exist. Prints the plan (stages and runs\n"
+                   "nearest match), files it names must exist and parse\n"
+                   "(a malformed row is reported as file:line). Prints the plan (stages and runs\n"
                    "with model size and memory estimate, data, methods, optimizer, evaluation);\n"
                    "--json prints the resolved plan as JSON instead.\n");
             free(sets);
@@ -180,6 +214,11 @@ int uf_cmd_check(int argc, char **argv) {
         return 1;
     }
     int missing = check_files(plan, recipe);
+    char **seen = NULL;
+    int n_seen = 0;
+    if (!missing) missing = check_rows(plan, &seen, &n_seen);
+    for (int i = 0; i < n_seen; i++) free(seen[i]);
+    free(seen);
     if (json) {
         char *s = cJSON_Print(plan);
         puts(s);
@@ -194,7 +233,7 @@ int uf_cmd_check(int argc, char **argv) {
     }
     cJSON_Delete(plan);
     if (missing) {
-        fprintf(stderr, "unforget: error: %d file(s) named by %s are missing\n", missing, recipe);
+        fprintf(stderr, "unforget: error: %d file(s) named by %s are missing or unreadable\n", missing, recipe);
         return 1;
     }
     return 0;
