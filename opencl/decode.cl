@@ -1,4 +1,5 @@
-/* decode.cl: the inference-only kernels of generation and scoring (runtime/generate.c).
+/* decode.cl: the inference-only kernels of generation and scoring (runtime/generate.c): RoPE at
+ * explicit positions, KV-cache append, attention over the cache, row gather, small-batch linear.
  *
  * Token rows are described by explicit (sequence, position) pairs instead of a (B, T) grid:
  * row n is token tokens[n] of sequence seq[n] at position pos[n]; pos[n] < 0 marks an unused row
@@ -7,38 +8,7 @@
  * Conventions (RoPE rotate_half, GQA, sliding window, RMSNorm, activations) are model_config.h's.
  * Offsets are in elements. Oracle: runtime/ref (tests/test_generate.c). */
 
-#define DEC_WG 64 /* work-group size of the row-reduction kernels (rmsnorm, attention) */
-
-/* out[n, :] = scale * table[tokens[n], :] */
-__kernel void dec_embed(__global float *out, __global const float *table, ulong table_off,
-                        __global const int *tokens, int N, int D, float scale) {
-    size_t i = get_global_id(0);
-    if (i >= (size_t)N * D) return;
-    size_t n = i / D, d = i % D;
-    out[i] = scale * table[table_off + (size_t)tokens[n] * D + d];
-}
-
-/* y[n, :] = x[n, :] * rsqrt(mean(x[n]^2) + eps) * (plus_one ? 1 + w : w); one work-group per row */
-__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
-void dec_rmsnorm(__global float *y, __global const float *x, __global const float *w, ulong w_off,
-                 int D, float eps, int plus_one) {
-    __local float part[DEC_WG];
-    size_t n = get_group_id(0), lid = get_local_id(0);
-    __global const float *xr = x + n * D;
-    float s = 0.0f;
-    for (int d = lid; d < D; d += DEC_WG) s += xr[d] * xr[d];
-    part[lid] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = DEC_WG / 2; h > 0; h >>= 1) {
-        if (lid < (size_t)h) part[lid] += part[lid + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = rsqrt(part[0] / (float)D + eps);
-    for (int d = lid; d < D; d += DEC_WG) {
-        float wd = w[w_off + d];
-        y[n * D + d] = xr[d] * r * (plus_one ? 1.0f + wd : wd);
-    }
-}
+#define DEC_WG 64 /* work-group size of the reduction kernels (attention, small linear) */
 
 /* In place RoPE of x (N, nh*hd) at positions pos[n] (rotate_half: i pairs with i + hd/2). */
 __kernel void dec_rope(__global float *x, __global const int *pos, int N, int nh, int hd,
@@ -128,24 +98,36 @@ void dec_attention(__global float *o, __global const float *q, __global const fl
     for (int r = 0, d = lid; r < 4 && d < hd; r++, d += DEC_WG) orow[d] = acc[r] / l;
 }
 
-/* g = act(g) * u, act = SiLU or tanh-GELU (HF gelu_pytorch_tanh) */
-__kernel void dec_gated(__global float *g, __global const float *u, ulong n, int gelu_tanh) {
-    size_t i = get_global_id(0);
-    if (i >= n) return;
-    float x = g[i], a;
-    if (gelu_tanh) {
-        const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-        a = 0.5f * x * (1.0f + tanh(c * (x + 0.044715f * x * x * x)));
-    } else {
-        a = x / (1.0f + exp(-x));
-    }
-    g[i] = a * u[i];
-}
-
 /* out[r, :] = x[rows[r], :] */
 __kernel void dec_gather_rows(__global float *out, __global const float *x,
                               __global const int *rows, int R, int D) {
     size_t i = get_global_id(0);
     if (i >= (size_t)R * D) return;
     out[i] = x[(size_t)rows[i / D] * D + i % D];
+}
+
+/* Small-batch linear for decode steps (memory-bound: each weight row is read once for all rows):
+ * y[n, o] = sum_i x[n, i] W[o, i] for n < N <= DEC_GEMV_ROWS. One work-group per output o;
+ * work-item lid sums i = lid, lid + DEC_WG, ... then a fixed-order tree over the work-group. */
+#define DEC_GEMV_ROWS 8
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void dec_linear_small(__global float *y, __global const float *x, __global const float *w,
+                      ulong w_off, int N, int in, int out) {
+    __local float part[DEC_GEMV_ROWS][DEC_WG];
+    int o = get_group_id(0), lid = get_local_id(0);
+    __global const float *wr = w + w_off + (size_t)o * in;
+    float acc[DEC_GEMV_ROWS];
+    for (int n = 0; n < DEC_GEMV_ROWS; n++) acc[n] = 0.0f;
+    for (int i = lid; i < in; i += DEC_WG) {
+        float wi = wr[i];
+        for (int n = 0; n < N; n++) acc[n] += wi * x[(size_t)n * in + i];
+    }
+    for (int n = 0; n < N; n++) part[n][lid] = acc[n];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = DEC_WG / 2; h > 0; h >>= 1) {
+        if (lid < h)
+            for (int n = 0; n < N; n++) part[n][lid] += part[n][lid + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid < N) y[(size_t)lid * out + o] = part[lid][0];
 }

@@ -59,3 +59,34 @@ __kernel void uf_adamw(__global float *p, ulong po, __global const float *g, ulo
     float pv = p[po + i];
     p[po + i] = pv - lr * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * pv);
 }
+
+/* CPUs: the same with explicit 16-wide vectors, work-item j owns [16j, 16j + 16) (global
+ * ceil(n/16), local 1). */
+__kernel void uf_adamw_v16(__global float *p, ulong po, __global const float *g, ulong go,
+                           __global float *m, ulong mo, __global float *v, ulong vo,
+                           __global const float *gn, ulong gno, ulong n, float lr, float b1,
+                           float b2, float eps, float wd, float max_norm, float grad_scale,
+                           float bc1, float bc2) {
+    size_t i = get_global_id(0) * 16;
+    float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (sqrt(gn[gno]) + 1e-6f)) : 1.0f;
+    float k = clip * grad_scale;
+    if (i + 16 <= n) {
+        float16 gg = k * vload16(0, g + go + i);
+        float16 mm = b1 * vload16(0, m + mo + i) + (1.0f - b1) * gg;
+        float16 vv = b2 * vload16(0, v + vo + i) + (1.0f - b2) * gg * gg;
+        vstore16(mm, 0, m + mo + i);
+        vstore16(vv, 0, v + vo + i);
+        float16 pv = vload16(0, p + po + i);
+        vstore16(pv - lr * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * pv), 0, p + po + i);
+        return;
+    }
+    for (; i < n; i++) {
+        float gg = k * g[go + i];
+        float mm = b1 * m[mo + i] + (1.0f - b1) * gg;
+        float vv = b2 * v[vo + i] + (1.0f - b2) * gg * gg;
+        m[mo + i] = mm;
+        v[vo + i] = vv;
+        float pv = p[po + i];
+        p[po + i] = pv - lr * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * pv);
+    }
+}

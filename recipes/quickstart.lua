@@ -20,7 +20,7 @@ end
 
 local evals = {
   uf.asr(world.harmful_eval, { max_new_tokens = 32 }),
-  uf.accuracy(world.task_eval, { max_new_tokens = 4 }),
+  uf.accuracy(world.task_eval, { max_new_tokens = 8 }),
   uf.over_refusal(world.benign_eval, { max_new_tokens = 32 }),
 }
 

@@ -8,10 +8,13 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "model.h"
+#include "ops.h"
 #include "ref/ref_ops.h"
 #include "util.h"
 
-#define DEC_WG 64 /* = DEC_WG of decode.cl */
+#define DEC_WG 64        /* = DEC_WG of decode.cl */
+#define DEC_GEMV_ROWS 8  /* = DEC_GEMV_ROWS of decode.cl */
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
@@ -70,14 +73,29 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
     t2(&g->g, dev, "gen.gate", UF_F32, R, cfg->d_ff);
     t2(&g->u, dev, "gen.up", UF_F32, R, cfg->d_ff);
     t2(&g->hsel, dev, "gen.hsel", UF_F32, R, D);
+    uf_tensor_init(&g->rstd, dev, "gen.rstd", UF_F32, 1, (int64_t[]){R});
     t2(&g->logits, dev, "gen.logits", UF_F32, R, cfg->vocab);
     return 0;
 }
 
+int uf_gen_init_model(struct uf_gen *g, struct uf_model *m, int B, int Tc, int max_rows) {
+    if (uf_gen_init(g, m->dev, &m->cfg, &m->params, B, Tc, max_rows)) return -1;
+    if (m->lora.rank > 0 && !m->lora_merged) {
+        if (uf_model_lora_merge(m)) {
+            uf_gen_free(g);
+            return uf_fail_prefix("generate");
+        }
+        g->unmerge = m;
+    }
+    return 0;
+}
+
 void uf_gen_free(struct uf_gen *g) {
+    if (g->unmerge && uf_model_lora_unmerge(g->unmerge))
+        uf_log(1, "generate: %s\n", uf_error()); /* cannot happen: merged by uf_gen_init_model */
     struct uf_tensor *ts[] = {&g->kc, &g->vc, &g->inv_freq, &g->tokens, &g->pos, &g->seq,
                               &g->rows, &g->x, &g->a, &g->q, &g->k, &g->v, &g->att, &g->g,
-                              &g->u, &g->hsel, &g->logits};
+                              &g->u, &g->hsel, &g->logits, &g->rstd};
     if (!g->dev) return;
     for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
     free(g->off);
@@ -103,24 +121,46 @@ static cl_ulong poff(const struct uf_gen *g, enum uf_param_kind kind, int layer)
     return (cl_ulong)g->off[pidx(g, kind, layer)];
 }
 
-/* y (N, out) = x (N, in) W^T, W = parameter (kind, layer) */
+/* y (N, out) = x (N, in) W^T, W = parameter (kind, layer). Decode steps (N <= 8 rows) use the
+ * weight-streaming dec_linear_small; larger N (prefill, scoring) the GEMM. */
 static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_param_kind kind,
                    int layer, int in, int out, struct uf_tensor *y) {
+    if (N <= DEC_GEMV_ROWS && x->offset == 0 && y->offset == 0) {
+        cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_linear_small");
+        cl_ulong woff = g->params->offset + poff(g, kind, layer);
+        ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, g->params->buf); ARG(k, 3, woff);
+        ARG(k, 4, N); ARG(k, 5, in); ARG(k, 6, out);
+        size_t gl = (size_t)out * DEC_WG, lo = DEC_WG;
+        uf_device_run(g->dev, k, 1, &gl, &lo);
+        return;
+    }
     uf_gemm(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf, x->offset,
             (size_t)in, g->params->buf, g->params->offset + poff(g, kind, layer), (size_t)in, 0.0f,
             y->buf, y->offset, (size_t)out);
 }
 
+/* view of N rows of a (R, cols) work buffer */
+static struct uf_tensor rows_view(const struct uf_tensor *t, int N) {
+    struct uf_tensor v;
+    uf_tensor_view(&v, t, t->name, 0, 2, (int64_t[]){N, t->shape[1]});
+    return v;
+}
+
+/* view of parameter (kind, layer) as a flat vector */
+static struct uf_tensor param_view(const struct uf_gen *g, enum uf_param_kind kind, int layer,
+                                   int64_t numel) {
+    struct uf_tensor v;
+    uf_tensor_view(&v, g->params, "param", (size_t)poff(g, kind, layer), 1, (int64_t[]){numel});
+    return v;
+}
+
+/* y = rmsnorm(x) over N rows with the norm weight (kind, layer) (ops.h) */
 static void rmsnorm(struct uf_gen *g, int N, struct uf_tensor *y, const struct uf_tensor *x,
                     enum uf_param_kind kind, int layer) {
-    cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_rmsnorm");
-    cl_ulong woff = g->params->offset + poff(g, kind, layer);
-    int D = g->cfg.d_model, plus = g->cfg.norm_plus_one;
-    float eps = g->cfg.norm_eps;
-    ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, g->params->buf); ARG(k, 3, woff);
-    ARG(k, 4, D); ARG(k, 5, eps); ARG(k, 6, plus);
-    size_t gl = (size_t)N * DEC_WG, lo = DEC_WG;
-    uf_device_run(g->dev, k, 1, &gl, &lo);
+    struct uf_tensor xv = rows_view(x, N), yv = rows_view(y, N), rv, w;
+    uf_tensor_view(&rv, &g->rstd, "rstd", 0, 1, (int64_t[]){N});
+    w = param_view(g, kind, layer, g->cfg.d_model);
+    uf_op_rmsnorm_forward(g->dev, &xv, &w, g->cfg.norm_eps, g->cfg.norm_plus_one, &yv, &rv);
 }
 
 static void rope(struct uf_gen *g, int N, struct uf_tensor *x, int nh) {
@@ -159,14 +199,13 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
     uf_tensor_view(&tv, &g->seq, "seq", 0, 1, (int64_t[]){N});
     uf_tensor_upload(&tv, seq);
 
-    /* x = scale * embed[tokens] */
+    /* x = scale * embed[tokens] (Gemma: scale = sqrt(D) rounded to f32) */
     {
-        cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_embed");
-        cl_ulong toff = g->params->offset + poff(g, UF_P_EMBED, -1);
-        float scale = c->embed_scale ? (float)sqrt((double)D) : 1.0f;
-        ARG(k, 0, g->x.buf); ARG(k, 1, g->params->buf); ARG(k, 2, toff); ARG(k, 3, g->tokens.buf);
-        ARG(k, 4, N); ARG(k, 5, D); ARG(k, 6, scale);
-        run1(d, k, (size_t)N * D);
+        struct uf_tensor table, xv = rows_view(&g->x, N);
+        uf_tensor_view(&table, g->params, "embed", (size_t)poff(g, UF_P_EMBED, -1), 2,
+                       (int64_t[]){c->vocab, D});
+        uf_tensor_view(&tv, &g->tokens, "tokens", 0, 1, (int64_t[]){N});
+        uf_op_embed_forward(d, &tv, &table, c->embed_scale ? (float)sqrt((double)D) : 1.0f, &xv);
     }
     for (int l = 0; l < c->n_layers; l++) {
         rmsnorm(g, N, &g->a, &g->x, UF_P_ATTN_NORM, l);
@@ -202,11 +241,8 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
         linear(g, N, &g->a, UF_P_GATE, l, D, F, &g->g);
         linear(g, N, &g->a, UF_P_UP, l, D, F, &g->u);
         {
-            cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_gated");
-            cl_ulong n = (cl_ulong)N * F;
-            int gelu = c->act == UF_ACT_GELU_TANH;
-            ARG(k, 0, g->g.buf); ARG(k, 1, g->u.buf); ARG(k, 2, n); ARG(k, 3, gelu);
-            run1(d, k, (size_t)n);
+            struct uf_tensor gv = rows_view(&g->g, N), uv = rows_view(&g->u, N);
+            uf_op_gated_forward(d, &gv, &uv, c->act == UF_ACT_GELU_TANH, &gv); /* in place */
         }
         linear(g, N, &g->g, UF_P_DOWN, l, F, D, &g->a);
         uf_tensor_axpby(&xv, 1.0f, &av, 1.0f);
@@ -276,20 +312,28 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     if (temperature <= 0.0f) return best;
+    /* candidates: tokens within 40 nats (after temperature) of the best; the others' total mass
+     * is below V e^-40 of the best's, far under f32 resolution */
     struct cand *c = uf_malloc((size_t)V * sizeof *c);
-    double sum = 0.0, mx = logits[best];
+    double mx = logits[best];
+    int nc = 0;
     for (int i = 0; i < V; i++) {
-        double p = exp(((double)logits[i] - mx) / temperature);
-        c[i].p = (float)p, c[i].id = i;
-        sum += p;
+        double z = ((double)logits[i] - mx) / temperature;
+        if (z < -40.0) continue;
+        c[nc].p = (float)exp(z), c[nc].id = i;
+        nc++;
     }
-    qsort(c, (size_t)V, sizeof *c, cand_cmp);
-    int keep = V;
-    if (top_p > 0.0f && top_p < 1.0f) {
-        double cum = 0.0;
-        for (int i = 0; i < V; i++) {
+    int keep = nc;
+    if (top_p < 1.0f) { /* nucleus: the most likely tokens until their mass reaches top_p */
+        qsort(c, (size_t)nc, sizeof *c, cand_cmp);
+        double sum = 0.0, cum = 0.0;
+        for (int i = 0; i < nc; i++) sum += c[i].p;
+        for (int i = 0; i < nc; i++) {
             cum += c[i].p / sum;
-            if (cum >= top_p) { keep = i + 1; break; }
+            if (cum >= top_p) {
+                keep = i + 1;
+                break;
+            }
         }
     }
     double tot = 0.0;
@@ -298,7 +342,10 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
     int32_t id = c[keep - 1].id;
     for (int i = 0; i < keep; i++) {
         acc += c[i].p;
-        if (r < acc) { id = c[i].id; break; }
+        if (r < acc) {
+            id = c[i].id;
+            break;
+        }
     }
     free(c);
     return id;
@@ -370,26 +417,41 @@ void uf_gen_out_free(struct uf_gen_out *out, int n) {
 }
 
 /* ---- scoring ------------------------------------------------------------------------------ */
-int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs) {
+int uf_gen_score_batch(struct uf_gen *g, int n_seq, const int32_t *const *tokens,
+                       const int *lens, double *const *logprobs) {
     int V = g->cfg.vocab, R = g->max_rows;
-    if (n < 2 || n > g->Tc)
-        return uf_fail("score: %d tokens; 2..%d allowed (cache length)", n, g->Tc);
-    int32_t *pos = uf_malloc((size_t)R * sizeof *pos), *seq = uf_calloc((size_t)R, sizeof *seq);
-    int32_t *rows = uf_malloc((size_t)R * sizeof *rows);
+    if (n_seq <= 0 || n_seq > g->B)
+        return uf_fail("score: %d sequences; the cache holds 1..%d", n_seq, g->B);
+    for (int b = 0; b < n_seq; b++)
+        if (lens[b] < 2 || lens[b] > g->Tc)
+            return uf_fail("score: sequence %d has %d tokens; 2..%d allowed (cache length)", b,
+                           lens[b], g->Tc);
+    int32_t *tok = uf_malloc((size_t)R * sizeof *tok), *pos = uf_malloc((size_t)R * sizeof *pos);
+    int32_t *seq = uf_malloc((size_t)R * sizeof *seq), *rows = uf_malloc((size_t)R * sizeof *rows);
     float *lg = uf_malloc((size_t)R * V * sizeof *lg);
-    int rc = 0;
-    for (int c0 = 0; c0 < n - 1 && rc == 0; c0 += R) {
-        int m = UF_MIN(R, n - 1 - c0); /* rows c0 .. c0+m-1 predict tokens c0+1 .. c0+m */
-        for (int i = 0; i < m; i++) pos[i] = c0 + i, rows[i] = i;
-        rc = uf_gen_forward(g, m, tokens + c0, pos, seq, m, rows, lg);
-        for (int i = 0; i < m && rc == 0; i++) {
-            const float *row = lg + (size_t)i * V;
-            double mx = -DBL_MAX, s = 0.0;
-            for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-            for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
-            logprobs[c0 + i] = (double)row[tokens[c0 + i + 1]] - mx - log(s);
+    int rc = 0, n = 0;
+    /* rows (b, i) for i < lens[b] - 1 predict tokens[b][i + 1]; chunks keep (b, i) order so
+     * every position's keys are cached before a later chunk attends to them */
+    for (int b = 0; b < n_seq && rc == 0; b++)
+        for (int i = 0; i < lens[b] - 1 && rc == 0; i++) {
+            tok[n] = tokens[b][i], pos[n] = i, seq[n] = b, rows[n] = n;
+            n++;
+            if (n < R && !(b == n_seq - 1 && i == lens[b] - 2)) continue;
+            rc = uf_gen_forward(g, n, tok, pos, seq, n, rows, lg);
+            for (int r = 0; r < n && rc == 0; r++) {
+                const float *row = lg + (size_t)r * V;
+                double mx = -DBL_MAX, s = 0.0;
+                for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+                for (int v = 0; v < V; v++) s += exp((double)row[v] - mx);
+                int sb = seq[r], sp = pos[r];
+                logprobs[sb][sp] = (double)row[tokens[sb][sp + 1]] - mx - log(s);
+            }
+            n = 0;
         }
-    }
-    free(pos), free(seq), free(rows), free(lg);
+    free(tok), free(pos), free(seq), free(rows), free(lg);
     return rc;
+}
+
+int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs) {
+    return uf_gen_score_batch(g, 1, &tokens, &n, &logprobs);
 }

@@ -14,13 +14,16 @@
  * one row per unfinished sequence.
  *
  * Sampling runs on the host from the logits of the last row of each sequence (read back every
- * step): greedy = argmax (ties: lowest id); otherwise softmax(logits / temperature), nucleus
- * (top-p) truncation, one uniform draw from a per-sequence RNG stream seeded with
+ * step): greedy = argmax (ties: lowest id); otherwise softmax(logits / temperature) over the
+ * tokens within 40 nats of the best, nucleus (top-p < 1: sorted by probability, ties by id)
+ * truncation, one uniform draw from a per-sequence RNG stream seeded with
  * (seed, first_stream + index of the sequence in the call). Stops: any id in stop_ids (EOS), a
  * caller callback (stop strings), or max_new_tokens.
  *
  * Not here: tokenization (tokenizer.h), chat templates, beam search, speculative decoding,
- * paged caches. Hot spot: the GEMMs (uf_gemm) and dec_attention in opencl/decode.cl. */
+ * paged caches, a ring-buffer cache for sliding windows (the cache keeps every position).
+ * Hot spot: the GEMMs (uf_gemm; dec_linear_small for decode steps) and dec_attention in
+ * opencl/decode.cl. Embedding, RMSNorm and the gated activation are the engine's ops (ops.h). */
 #ifndef UF_GENERATE_H
 #define UF_GENERATE_H
 
@@ -46,12 +49,20 @@ struct uf_gen {
     struct uf_tensor q, k, v, att;              /* (R, H*hd) (R, KV*hd) (R, KV*hd) (R, H*hd) */
     struct uf_tensor g, u;                      /* (R, F) */
     struct uf_tensor hsel, logits;              /* (R, D) selected rows, (R, V) */
+    struct uf_tensor rstd;                      /* (R) */
+    struct uf_model *unmerge;     /* uf_gen_init_model merged this model's LoRA: undone at free */
 };
 
 /* Allocates the cache and work buffers. 0 or uf_fail (invalid config, sizes). */
 int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_config *cfg,
                 const struct uf_tensor *params, int B, int Tc, int max_rows);
 void uf_gen_free(struct uf_gen *g);
+/* Generation straight from a training-engine model (model.h), reading m->params in place. A LoRA
+ * adapter that is not merged is merged on the device now (uf_model_lora_merge) and unmerged by
+ * uf_gen_free, so the model can train on; W + sBA - sBA may differ from W by one f32 rounding per
+ * element. The model must not be used between the two (its weights hold the merged adapter). */
+struct uf_model;
+int uf_gen_init_model(struct uf_gen *g, struct uf_model *m, int B, int Tc, int max_rows);
 
 /* One forward over N <= max_rows token rows: row n is tokens[n] at position pos[n] of sequence
  * seq[n] (0 <= seq < B, 0 <= pos < Tc). Appends their keys/values to the cache. Writes the
@@ -99,5 +110,9 @@ int32_t uf_gen_sample(const float *logits, int V, float temperature, float top_p
 /* Teacher-forced log-probabilities of a token sequence (n >= 2, n <= Tc): logprobs[i] =
  * log p(tokens[i+1] | tokens[0..i]) for i < n-1, log-softmax in double. Uses cache row 0. */
 int uf_gen_score(struct uf_gen *g, const int32_t *tokens, int n, double *logprobs /* (n-1) */);
+/* The same for n_seq <= B sequences at once (sequence b in cache row b): logprobs[b] has
+ * lens[b] - 1 entries. Rows are packed across sequences and chunked by max_rows. */
+int uf_gen_score_batch(struct uf_gen *g, int n_seq, const int32_t *const *tokens,
+                       const int *lens, double *const *logprobs);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
 #include "ref/ref_model.h"
 #include "util.h"
 
@@ -39,7 +40,15 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
-int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *params) {
+static void lora_merge_one(const struct uf_model_config *c, const struct uf_hf_lora *l,
+                           const struct uf_param_desc *W, float *w);
+
+/* Reads the weights of dir tensor by tensor (checked as described in hf.h). Each tensor is
+ * converted into host + offset when host is given, else into one temporary buffer of the largest
+ * tensor's size; an adapter (may be NULL) is merged into its targeted linears; then, when dev is
+ * given, the tensor is uploaded into its place in dev (so the whole model never sits on the host). */
+static int load_weights(const char *dir, const struct uf_model_config *c, float *host,
+                        struct uf_tensor *dev, const struct uf_hf_lora *lora) {
     struct uf_st_model m;
     if (uf_st_model_open(&m, dir)) return uf_fail_prefix("loading the weights of %s", dir);
     int n, rc = 0;
@@ -56,6 +65,9 @@ int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *p
                              "(biases and other modules are not supported)", m.files[f].path,
                              name, uf_family_name(c->family));
         }
+    int64_t max_numel = 0;
+    for (int j = 0; j < n; j++) max_numel = UF_MAX(max_numel, d[j].numel);
+    float *tmp = host ? NULL : uf_malloc((size_t)max_numel * sizeof *tmp);
     for (int j = 0; j < n && rc == 0; j++) {
         const struct uf_safetensors *file = NULL;
         const struct uf_st_tensor *t = uf_st_model_find(&m, d[j].name, &file);
@@ -77,18 +89,35 @@ int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *p
                          d[j].name, got_s, want_s);
             break;
         }
-        rc = uf_st_tensor_to_f32(t, file->path, params + d[j].offset, d[j].numel);
+        float *dst = host ? host + d[j].offset : tmp;
+        rc = uf_st_tensor_to_f32(t, file->path, dst, d[j].numel);
+        if (rc == 0 && lora) lora_merge_one(c, lora, &d[j], dst);
+        if (rc == 0 && dev) {
+            struct uf_tensor v;
+            uf_tensor_view(&v, dev, d[j].name, (size_t)d[j].offset, 1, (int64_t[]){d[j].numel});
+            uf_tensor_upload(&v, dst);
+        }
     }
+    free(tmp);
     free(d);
     uf_st_model_free(&m);
     return rc;
 }
 
+int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *params) {
+    return load_weights(dir, c, params, NULL, NULL);
+}
+
+static int load_config(const char *dir, struct uf_model_config *c, struct uf_hf_extra *extra) {
+    if (uf_hf_config_load(dir, c, extra)) return -1;
+    if (uf_model_config_validate(c)) return uf_fail_prefix("%s/config.json", dir);
+    return 0;
+}
+
 int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *extra,
                float **params) {
     *params = NULL;
-    if (uf_hf_config_load(dir, c, extra)) return -1;
-    if (uf_model_config_validate(c)) return uf_fail_prefix("%s/config.json", dir);
+    if (load_config(dir, c, extra)) return -1;
     float *p = uf_malloc((size_t)uf_model_param_numel(c) * sizeof *p);
     if (uf_hf_load_params(dir, c, p)) {
         free(p);
@@ -101,21 +130,14 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params) {
-    float *p;
-    if (uf_hf_load(dir, c, extra, &p)) return -1;
-    if (lora_dir) {
-        struct uf_hf_lora l;
-        if (uf_hf_lora_load(lora_dir, c, &l)) {
-            free(p);
-            return -1;
-        }
-        uf_hf_lora_merge(c, p, &l);
-        uf_hf_lora_free(&l);
-    }
+    if (load_config(dir, c, extra)) return -1;
+    struct uf_hf_lora l;
+    if (lora_dir && uf_hf_lora_load(lora_dir, c, &l)) return -1;
     uf_tensor_init(params, dev, "params", UF_F32, 1, (int64_t[]){uf_model_param_numel(c)});
-    uf_tensor_upload(params, p);
-    free(p);
-    return 0;
+    int rc = load_weights(dir, c, NULL, params, lora_dir ? &l : NULL);
+    if (lora_dir) uf_hf_lora_free(&l);
+    if (rc) uf_tensor_free(params);
+    return rc;
 }
 
 /* ---- export --------------------------------------------------------------------------------- */
@@ -330,18 +352,16 @@ void uf_hf_lora_free(struct uf_hf_lora *l) {
     memset(l, 0, sizeof *l);
 }
 
-void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const struct uf_hf_lora *l) {
-    int n, np;
+/* w (the weight W of desc, (out, in)) += (alpha / r) B A when the adapter targets it */
+static void lora_merge_one(const struct uf_model_config *c, const struct uf_hf_lora *l,
+                           const struct uf_param_desc *W, float *w) {
+    if (W->kind < UF_P_Q || W->kind > UF_P_DOWN || !(l->targets & UF_LORA_TARGET(W->kind))) return;
+    int n;
     struct uf_ref_lora_desc *d = lora_descs(c, l->rank, l->targets, &n);
-    struct uf_param_desc *pd = descs(c, &np);
     double s = (double)l->alpha / l->rank;
     for (int i = 0; i + 1 < n; i += 2) { /* A then B of the same module */
-        const struct uf_ref_lora_desc *A = &d[i], *B = &d[i + 1];
-        const struct uf_param_desc *W = NULL;
-        for (int j = 0; j < np && !W; j++)
-            if (pd[j].kind == A->kind && pd[j].layer == A->layer) W = &pd[j];
-        const float *a = l->params + A->offset, *b = l->params + B->offset; /* (r, in), (out, r) */
-        float *w = params + W->offset;                                      /* (out, in) */
+        if (d[i].kind != W->kind || d[i].layer != W->layer) continue;
+        const float *a = l->params + d[i].offset, *b = l->params + d[i + 1].offset; /* (r, in), (out, r) */
         for (int64_t o = 0; o < W->rows; o++)
             for (int64_t k = 0; k < W->cols; k++) {
                 double acc = 0.0;
@@ -349,5 +369,66 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
                 w[o * W->cols + k] += (float)(s * acc);
             }
     }
-    free(d), free(pd);
+    free(d);
+}
+
+void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const struct uf_hf_lora *l) {
+    int np;
+    struct uf_param_desc *pd = descs(c, &np);
+    for (int j = 0; j < np; j++) lora_merge_one(c, l, &pd[j], params + pd[j].offset);
+    free(pd);
+}
+
+/* ---- the training engine ------------------------------------------------------------------ */
+int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
+                     struct uf_hf_extra *extra, int flags) {
+    struct uf_model_config c;
+    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags)) return -1;
+    if (load_weights(dir, &c, NULL, &m->params, NULL)) {
+        uf_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static int model_lora(struct uf_model *m, struct uf_hf_lora *l) {
+    if (m->lora.rank <= 0) return 0;
+    l->rank = m->lora.rank, l->alpha = m->lora.alpha, l->targets = m->lora.targets;
+    l->params = uf_malloc((size_t)UF_MAX(1, uf_ref_lora_numel(&m->cfg, l->rank, l->targets)) *
+                          sizeof(float));
+    uf_model_lora_save(m, l->params);
+    return 1;
+}
+
+int uf_hf_model_save(struct uf_model *m, const char *dir, const struct uf_hf_extra *extra,
+                     enum uf_st_dtype dtype, const char *tokenizer_from) {
+    float *p = uf_malloc((size_t)m->numel * sizeof *p);
+    uf_model_save_params(m, p);
+    struct uf_hf_lora l;
+    if (!m->lora_merged && model_lora(m, &l)) {
+        uf_hf_lora_merge(&m->cfg, p, &l);
+        uf_hf_lora_free(&l);
+    }
+    int rc = uf_hf_save(dir, &m->cfg, extra, p, dtype, tokenizer_from);
+    free(p);
+    return rc;
+}
+
+int uf_hf_model_save_lora(struct uf_model *m, const char *dir, const char *base_model) {
+    struct uf_hf_lora l;
+    if (!model_lora(m, &l)) return uf_fail("export adapter %s: the model has no LoRA adapter", dir);
+    int rc = uf_hf_lora_save(dir, &m->cfg, l.rank, l.alpha, l.targets, l.params, base_model);
+    uf_hf_lora_free(&l);
+    return rc;
+}
+
+int uf_hf_model_load_lora(struct uf_model *m, const char *dir, float dropout) {
+    struct uf_hf_lora l;
+    if (uf_hf_lora_load(dir, &m->cfg, &l)) return -1;
+    struct uf_lora_config lc = {.rank = l.rank, .alpha = l.alpha, .dropout = dropout,
+                                .targets = l.targets};
+    int rc = uf_model_lora_init(m, &lc, 0);
+    if (rc == 0) uf_model_lora_load(m, l.params);
+    uf_hf_lora_free(&l);
+    return rc;
 }

@@ -19,6 +19,8 @@
  * (out, r). The flat LoRA vector uses the layout of uf_ref_lora_descs (ref/ref_model.h).
  * uf_hf_lora_merge folds an adapter into the base weights: W += (alpha / r) B A.
  *
+ * The uf_hf_model_* functions do the same for a device struct uf_model (model.h).
+ *
  * Not here: quantized weights, sharded export, biases, rslora / DoRA adapters. */
 #ifndef UF_HF_H
 #define UF_HF_H
@@ -36,8 +38,9 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
                float **params);
 /* Only the weights, for a known config, into params (uf_model_param_numel(c)). */
 int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *params);
-/* uf_hf_load, then (when lora_dir is not NULL) the PEFT adapter in lora_dir merged into the
- * weights, then a device tensor `params` (allocated here, 1-D) with the weights uploaded. */
+/* config.json, then a device tensor `params` (allocated here, 1-D) filled tensor by tensor
+ * (host memory: one tensor at a time, not the whole model); when lora_dir is not NULL the PEFT
+ * adapter there is merged into its targeted weights on the way. */
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params);
@@ -61,5 +64,22 @@ int uf_hf_lora_load(const char *dir, const struct uf_model_config *c, struct uf_
 void uf_hf_lora_free(struct uf_hf_lora *l);
 /* params (canonical layout) += the adapter's (alpha / r) B A on every targeted linear. */
 void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const struct uf_hf_lora *l);
+
+/* ---- the training engine (model.h) -------------------------------------------------------
+ * Bridges between HF folders and a device struct uf_model. */
+struct uf_model;
+/* Builds m from an HF folder (uf_model_init with flags, then the weights uploaded tensor by
+ * tensor). */
+int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
+                     struct uf_hf_extra *extra, int flags);
+/* Exports the model as an HF folder (uf_hf_save). Adapters that are not merged are folded into
+ * the written weights (host side: the device model is not changed). */
+int uf_hf_model_save(struct uf_model *m, const char *dir, const struct uf_hf_extra *extra,
+                     enum uf_st_dtype dtype, const char *tokenizer_from);
+/* Exports the model's LoRA adapter in PEFT layout (error when it has none). */
+int uf_hf_model_save_lora(struct uf_model *m, const char *dir, const char *base_model);
+/* Adds the adapter in dir to m (uf_model_lora_init with its rank / alpha / targets and the
+ * given dropout, then its weights). */
+int uf_hf_model_load_lora(struct uf_model *m, const char *dir, float dropout);
 
 #endif

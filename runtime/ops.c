@@ -3,7 +3,12 @@
  * checks dtypes and sizes (a mismatch is a programming error: uf_fatal naming the tensors),
  * derives the shape from the element counts, sets the kernel arguments (buffer + element offset
  * per tensor) and enqueues; nothing is read back.
- * Work-group sizes depend only on the shape and the device, so reruns are bit-identical. */
+ * Work-group sizes depend only on the shape and the device, so reruns are bit-identical.
+ * Two kernel paths: the portable one (work-group per row, local-memory tree sums, coalesced loops:
+ * what GPUs run) and, on CPU devices, kernels with explicit 16-wide vectors and one work-item per
+ * row / chunk / 16 elements, because PoCL runs the work-group kernels 4-30x slower (its implicit
+ * vectorisation across work-items does not reach loops inside a work-item). uf_ops_portable = 1
+ * forces the portable path everywhere (tests run both). */
 #include "ops.h"
 
 #include <math.h>
@@ -46,6 +51,12 @@ static void arg_mem(struct kargs *a, cl_mem m) { arg_raw(a, sizeof m, &m); }
 static void arg_local(struct kargs *a, size_t bytes) { arg_raw(a, bytes, NULL); }
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* elementwise launch: one work-item per element, or per 16 elements on the CPU path */
+static void run_elementwise(struct uf_device *d, cl_kernel k, int64_t n, int v16) {
+    size_t g = v16 ? ((size_t)n + 15) / 16 : round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &g, NULL);
+}
 
 /* Largest power of two <= min(cap, the kernel's and the device's work-group limit). */
 static size_t pow2_local(struct uf_device *d, cl_kernel k, size_t cap) {
@@ -205,11 +216,17 @@ static void rope(struct uf_device *d, const char *op, const struct uf_tensor *x,
     need(y, UF_F32, N * C, op, backward ? "dx" : "y");
     need(inv_freq, UF_F32, hd / 2, op, "inv_freq");
     if (N == 0) return;
-    struct kargs a = kargs_begin(d, "rope.cl", "uf_rope");
+    int cpu = cpu_path(d);
+    struct kargs a = kargs_begin(d, "rope.cl", cpu ? "uf_rope_rows" : "uf_rope");
     arg_t(&a, x), arg_t(&a, y), arg_i(&a, T), arg_i(&a, nh), arg_i(&a, hd), arg_t(&a, inv_freq);
     arg_i(&a, backward);
-    size_t g[2] = {(size_t)hd / 2, (size_t)N};
-    uf_device_run(d, a.k, 2, g, NULL);
+    if (cpu) {
+        size_t g = (size_t)N, l = 1;
+        uf_device_run(d, a.k, 1, &g, &l);
+    } else {
+        size_t g[2] = {(size_t)hd / 2, (size_t)N};
+        uf_device_run(d, a.k, 2, g, NULL);
+    }
 }
 
 void uf_op_rope_forward(struct uf_device *d, const struct uf_tensor *x, int T, int nh, int hd,
@@ -229,10 +246,10 @@ void uf_op_gated_forward(struct uf_device *d, const struct uf_tensor *g, const s
     int64_t n = g->numel;
     need(g, UF_F32, n, op, "g"), need(u, UF_F32, n, op, "u"), need(h, UF_F32, n, op, "h");
     if (n == 0) return;
-    struct kargs a = kargs_begin(d, "act.cl", "uf_gated_forward");
+    int cpu = cpu_path(d);
+    struct kargs a = kargs_begin(d, "act.cl", cpu ? "uf_gated_forward_v16" : "uf_gated_forward");
     arg_t(&a, g), arg_t(&a, u), arg_t(&a, h), arg_n(&a, (uint64_t)n), arg_i(&a, gelu_tanh);
-    size_t gs = round_up((size_t)n, 64);
-    uf_device_run(d, a.k, 1, &gs, NULL);
+    run_elementwise(d, a.k, n, cpu);
 }
 
 void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const struct uf_tensor *u,
@@ -243,11 +260,11 @@ void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const 
     need(g, UF_F32, n, op, "g"), need(u, UF_F32, n, op, "u"), need(dh, UF_F32, n, op, "dh");
     need(dg, UF_F32, n, op, "dg"), need(du, UF_F32, n, op, "du");
     if (n == 0) return;
-    struct kargs a = kargs_begin(d, "act.cl", "uf_gated_backward");
+    int cpu = cpu_path(d);
+    struct kargs a = kargs_begin(d, "act.cl", cpu ? "uf_gated_backward_v16" : "uf_gated_backward");
     arg_t(&a, g), arg_t(&a, u), arg_t(&a, dh), arg_t(&a, dg), arg_t(&a, du);
     arg_n(&a, (uint64_t)n), arg_i(&a, gelu_tanh);
-    size_t gs = round_up((size_t)n, 64);
-    uf_device_run(d, a.k, 1, &gs, NULL);
+    run_elementwise(d, a.k, n, cpu);
 }
 
 uint32_t uf_op_dropout_hash(uint64_t seed, uint64_t i) {
@@ -373,14 +390,14 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     if (n == 0) return;
     float bc1 = (float)(1.0 - pow((double)h->beta1, h->step));
     float bc2 = (float)(1.0 - pow((double)h->beta2, h->step));
-    struct kargs a = kargs_begin(d, "optim.cl", "uf_adamw");
+    int cpu = cpu_path(d);
+    struct kargs a = kargs_begin(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
     arg_t(&a, p), arg_t(&a, g), arg_t(&a, m), arg_t(&a, v);
     arg_t(&a, h->max_norm > 0 ? gnorm_sq : p), arg_n(&a, (uint64_t)n);
     arg_f(&a, h->lr), arg_f(&a, h->beta1), arg_f(&a, h->beta2), arg_f(&a, h->eps);
     arg_f(&a, h->weight_decay), arg_f(&a, h->max_norm), arg_f(&a, h->grad_scale);
     arg_f(&a, bc1), arg_f(&a, bc2);
-    size_t gs = round_up((size_t)n, 64);
-    uf_device_run(d, a.k, 1, &gs, NULL);
+    run_elementwise(d, a.k, n, cpu);
 }
 
 /* ---- RoPE frequencies --------------------------------------------------------------------------- */

@@ -16,6 +16,7 @@ files with model.safetensors.index.json), and a hand-made SentencePiece-style to
   - generate (greedy, 3 prompts of different lengths batched, 10 new tokens, EOS = 2): the new
     token ids must equal greedy decoding here (a mismatch is tolerated only where the reference's
     top-2 logit margin is below 1e-4, i.e. a genuine near-tie, and then the rest is not compared);
+  - a stop string taken from the greedy completion ends generation there and is cut from the text;
   - sampling (temperature 0.8, top-p 0.9, seed 3): the same output with --batch 1 and --batch 3.
 
 Usage: hf_torch.py WORK_DIR UNFORGET_BIN. Exit 0 when everything is within bounds, 1 otherwise."""
@@ -347,6 +348,19 @@ def main():
             print("%s %s generate %r: %s (reference %s) stop=%s"
                   % ("ok  " if same else "FAIL", name, p, got["tokens"], want, got["stop"]))
             ok &= same
+        # a stop string cuts the completion before its first occurrence and ends generation
+        full = json.loads(lines[0])
+        txt = full["completion"]
+        k = next((k for k in range(len(txt) - 1) if all(32 < ord(ch) < 127 for ch in txt[k:k + 2])), None)
+        if k is not None:
+            stop = txt[k:k + 2]
+            got = json.loads(run(bin_, ["generate", "--model", d, "--prompt", prompts[0],
+                                        "--max-new-tokens", "10", "--stop", stop]))
+            good = got["stop"] == "stop_string" and got["completion"] == txt[:txt.index(stop)] \
+                and got["tokens"] == full["tokens"][:len(got["tokens"])]
+            print("%s %s stop string %r: completion %r" % ("ok  " if good else "FAIL", name, stop,
+                                                         got["completion"]))
+            ok &= good
         # sampling is reproducible and independent of the batch size
         outs = [run(bin_, ["generate", "--model", d, "--prompts", pf, "--max-new-tokens", "8",
                            "--temperature", "0.8", "--top-p", "0.9", "--seed", "3",

@@ -5,17 +5,25 @@
  *     per sequence per step (teacher-forced); the logits of every position must equal the
  *     reference's full-sequence forward (max abs diff <= 2e-4; logits are O(1));
  *   - chunked prefill (max_rows smaller than the prompts) gives the same logits;
- *   - scoring: uf_gen_score log-probs vs log-softmax of the reference logits (<= 2e-4);
+ *   - scoring: uf_gen_score and uf_gen_score_batch (3 sequences of different lengths, also
+ *     chunked) log-probs vs log-softmax of the reference logits (<= 2e-4);
  *   - greedy generation equals a greedy loop over the reference (full recomputation per token),
  *     and a prompt generated alone equals the same prompt generated inside a batch;
- *   - sampler: top_p -> 0 is greedy; temperature sampling frequencies follow softmax(l / T).
+ *   - sampler: top_p -> 0 is greedy; temperature sampling frequencies follow softmax(l / T);
+ *   - the training engine <-> HF folders: a uf_model with a LoRA adapter is exported (merged
+ *     weights, base weights + PEFT adapter) and imported back: parameters and adapter are
+ *     bit-exact, and generation logits from the merged folder equal uf_model_forward of the
+ *     unmerged model (<= 2e-4).
  * Bounds: f32 device math vs double reference on O(1) activations, a few hundred terms per dot
  * product: errors are ~1e-6; 2e-4 leaves room for other devices' exp/rsqrt precision. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "generate.h"
+#include "hf.h"
+#include "model.h"
 #include "ref/ref_model.h"
 #include "uf_test.h"
 #include "util.h"
@@ -117,6 +125,21 @@ static void test_incremental(enum uf_family f, int max_rows) {
     }
     fprintf(stderr, "  %s: score log-prob max abs diff %.3g\n", uf_family_name(f), sd);
     CHECK(sd <= 2e-4);
+    /* batched scoring of all three (different lengths) */
+    double lpb[B][T - 1];
+    double *lpp[B] = {lpb[0], lpb[1], lpb[2]};
+    CHECK(uf_gen_score_batch(&g, B, prompts, lens, lpp) == 0);
+    sd = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < lens[b] - 1; i++) {
+            const float *row = want + ((size_t)b * T + i) * V;
+            double mx = -1e300, s = 0.0;
+            for (int v = 0; v < V; v++) mx = fmax(mx, row[v]);
+            for (int v = 0; v < V; v++) s += exp(row[v] - mx);
+            sd = fmax(sd, fabs(lpb[b][i] - (row[tok[b * T + i + 1]] - mx - log(s))));
+        }
+    fprintf(stderr, "  %s: batched score log-prob max abs diff %.3g\n", uf_family_name(f), sd);
+    CHECK(sd <= 2e-4);
     uf_gen_free(&g);
     uf_tensor_free(&pt);
     free(p), free(want), free(lg);
@@ -215,11 +238,96 @@ static void test_sampler(void) {
     CHECK(seen[1] && (kept >= 2) == seen[3] && (kept >= 3) == seen[0] && !seen[4] && !seen[2]);
 }
 
+static void test_model_roundtrip(void) {
+    struct uf_model_config c;
+    make_config(&c, UF_FAMILY_LLAMA3);
+    struct uf_model m, m2;
+    CHECK(uf_model_init(&m, &dev, &c, 5, 0) == 0);
+    int64_t P = m.numel;
+    float *p = uf_malloc((size_t)P * sizeof *p), *q = uf_malloc((size_t)P * sizeof *q);
+    random_params(&c, p, 55);
+    uf_model_load_params(&m, p);
+    struct uf_lora_config lc = {.rank = 4, .alpha = 8.0f, .dropout = 0.0f,
+                                .targets = UF_LORA_TARGET(UF_P_Q) | UF_LORA_TARGET(UF_P_UP) |
+                                           UF_LORA_TARGET(UF_P_O)};
+    CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+    int64_t NL = uf_lora_numel(&c, lc.rank, lc.targets);
+    float *lo = uf_malloc((size_t)NL * sizeof *lo), *lo2 = uf_malloc((size_t)NL * sizeof *lo2);
+    struct uf_rng r;
+    uf_rng_init(&r, 8);
+    for (int64_t i = 0; i < NL; i++) lo[i] = (float)(0.2 * uf_rng_normal(&r));
+    uf_model_lora_load(&m, lo);
+    m.training = 0;
+    char dir[128], base[160], merged[160], adapter[160];
+    snprintf(dir, sizeof dir, "/tmp/uf_test_generate_%d", (int)getpid());
+    snprintf(base, sizeof base, "%s/base", dir);
+    snprintf(merged, sizeof merged, "%s/merged", dir);
+    snprintf(adapter, sizeof adapter, "%s/adapter", dir);
+    CHECK(uf_hf_save(base, &c, NULL, p, UF_ST_F32, NULL) == 0);
+    CHECK(uf_hf_model_save(&m, merged, NULL, UF_ST_F32, NULL) == 0);
+    CHECK(uf_hf_model_save_lora(&m, adapter, "base") == 0);
+    /* base + adapter back into a fresh engine model: bit-exact */
+    CHECK_MSG(uf_hf_model_load(&m2, &dev, base, NULL, 0) == 0, "%s", uf_error());
+    CHECK_MSG(uf_hf_model_load_lora(&m2, adapter, 0.0f) == 0, "%s", uf_error());
+    uf_model_save_params(&m2, q);
+    uf_model_lora_save(&m2, lo2);
+    CHECK(memcmp(p, q, (size_t)P * 4) == 0 && memcmp(lo, lo2, (size_t)NL * 4) == 0);
+    CHECK(m2.lora.rank == 4 && m2.lora.alpha == 8.0f && m2.lora.targets == lc.targets);
+    /* merged folder -> generation logits == engine forward with the adapter */
+    enum { T = 9 };
+    int32_t tok[T] = {3, 14, 15, 9, 26, 5, 35, 8, 9};
+    struct uf_model_batch b = {.B = 1, .T = T, .tokens = tok};
+    CHECK(uf_model_forward(&m, &b) == 0);
+    float *want = uf_malloc((size_t)T * c.vocab * sizeof *want);
+    float *got = uf_malloc((size_t)T * c.vocab * sizeof *got);
+    uf_tensor_download(&m.logits, want);
+    struct uf_model_config c2;
+    struct uf_tensor pt;
+    CHECK(uf_hf_load_device(merged, NULL, &dev, &c2, NULL, &pt) == 0);
+    struct uf_gen g;
+    CHECK(uf_gen_init(&g, &dev, &c2, &pt, 1, T, T) == 0);
+    int32_t pos[T], seq[T] = {0}, rows[T];
+    for (int i = 0; i < T; i++) pos[i] = i, rows[i] = i;
+    CHECK(uf_gen_forward(&g, T, tok, pos, seq, T, rows, got) == 0);
+    double md = 0;
+    for (int i = 0; i < T * c.vocab; i++) md = fmax(md, fabs(got[i] - want[i]));
+    fprintf(stderr, "  engine (LoRA) vs merged export + generate: logits max abs diff %.3g\n", md);
+    CHECK(md <= 2e-4);
+    uf_gen_free(&g);
+    uf_tensor_free(&pt);
+    /* base folder + adapter folder, merged while loading (unforget generate --lora) */
+    CHECK(uf_hf_load_device(base, adapter, &dev, &c2, NULL, &pt) == 0);
+    CHECK(uf_gen_init(&g, &dev, &c2, &pt, 1, T, T) == 0);
+    CHECK(uf_gen_forward(&g, T, tok, pos, seq, T, rows, got) == 0);
+    md = 0;
+    for (int i = 0; i < T * c.vocab; i++) md = fmax(md, fabs(got[i] - want[i]));
+    fprintf(stderr, "  engine (LoRA) vs base + adapter folders: logits max abs diff %.3g\n", md);
+    CHECK(md <= 2e-4);
+    uf_gen_free(&g);
+    /* straight from the engine model (adapter merged for the generation, unmerged after) */
+    CHECK(uf_gen_init_model(&g, &m, 1, T, T) == 0);
+    CHECK(m.lora_merged == 1);
+    CHECK(uf_gen_forward(&g, T, tok, pos, seq, T, rows, got) == 0);
+    md = 0;
+    for (int i = 0; i < T * c.vocab; i++) md = fmax(md, fabs(got[i] - want[i]));
+    fprintf(stderr, "  engine (LoRA) vs uf_gen_init_model: logits max abs diff %.3g\n", md);
+    CHECK(md <= 2e-4);
+    uf_gen_free(&g);
+    CHECK(m.lora_merged == 0);
+    uf_tensor_free(&pt);
+    uf_model_free(&m2);
+    uf_model_free(&m);
+    char *cmd = uf_sprintf("rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    free(cmd), free(p), free(q), free(lo), free(lo2), free(want), free(got);
+}
+
 int main(void) {
     uf_device_init(&dev, NULL);
     UF_RUN(test_sampler);
     UF_RUN(test_incremental_all);
     UF_RUN(test_greedy);
+    UF_RUN(test_model_roundtrip);
     uf_device_free(&dev);
     return uf_test_summary();
 }

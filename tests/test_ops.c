@@ -5,7 +5,7 @@
  * max |ref| (uf_max_rel_err). Also: llama3 inv_freq bands, AdamW with clipping active/inactive/off
  * vs a plain-C step, dropout mask/rate/backward, bit-identical reruns. Everything runs twice: with
  * the default kernels (CPU devices: explicit-vector kernels) and with uf_ops_portable = 1.
- * UF_OPS_BENCH=1 (or a name substring) additionally times every op at N=2048, D=256/512, V=8192 (printed, not checked). */
+ * UF_OPS_BENCH=1 (or a name substring) additionally times (UF_OPS_PORTABLE=1: the portable kernels) every op at N=2048, D=256/512, V=8192 (printed, not checked). */
 #include <math.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -98,9 +98,19 @@ static void test_embed(void) {
     uf_op_embed_backward(&dev, &tt, &tdout, scale, &tdtab);
     uf_ref_embedding_backward(dref, dout, tok, N, D, scale);
     cmp("embed backward (+=, repeated tokens)", &tdtab, dref, 1e-6);
+    /* a token outside [0, V): NaN row forward, no gradient backward */
+    int32_t bad[2] = {V, -1};
+    struct uf_tensor tb = mk("bad_tokens", UF_I32, 2, bad), tbo = mk("bad_out", UF_F32, 2 * D, NULL);
+    uf_op_embed_forward(&dev, &tb, &ttab, 1.0f, &tbo);
+    float *bo = get(&tbo);
+    int all_nan = 1;
+    for (int i = 0; i < 2 * D; i++) all_nan &= isnan(bo[i]);
+    CHECK_MSG(all_nan, "out-of-range tokens give NaN rows");
+    uf_op_embed_backward(&dev, &tb, &tbo, 1.0f, &tdtab);
+    cmp("  out-of-range tokens: no gradient", &tdtab, dref, 1e-6);
     check_guards();
     free_all();
-    free(table), free(dout), free(dtab), free(dref);
+    free(table), free(dout), free(dtab), free(dref), free(bo);
 }
 
 /* many rows, few tokens, D larger than one work-group */
@@ -184,8 +194,9 @@ static void test_rope(void) {
     rope_case(2, 5, 3, 6, &c, 2e-6);
     uf_model_config_defaults(&c, UF_FAMILY_LLAMA3, 37, 64, 1, 2, 1, 19, 64);
     rope_case(3, 7, 2, 32, &c, 2e-6);
+    rope_case(2, 9, 3, 40, &c, 2e-6); /* hd/2 = 20: one 16-wide block and a scalar tail */
     uf_model_config_defaults(&c, UF_FAMILY_LLAMA, 37, 8, 1, 1, 1, 19, 8192);
-    rope_case(1, 8192, 1, 8, &c, 2e-5); /* large angles: t * inv_freq up to 8191 rad */
+    rope_case(1, 8192, 1, 8, &c, 1e-6); /* large angles up to 8191 rad (a plain float angle: 2.6e-5) */
 }
 
 static void test_rope_inv_freq(void) {
@@ -556,7 +567,7 @@ int main(void) {
         UF_RUN(test_adamw);
         UF_RUN(test_determinism);
     }
-    uf_ops_portable = 0;
+    uf_ops_portable = getenv("UF_OPS_PORTABLE") != NULL; /* time the portable kernels instead */
     UF_RUN(test_bench);
     uf_device_free(&dev);
     return uf_test_summary();

@@ -35,6 +35,7 @@ static void help(FILE *out) {
             "  --seed S              sampling seed, default 0\n"
             "  --stop STR            stop string (repeatable, up to 8)\n"
             "  --batch N             prompts decoded together, default 8\n"
+            "  --profile             per-kernel device time and tokens/s on stderr\n"
             "output: one JSON line per prompt {prompt, completion, tokens, n_prompt_tokens, stop}\n");
 }
 
@@ -167,7 +168,7 @@ static int parse_float(const char *s, const char *opt, float *out) {
 int uf_cmd_generate(int argc, char **argv) {
     const char *model = NULL, *lora = NULL, *prompt = NULL, *prompts = NULL, *tmpl_name = NULL;
     const char *system = NULL, *stops[8];
-    int n_stops = 0, max_new = 128, batch = 8;
+    int n_stops = 0, max_new = 128, batch = 8, profile = 0;
     float temperature = 0.0f, top_p = 1.0f;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
@@ -176,6 +177,10 @@ int uf_cmd_generate(int argc, char **argv) {
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             help(stdout);
             return 0;
+        }
+        if (strcmp(a, "--profile") == 0) {
+            profile = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "unforget generate: error: %s needs a value (or is unknown)\n", a);
@@ -237,7 +242,10 @@ int uf_cmd_generate(int argc, char **argv) {
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);
     int have_tok = 0;
-    if (rc == 0) rc = uf_tokenizer_load(&tok, model), have_tok = rc == 0;
+    if (rc == 0) {
+        rc = uf_tokenizer_load(&tok, model), have_tok = rc == 0;
+        if (rc) uf_fail_prefix("--model %s: tokenizer", model);
+    }
     int max_len = 0;
     for (int i = 0; i < n_items && rc == 0; i++) {
         const char *sys = items[i].system ? items[i].system : system;
@@ -279,7 +287,10 @@ int uf_cmd_generate(int argc, char **argv) {
         batch = UF_MIN(batch, n_items);
         rc = uf_gen_init(&gen, &dev, &cfg, &params, batch, max_len + max_new, UF_MAX(batch, 256));
         have_gen = rc == 0;
+        if (profile) uf_device_profile_enable(&dev, 1);
     }
+    double t0 = uf_time_now();
+    long n_new = 0;
     struct stop_ctx sc = {&tok, stops, n_stops};
     struct uf_gen_opts o = {.max_new_tokens = max_new, .temperature = temperature, .top_p = top_p,
                             .seed = seed, .stop_ids = stop_ids, .n_stop_ids = n_stop_ids, .stop = stop_fn,
@@ -316,6 +327,7 @@ int uf_cmd_generate(int argc, char **argv) {
             cJSON_AddItemToObject(j, "tokens", cJSON_CreateIntArray(out[b].tokens, out[b].n));
             cJSON_AddNumberToObject(j, "n_prompt_tokens", it->n);
             cJSON_AddStringToObject(j, "stop", reason);
+            n_new += out[b].n;
             char *line = cJSON_PrintUnformatted(j);
             printf("%s\n", line);
             free(line), free(text);
@@ -326,6 +338,12 @@ int uf_cmd_generate(int argc, char **argv) {
         free(out), free(pr), free(lens);
     }
     if (rc) fprintf(stderr, "unforget generate: error: %s\n", uf_error());
+    if (rc == 0 && profile) {
+        double dt = uf_time_now() - t0;
+        fprintf(stderr, "generate: %ld new tokens in %.3f s (%.1f tokens/s, prefill included)\n",
+                n_new, dt, n_new / (dt > 0 ? dt : 1));
+        uf_device_profile_report(&dev, stderr);
+    }
     if (have_gen) uf_gen_free(&gen);
     if (have_params) uf_tensor_free(&params);
     if (have_dev) uf_device_free(&dev);

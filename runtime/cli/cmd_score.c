@@ -53,7 +53,7 @@ int uf_cmd_score(int argc, char **argv) {
     int32_t *ids = NULL;
     int n = 0;
     if (uf_tokenizer_load(&tok, model)) {
-        fprintf(stderr, "unforget score: error: %s\n", uf_error());
+        fprintf(stderr, "unforget score: error: --model %s: tokenizer: %s\n", model, uf_error());
         return 1;
     }
     int rc = uf_tokenizer_encode(&tok, text, bos && tok.bos_id >= 0, &ids, &n);
