@@ -65,6 +65,8 @@ struct tok_row {
 struct train_priv {
     const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
     struct tok_row *rows;
+    float *start; /* (trainable numel) the start weights, kept when resuming: teacher and anchor
+                     are theta* = the start of training, not the checkpoint's weights */
 };
 
 /* Renders one example into ids + loss mask. */
@@ -172,12 +174,16 @@ struct uf_model *uf_trainer_teacher(struct uf_trainer *tr) {
     if (uf_model_init(tr->teacher, tr->dev, &tr->model->cfg, 0, UF_MODEL_FROZEN))
         uf_fatal(1, "creating the teacher model: %s", uf_error());
     uf_model_copy_params(tr->teacher, tr->model);
+    const float *start = tr->priv ? ((struct train_priv *)tr->priv)->start : NULL;
     if (tr->model->lora.rank > 0 && !tr->model->lora_merged) {
         /* the adapters at the start of training are part of theta*: fold them into the copy */
         if (uf_model_lora_init(tr->teacher, &tr->model->lora, 0) == 0) {
-            uf_tensor_copy(&tr->teacher->lora_params, &tr->model->lora_params);
+            if (start) uf_tensor_upload(&tr->teacher->lora_params, start);
+            else uf_tensor_copy(&tr->teacher->lora_params, &tr->model->lora_params);
             uf_model_lora_merge(tr->teacher);
         }
+    } else if (start) {
+        uf_tensor_upload(&tr->teacher->params, start);
     }
     tr->teacher->training = 0;
     return tr->teacher;
@@ -187,7 +193,9 @@ struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr) {
     if (tr->anchor.buf) return &tr->anchor;
     struct uf_tensor *p = uf_model_train_params(tr->model);
     uf_tensor_init(&tr->anchor, tr->dev, "anchor (theta*)", UF_F32, 1, (int64_t[]){p->numel});
-    uf_tensor_copy(&tr->anchor, p);
+    const float *start = tr->priv ? ((struct train_priv *)tr->priv)->start : NULL;
+    if (start) uf_tensor_upload(&tr->anchor, start);
+    else uf_tensor_copy(&tr->anchor, p);
     return &tr->anchor;
 }
 
@@ -432,6 +440,12 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     int64_t start = 0;
     char *latest = rd ? uf_rundir_latest_ckpt(rd) : NULL;
     if (latest) {
+        if (tr->n_methods > 0 && !tr->teacher && !tr->anchor.buf) { /* theta* for lazy teacher/anchor */
+            struct train_priv *pv = tr->priv;
+            struct uf_tensor *p = uf_model_train_params(tr->model);
+            pv->start = uf_malloc((size_t)p->numel * sizeof(float));
+            uf_tensor_download(p, pv->start);
+        }
         if (load_checkpoint(tr, &opt, latest)) {
             free(latest);
             uf_optim_free(&opt);
@@ -544,6 +558,7 @@ void uf_trainer_free(struct uf_trainer *tr) {
         if (pv->rows)
             for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
+        free(pv->start);
         free(pv);
     }
     if (tr->teacher) {
