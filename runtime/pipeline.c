@@ -3,9 +3,13 @@
  * methods, export, evaluation, results.json. Every phase resumes from its last checkpoint. */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "evaluate.h"
 #include "eval/report.h"
@@ -269,6 +273,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     char *dir = node_dir(p, node, is_stage);
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
+    int lock_fd = -1;
     if (uf_file_exists(results) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         free(results);
@@ -276,8 +281,28 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         *model_dir_out = final_dir;
         return 0;
     }
+    if (uf_mkdir_p(dir)) {
+        free(results);
+        goto fail;
+    }
+    /* one process at a time per node (parallel sweep jobs share stages): wait for the lock, then
+     * use what the holder finished */
+    char *lock_path = uf_sprintf("%s/.lock", dir);
+    lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    free(lock_path);
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
+        if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
+    }
+    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+        uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
+        if (lock_fd >= 0) close(lock_fd);
+        free(results);
+        free(dir);
+        *model_dir_out = final_dir;
+        return 0;
+    }
     free(results);
-    if (uf_mkdir_p(dir)) goto fail;
     {
         char *cfg = cJSON_Print(node);
         char *cfg_path = uf_sprintf("%s/config.json", dir);
@@ -358,11 +383,14 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
+    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
+    lock_fd = -1;
     if (rc) goto fail;
     free(dir);
     *model_dir_out = final_dir;
     return 0;
 fail:
+    if (lock_fd >= 0) close(lock_fd);
     uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
     free(dir);
     free(final_dir);
