@@ -87,7 +87,7 @@ static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
     return bad;
 }
 
-static void print_model(const cJSON *m, int batch, int seq) {
+static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
     const char *type = jstr(m, "type");
     if (!type || strcmp(type, "model.new") != 0) {
         printf("    model      %s %s\n", type ? type : "?", jstr(m, "path") ? jstr(m, "path") : "");
@@ -98,7 +98,7 @@ static void print_model(const cJSON *m, int batch, int seq) {
     int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
     int ff = (int)jnum(m, "d_ff", 0), vocab = (int)jnum(m, "vocab", 0);
     if (ff == 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if (vocab == 0) vocab = 2048; /* the tokenizer decides; estimate with the default */
+    if (vocab == 0) vocab = (int)jnum(tok, "vocab", 2048); /* the trained tokenizer's size */
     struct uf_model_config c;
     uf_model_config_defaults(&c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
                              (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
@@ -123,7 +123,7 @@ static void print_train(const cJSON *t, const char *label) {
     const cJSON *from = cJSON_GetObjectItem(t, "from");
     if (from) printf("    from       stage %s\n", jstr(from, "name"));
     const cJSON *model = cJSON_GetObjectItem(t, "model");
-    if (model) print_model(model, batch, seq);
+    if (model) print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq);
     const cJSON *data = cJSON_GetObjectItem(t, "data");
     if (data) {
         const char *kind = jstr(data, "_kind");
