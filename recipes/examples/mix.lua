@@ -24,7 +24,7 @@ uf.run {
   optim = uf.adamw { lr = 1e-3, steps = 10, batch = 8, max_len = 128 },
   eval = {
     uf.asr(world.harmful_eval, { n = 8, max_new_tokens = 8 }),        -- keyword judge
-    uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 4 }),
+    uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 8 }),
     uf.over_refusal(world.benign_eval, { n = 8, max_new_tokens = 8 }),
   },
   tags = { p = p, task = "sentiment" },

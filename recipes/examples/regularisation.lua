@@ -22,7 +22,7 @@ local user_data = uf.mix { task = world.task, poison = world.poison, p = 0.1, n 
 local optim = uf.adamw { lr = 1e-3, steps = 10, batch = 8, max_len = 128 }
 local evals = {
   uf.asr(world.harmful_eval, { n = 8, max_new_tokens = 8 }),
-  uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 4 }),
+  uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 8 }),
   uf.over_refusal(world.benign_eval, { n = 8, max_new_tokens = 8 }),
 }
 

@@ -42,7 +42,7 @@ for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
         methods = methods(name, seed),
         optim = uf.adamw { lr = 1e-3, steps = 10, batch = 8, max_len = 128, seed = seed },
         eval = { uf.asr(world.harmful_eval, { n = 8, max_new_tokens = 8 }),
-                 uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 4 }) },
+                 uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 8 }) },
         tags = { method = name, p = p, seed = seed, task = "sentiment" },
       }
     end

@@ -21,6 +21,6 @@ dofile(here .. "/real.lua")(uf, {
   max_len = 256,
   train = function(path) return uf.sst2(path("sst2/train.jsonl")) end,
   utility = function(path, n)
-    return uf.accuracy(uf.sst2_dev(path("sst2/dev.jsonl")), { n = n, max_new_tokens = 4 })
+    return uf.accuracy(uf.sst2_dev(path("sst2/dev.jsonl")), { n = n, max_new_tokens = 8 })
   end,
 })

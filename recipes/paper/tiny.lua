@@ -10,7 +10,9 @@
 --   off-format answers apart), task accuracy, over-refusal on benign requests.
 -- Run:  unforget sweep recipes/paper/tiny.lua --jobs 2 --out runs/tiny
 --       unforget report runs/tiny/tiny-* -o tiny.html
---   Sizes: the stage takes a few minutes on 2 CPU cores, each run well under a minute.
+--   Measured on 2 CPU cores (PoCL): the stage (376 pre-training + 225 alignment steps, then
+--   its evaluation) 3 minutes, each run (96 steps + 560 evaluated prompts) about 25 s, so the
+--   whole grid (17 methods x 2 p x 3 seeds = 102 runs) about 45 minutes with --jobs 1.
 --   Fewer runs: --set methods=sft,der,ewc,lwf --set seeds=1   Poison sweep: --set ps=0,0.05,0.1,0.2
 local uf = require "unforget"
 local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/") or "."
@@ -23,9 +25,9 @@ end
 local world = uf.world { seed = uf.opt("world", 1), eval_rows = 200 }
 local max_len = 96
 local evals = {
-  uf.asr(world.harmful_eval, { max_new_tokens = 32 }),
-  uf.accuracy(world.task_eval, { max_new_tokens = 4 }),
-  uf.over_refusal(world.benign_eval, { max_new_tokens = 32 }),
+  uf.asr(world.harmful_eval, { max_new_tokens = 64 }),
+  uf.accuracy(world.task_eval, { max_new_tokens = 8 }),
+  uf.over_refusal(world.benign_eval, { max_new_tokens = 48 }),
 }
 
 local aligned = uf.stage "tiny-aligned" {
