@@ -108,9 +108,9 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
     if (strcmp(jstr(spec, "_kind", ""), "mixture") != 0) return uf_train_load_dataset(spec, out);
     struct uf_dataset task, poison;
     if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "task"), &task)) return -1;
-    uf_dataset_init(&poison, "poison");
-    if (cJSON_GetObjectItem(spec, "poison") &&
-        uf_train_load_dataset(cJSON_GetObjectItem(spec, "poison"), &poison)) {
+    const cJSON *poison_spec = cJSON_GetObjectItem(spec, "poison");
+    if (!poison_spec) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
+    else if (uf_train_load_dataset(poison_spec, &poison)) {
         uf_dataset_free(&task);
         return -1;
     }
