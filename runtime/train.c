@@ -64,7 +64,8 @@ struct tok_row {
 
 struct train_priv {
     const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
-    struct tok_row *rows;
+    struct tok_row *rows;  /* (n_rows) */
+    int64_t n_rows;
     float *start; /* (trainable numel) the start weights, kept when resuming: teacher and anchor
                      are theta* = the start of training, not the checkpoint's weights */
 };
@@ -364,6 +365,7 @@ int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list) {
 static int tokenize_all(struct uf_trainer *tr) {
     struct train_priv *pv = tr->priv;
     pv->rows = uf_calloc((size_t)(tr->data->n ? tr->data->n : 1), sizeof *pv->rows);
+    pv->n_rows = tr->data->n;
     for (int64_t i = 0; i < tr->data->n; i++)
         if (tokenize_row(tr, &tr->data->rows[i], &pv->rows[i]))
             return uf_fail_prefix("%s row %lld", tr->data->name, (long long)i);
@@ -422,8 +424,8 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
 
 int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label) {
     const struct uf_train_hparams *hp = &tr->hp;
+    HOOKS(init); /* may replace tr->data (SafeInstr): tokenize after it */
     if (tokenize_all(tr)) return -1;
-    HOOKS(init);
     struct uf_optim opt;
     struct uf_optim_config oc;
     uf_optim_config_defaults(&oc);
@@ -550,17 +552,16 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
 }
 
 void uf_trainer_free(struct uf_trainer *tr) {
-    for (int i = 0; i < tr->n_methods; i++)
-        if (tr->methods[i].ops->free) tr->methods[i].ops->free(&tr->methods[i]);
-    free(tr->methods);
     struct train_priv *pv = tr->priv;
-    if (pv) {
-        if (pv->rows)
-            for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
+    if (pv) { /* by its own count: tr->data may be a method's dataset, freed below */
+        for (int64_t i = 0; pv->rows && i < pv->n_rows; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
         free(pv->start);
         free(pv);
     }
+    for (int i = 0; i < tr->n_methods; i++)
+        if (tr->methods[i].ops->free) tr->methods[i].ops->free(&tr->methods[i]);
+    free(tr->methods);
     if (tr->teacher) {
         uf_model_free(tr->teacher);
         free(tr->teacher);
