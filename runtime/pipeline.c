@@ -156,8 +156,9 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
 }
 
 /* ---- theta_0: the pre-alignment weights (merges, SafeLoRA, SafeMERGE) ----------------------- */
-/* A stage with alignment data saves its weights before that phase as DIR/base (HF layout); a run
- * (or stage) finds theta_0 in its `base` model, else in the base/ of the stage it starts from. */
+/* theta_0 of a run is its `base` model, else the weights its from-stage started its alignment
+ * data from: the stage's model folder (Hugging Face or checkpoint) when it has no pre-training
+ * phase, else DIR/base, saved (HF layout) by a stage that creates or pre-trains its model. */
 static int needs_theta0(const cJSON *methods) {
     static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
     const cJSON *m;
@@ -182,25 +183,8 @@ static int save_base(const char *dir, struct uf_model *model) {
     return rc;
 }
 
-/* Loads theta_0 into *t when the node's methods need it and it is known; *t untouched else. */
-static int load_theta0(struct uf_pipeline *p, const cJSON *node, const struct uf_model *model,
-                       struct uf_tensor *t) {
-    if (!needs_theta0(cJSON_GetObjectItem(node, "methods"))) return 0;
-    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
-    char *dir = NULL;
-    if (base) {
-        dir = strcmp(jstr(base, "type", ""), "checkpoint") == 0
-                  ? uf_sprintf("%s/model", jstr(base, "path", "?")) : uf_strdup(jstr(base, "path", "?"));
-    } else if (from && find_stage(p->plan, jstr(from, "name", ""))) {
-        char *sd = node_dir(p, find_stage(p->plan, jstr(from, "name", "")), 1);
-        dir = uf_sprintf("%s/base", sd);
-        free(sd);
-        if (!uf_file_exists(dir)) {
-            free(dir);
-            return 0;
-        }
-    }
-    if (!dir) return 0;
+/* Loads the HF folder dir (freed here) as theta_0 into *t, checking its size. */
+static int load_dir(struct uf_pipeline *p, char *dir, const struct uf_model *model, struct uf_tensor *t) {
     struct uf_model_config c;
     int rc = uf_hf_load_device(dir, NULL, &p->dev, &c, NULL, t);
     if (rc == 0 && t->numel != model->numel) {
@@ -212,6 +196,39 @@ static int load_theta0(struct uf_pipeline *p, const cJSON *node, const struct uf
     }
     free(dir);
     return rc;
+}
+
+static int load_theta0_dir(struct uf_pipeline *p, const cJSON *spec, const struct uf_model *model,
+                           struct uf_tensor *t) {
+    const char *path = jstr(spec, "path", "?");
+    return load_dir(p, strcmp(jstr(spec, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path)
+                                                                       : uf_strdup(path), model, t);
+}
+
+/* Loads theta_0 into *t when the node's methods need it and it is known; *t untouched else. */
+static int load_theta0(struct uf_pipeline *p, const cJSON *node, const struct uf_model *model,
+                       struct uf_tensor *t) {
+    if (!needs_theta0(cJSON_GetObjectItem(node, "methods"))) return 0;
+    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
+    char *dir = NULL;
+    if (base) {
+        return load_theta0_dir(p, base, model, t);
+    } else if (from && find_stage(p->plan, jstr(from, "name", ""))) {
+        const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
+        const cJSON *sm = cJSON_GetObjectItem(st, "model");
+        const char *smt = jstr(sm, "type", "");
+        if (!cJSON_GetObjectItem(st, "pretrain") && (!strcmp(smt, "hf") || !strcmp(smt, "checkpoint")))
+            return load_theta0_dir(p, sm, model, t); /* the stage's own starting folder */
+        char *sd = node_dir(p, st, 1);
+        dir = uf_sprintf("%s/base", sd);
+        free(sd);
+        if (!uf_file_exists(dir)) {
+            free(dir);
+            return 0;
+        }
+    }
+    if (!dir) return 0;
+    return load_dir(p, dir, model, t);
 }
 
 /* ---- a stage or a run ---------------------------------------------------------------------- */
@@ -358,7 +375,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
                          NULL, NULL, dir, "pretrain", "pre-training");
     }
     const cJSON *data = cJSON_GetObjectItem(node, "data");
-    if (rc == 0 && data && is_stage) rc = save_base(dir, &model);
+    if (rc == 0 && data && is_stage && (pre || !start_dir)) rc = save_base(dir, &model);
     struct uf_tensor theta0;
     memset(&theta0, 0, sizeof theta0);
     if (rc == 0 && data) rc = load_theta0(p, node, &model, &theta0);
