@@ -240,6 +240,43 @@ static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_di
     return run_node(p, s, 1, model_dir);
 }
 
+/* The model label of results.json: tags.model, else the node's model (family of a new model, folder
+ * name of a Hugging Face folder or checkpoint), else that of the stage it starts from. */
+static char *model_label(const cJSON *plan, const cJSON *node) {
+    for (int depth = 0; node && depth < 64; depth++) {
+        const char *tag = jstr(cJSON_GetObjectItem(node, "tags"), "model", NULL);
+        if (tag && tag[0]) return uf_strdup(tag);
+        const cJSON *m = cJSON_GetObjectItem(node, "model");
+        if (m) {
+            if (strcmp(jstr(m, "type", ""), "model.new") == 0) return uf_strdup(jstr(m, "family", "llama"));
+            const char *path = jstr(m, "path", "model");
+            size_t n = strlen(path);
+            while (n > 1 && path[n - 1] == '/') n--;
+            const char *b = path + n;
+            while (b > path && b[-1] != '/') b--;
+            return uf_sprintf("%.*s", (int)(path + n - b), b);
+        }
+        node = find_stage(plan, jstr(cJSON_GetObjectItem(node, "from"), "name", ""));
+    }
+    return uf_strdup("model");
+}
+
+/* The task label of results.json: tags.task, else the user's data (for a mixture its task part):
+ * an adapter's name, a file's stem, or world.SPLIT. */
+static char *task_label(const cJSON *node) {
+    const char *tag = jstr(cJSON_GetObjectItem(node, "tags"), "task", NULL);
+    if (tag && tag[0]) return uf_strdup(tag);
+    const cJSON *d = cJSON_GetObjectItem(node, "data");
+    if (d && strcmp(jstr(d, "_kind", ""), "mixture") == 0) d = cJSON_GetObjectItem(d, "task");
+    if (!d) return uf_strdup("pretrain");
+    const char *src = jstr(d, "source", "");
+    if (strcmp(src, "world") == 0) return uf_sprintf("world.%s", jstr(d, "split", "?"));
+    if (strcmp(src, "adapter") == 0) return uf_strdup(jstr(d, "adapter", "data"));
+    const char *path = jstr(d, "path", "data"), *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    return uf_sprintf("%.*s", (int)strcspn(b, "."), b);
+}
+
 static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
                          struct uf_model *model, const struct uf_tokenizer *tok,
                          const char *template_name) {
@@ -263,8 +300,8 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
     res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
-    res.model = uf_strdup(jstr(tags, "model", jstr(cJSON_GetObjectItem(node, "model"), "family", "")));
-    res.task = uf_strdup(jstr(tags, "task", ""));
+    res.model = model_label(p->plan, node);
+    res.task = task_label(node);
     const cJSON *ev;
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
