@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh: one entry point from a fresh Debian 12 machine.
-#   ./setup.sh run    install what is missing, build, run the main job on the default device
+#   ./setup.sh run    install what is missing, build, run the quick start on the default device
 #   ./setup.sh test   install what is missing (with the test extras), build, run every test
 #                     (release build, then an ASan+UBSan build of the host-side tests and fuzzers)
 #   ./setup.sh build  install the build dependencies and build only
@@ -14,9 +14,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs="cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libclblast-dev liblua5.4-dev lua5.4 libzstd-dev zstd libcjson-dev"
-# Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle,
-# Chromium to render the HTML report.
-test_pkgs="clang python3 python3-torch python3-numpy chromium"
+# Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle
+# (with OpenBLAS so the PyTorch benchmark peer is not on the reference BLAS), Chromium to render
+# the HTML report.
+test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium"
 
 install_missing() {
   local missing=()
@@ -52,6 +53,10 @@ case "$mode" in
     build
     ./build/unforget devices
     ./build/unforget selftest
+    ./build/unforget run recipes/quickstart.lua --out runs
+    ./build/unforget report runs -o runs/report.html --csv runs/table.csv
+    echo "setup: results table (runs/table.csv), report: runs/report.html"
+    column -s, -t < runs/table.csv 2>/dev/null || cat runs/table.csv
     ;;
   test)
     install_missing $build_pkgs $test_pkgs

@@ -20,10 +20,12 @@
  * float16 against a transposed tile (D, BK) in local memory, with eight independent
  * accumulators; the rank-1 updates (o, dq, dk, dv) use float16 rows. Head rows are padded with
  * zeros to D = 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
- * so loops over D unroll. Rows used in the rank-1 updates are read straight from global memory
- * (cached; the same address for the whole work-group), so local memory stays at two tiles
- * (32 KiB, the OpenCL minimum). Global loads are bounds-checked per element when hd < D, so
- * any hd <= 256 and any tensor offset (in elements) work. */
+ * so loops over D unroll. In the backward, the rows of the rank-1 updates (k for dq; q and dO
+ * for dk/dv) are read straight from global memory (cached; the same address for the whole
+ * work-group), so every kernel needs two tiles of local memory (32 KiB, the OpenCL minimum).
+ * Global loads are bounds-checked per element when hd < D, so any hd <= 256 and any tensor
+ * offset (in elements) work. Tuned on PoCL (CPU); on GPUs it is correct but untuned (large
+ * private arrays per work-item). */
 
 #define UF_VW 16 /* floats per vector */
 typedef float16 vecf;
@@ -147,16 +149,25 @@ static inline void attn_fwd(__global const float *q, ulong qoff, __global const 
             int16 vis = visible16((int16)(i), (int16)(j0 + jb) + UF_IOTA16, len, window);
             vstore16(select((float16)(-INFINITY), vload16(0, s + jb), vis), 0, s + jb);
         }
-        int nj = min(BK, i - j0 + 1); /* keys past the diagonal are invisible */
-        float mt = m;
-        for (int jj = 0; jj < nj; jj++) mt = fmax(mt, s[jj]);
+        int nj = min(BK, i - j0 + 1); /* keys past the diagonal are invisible (p = 0) */
+        int nb = (nj + 15) / 16 * 16;
+        float16 mv = (float16)(m);
+        for (int jb = 0; jb < nb; jb += 16) mv = fmax(mv, vload16(0, s + jb));
+        float8 m8 = fmax(mv.lo, mv.hi);
+        float4 m4 = fmax(m8.lo, m8.hi);
+        float mt = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
         if (mt == -INFINITY) continue; /* nothing visible yet for this row */
         float corr = exp(m - mt);
-        l *= corr;
         for (int c = 0; c < hdv; c++) acc[c] *= corr;
-        for (int jb = 0; jb < nj; jb += 16)
-            vstore16(exp(vload16(0, s + jb) - (float16)(mt)), 0, s + jb);
-        for (int jj = 0; jj < nj; jj++) l += s[jj];
+        float16 lv = (float16)(0.0f);
+        for (int jb = 0; jb < nb; jb += 16) {
+            float16 p = exp(vload16(0, s + jb) - (float16)(mt));
+            lv += p;
+            vstore16(p, 0, s + jb);
+        }
+        float8 l8 = lv.lo + lv.hi;
+        float4 l4 = l8.lo + l8.hi;
+        l = l * corr + ((l4.x + l4.y) + (l4.z + l4.w));
         for (int jj = 0; jj < nj; jj++) {
             vecf p = (vecf)(s[jj]);
             __local const vecf *vr = vs + jj * hdv;

@@ -10,53 +10,61 @@
  *      A that is not transposed is read in place (8 row streams), which measured as fast as packed.
  *   3. uf_gemm_block: one work-item per 8x32 block of C: 16 float16 accumulators, per p one
  *      32-float row of the B panel (two vload16) and 8 broadcast A values, 16 fma.
+ * except y = x W^T with few rows (m <= SMALL_M in gemm.c): uf_gemm_nt_small reads W in place.
  * Launch with work-group size 1: the explicit float16 vectors are the SIMD (zmm) registers; PoCL
  * would otherwise vectorise across work-items. On GPUs this is correct but slow (CLBlast wins
  * the selection there).
- * Deterministic: each C element is one fma chain over p = 0 .. k-1 in order, whatever the chunking.
- * Not here: K-blocking (measured unnecessary once B is packed: 8x32 blocks reach ~90% of the
- * per-core fma peak for k up to 2048), local-memory tiling (measured 9 GFLOP/s on PoCL). */
+ * Deterministic: each C element of uf_gemm_block is one fma chain over p = 0 .. k-1 in order,
+ * whatever the chunking (with PoCL 3.1 this matched CLBlast's result bit for bit on every shape
+ * tried); uf_gemm_nt_small sums 16 strided partial chains in a fixed tree. Reruns are
+ * bit-identical.
+ * Not here: K-blocking (measured unnecessary once B is packed: 8x32 blocks reach 85-90% of the
+ * per-core fma peak for k up to 8192), local-memory tiling (GPU-style 16x16 tiles: 9 GFLOP/s
+ * on PoCL). */
 
 #define UF_GEMM_MR 8
 #define UF_GEMM_NR 32
 
 /* X(p, j), p in [0, K), j in [0, n): element X[off + (trans ? j*ld + p : p*ld + j)].
  * P[p_off + (jb*K + p)*W + c] = X(p, jb*W + c), or 0 where jb*W + c >= n. One work-item per W
- * columns x 16 values of p; batch b reads at X + b*x_bstride and writes at P + b*p_bstride. */
+ * columns x 64 values of p (fewer are slower: per-work-item overhead); batch b reads at
+ * X + b*x_bstride and writes at P + b*p_bstride. */
 #define UF_GEMM_PACK(W)                                                                         \
     __kernel void uf_gemm_pack##W(int K, int n, __global const float *X, ulong off, ulong ld,  \
                                   ulong x_bstride, int trans, __global float *P, ulong p_off,  \
                                   ulong p_bstride) {                                           \
-        int jb = get_global_id(0), p0 = get_global_id(1) * 16;                                 \
+        int jb = get_global_id(0), j0 = jb * W, p_end = min(K, (int)get_global_id(1) * 64 + 64); \
         X += off + get_global_id(2) * x_bstride;                                               \
-        __global float *out = P + p_off + get_global_id(2) * p_bstride + ((size_t)jb * K + p0) * W; \
-        int j0 = jb * W;                                                                       \
-        if (j0 + W <= n && p0 + 16 <= K) {                                                     \
-            if (!trans) {                                                                      \
-                for (int p = 0; p < 16; p++)                                                   \
-                    for (int c = 0; c < W; c += 8)                                             \
-                        vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,              \
-                                out + p * W + c);                                              \
+        P += p_off + get_global_id(2) * p_bstride + (size_t)jb * K * W;                        \
+        for (int p0 = get_global_id(1) * 64; p0 < p_end; p0 += 16) {                           \
+            __global float *out = P + (size_t)p0 * W;                                          \
+            if (j0 + W <= n && p0 + 16 <= K) {                                                 \
+                if (!trans) {                                                                  \
+                    for (int p = 0; p < 16; p++)                                               \
+                        for (int c = 0; c < W; c += 8)                                         \
+                            vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,          \
+                                    out + p * W + c);                                          \
+                } else {                                                                       \
+                    for (int c = 0; c < W; c++) {                                              \
+                        float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                \
+                        out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;   \
+                        out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;   \
+                        out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;   \
+                        out[9 * W + c] = v.s9, out[10 * W + c] = v.sa;                         \
+                        out[11 * W + c] = v.sb, out[12 * W + c] = v.sc;                        \
+                        out[13 * W + c] = v.sd, out[14 * W + c] = v.se;                        \
+                        out[15 * W + c] = v.sf;                                                \
+                    }                                                                          \
+                }                                                                              \
             } else {                                                                           \
-                for (int c = 0; c < W; c++) {                                                  \
-                    float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                    \
-                    out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;       \
-                    out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;       \
-                    out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;       \
-                    out[9 * W + c] = v.s9, out[10 * W + c] = v.sa, out[11 * W + c] = v.sb;     \
-                    out[12 * W + c] = v.sc, out[13 * W + c] = v.sd, out[14 * W + c] = v.se;    \
-                    out[15 * W + c] = v.sf;                                                    \
-                }                                                                              \
+                int np = min(16, K - p0);                                                      \
+                for (int p = 0; p < np; p++)                                                   \
+                    for (int c = 0; c < W; c++) {                                              \
+                        int j = j0 + c;                                                        \
+                        size_t at = trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j; \
+                        out[p * W + c] = j < n ? X[at] : 0.0f;                                 \
+                    }                                                                          \
             }                                                                                  \
-        } else {                                                                               \
-            int np = min(16, K - p0);                                                          \
-            for (int p = 0; p < np; p++)                                                       \
-                for (int c = 0; c < W; c++) {                                                  \
-                    int j = j0 + c;                                                            \
-                    out[p * W + c] =                                                           \
-                        j < n ? X[trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j] \
-                              : 0.0f;                                                          \
-                }                                                                              \
         }                                                                                      \
     }
 
@@ -126,5 +134,62 @@ __kernel void uf_gemm_block(int m, int n, int k, int group, float alpha, float b
             __global float *c = C + (size_t)(i0 + r) * ldc + j0;
             for (int j = 0; j < cols; j++) c[j] = beta != 0.0f ? fma(beta, c[j], tmp[j]) : tmp[j];
         }
+    }
+}
+
+/* Few rows of A, B transposed (C = A B^T, B (n, k) rows contiguous in k, A (m, k) not
+ * transposed): B is read in place. With a handful of rows (generation), packing B would triple
+ * the memory traffic of what is a memory-bound product. One work-item per 4 columns of C and
+ * every row (in groups of 4); float16 partial sums over p, reduced in a fixed order at the end.
+ * NDRange: (ceil(n / 4), batch), work-group (1, 1). */
+__kernel void uf_gemm_nt_small(int m, int n, int k, float alpha, float beta,
+                               __global const float *A, ulong a_off, ulong lda, ulong a_bstride,
+                               __global const float *B, ulong b_off, ulong ldb, ulong b_bstride,
+                               __global float *C, ulong c_off, ulong ldc, ulong c_bstride) {
+    int j0 = get_global_id(0) * 4;
+    size_t b = get_global_id(1);
+    A += a_off + b * a_bstride;
+    B += b_off + b * b_bstride;
+    C += c_off + b * c_bstride;
+    __global const float *br[4];
+#pragma unroll
+    for (int c = 0; c < 4; c++) br[c] = B + (size_t)min(j0 + c, n - 1) * ldb;
+    for (int i0 = 0; i0 < m; i0 += 4) {
+        __global const float *ar[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) ar[r] = A + (size_t)min(i0 + r, m - 1) * lda;
+        float16 acc[4][4];
+        float tail[4][4];
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[r][c] = 0.0f, tail[r][c] = 0.0f;
+        int p = 0;
+        for (; p + 16 <= k; p += 16) {
+            float16 bv[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) bv[c] = vload16(0, br[c] + p);
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                float16 av = vload16(0, ar[r] + p);
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(av, bv[c], acc[r][c]);
+            }
+        }
+        for (; p < k; p++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) tail[r][c] = fma(ar[r][p], br[c][p], tail[r][c]);
+        for (int r = 0; r < min(4, m - i0); r++)
+            for (int c = 0; c < min(4, n - j0); c++) {
+                float16 x = acc[r][c];
+                float8 y = x.lo + x.hi;
+                float4 z = y.lo + y.hi;
+                float2 w = z.lo + z.hi;
+                float v = alpha * (w.x + w.y + tail[r][c]);
+                __global float *cp = C + (size_t)(i0 + r) * ldc + j0 + c;
+                *cp = beta != 0.0f ? fma(beta, *cp, v) : v;
+            }
     }
 }

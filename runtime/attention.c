@@ -36,10 +36,13 @@ static void check_dims(struct uf_device *d, int B, int T, int H, int KV, int hd,
                  need / 1024, d->name, (size_t)d->local_mem / 1024);
 }
 
-/* Work-group size: UF_ATTN_GROUP capped by the device limit (a power of two). */
-static int group_size(struct uf_device *d) {
+/* Work-group size: UF_ATTN_GROUP capped by the device's and the kernel's limits (a GPU may
+ * allow fewer work-items for a kernel with many registers). The kernels take any size. */
+static int group_size(struct uf_device *d, cl_kernel k) {
+    size_t kmax = 0;
+    UF_CL(clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL));
     int n = UF_ATTN_GROUP;
-    while (n > 1 && (size_t)n > d->max_wg) n /= 2;
+    while (n > 1 && ((size_t)n > d->max_wg || (size_t)n > kmax)) n /= 2;
     return n;
 }
 
@@ -83,9 +86,9 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(lengths, "lengths", UF_I32, B);
     check_tensor(o, "o", UF_F32, N * H * hd);
     check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
-    int hdp = padded_hd(hd), bk = tile_rows(hdp), bq = group_size(d);
-
+    int hdp = padded_hd(hd), bk = tile_rows(hdp);
     cl_kernel kr = get_kernel(d, "uf_attn_fwd", hdp);
+    int bq = group_size(d, kr);
     cl_uint a = 0;
     set_mem(kr, &a, q), set_mem(kr, &a, k), set_mem(kr, &a, v), set_mem(kr, &a, lengths);
     set_mem(kr, &a, o), set_mem(kr, &a, lse);
@@ -114,10 +117,11 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(dq, "dq", UF_F32, N * H * hd);
     check_tensor(dk, "dk", UF_F32, N * KV * hd);
     check_tensor(dv, "dv", UF_F32, N * KV * hd);
-    int hdp = padded_hd(hd), bt = tile_rows(hdp), gs = group_size(d);
+    int hdp = padded_hd(hd), bt = tile_rows(hdp);
 
     /* dq: one work-item per query row, K and V tiles */
     cl_kernel kq = get_kernel(d, "uf_attn_bwd_dq", hdp);
+    int gs = group_size(d, kq);
     cl_uint a = 0;
     set_mem(kq, &a, q), set_mem(kq, &a, k), set_mem(kq, &a, v), set_mem(kq, &a, lengths);
     set_mem(kq, &a, o), set_mem(kq, &a, lse), set_mem(kq, &a, dout), set_mem(kq, &a, dq);
@@ -136,6 +140,8 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     set_dims(kk, &a, T, H, KV, hd, window);
     set_local(kk, &a, (size_t)bt * hdp * 4), set_local(kk, &a, (size_t)bt * hdp * 4);
     set_local(kk, &a, (size_t)bt * 4), set_local(kk, &a, (size_t)bt * 4);
-    size_t gk[3] = {(size_t)(T + gs - 1) / gs * gs, (size_t)KV, (size_t)B};
-    uf_device_run(d, kk, 3, gk, lq);
+    int gk_ = group_size(d, kk);
+    size_t gk[3] = {(size_t)(T + gk_ - 1) / gk_ * gk_, (size_t)KV, (size_t)B};
+    size_t lk[3] = {(size_t)gk_, 1, 1};
+    uf_device_run(d, kk, 3, gk, lk);
 }

@@ -240,7 +240,7 @@ void uf_device_init(struct uf_device *d, const char *selector) {
     d->has_fp16 = has_ext(d->id, "cl_khr_fp16");
     d->has_fp64 = has_ext(d->id, "cl_khr_fp64");
     /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl) */
-    snprintf(d->build_options, sizeof d->build_options, "-cl-std=CL1.2 -cl-mad-enable%s%s",
+    snprintf(d->build_options, sizeof d->build_options, "-w -cl-std=CL1.2 -cl-mad-enable%s%s",
              d->has_fp16 ? " -DUF_HAS_FP16=1" : "",
              (d->type & CL_DEVICE_TYPE_CPU) ? " -DUF_CPU=1" : "");
 

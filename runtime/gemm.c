@@ -3,8 +3,10 @@
 #include "gemm.h"
 
 #include <clblast_c.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "util.h"
@@ -39,9 +41,12 @@ static void check(struct uf_device *d, CLBlastStatusCode s, const char *what, si
              uf_cl_error_hint(s > -1000 ? (cl_int)s : 0));
 }
 
-
 /* ---- per-device state --------------------------------------------------------------------- */
 #define SCRATCH_DEFAULT (64u << 20) /* bytes of packed panels the own backend may hold */
+/* Up to this many rows of A, y = x W^T reads W in place (uf_gemm_nt_small) instead of packing
+ * it: measured on PoCL/Zen 4 (n = 4096, k = 2048) 17x faster at m = 1, 1.3x at m = 128, even at
+ * m = 256, 0.8x at m = 512. */
+#define SMALL_M 128
 
 struct uf_gemm_state {
     enum uf_gemm_backend forced;    /* uf_gemm_set_backend; AUTO = env, then measurement */
@@ -93,25 +98,28 @@ struct call {
     size_t a_off, lda, a_stride, b_off, ldb, b_stride, c_off, ldc, c_stride;
 };
 
-static void clblast_run(struct uf_device *d, const struct call *c) {
+/* Enqueues the call on CLBlast; returns its status (the selection survives a CLBlast failure). */
+static CLBlastStatusCode clblast_try(struct uf_device *d, const struct call *c) {
     cl_event ev = NULL;
     CLBlastTranspose ta = c->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = c->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastStatusCode s;
-    if (c->batch == 1) {
+    if (c->batch == 1)
         s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, c->m, c->n, c->k, c->alpha, c->A, c->a_off,
                          c->lda, c->B, c->b_off, c->ldb, c->beta, c->C, c->c_off, c->ldc, &d->queue,
                          d->prof ? &ev : NULL);
-        check(d, s, "CLBlastSgemm", c->m, c->n, c->k);
-        if (ev) uf_device_profile_add(d, ev, "clblast_sgemm");
-    } else {
+    else
         s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, c->m, c->n, c->k, c->alpha,
                                        c->A, c->a_off, c->lda, c->a_stride, c->B, c->b_off, c->ldb,
                                        c->b_stride, c->beta, c->C, c->c_off, c->ldc, c->c_stride,
                                        c->batch, &d->queue, d->prof ? &ev : NULL);
-        check(d, s, "CLBlastSgemmStridedBatched", c->m, c->n, c->k);
-        if (ev) uf_device_profile_add(d, ev, "clblast_sgemm_batched");
-    }
+    if (ev) uf_device_profile_add(d, ev, c->batch == 1 ? "clblast_sgemm" : "clblast_sgemm_batched");
+    return s;
+}
+
+static void clblast_run(struct uf_device *d, const struct call *c) {
+    check(d, clblast_try(d, c), c->batch == 1 ? "CLBlastSgemm" : "CLBlastSgemmStridedBatched",
+          c->m, c->n, c->k);
 }
 
 /* ---- own kernels (opencl/gemm.cl) --------------------------------------------------------- */
@@ -157,15 +165,36 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
     ARG_M(kr, &i, P);
     ARG_U(kr, &i, p_off);
     ARG_U(kr, &i, p_bstride);
-    size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 15) / 16, batch};
+    size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 63) / 64, batch};
     uf_device_run(d, kr, 3, global, (size_t[]){1, 1, 1});
 }
 
-/* Row-blocks per group (see uf_gemm_block): the group's A rows (group*8*k floats) stay near
- * 256 KiB, inside the L2 of current CPUs. */
-static size_t group_rows(size_t k) {
-    size_t g = 8192 / (k ? k : 1);
-    return UF_MAX(UF_MIN(g, (size_t)64), (size_t)4);
+/* Row-blocks per group (see uf_gemm_block): measured on PoCL/Zen 4 for k = 256..2048, 16..64
+ * are within noise of each other, 4 loses 15-20% and no grouping (all rows) 10-15%. */
+#define GROUP_ROWS 32
+
+static void own_nt_small(struct uf_device *d, const struct call *c) {
+    cl_kernel kr = uf_device_kernel(d, "gemm.cl", "uf_gemm_nt_small");
+    cl_uint q = 0;
+    ARG_I(kr, &q, c->m);
+    ARG_I(kr, &q, c->n);
+    ARG_I(kr, &q, c->k);
+    ARG_F(kr, &q, c->alpha);
+    ARG_F(kr, &q, c->beta);
+    ARG_M(kr, &q, c->A);
+    ARG_U(kr, &q, c->a_off);
+    ARG_U(kr, &q, c->lda);
+    ARG_U(kr, &q, c->a_stride);
+    ARG_M(kr, &q, c->B);
+    ARG_U(kr, &q, c->b_off);
+    ARG_U(kr, &q, c->ldb);
+    ARG_U(kr, &q, c->b_stride);
+    ARG_M(kr, &q, c->C);
+    ARG_U(kr, &q, c->c_off);
+    ARG_U(kr, &q, c->ldc);
+    ARG_U(kr, &q, c->c_stride);
+    size_t global[2] = {(c->n + 3) / 4, c->batch};
+    uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
 }
 
 static void own_run(struct uf_device *d, const struct call *c) {
@@ -175,6 +204,10 @@ static void own_run(struct uf_device *d, const struct call *c) {
         round_up(m, MR) / MR * (round_up(n, NR) / NR) > INT32_MAX)
         uf_fatal(1, "gemm m=%zu n=%zu k=%zu is too large for the own kernels\n"
                  "  hint: UNFORGET_GEMM=clblast", m, n, k);
+    if (!c->ta && c->tb && m <= SMALL_M) {
+        own_nt_small(d, c);
+        return;
+    }
     /* Budget in floats: all for packed B, or half each for packed A (ta) and B. */
     size_t lim = st->scratch_limit / 4, lim_b = c->ta ? lim / 2 : lim, lim_a = lim / 2;
     size_t npad = round_up(n, NR), mpad = round_up(m, MR);
@@ -187,7 +220,6 @@ static void own_run(struct uf_device *d, const struct call *c) {
     size_t b_floats = group * kk * UF_MIN(npad, nc), a_floats = c->ta ? group * kk * round_up(mc, MR) : 0;
     cl_mem P = scratch(d, (b_floats + a_floats) * 4);
     cl_kernel kr = uf_device_kernel(d, "gemm.cl", "uf_gemm_block");
-    size_t grp = group_rows(k);
     for (size_t b0 = 0; b0 < c->batch; b0 += group) {
         size_t gb = UF_MIN(group, c->batch - b0);
         for (size_t j = 0; j < n; j += nc) {
@@ -211,7 +243,7 @@ static void own_run(struct uf_device *d, const struct call *c) {
                 ARG_I(kr, &q, mcur);
                 ARG_I(kr, &q, ncur);
                 ARG_I(kr, &q, k);
-                ARG_I(kr, &q, grp);
+                ARG_I(kr, &q, GROUP_ROWS);
                 ARG_F(kr, &q, c->alpha);
                 ARG_F(kr, &q, c->beta);
                 ARG_M(kr, &q, A);
@@ -234,21 +266,49 @@ static void own_run(struct uf_device *d, const struct call *c) {
 }
 
 /* ---- selection by measurement ------------------------------------------------------------- */
-static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
+/* Seconds for one call (queue drained before and after); negative when CLBlast fails. */
+static double process_cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Wall seconds for one call (queue drained before and after), and the process's CPU seconds in
+ * *cpu (on a CPU device: the driver's worker threads); negative when CLBlast fails. */
+static double time_call(struct uf_device *d, enum uf_gemm_backend b, const struct call *c,
+                        double *cpu) {
     uf_device_finish(d);
-    double t = uf_time_now();
+    double t = uf_time_now(), t_cpu = process_cpu_seconds();
     if (b == UF_GEMM_OWN) own_run(d, c);
-    else clblast_run(d, c);
+    else {
+        CLBlastStatusCode s = clblast_try(d, c);
+        if (s != CLBlastSuccess) {
+            uf_log(1, "warning: CLBlast fails on %s (%s, m=%zu n=%zu k=%zu): not using it",
+                   d->name, clblast_status_name(s), c->m, c->n, c->k);
+            return -1;
+        }
+    }
     uf_device_finish(d);
+    *cpu = process_cpu_seconds() - t_cpu;
     return uf_time_now() - t;
 }
 
-/* Best of up to 3 timed runs after one warm-up (which builds kernels); a slow backend gets one. */
-static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c) {
-    time_call(d, b, c);
-    double best = time_call(d, b, c);
-    for (int r = 0; r < 2 && best < 0.05; r++) best = UF_MIN(best, time_call(d, b, c));
-    return 2.0 * (double)c->m * (double)c->n * (double)c->k / best * 1e-9;
+/* GFLOP/s: best of up to 3 timed runs after one warm-up (which builds kernels); a slow backend
+ * gets one timed run; 0 when CLBlast fails. *per_cpu_s (may be NULL): GFLOP per CPU second of
+ * the best run, which on a shared CPU tells the kernel's speed apart from the contention. */
+static double measure(struct uf_device *d, enum uf_gemm_backend b, const struct call *c,
+                      double *per_cpu_s) {
+    double cpu, best_cpu;
+    double flop = 2.0 * (double)c->m * (double)c->n * (double)c->k * (double)c->batch;
+    if (per_cpu_s) *per_cpu_s = 0;
+    if (time_call(d, b, c, &cpu) < 0) return 0;
+    double best = time_call(d, b, c, &best_cpu);
+    for (int r = 0; r < 2 && best < 0.05; r++) {
+        double t = time_call(d, b, c, &cpu);
+        if (t < best) best = t, best_cpu = cpu;
+    }
+    if (per_cpu_s) *per_cpu_s = flop / UF_MAX(best_cpu, 1e-9) * 1e-9;
+    return flop / UF_MAX(best, 1e-9) * 1e-9;
 }
 
 static char *choice_path(struct uf_device *d) {
@@ -272,7 +332,8 @@ static int load_choice(struct uf_gemm_state *st, const char *path) {
     char *text = path ? uf_file_read(path, NULL) : NULL;
     if (!text) return -1;
     int found = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char lay[8], who[16];
         double go, gc;
         if (sscanf(line, "%7s %15s %lf %lf", lay, who, &go, &gc) != 4) continue;
@@ -313,8 +374,8 @@ static void select_backends(struct uf_device *d) {
             struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1,
                              .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C,
                              .lda = ta ? m : k, .ldb = tb ? k : n, .ldc = n};
-            st->gflops[l][0] = measure(d, UF_GEMM_OWN, &c);
-            st->gflops[l][1] = measure(d, UF_GEMM_CLBLAST, &c);
+            st->gflops[l][0] = measure(d, UF_GEMM_OWN, &c, NULL);
+            st->gflops[l][1] = measure(d, UF_GEMM_CLBLAST, &c, NULL);
             st->choice[l] = st->gflops[l][0] >= st->gflops[l][1] ? UF_GEMM_OWN : UF_GEMM_CLBLAST;
         }
         uf_device_release(d, A, na * 4);
@@ -392,17 +453,22 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
 
 /* ---- benchmark ---------------------------------------------------------------------------- */
 int uf_gemm_bench(struct uf_device *d, FILE *out) {
-    /* (layout, m, n, k): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048 tokens */
-    static const struct { int l; size_t m, n, k; } shapes[] = {
-        {2, 2048, 256, 256},  {2, 2048, 2048, 2048}, {2, 2048, 8192, 2048}, {2, 2048, 2048, 1024},
-        {0, 2048, 256, 256},  {0, 2048, 2048, 2048}, {0, 2048, 2048, 8192},
-        {1, 256, 256, 2048},  {1, 2048, 2048, 2048}, {1, 8192, 2048, 2048}, {3, 1024, 1024, 1024},
+    /* (layout, m, n, k, batch): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048
+     * tokens; y = x W^T for 8 rows (generation); per-head products of attention-like paths
+     * (16 heads, 512 positions, 64 dims) */
+    static const struct { int l; size_t m, n, k, batch; } shapes[] = {
+        {2, 2048, 256, 256, 1},  {2, 2048, 2048, 2048, 1}, {2, 2048, 8192, 2048, 1},
+        {2, 2048, 2048, 1024, 1}, {0, 2048, 256, 256, 1},  {0, 2048, 2048, 2048, 1},
+        {0, 2048, 2048, 8192, 1}, {1, 256, 256, 2048, 1},  {1, 2048, 2048, 2048, 1},
+        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 8, 4096, 2048, 1},
+        {2, 512, 512, 64, 16},
+        {0, 512, 64, 512, 16},
     };
     size_t na = 0, nb = 0, nc = 0;
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        na = UF_MAX(na, shapes[s].m * shapes[s].k);
-        nb = UF_MAX(nb, shapes[s].k * shapes[s].n);
-        nc = UF_MAX(nc, shapes[s].m * shapes[s].n);
+        na = UF_MAX(na, shapes[s].m * shapes[s].k * shapes[s].batch);
+        nb = UF_MAX(nb, shapes[s].k * shapes[s].n * shapes[s].batch);
+        nc = UF_MAX(nc, shapes[s].m * shapes[s].n * shapes[s].batch);
     }
     float *host = uf_malloc(UF_MAX(UF_MAX(na, nb), nc) * 4), *c_own = uf_malloc(nc * 4);
     struct uf_rng r;
@@ -412,28 +478,39 @@ int uf_gemm_bench(struct uf_device *d, FILE *out) {
     cl_mem C = uf_device_alloc(d, nc * 4, "gemm bench C");
     UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
     UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
-    fprintf(out, "gemm bench on %s (%s); GFLOP/s, best of the timed runs\n", d->name, d->driver);
-    fprintf(out, "%-6s %6s %6s %6s %10s %10s %8s %10s\n", "layout", "m", "n", "k", "own",
+    bool cpu = d->type & CL_DEVICE_TYPE_CPU;
+    fprintf(out, "gemm bench on %s (%s): GFLOP/s of the best timed run (wall clock)%s\n", d->name,
+            d->driver, cpu ? ";\n  per cpu-s: GFLOP per CPU-second of this process (all driver "
+                             "threads), robust to other load on the machine" : "");
+    fprintf(out, "%-6s %5s %6s %6s %6s %9s %9s %7s %12s", "layout", "batch", "m", "n", "k", "own",
             "clblast", "own/cl", "max rel diff");
+    if (cpu) fprintf(out, " %13s %13s", "own per cpu-s", "cl per cpu-s");
+    fputc('\n', out);
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
         int l = shapes[s].l;
         bool ta = l & 1, tb = l & 2;
-        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
-        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = 1.0f,
-                         .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
-                         .ldb = tb ? k : n, .ldc = n};
-        double g_own = measure(d, UF_GEMM_OWN, &c);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, c_own, 0, NULL, NULL));
-        double g_cl = measure(d, UF_GEMM_CLBLAST, &c);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, m * n * 4, host, 0, NULL, NULL));
+        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k, batch = shapes[s].batch;
+        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
+                         .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
+                         .a_stride = m * k, .ldb = tb ? k : n, .b_stride = k * n, .ldc = n,
+                         .c_stride = m * n};
+        size_t mn = m * n * batch;
+        double c_own_cpu, c_cl_cpu, g_own = measure(d, UF_GEMM_OWN, &c, &c_own_cpu);
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, c_own, 0, NULL, NULL));
+        float nan = NAN; /* CLBlast must overwrite all of C (beta = 0) */
+        UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, mn * 4, 0, NULL, NULL));
+        double g_cl = measure(d, UF_GEMM_CLBLAST, &c, &c_cl_cpu);
+        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, host, 0, NULL, NULL));
         double scale = 1e-30, diff = 0;
-        for (size_t i = 0; i < m * n; i++) {
-            scale = UF_MAX(scale, host[i] < 0 ? -host[i] : host[i]);
-            double e = (double)c_own[i] - (double)host[i];
-            diff = UF_MAX(diff, e < 0 ? -e : e);
+        for (size_t i = 0; i < mn; i++) {
+            scale = UF_MAX(scale, fabs((double)host[i]));
+            double e = fabs((double)c_own[i] - (double)host[i]);
+            diff = isnan(e) ? INFINITY : UF_MAX(diff, e);
         }
-        fprintf(out, "%-6s %6zu %6zu %6zu %10.1f %10.1f %8.2f %10.2g\n", layout_name[l], m, n, k,
-                g_own, g_cl, g_own / g_cl, diff / scale);
+        fprintf(out, "%-6s %5zu %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], batch, m,
+                n, k, g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
+        if (cpu) fprintf(out, " %13.1f %13.1f", c_own_cpu, c_cl_cpu);
+        fputc('\n', out);
         fflush(out);
     }
     uf_device_release(d, A, na * 4);

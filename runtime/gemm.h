@@ -5,11 +5,13 @@
  * element strides between consecutive A, B and C matrices.
  * Backends: CLBlast, or the project's own kernels (opencl/gemm.cl: packed, register-blocked, for
  * CPU-like devices). The choice is made per device and per layout (ta, tb) by measurement on first
- * use (well under 2 s, a few representative shapes), cached on disk next to the kernel cache
+ * use (about 1 s on a 2-core CPU: one 256x1024x512 product per layout and backend, warm-up
+ * excluded), cached on disk next to the kernel cache
  * (uf_cache_dir("kernels"), keyed by device, driver and the gemm.cl source hash) so later
  * processes do not measure again. $UNFORGET_GEMM=clblast|own|auto overrides the measurement;
  * uf_gemm_set_backend() overrides both. `-v` logs the choice and the measured GFLOP/s.
- * The own backend is deterministic: reruns are bit-identical. */
+ * The own backend is deterministic: reruns are bit-identical. k = 0 (C = beta C) always runs on
+ * the own kernels (CLBlast rejects it). */
 #ifndef UF_GEMM_H
 #define UF_GEMM_H
 

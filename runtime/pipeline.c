@@ -14,6 +14,7 @@
 #include "evaluate.h"
 #include "eval/report.h"
 #include "hf.h"
+#include "methods.h"
 #include "mixture.h"
 #include "model.h"
 #include "recipe.h"
@@ -155,82 +156,6 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     return rc;
 }
 
-/* ---- theta_0: the pre-alignment weights (merges, SafeLoRA, SafeMERGE) ----------------------- */
-/* theta_0 of a run is its `base` model, else the weights its from-stage started its alignment
- * data from: the stage's model folder (Hugging Face or checkpoint) when it has no pre-training
- * phase, else DIR/base, saved (HF layout) by a stage that creates or pre-trains its model. */
-static int needs_theta0(const cJSON *methods) {
-    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
-    const cJSON *m;
-    cJSON_ArrayForEach(m, methods)
-        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
-            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
-    return 0;
-}
-
-static int save_base(const char *dir, struct uf_model *model) {
-    char *base = uf_sprintf("%s/base", dir), *tmp = uf_sprintf("%s/base.tmp", dir);
-    int rc = 0;
-    if (!uf_file_exists(base)) {
-        float *host = uf_malloc((size_t)model->numel * sizeof(float));
-        uf_model_save_params(model, host);
-        rc = uf_hf_save(tmp, &model->cfg, NULL, host, UF_ST_F32, NULL);
-        free(host);
-        if (rc == 0 && rename(tmp, base) != 0) rc = uf_fail("%s: cannot rename to %s", tmp, base);
-    }
-    free(base);
-    free(tmp);
-    return rc;
-}
-
-/* Loads the HF folder dir (freed here) as theta_0 into *t, checking its size. */
-static int load_dir(struct uf_pipeline *p, char *dir, const struct uf_model *model, struct uf_tensor *t) {
-    struct uf_model_config c;
-    int rc = uf_hf_load_device(dir, NULL, &p->dev, &c, NULL, t);
-    if (rc == 0 && t->numel != model->numel) {
-        rc = uf_fail("base %s: %lld weights, the model has %lld (give base = the same architecture)",
-                     dir, (long long)t->numel, (long long)model->numel);
-        uf_tensor_free(t);
-    } else if (rc) {
-        uf_fail_prefix("base (theta_0) %s", dir);
-    }
-    free(dir);
-    return rc;
-}
-
-static int load_theta0_dir(struct uf_pipeline *p, const cJSON *spec, const struct uf_model *model,
-                           struct uf_tensor *t) {
-    const char *path = jstr(spec, "path", "?");
-    return load_dir(p, strcmp(jstr(spec, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path)
-                                                                       : uf_strdup(path), model, t);
-}
-
-/* Loads theta_0 into *t when the node's methods need it and it is known; *t untouched else. */
-static int load_theta0(struct uf_pipeline *p, const cJSON *node, const struct uf_model *model,
-                       struct uf_tensor *t) {
-    if (!needs_theta0(cJSON_GetObjectItem(node, "methods"))) return 0;
-    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
-    char *dir = NULL;
-    if (base) {
-        return load_theta0_dir(p, base, model, t);
-    } else if (from && find_stage(p->plan, jstr(from, "name", ""))) {
-        const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
-        const cJSON *sm = cJSON_GetObjectItem(st, "model");
-        const char *smt = jstr(sm, "type", "");
-        if (!cJSON_GetObjectItem(st, "pretrain") && (!strcmp(smt, "hf") || !strcmp(smt, "checkpoint")))
-            return load_theta0_dir(p, sm, model, t); /* the stage's own starting folder */
-        char *sd = node_dir(p, st, 1);
-        dir = uf_sprintf("%s/base", sd);
-        free(sd);
-        if (!uf_file_exists(dir)) {
-            free(dir);
-            return 0;
-        }
-    }
-    if (!dir) return 0;
-    return load_dir(p, dir, model, t);
-}
-
 /* ---- a stage or a run ---------------------------------------------------------------------- */
 static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out);
 
@@ -240,49 +165,13 @@ static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_di
     return run_node(p, s, 1, model_dir);
 }
 
-/* The model label of results.json: tags.model, else the node's model (family of a new model, folder
- * name of a Hugging Face folder or checkpoint), else that of the stage it starts from. */
-static char *model_label(const cJSON *plan, const cJSON *node) {
-    for (int depth = 0; node && depth < 64; depth++) {
-        const char *tag = jstr(cJSON_GetObjectItem(node, "tags"), "model", NULL);
-        if (tag && tag[0]) return uf_strdup(tag);
-        const cJSON *m = cJSON_GetObjectItem(node, "model");
-        if (m) {
-            if (strcmp(jstr(m, "type", ""), "model.new") == 0) return uf_strdup(jstr(m, "family", "llama"));
-            const char *path = jstr(m, "path", "model");
-            size_t n = strlen(path);
-            while (n > 1 && path[n - 1] == '/') n--;
-            const char *b = path + n;
-            while (b > path && b[-1] != '/') b--;
-            return uf_sprintf("%.*s", (int)(path + n - b), b);
-        }
-        node = find_stage(plan, jstr(cJSON_GetObjectItem(node, "from"), "name", ""));
-    }
-    return uf_strdup("model");
-}
-
-/* The task label of results.json: tags.task, else the user's data (for a mixture its task part):
- * an adapter's name, a file's stem, or world.SPLIT. */
-static char *task_label(const cJSON *node) {
-    const char *tag = jstr(cJSON_GetObjectItem(node, "tags"), "task", NULL);
-    if (tag && tag[0]) return uf_strdup(tag);
-    const cJSON *d = cJSON_GetObjectItem(node, "data");
-    if (d && strcmp(jstr(d, "_kind", ""), "mixture") == 0) d = cJSON_GetObjectItem(d, "task");
-    if (!d) return uf_strdup("pretrain");
-    const char *src = jstr(d, "source", "");
-    if (strcmp(src, "world") == 0) return uf_sprintf("world.%s", jstr(d, "split", "?"));
-    if (strcmp(src, "adapter") == 0) return uf_strdup(jstr(d, "adapter", "data"));
-    const char *path = jstr(d, "path", "data"), *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    return uf_sprintf("%.*s", (int)strcspn(b, "."), b);
-}
-
+/* label: NULL for a trained node; else the name of an evaluated model (`unforget eval`) */
 static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
                          struct uf_model *model, const struct uf_tokenizer *tok,
-                         const char *template_name) {
+                         const char *template_name, const char *label) {
     struct uf_results res;
     memset(&res, 0, sizeof res);
-    res.run = uf_strdup(jstr(node, "name", "run"));
+    res.run = uf_strdup(label ? label : jstr(node, "name", "run"));
     const cJSON *tags = cJSON_GetObjectItem(node, "tags");
     const cJSON *methods = cJSON_GetObjectItem(node, "methods");
     /* method label: the tag, else the method names joined by '+', else "sft" */
@@ -296,12 +185,14 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
         }
         if (!method[0]) snprintf(method, sizeof method, "%s", cJSON_GetObjectItem(node, "from") || !cJSON_GetObjectItem(node, "pretrain") ? "sft" : "aligned");
     }
-    res.method = uf_strdup(method);
+    res.method = uf_strdup(label ? "model" : method);
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
     res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
-    res.model = model_label(p->plan, node);
-    res.task = task_label(node);
+    if (jstr(tags, "model", NULL)) res.model = uf_strdup(jstr(tags, "model", ""));
+    else res.model = uf_sprintf("%s-d%d-L%d", uf_family_name(model->cfg.family), model->cfg.d_model,
+                                model->cfg.n_layers);
+    res.task = uf_strdup(jstr(tags, "task", "task"));
     const cJSON *ev;
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
@@ -320,6 +211,38 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
     }
     uf_results_free(&res);
     return rc;
+}
+
+/* Methods that read theta_0 (a full copy of the weights: loaded only for them from a `base` or
+ * a Hugging Face folder). */
+static int needs_theta0(const cJSON *methods) {
+    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods)
+        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
+            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
+    return 0;
+}
+
+/* Folder of theta_0 for a node (malloc'd) or NULL when unknown; see run_node. */
+static char *base_dir(struct uf_pipeline *p, const cJSON *node, const char *start_dir) {
+    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
+    int needed = needs_theta0(cJSON_GetObjectItem(node, "methods"));
+    if (base && !needed) return NULL;
+    if (base) {
+        const char *path = jstr(base, "path", "?");
+        return strcmp(jstr(base, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path) : uf_strdup(path);
+    }
+    if (!from || !start_dir) return NULL;
+    char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
+    if (uf_file_exists(t0)) return t0;
+    free(t0);
+    const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
+    const cJSON *sm = cJSON_GetObjectItem(st, "model");
+    if (!needed || !st || cJSON_GetObjectItem(st, "pretrain") || !sm) return NULL;
+    if (strcmp(jstr(sm, "type", ""), "hf") == 0) return uf_strdup(jstr(sm, "path", "?"));
+    if (strcmp(jstr(sm, "type", ""), "checkpoint") == 0) return uf_sprintf("%s/model", jstr(sm, "path", "?"));
+    return NULL;
 }
 
 static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
@@ -350,7 +273,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     }
     if (uf_file_exists(results) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
-        if (lock_fd >= 0) close(lock_fd);
+        close(lock_fd);
         free(results);
         free(dir);
         *model_dir_out = final_dir;
@@ -375,6 +298,14 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         start_dir = m;
     }
 
+    {
+        char why[512];
+        if (uf_methods_check(cJSON_GetObjectItem(node, "methods"), cJSON_GetObjectItem(node, "lora") != NULL,
+                             why, sizeof why)) {
+            uf_fail("%s", why);
+            goto fail;
+        }
+    }
     uf_log(1, "== %s %s -> %s", is_stage ? "stage" : "run", name, dir);
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);
@@ -397,6 +328,23 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), 0);
         }
     }
+    /* theta_0: the weights before alignment: the `base` model when given, else those of the
+     * start stage before its alignment data (its pre-trained weights, or the Hugging Face folder
+     * or checkpoint it started from) */
+    struct uf_tensor theta0;
+    memset(&theta0, 0, sizeof theta0);
+    if (rc == 0) {
+        char *t0 = base_dir(p, node, start_dir);
+        if (t0) {
+            struct uf_model_config c0;
+            rc = uf_hf_load_device(t0, NULL, &p->dev, &c0, NULL, &theta0);
+            if (rc) uf_fail_prefix("theta_0 (base) %s", t0);
+            else if (theta0.numel != model.numel)
+                rc = uf_fail("theta_0 (base) %s has %lld weights, the model %lld: give base = a model of "
+                             "the same architecture", t0, (long long)theta0.numel, (long long)model.numel);
+        }
+        free(t0);
+    }
     const char *template_name = jstr(node, "template", "plain");
     const cJSON *lora = cJSON_GetObjectItem(node, "lora");
     if (rc == 0 && lora) {
@@ -410,16 +358,19 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
         rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
                          NULL, NULL, dir, "pretrain", "pre-training");
+        if (rc == 0) { /* theta_0 (pre-alignment weights) for merges and SafeLoRA of later runs */
+            char *pd = uf_sprintf("%s/pretrain/model", dir);
+            float *host = uf_malloc((size_t)model.numel * sizeof(float));
+            uf_model_save_params(&model, host);
+            rc = uf_hf_save(pd, &model.cfg, NULL, host, UF_ST_F32, NULL);
+            free(host);
+            free(pd);
+        }
     }
     const cJSON *data = cJSON_GetObjectItem(node, "data");
-    if (rc == 0 && data && is_stage && (pre || !start_dir)) rc = save_base(dir, &model);
-    struct uf_tensor theta0;
-    memset(&theta0, 0, sizeof theta0);
-    if (rc == 0 && data) rc = load_theta0(p, node, &model, &theta0);
     if (rc == 0 && data)
         rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
                          cJSON_GetObjectItem(node, "methods"), theta0.buf ? &theta0 : NULL, dir, ".", name);
-    if (theta0.buf) uf_tensor_free(&theta0);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {
         model.training = 0;
@@ -433,7 +384,8 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             free(tp);
         }
     }
-    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name);
+    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name, NULL);
+    if (theta0.buf) uf_tensor_free(&theta0);
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
@@ -449,6 +401,36 @@ fail:
     free(dir);
     free(final_dir);
     return -1;
+}
+
+/* One line per finished node: name and every metric with its interval. */
+static void print_table(struct uf_pipeline *p) {
+    static const char *cols[] = {"asr", "compliance", "off_format", "accuracy", "over_refusal", "pass@1"};
+    printf("\n%-28s", "run");
+    for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) printf(" %17s", cols[c]);
+    printf("\n");
+    const char *groups[] = {"stages", "runs"};
+    for (int g = 0; g < 2; g++) {
+        const cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(p->plan, groups[g])) {
+            if (p->only && g == 1 && strcmp(jstr(n, "name", ""), p->only) != 0) continue;
+            char *dir = node_dir(p, n, g == 0), *path = uf_sprintf("%s/results.json", dir);
+            struct uf_results r;
+            if (uf_file_exists(path) && uf_results_read(&r, path) == 0) {
+                printf("%-28s", jstr(n, "name", "?"));
+                for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) {
+                    const struct uf_result_metric *m = uf_results_metric(&r, cols[c]);
+                    if (m) printf("  %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
+                    else printf(" %17s", "-");
+                }
+                printf("\n");
+                uf_results_free(&r);
+            }
+            free(path);
+            free(dir);
+        }
+    }
+    printf("(percent, 95%% Wilson interval)\n");
 }
 
 int uf_pipeline_run(struct uf_pipeline *p) {
@@ -470,5 +452,33 @@ int uf_pipeline_run(struct uf_pipeline *p) {
         done++;
     }
     if (p->only && done == 0) return uf_fail("the recipe has no run named '%s'", p->only);
+    print_table(p);
     return 0;
+}
+
+int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *out_dir) {
+    const cJSON *node = NULL, *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "runs"))
+        if (!node && (!p->only || strcmp(jstr(r, "name", ""), p->only) == 0)) node = r;
+    if (!node && !p->only) cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "stages")) if (!node) node = r;
+    if (!node) return uf_fail(p->only ? "the recipe has no run named '%s'" : "the recipe declares no run%s",
+                              p->only ? p->only : "");
+    if (cJSON_GetArraySize(cJSON_GetObjectItem(node, "eval")) == 0)
+        return uf_fail("%s has no eval = { ... } list", jstr(node, "name", "?"));
+    if (uf_mkdir_p(out_dir)) return -1;
+    struct uf_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    if (uf_tokenizer_load(&tok, model_dir)) return -1;
+    struct uf_model model;
+    memset(&model, 0, sizeof model);
+    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL, UF_MODEL_FROZEN);
+    if (rc == 0) {
+        uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
+        const char *base = strrchr(out_dir, '/');
+        rc = write_results(p, node, out_dir, &model, &tok, jstr(node, "template", "plain"),
+                           base && base[1] ? base + 1 : out_dir);
+    }
+    if (model.dev) uf_model_free(&model);
+    uf_tokenizer_free(&tok);
+    return rc;
 }

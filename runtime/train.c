@@ -64,10 +64,7 @@ struct tok_row {
 
 struct train_priv {
     const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
-    struct tok_row *rows;  /* (n_rows) */
-    int64_t n_rows;
-    float *start; /* (trainable numel) the start weights, kept when resuming: teacher and anchor
-                     are theta* = the start of training, not the checkpoint's weights */
+    struct tok_row *rows;
 };
 
 /* Renders one example into ids + loss mask. */
@@ -175,16 +172,12 @@ struct uf_model *uf_trainer_teacher(struct uf_trainer *tr) {
     if (uf_model_init(tr->teacher, tr->dev, &tr->model->cfg, 0, UF_MODEL_FROZEN))
         uf_fatal(1, "creating the teacher model: %s", uf_error());
     uf_model_copy_params(tr->teacher, tr->model);
-    const float *start = tr->priv ? ((struct train_priv *)tr->priv)->start : NULL;
     if (tr->model->lora.rank > 0 && !tr->model->lora_merged) {
         /* the adapters at the start of training are part of theta*: fold them into the copy */
         if (uf_model_lora_init(tr->teacher, &tr->model->lora, 0) == 0) {
-            if (start) uf_tensor_upload(&tr->teacher->lora_params, start);
-            else uf_tensor_copy(&tr->teacher->lora_params, &tr->model->lora_params);
+            uf_tensor_copy(&tr->teacher->lora_params, &tr->model->lora_params);
             uf_model_lora_merge(tr->teacher);
         }
-    } else if (start) {
-        uf_tensor_upload(&tr->teacher->params, start);
     }
     tr->teacher->training = 0;
     return tr->teacher;
@@ -194,9 +187,7 @@ struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr) {
     if (tr->anchor.buf) return &tr->anchor;
     struct uf_tensor *p = uf_model_train_params(tr->model);
     uf_tensor_init(&tr->anchor, tr->dev, "anchor (theta*)", UF_F32, 1, (int64_t[]){p->numel});
-    const float *start = tr->priv ? ((struct train_priv *)tr->priv)->start : NULL;
-    if (start) uf_tensor_upload(&tr->anchor, start);
-    else uf_tensor_copy(&tr->anchor, p);
+    uf_tensor_copy(&tr->anchor, p);
     return &tr->anchor;
 }
 
@@ -365,7 +356,6 @@ int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list) {
 static int tokenize_all(struct uf_trainer *tr) {
     struct train_priv *pv = tr->priv;
     pv->rows = uf_calloc((size_t)(tr->data->n ? tr->data->n : 1), sizeof *pv->rows);
-    pv->n_rows = tr->data->n;
     for (int64_t i = 0; i < tr->data->n; i++)
         if (tokenize_row(tr, &tr->data->rows[i], &pv->rows[i]))
             return uf_fail_prefix("%s row %lld", tr->data->name, (long long)i);
@@ -424,8 +414,8 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
 
 int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label) {
     const struct uf_train_hparams *hp = &tr->hp;
-    HOOKS(init); /* may replace tr->data (SafeInstr): tokenize after it */
     if (tokenize_all(tr)) return -1;
+    HOOKS(init);
     struct uf_optim opt;
     struct uf_optim_config oc;
     uf_optim_config_defaults(&oc);
@@ -442,12 +432,6 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     int64_t start = 0;
     char *latest = rd ? uf_rundir_latest_ckpt(rd) : NULL;
     if (latest) {
-        if (tr->n_methods > 0 && !tr->teacher && !tr->anchor.buf) { /* theta* for lazy teacher/anchor */
-            struct train_priv *pv = tr->priv;
-            struct uf_tensor *p = uf_model_train_params(tr->model);
-            pv->start = uf_malloc((size_t)p->numel * sizeof(float));
-            uf_tensor_download(p, pv->start);
-        }
         if (load_checkpoint(tr, &opt, latest)) {
             free(latest);
             uf_optim_free(&opt);
@@ -482,14 +466,15 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         for (int k = 0; k < micro && rc == 0; k++) {
             rc = uf_trainer_make_batch(tr, tr->data, idx + (size_t)k * hp->micro_batch,
                                        hp->micro_batch, &mb[k]);
-            masked += mb[k].n_masked;
-        }
-        for (int k = 0; k < micro && rc == 0; k++) {
+            /* batch hooks first (Lisa swaps the batch): the denominator counts what is trained */
             for (int mi = 0; mi < tr->n_methods && rc == 0; mi++) {
                 struct uf_method *m = &tr->methods[mi];
                 if (m->ops->batch) rc = m->ops->batch(m, tr, &mb[k]);
             }
-            if (rc) break;
+            masked += mb[k].n_masked;
+        }
+        tr->step_masked = masked;
+        for (int k = 0; k < micro && rc == 0; k++) {
             struct uf_model_batch b = {mb[k].B, mb[k].T, mb[k].tokens, mb[k].targets,
                                        mb[k].mask, mb[k].lengths, (float)UF_MAX(masked, (int64_t)1)};
             rc = uf_model_forward(tr->model, &b);
@@ -552,16 +537,16 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
 }
 
 void uf_trainer_free(struct uf_trainer *tr) {
-    struct train_priv *pv = tr->priv;
-    if (pv) { /* by its own count: tr->data may be a method's dataset, freed below */
-        for (int64_t i = 0; pv->rows && i < pv->n_rows; i++) tok_row_free(&pv->rows[i]);
-        free(pv->rows);
-        free(pv->start);
-        free(pv);
-    }
     for (int i = 0; i < tr->n_methods; i++)
         if (tr->methods[i].ops->free) tr->methods[i].ops->free(&tr->methods[i]);
     free(tr->methods);
+    struct train_priv *pv = tr->priv;
+    if (pv) {
+        if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
+            for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
+        free(pv->rows);
+        free(pv);
+    }
     if (tr->teacher) {
         uf_model_free(tr->teacher);
         free(tr->teacher);

@@ -58,7 +58,7 @@ static double one(size_t m, size_t n, size_t k, bool ta, bool tb, size_t pad, si
 static void test_gemm_shapes(void) {
     static const size_t shapes[][3] = {{1, 1, 1},   {17, 33, 65},   {2, 1, 3},   {64, 64, 64},
                                        {3, 129, 31}, {100, 7, 1},    {40, 96, 300}, {129, 65, 257},
-                                       {9, 31, 0}};
+                                       {9, 31, 0},   {200, 45, 70}};
     for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++)
         for (int t = 0; t < 4; t++) {
             double e = one(shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, 0, 0,
@@ -90,22 +90,26 @@ static void test_gemm_strided_batched(void) {
 }
 
 /* Own backend: a rerun is bit-identical, and so is a run split into many column/row/batch chunks
- * by a tiny packing buffer (which also checks the chunked path against the reference). */
+ * by a tiny packing buffer (which also checks the chunked path against the reference).
+ * m = 200 takes the packed path for every layout, m = 70 the in-place one for nt (SMALL_M). */
 static void test_gemm_own_deterministic(void) {
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < 8; t++) {
+        size_t m = t < 4 ? 200 : 70;
         bool ta = t & 1, tb = t & 2;
         float *c1, *c2, *c3;
+        if (t >= 4 && (ta || !tb)) continue;
         size_t n1, n2, n3;
         uf_gemm_set_scratch_limit(&dev, 0);
-        double e1 = one_out(70, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c1, &n1);
-        double e2 = one_out(70, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c2, &n2);
+        double e1 = one_out(m, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c1, &n1);
+        double e2 = one_out(m, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c2, &n2);
         uf_gemm_set_scratch_limit(&dev, 32 * 90 * 4 * 2); /* 1 panel of B (+ 8 rows of A) */
-        double e3 = one_out(70, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c3, &n3);
+        double e3 = one_out(m, 100, 90, ta, tb, 1, 3, 1.0f, 0.5f, 3, &c3, &n3);
         uf_gemm_set_scratch_limit(&dev, 0);
-        CHECK_MSG(e1 < 1e-5 && e3 < 1e-5, "ta=%d tb=%d err %.3g, chunked %.3g", ta, tb, e1, e3);
+        CHECK_MSG(e1 < 1e-5 && e3 < 1e-5, "m=%zu ta=%d tb=%d err %.3g, chunked %.3g", m, ta, tb,
+                  e1, e3);
         CHECK(e1 == e2);
-        CHECK_MSG(memcmp(c1, c2, n1 * 4) == 0, "ta=%d tb=%d: rerun differs", ta, tb);
-        CHECK_MSG(memcmp(c1, c3, n1 * 4) == 0, "ta=%d tb=%d: chunked run differs", ta, tb);
+        CHECK_MSG(memcmp(c1, c2, n1 * 4) == 0, "m=%zu ta=%d tb=%d: rerun differs", m, ta, tb);
+        CHECK_MSG(memcmp(c1, c3, n1 * 4) == 0, "m=%zu ta=%d tb=%d: chunked run differs", m, ta, tb);
         free(c1), free(c2), free(c3);
     }
 }

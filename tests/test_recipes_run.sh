@@ -55,10 +55,10 @@ expect ex-opt-lwf asr
 
 n_stage=$(ls -d "$out"/stages/ex-aligned-* 2>/dev/null | wc -l)
 [ "$n_stage" -eq 1 ] || { echo "FAIL: expected one cached ex-aligned stage, found $n_stage"; fail=1; }
-[ -d "$out"/stages/ex-aligned-*/base ] || { echo "FAIL: the stage did not save its pre-alignment weights (base/)"; fail=1; }
+[ -d "$out"/stages/ex-aligned-*/pretrain/model ] || { echo "FAIL: the stage did not save its pre-alignment weights (pretrain/model)"; fail=1; }
 # the runs make one report (every results.json has method, model, task, setting)
 if "$bin" -q report "$out"/ex-* -o "$out/report.html" --csv "$out/report.csv" > "$out/report.log" 2>&1; then
-  grep -q '^der+ewc+ties,llama,' "$out/report.csv" || { echo "FAIL: report.csv lacks the composed run"; fail=1; }
+  grep -q '^der+ewc+ties,' "$out/report.csv" || { echo "FAIL: report.csv lacks the composed run"; fail=1; }
   echo "ok   report over $(ls -d "$out"/ex-* | wc -l) runs"
 else
   echo "FAIL: unforget report"; tail -3 "$out/report.log"; fail=1

@@ -1,6 +1,6 @@
 -- merging.lua: the merging family, applied once after fine-tuning (finish hook). With
 --   tau_1 = theta_safe - theta_0 and tau_2 = theta_ft - theta_0 (theta_0: the weights before
---   alignment; here the stage's model before its alignment phase):
+--   alignment; here the stage's weights after its short pre-training):
 --     magmax      theta_0 + lambda * (per entry, the task-vector entry of largest magnitude)
 --     linear      (1 - a) theta_safe + a theta_ft          (WiSE-FT)
 --     task_arith  theta_0 + lambda (tau_1 + tau_2)
@@ -17,6 +17,8 @@ local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows 
 local aligned = uf.stage "ex-aligned" {
   model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
+  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
+  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
   data = world.alignment:take(80),
   optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
 }

@@ -9,10 +9,13 @@ local uf = require "unforget"
 local p = uf.opt("p", 0.1)
 local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows = 300 }
 
--- a tiny "aligned" model: tokenizer + a few steps on the alignment split (cached as a stage)
+-- a tiny "aligned" model: tokenizer, a few steps of pre-training, then of alignment (cached as
+-- a stage; the weights after pre-training are theta_0, the base of the merges and SafeLoRA)
 local aligned = uf.stage "ex-aligned" {
   model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
+  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
+  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
   data = world.alignment:take(80),
   optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
 }

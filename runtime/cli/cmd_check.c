@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "methods.h"
 #include "model_config.h"
 #include "data.h"
 #include "recipe.h"
@@ -219,6 +220,22 @@ int uf_cmd_check(int argc, char **argv) {
     if (!missing) missing = check_rows(plan, &seen, &n_seen);
     for (int i = 0; i < n_seen; i++) free(seen[i]);
     free(seen);
+    /* method composition rules (methods/registry.c) for every stage and run */
+    int bad = 0;
+    const char *groups[] = {"stages", "runs"};
+    for (int g = 0; g < 2; g++) {
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, groups[g])) {
+            char why[512];
+            if (uf_methods_check(cJSON_GetObjectItem(t, "methods"), cJSON_GetObjectItem(t, "lora") != NULL,
+                                 why, sizeof why)) {
+                fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage",
+                        jstr(t, "name"), why);
+                bad++;
+            }
+        }
+    }
+    missing += bad;
     if (json) {
         char *s = cJSON_Print(plan);
         puts(s);
@@ -233,7 +250,7 @@ int uf_cmd_check(int argc, char **argv) {
     }
     cJSON_Delete(plan);
     if (missing) {
-        fprintf(stderr, "unforget: error: %d file(s) named by %s are missing or unreadable\n", missing, recipe);
+        fprintf(stderr, "unforget: error: %s has %d problem(s) (see above)\n", recipe, missing);
         return 1;
     }
     return 0;

@@ -16,6 +16,7 @@ static const struct {
 } commands[] = {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"run", uf_cmd_run, "execute a recipe: train, evaluate, write results (resumable)"},
+    {"eval", uf_cmd_eval, "run a recipe's evaluations on any model folder"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
     {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
         if (strcmp(a, "--device") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "unforget: error: --device needs a value (cpu, gpu, gpu:N, N or a name)\n");
+                free(rest);
                 return 2;
             }
             uf_cli.device = argv[++i];
@@ -66,6 +68,7 @@ int main(int argc, char **argv) {
             uf_verbosity = 0;
         } else if (strcmp(a, "--version") == 0) {
             printf("unforget %s\n", UF_VERSION);
+            free(rest);
             return 0;
         } else if ((strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) && n == 0) {
             want_help = 1;
@@ -74,6 +77,7 @@ int main(int argc, char **argv) {
         }
     }
     if (n == 0) {
+        free(rest);
         usage(want_help ? stdout : stderr);
         return want_help ? 0 : 2;
     }
@@ -84,6 +88,7 @@ int main(int argc, char **argv) {
         return rc;
     }
     fprintf(stderr, "unforget: error: unknown command '%s'\n\n", rest[0]);
+    free(rest);
     usage(stderr);
     return 2;
 }

@@ -95,6 +95,7 @@ static int compute_fisher(struct uf_trainer *tr, const struct uf_dataset *data, 
 }
 
 static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_anchor(tr, "ewc") != 0) return -1;
     struct ewc_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     const char *kind = uf_mcfg_str(m, "fisher", "empirical");
