@@ -59,7 +59,7 @@ return function(uf, task)
                       p = 0.5, n = 800, seed = 1 },
       optim = uf.adamw { lr = lr, epochs = 3, batch = batch, max_len = 512, warmup = 0.05 },
       eval = evals,
-      tags = { method = "aligned" },
+      tags = { method = "aligned", p = 0 },  -- the mix is the alignment set, not poisoning
     }
   else
     model = uf.hf(model_dir)
