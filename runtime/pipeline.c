@@ -3,9 +3,13 @@
  * methods, export, evaluation, results.json. Every phase resumes from its last checkpoint. */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "evaluate.h"
 #include "eval/report.h"
@@ -109,9 +113,9 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
     if (strcmp(jstr(spec, "_kind", ""), "mixture") != 0) return uf_train_load_dataset(spec, out);
     struct uf_dataset task, poison;
     if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "task"), &task)) return -1;
-    uf_dataset_init(&poison, "poison");
-    if (cJSON_GetObjectItem(spec, "poison") &&
-        uf_train_load_dataset(cJSON_GetObjectItem(spec, "poison"), &poison)) {
+    const cJSON *poison_spec = cJSON_GetObjectItem(spec, "poison");
+    if (!poison_spec) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
+    else if (uf_train_load_dataset(poison_spec, &poison)) {
         uf_dataset_free(&task);
         return -1;
     }
@@ -213,11 +217,44 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
     return rc;
 }
 
+/* Methods that read theta_0 (a full copy of the weights: loaded only for them from a `base` or
+ * a Hugging Face folder). */
+static int needs_theta0(const cJSON *methods) {
+    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods)
+        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
+            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
+    return 0;
+}
+
+/* Folder of theta_0 for a node (malloc'd) or NULL when unknown; see run_node. */
+static char *base_dir(struct uf_pipeline *p, const cJSON *node, const char *start_dir) {
+    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
+    int needed = needs_theta0(cJSON_GetObjectItem(node, "methods"));
+    if (base && !needed) return NULL;
+    if (base) {
+        const char *path = jstr(base, "path", "?");
+        return strcmp(jstr(base, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path) : uf_strdup(path);
+    }
+    if (!from || !start_dir) return NULL;
+    char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
+    if (uf_file_exists(t0)) return t0;
+    free(t0);
+    const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
+    const cJSON *sm = cJSON_GetObjectItem(st, "model");
+    if (!needed || !st || cJSON_GetObjectItem(st, "pretrain") || !sm) return NULL;
+    if (strcmp(jstr(sm, "type", ""), "hf") == 0) return uf_strdup(jstr(sm, "path", "?"));
+    if (strcmp(jstr(sm, "type", ""), "checkpoint") == 0) return uf_sprintf("%s/model", jstr(sm, "path", "?"));
+    return NULL;
+}
+
 static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
     const char *name = jstr(node, "name", "run");
     char *dir = node_dir(p, node, is_stage);
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
+    int lock_fd = -1;
     if (uf_file_exists(results) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         free(results);
@@ -225,8 +262,28 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         *model_dir_out = final_dir;
         return 0;
     }
+    if (uf_mkdir_p(dir)) {
+        free(results);
+        goto fail;
+    }
+    /* one process at a time per node (parallel sweep jobs share stages): wait for the lock, then
+     * use what the holder finished */
+    char *lock_path = uf_sprintf("%s/.lock", dir);
+    lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    free(lock_path);
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
+        if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
+    }
+    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+        uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
+        close(lock_fd);
+        free(results);
+        free(dir);
+        *model_dir_out = final_dir;
+        return 0;
+    }
     free(results);
-    if (uf_mkdir_p(dir)) goto fail;
     {
         char *cfg = cJSON_Print(node);
         char *cfg_path = uf_sprintf("%s/config.json", dir);
@@ -275,14 +332,20 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), 0);
         }
     }
-    /* theta_0: the weights before alignment, when the start stage pre-trained */
+    /* theta_0: the weights before alignment: the `base` model when given, else those of the
+     * start stage before its alignment data (its pre-trained weights, or the Hugging Face folder
+     * or checkpoint it started from) */
     struct uf_tensor theta0;
     memset(&theta0, 0, sizeof theta0);
-    if (rc == 0 && from && start_dir) {
-        char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
-        if (uf_file_exists(t0)) {
+    if (rc == 0) {
+        char *t0 = base_dir(p, node, start_dir);
+        if (t0) {
             struct uf_model_config c0;
             rc = uf_hf_load_device(t0, NULL, &p->dev, &c0, NULL, &theta0);
+            if (rc) uf_fail_prefix("theta_0 (base) %s", t0);
+            else if (theta0.numel != model.numel)
+                rc = uf_fail("theta_0 (base) %s has %lld weights, the model %lld: give base = a model of "
+                             "the same architecture", t0, (long long)theta0.numel, (long long)model.numel);
         }
         free(t0);
     }
@@ -330,11 +393,14 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
+    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
+    lock_fd = -1;
     if (rc) goto fail;
     free(dir);
     *model_dir_out = final_dir;
     return 0;
 fail:
+    if (lock_fd >= 0) close(lock_fd);
     uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
     free(dir);
     free(final_dir);

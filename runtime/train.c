@@ -288,6 +288,17 @@ int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out) {
         return uf_fail("unknown dataset source '%s'", src);
     }
     if (rc) return -1;
+    if (strcmp(src, "world") != 0) { /* name a file "DIR_STEM" (gsm8k/test.jsonl -> gsm8k_test) */
+        const char *path = jstr(spec, "path", "data"), *slash = strrchr(path, '/');
+        const char *stem = slash ? slash + 1 : path, *dir = path;
+        if (slash) {
+            for (dir = slash; dir > path && dir[-1] != '/'; dir--) {}
+        }
+        size_t nd = slash ? (size_t)(slash - dir) : 0, ns = strcspn(stem, ".");
+        free(out->name);
+        out->name = nd ? uf_sprintf("%.*s_%.*s", (int)nd, dir, (int)ns, stem)
+                       : uf_sprintf("%.*s", (int)ns, stem);
+    }
     return apply_ops(cJSON_GetObjectItem(spec, "ops"), out);
 }
 

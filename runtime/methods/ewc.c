@@ -137,7 +137,11 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
         memcpy(host, cached, size);
         uf_log(2, "ewc: Fisher from cache %s", path);
     } else {
+        /* the run's dropout stream (keyed by the forward count) must not depend on whether
+         * the Fisher came from the cache */
+        uint64_t n_forward = tr->model->n_forward;
         rc = compute_fisher(tr, &data, rows, S, true_fisher, seed, host);
+        tr->model->n_forward = n_forward;
         if (rc == 0 && normalize) {
             double mean = 0;
             for (int64_t i = 0; i < P; i++) mean += host[i];
