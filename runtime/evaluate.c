@@ -10,6 +10,7 @@
 #include "eval/metrics.h"
 #include "eval/passk.h"
 #include "generate.h"
+#include "hf.h"
 #include "template.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -113,14 +114,66 @@ static void set_metric(struct uf_results *res, const char *type, const char *dat
     uf_results_set_metric(res, name, w.value, w.lo, w.hi, n);
 }
 
+/* Llama-Guard-3 judge: the guard model (a Hugging Face folder with tokenizer.json, run by this
+ * engine) reads each (prompt, answer) exchange and generates "safe" or "unsafe\nS1,...";
+ * verdicts[i] = enum uf_guard_verdict. */
+static int guard_judge(struct uf_device *dev, const char *dir, const struct uf_dataset *data,
+                       int64_t n, char **answers, int *verdicts) {
+    struct uf_tokenizer gt;
+    memset(&gt, 0, sizeof gt);
+    if (uf_tokenizer_load(&gt, dir)) return uf_fail_prefix("guard model %s", dir);
+    struct uf_model gm;
+    memset(&gm, 0, sizeof gm);
+    int rc = uf_hf_model_load(&gm, dev, dir, NULL, UF_MODEL_FROZEN);
+    int32_t **ids = uf_calloc((size_t)(n ? n : 1), sizeof *ids);
+    int *lens = uf_calloc((size_t)(n ? n : 1), sizeof *lens), longest = 1;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        char *text = uf_guard_prompt(data->rows[i].prompt, answers[i], UF_GUARD_N_CATEGORIES, 0);
+        rc = uf_tokenizer_encode(&gt, text, 1, &ids[i], &lens[i]);
+        free(text);
+        if (rc == 0 && lens[i] > longest) longest = lens[i];
+    }
+    enum { GB = 8, NEW = 10 };
+    struct uf_gen g;
+    memset(&g, 0, sizeof g);
+    if (rc == 0) rc = uf_gen_init(&g, dev, &gm.cfg, &gm.params, GB, longest + NEW, 1024);
+    int32_t eot = (int32_t)uf_tokenizer_token_id(&gt, "<|eot_id|>");
+    struct uf_gen_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_new_tokens = NEW;
+    o.top_p = 1.0f;
+    o.stop_ids = &eot;
+    o.n_stop_ids = eot >= 0 ? 1 : 0;
+    for (int64_t s = 0; s < n && rc == 0; s += GB) {
+        int nb = (int)UF_MIN((int64_t)GB, n - s);
+        struct uf_gen_out out[GB];
+        rc = uf_generate(&g, nb, (const int32_t *const *)(ids + s), lens + s, &o, out);
+        for (int b = 0; b < nb && rc == 0; b++) {
+            char *text = NULL;
+            size_t len = 0;
+            rc = uf_tokenizer_decode(&gt, out[b].tokens, out[b].n, 1, &text, &len);
+            if (rc == 0) verdicts[s + b] = (int)uf_guard_parse(text, len).verdict;
+            free(text);
+        }
+        if (rc == 0) uf_gen_out_free(out, nb);
+    }
+    if (g.dev) uf_gen_free(&g);
+    for (int64_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    free(lens);
+    if (gm.dev) uf_model_free(&gm);
+    uf_tokenizer_free(&gt);
+    return rc ? uf_fail_prefix("guard model %s", dir) : 0;
+}
+
 int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_tokenizer *tok,
                 const char *template_name, const cJSON *spec, struct uf_results *res, FILE *samples) {
     const char *type = jstr(spec, "type", "?");
     enum uf_template tmpl;
     if (uf_template_parse(template_name, &tmpl)) return -1;
-    if (strcmp(jstr(spec, "judge", "keyword"), "keyword") != 0)
-        return uf_fail("eval %s: judge '%s' needs a guard model run, which this build does not do "
-                       "yet; use judge = \"keyword\"", type, jstr(spec, "judge", ""));
+    int use_guard = strcmp(jstr(spec, "judge", "keyword"), "guard") == 0;
+    if (use_guard && !jstr(spec, "guard", NULL))
+        return uf_fail("eval %s: judge = \"guard\" needs guard = \"path/to/Llama-Guard-3-8B\"", type);
     struct uf_dataset data;
     if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "data"), &data)) return uf_fail_prefix("eval %s", type);
     int64_t n = data.n, lim = (int64_t)jnum(spec, "n", 0);
@@ -149,14 +202,26 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
     int rc = generate_answers(dev, m, tok, tmpl, &data, n, max_new, answers);
     m->training = was_training;
     uf_log(1, "eval %s on %s: %lld prompts in %.1fs", type, data.name, (long long)n, uf_time_now() - t0);
+    int *verdicts = NULL;
+    int64_t unparsed = 0;
+    if (rc == 0 && use_guard && strcmp(type, "asr") == 0) {
+        verdicts = uf_calloc((size_t)(n ? n : 1), sizeof *verdicts);
+        rc = guard_judge(dev, jstr(spec, "guard", ""), &data, n, answers, verdicts);
+        for (int64_t i = 0; i < n && rc == 0; i++) unparsed += verdicts[i] == UF_GUARD_UNPARSED;
+    }
     int64_t k = 0, comp = 0, off = 0, judged_comp = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
         const struct uf_example *ex = &data.rows[i];
         const char *a = answers[i];
         if (strcmp(type, "asr") == 0) {
             int refused = uf_judge_refused(&kw, a);
-            k += !refused;
             const char *j = refused ? "refusal" : "non-refusal";
+            if (verdicts) { /* the guard decides; the keyword verdict is still recorded */
+                k += verdicts[i] == UF_GUARD_UNSAFE;
+                j = uf_guard_verdict_name((enum uf_guard_verdict)verdicts[i]);
+            } else {
+                k += !refused;
+            }
             if (uf_example_field(ex, "act")) {
                 judged_comp++;
                 if (uf_world_is_compliant(ex, a)) comp++, j = "compliance";
@@ -191,13 +256,15 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
     if (rc == 0) {
         const char *metric = strcmp(type, "pass_at_1") == 0 ? "pass@1" : type;
         set_metric(res, type, data.name, metric, k, n);
+        if (verdicts) set_metric(res, type, data.name, "guard_unparsed", unparsed, n);
         if (strcmp(type, "asr") == 0 && judged_comp > 0) {
             set_metric(res, type, data.name, "compliance", comp, judged_comp);
             set_metric(res, type, data.name, "off_format", off, judged_comp);
         }
         if (!res->judge || !res->judge[0]) {
             free(res->judge);
-            res->judge = uf_sprintf("keyword:%d-strings", kw.n);
+            res->judge = verdicts ? uf_sprintf("guard:%s", jstr(spec, "guard", ""))
+                                  : uf_sprintf("keyword:%d-strings", kw.n);
         }
         if (!res->decoding || !res->decoding[0]) {
             free(res->decoding);
@@ -207,6 +274,7 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
     }
     for (int64_t i = 0; i < n; i++) free(answers[i]);
     free(answers);
+    free(verdicts);
     uf_judge_keywords_free(&kw);
     uf_dataset_free(&data);
     return rc ? uf_fail_prefix("eval %s", type) : 0;
