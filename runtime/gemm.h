@@ -23,6 +23,14 @@ void uf_gemm(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k
              cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb, float beta,
              cl_mem C, size_t c_off, size_t ldc);
 
+/* The same with B stored as bf16 (ushort, the high half of an f32; b_off and ldb in bf16
+ * elements): frozen base weights. B is widened to f32 exactly when packed (or read, for small m)
+ * and everything accumulates in f32. Always the own kernels (CLBlast has no bf16); bit-identical
+ * to the own backend's uf_gemm on the f32 values of the same bf16 numbers. */
+void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                  cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb,
+                  float beta, cl_mem C, size_t c_off, size_t ldc);
+
 void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k,
                      float alpha, cl_mem A, size_t a_off, size_t lda, size_t a_stride, cl_mem B,
                      size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem C, size_t c_off,

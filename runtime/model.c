@@ -23,6 +23,7 @@
 
 #include "gemm.h"
 #include "ops.h"
+#include "safetensors.h"
 #include "util.h"
 
 #define NK 12 /* parameter kinds per layer slot in pidx / lidx */
@@ -35,18 +36,23 @@ static struct uf_tensor sl(const struct uf_tensor *base, int64_t slot, int64_t n
     return v;
 }
 
+/* The GEMM for a weight operand B = w: bf16 base weights (UF_MODEL_BF16_BASE) use uf_gemm_bf16 */
+typedef void (*gemm_fn)(struct uf_device *, bool, bool, size_t, size_t, size_t, float, cl_mem,
+                        size_t, size_t, cl_mem, size_t, size_t, float, cl_mem, size_t, size_t);
+static gemm_fn gemm_for(const struct uf_tensor *w) { return w->dtype == UF_BF16 ? uf_gemm_bf16 : uf_gemm; }
+
 /* y (N, out) = alpha x (N, in) W^T + beta y,  W (out, in) */
 static void mm_fwd(struct uf_device *d, struct uf_tensor *y, const struct uf_tensor *x,
                    const struct uf_tensor *w, int64_t N, int64_t in, int64_t out, float alpha,
                    float beta) {
-    uf_gemm(d, false, true, (size_t)N, (size_t)out, (size_t)in, alpha, x->buf, x->offset,
+    gemm_for(w)(d, false, true, (size_t)N, (size_t)out, (size_t)in, alpha, x->buf, x->offset,
             (size_t)in, w->buf, w->offset, (size_t)in, beta, y->buf, y->offset, (size_t)out);
 }
 /* dx (N, in) = alpha dy (N, out) W (out, in) + beta dx */
 static void mm_dx(struct uf_device *d, struct uf_tensor *dx, const struct uf_tensor *dy,
                   const struct uf_tensor *w, int64_t N, int64_t in, int64_t out, float alpha,
                   float beta) {
-    uf_gemm(d, false, false, (size_t)N, (size_t)in, (size_t)out, alpha, dy->buf, dy->offset,
+    gemm_for(w)(d, false, false, (size_t)N, (size_t)in, (size_t)out, alpha, dy->buf, dy->offset,
             (size_t)out, w->buf, w->offset, (size_t)in, beta, dx->buf, dx->offset, (size_t)in);
 }
 /* dW (out, in) += alpha dy^T (out, N) x (N, in) */
@@ -92,6 +98,21 @@ static float embed_scale(const struct uf_model_config *c) {
 static int64_t lslot(const struct uf_model *m, int l) { return m->frozen ? 0 : l; }
 static int64_t rslot(const struct uf_model *m, int l) { return m->frozen ? l % 2 : l; }
 
+static int is_norm(enum uf_param_kind k) {
+    return k == UF_P_ATTN_NORM || k == UF_P_MLP_NORM || k == UF_P_FINAL_NORM;
+}
+
+/* bf16_base: norms (f32) = the widened bf16 norm weights of params */
+static void bf16_sync_norms(struct uf_model *m) {
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        if (!is_norm(pd->kind)) continue;
+        struct uf_tensor src;
+        uf_tensor_view(&src, &m->params, pd->name, (size_t)pd->offset, 1, (int64_t[]){pd->numel});
+        uf_tensor_convert(&m->pv[i], &src);
+    }
+}
+
 /* ---- init / free ---------------------------------------------------------------------------- */
 int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_model_config *cfg,
                   uint64_t seed, int flags) {
@@ -100,6 +121,7 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     m->cfg = *cfg;
     m->dev = dev;
     m->frozen = (flags & UF_MODEL_FROZEN) != 0;
+    m->bf16_base = (flags & UF_MODEL_BF16_BASE) != 0;
     m->training = !m->frozen;
     m->seed = seed;
     const struct uf_model_config *c = &m->cfg;
@@ -108,26 +130,41 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     m->descs = uf_calloc((size_t)m->n_params, sizeof *m->descs);
     uf_model_param_descs(c, m->descs);
     m->numel = m->descs[m->n_params - 1].offset + m->descs[m->n_params - 1].numel;
-    uf_tensor_init(&m->params, dev, "params", UF_F32, 1, (int64_t[]){m->numel});
+    uf_tensor_init(&m->params, dev, "params", m->bf16_base ? UF_BF16 : UF_F32, 1,
+                   (int64_t[]){m->numel});
     m->bytes_params = uf_tensor_bytes(&m->params);
+    int64_t n_norm = 0; /* bf16_base: norm weights get an f32 side copy */
+    for (int i = 0; i < m->n_params; i++)
+        if (is_norm(m->descs[i].kind)) n_norm += m->descs[i].numel;
+    if (m->bf16_base) {
+        uf_tensor_init(&m->norms, dev, "norms", UF_F32, 1, (int64_t[]){n_norm});
+        m->bytes_params += uf_tensor_bytes(&m->norms);
+    }
     m->pv = uf_calloc((size_t)m->n_params, sizeof *m->pv);
     m->gv = uf_calloc((size_t)m->n_params, sizeof *m->gv);
     m->trainable = uf_calloc((size_t)m->n_params, sizeof *m->trainable);
     m->pidx = uf_malloc((size_t)c->n_layers * NK * sizeof *m->pidx);
     for (int i = 0; i < c->n_layers * NK; i++) m->pidx[i] = -1;
     m->p_embed = m->p_final = m->p_head = -1;
+    int64_t norm_off = 0;
     for (int i = 0; i < m->n_params; i++) {
         const struct uf_param_desc *pd = &m->descs[i];
-        uf_tensor_view(&m->pv[i], &m->params, pd->name, (size_t)pd->offset, 2,
-                       (int64_t[]){pd->rows, pd->cols});
-        m->trainable[i] = !m->frozen;
+        if (m->bf16_base && is_norm(pd->kind)) {
+            uf_tensor_view(&m->pv[i], &m->norms, pd->name, (size_t)norm_off, 2,
+                           (int64_t[]){pd->rows, pd->cols});
+            norm_off += pd->numel;
+        } else {
+            uf_tensor_view(&m->pv[i], &m->params, pd->name, (size_t)pd->offset, 2,
+                           (int64_t[]){pd->rows, pd->cols});
+        }
+        m->trainable[i] = !m->frozen && !m->bf16_base;
         if (pd->layer >= 0) m->pidx[pd->layer * NK + pd->kind] = i;
         else if (pd->kind == UF_P_EMBED) m->p_embed = i;
         else if (pd->kind == UF_P_FINAL_NORM) m->p_final = i;
         else if (pd->kind == UF_P_LM_HEAD) m->p_head = i;
     }
     if (c->tied_embeddings) m->p_head = m->p_embed;
-    if (!m->frozen) {
+    if (!m->frozen && !m->bf16_base) {
         uf_tensor_init(&m->grads, dev, "grads", UF_F32, 1, (int64_t[]){m->numel});
         m->bytes_grads = uf_tensor_bytes(&m->grads);
         m->has_grads = 1;
@@ -165,7 +202,7 @@ void uf_model_init_params(struct uf_model *m, uint64_t seed) {
             for (int64_t j = 0; j < pd->numel; j++) p[j] = (float)(std * uf_rng_normal(&r));
         }
     }
-    uf_tensor_upload(&m->params, h);
+    uf_model_load_params(m, h);
     free(h);
 }
 
@@ -254,6 +291,7 @@ void uf_model_free(struct uf_model *m) {
         free(m->stage[i]);
     }
     uf_tensor_free(&m->params);
+    if (m->norms.buf) uf_tensor_free(&m->norms);
     if (m->grads.buf) uf_tensor_free(&m->grads);
     if (m->lora_params.buf) uf_tensor_free(&m->lora_params);
     if (m->lora_grads.buf) uf_tensor_free(&m->lora_grads);
@@ -272,8 +310,41 @@ void uf_model_free(struct uf_model *m) {
 }
 
 /* ---- parameters to / from the host ---------------------------------------------------------- */
-void uf_model_load_params(struct uf_model *m, const float *host) { uf_tensor_upload(&m->params, host); }
-void uf_model_save_params(struct uf_model *m, float *host) { uf_tensor_download(&m->params, host); }
+void uf_model_load_params(struct uf_model *m, const float *host) {
+    if (!m->bf16_base) {
+        uf_tensor_upload(&m->params, host);
+        return;
+    }
+    /* round to bf16 in chunks (no second P-sized host copy), then widen the norms on the device */
+    enum { CH = 1 << 22 };
+    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
+    for (int64_t o = 0; o < m->numel; o += CH) {
+        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
+        for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(host[o + j]);
+        struct uf_tensor v;
+        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
+        uf_tensor_upload(&v, h16);
+    }
+    free(h16);
+    bf16_sync_norms(m);
+}
+
+void uf_model_save_params(struct uf_model *m, float *host) {
+    if (!m->bf16_base) {
+        uf_tensor_download(&m->params, host);
+        return;
+    }
+    enum { CH = 1 << 22 };
+    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
+    for (int64_t o = 0; o < m->numel; o += CH) {
+        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
+        struct uf_tensor v;
+        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
+        uf_tensor_download(&v, h16);
+        for (int64_t j = 0; j < n; j++) host[o + j] = uf_bf16_to_f32(h16[j]);
+    }
+    free(h16);
+}
 void uf_model_save_grads(struct uf_model *m, float *host) {
     if (m->has_grads) uf_tensor_download(&m->grads, host);
     else memset(host, 0, (size_t)m->numel * sizeof *host);
@@ -283,7 +354,15 @@ int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src) {
     if (dst->numel != src->numel || memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
         return uf_fail("uf_model_copy_params: the two models have different configs (%lld vs %lld "
                        "parameters)", (long long)dst->numel, (long long)src->numel);
-    uf_tensor_copy(&dst->params, &src->params);
+    if (dst->bf16_base == src->bf16_base) {
+        uf_tensor_copy(&dst->params, &src->params);
+        if (dst->bf16_base) uf_tensor_copy(&dst->norms, &src->norms);
+    } else if (dst->bf16_base) { /* f32 -> bf16 on the device (nearest even) */
+        uf_tensor_convert(&dst->params, &src->params);
+        bf16_sync_norms(dst);
+    } else {
+        uf_tensor_convert(&dst->params, &src->params);
+    }
     return 0;
 }
 
@@ -597,6 +676,9 @@ int uf_model_backward(struct uf_model *m) { return uf_model_backward_ex(m, 1.0f,
 int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_tensor *g_logits,
                          const struct uf_tensor *g_hidden) {
     if (m->frozen) return uf_fail("uf_model_backward: the model is frozen (forward only)");
+    if (m->bf16_base && m->lora.rank <= 0)
+        return uf_fail("uf_model_backward: the base is stored as bf16 (UF_MODEL_BF16_BASE) and has "
+                       "no gradients; add LoRA adapters (uf_model_lora_init) to train");
     if (m->n_cap == 0) return uf_fail("uf_model_backward: no forward ran yet");
     struct uf_device *d = m->dev;
     const struct uf_model_config *c = &m->cfg;
