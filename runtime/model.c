@@ -94,8 +94,10 @@ static float embed_scale(const struct uf_model_config *c) {
     return c->embed_scale ? (float)sqrt((double)c->d_model) : 1.0f;
 }
 
-/* per-layer activation slot: frozen models reuse slot 0 (resid: ping-pong over 2) */
-static int64_t lslot(const struct uf_model *m, int l) { return m->frozen ? 0 : l; }
+/* per-layer activation slot: frozen models and activation checkpointing reuse slot 0 (frozen
+ * resid: ping-pong over 2; checkpointing keeps every layer input in resid) */
+static int one_layer(const struct uf_model *m) { return m->frozen || m->checkpointing; }
+static int64_t lslot(const struct uf_model *m, int l) { return one_layer(m) ? 0 : l; }
 static int64_t rslot(const struct uf_model *m, int l) { return m->frozen ? l % 2 : l; }
 
 static int is_norm(enum uf_param_kind k) {
@@ -232,13 +234,14 @@ static void act_alloc(struct uf_model *m, struct uf_tensor *t, const char *name,
 
 /* Activations for N rows (grown only). */
 static void acts_reserve(struct uf_model *m, int64_t N) {
-    if (N <= m->n_cap) return;
+    if (N <= m->n_cap && m->acts_ckpt == m->checkpointing) return;
     uf_model_release_activations(m);
+    m->acts_ckpt = m->checkpointing;
     const struct uf_model_config *c = &m->cfg;
     int64_t D = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     int64_t QD = H * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
-    int64_t Ls = m->frozen ? 1 : c->n_layers, Rs = m->frozen ? 2 : c->n_layers + 1;
-    int64_t r = m->lora.rank, nl = (int64_t)c->n_layers * m->lora_per_layer;
+    int64_t Ls = one_layer(m) ? 1 : c->n_layers, Rs = m->frozen ? 2 : c->n_layers + 1;
+    int64_t r = m->lora.rank, nl = Ls * m->lora_per_layer;
     act_alloc(m, &m->resid, "resid", UF_F32, Rs * N * D);
     act_alloc(m, &m->resid_mid, "resid_mid", UF_F32, Ls * N * D);
     act_alloc(m, &m->norm1, "norm1", UF_F32, Ls * N * D);
@@ -411,7 +414,8 @@ static int lora_active(const struct uf_model *m, int l, enum uf_param_kind kind)
 }
 
 static struct uf_tensor lora_t_view(const struct uf_model *m, int li, int64_t N) {
-    return sl(&m->lora_t, li / 2, N * m->lora.rank);
+    int64_t slot = li / 2 - (one_layer(m) ? (int64_t)m->lora_descs[li].layer * m->lora_per_layer : 0);
+    return sl(&m->lora_t, slot, N * m->lora.rank);
 }
 
 
@@ -472,51 +476,60 @@ static void linear_backward(struct uf_model *m, int l, enum uf_param_kind kind,
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
+/* Layer l's forward: resid[rslot(l)] -> the layer's saved activations (slot lslot(l)) and
+ * resid[rslot(l + 1)]. Backward calls it again under activation checkpointing (same inputs,
+ * same dropout masks: bit-identical recomputation). */
+static void layer_forward(struct uf_model *m, int l, const struct uf_tensor *lengths, int B, int T) {
+    struct uf_device *d = m->dev;
+    const struct uf_model_config *c = &m->cfg;
+    int64_t N = (int64_t)B * T, D = c->d_model, F = c->d_ff;
+    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    int64_t QD = (int64_t)H * hd, KD = (int64_t)KV * hd;
+    int gelu = c->act == UF_ACT_GELU_TANH;
+    struct uf_tensor x = sl(&m->resid, rslot(m, l), N * D);
+    struct uf_tensor qpre = sl(&m->qpre, 0, N * QD), kpre = sl(&m->kpre, 0, N * KD);
+    int64_t s = lslot(m, l);
+    const int *pi = &m->pidx[l * NK];
+    struct uf_tensor h = sl(&m->resid_mid, s, N * D), xo = sl(&m->resid, rslot(m, l + 1), N * D);
+    struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
+    struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
+    struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
+    struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
+    struct uf_tensor lse = sl(&m->lse, s, N * H);
+    struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
+    struct uf_tensor act = sl(&m->act, s, N * F);
+
+    uf_op_rmsnorm_forward(d, &x, &m->pv[pi[UF_P_ATTN_NORM]], c->norm_eps, c->norm_plus_one, &n1, &r1);
+    linear_forward(m, l, UF_P_Q, &n1, &qpre, 0.0f, N);
+    uf_op_rope_forward(d, &qpre, T, H, hd, &m->inv_freq, &q);
+    linear_forward(m, l, UF_P_K, &n1, &kpre, 0.0f, N);
+    uf_op_rope_forward(d, &kpre, T, KV, hd, &m->inv_freq, &k);
+    linear_forward(m, l, UF_P_V, &n1, &v, 0.0f, N);
+    uf_op_attention_forward(d, &q, &k, &v, lengths, B, T, H, KV, hd, c->sliding_window, &a, &lse);
+    uf_tensor_copy(&h, &x);
+    linear_forward(m, l, UF_P_O, &a, &h, 1.0f, N);
+
+    uf_op_rmsnorm_forward(d, &h, &m->pv[pi[UF_P_MLP_NORM]], c->norm_eps, c->norm_plus_one, &n2, &r2);
+    linear_forward(m, l, UF_P_GATE, &n2, &g, 0.0f, N);
+    linear_forward(m, l, UF_P_UP, &n2, &u, 0.0f, N);
+    uf_op_gated_forward(d, &g, &u, gelu, &act);
+    uf_tensor_copy(&xo, &h);
+    linear_forward(m, l, UF_P_DOWN, &act, &xo, 1.0f, N);
+}
+
 static void forward_core(struct uf_model *m, const struct uf_tensor *tokens,
                          const struct uf_tensor *lengths, int B, int T) {
     struct uf_device *d = m->dev;
     const struct uf_model_config *c = &m->cfg;
-    int64_t N = (int64_t)B * T, D = c->d_model, F = c->d_ff, V = c->vocab;
-    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
-    int64_t QD = (int64_t)H * hd, KD = (int64_t)KV * hd;
-    int gelu = c->act == UF_ACT_GELU_TANH;
+    int64_t N = (int64_t)B * T, D = c->d_model, V = c->vocab;
     m->B = B, m->T = T;
     m->n_forward++;
     m->drop_active = m->training && m->lora.rank > 0 && m->lora.dropout > 0.0f;
 
     struct uf_tensor x = sl(&m->resid, rslot(m, 0), N * D);
     uf_op_embed_forward(d, tokens, &m->pv[m->p_embed], embed_scale(c), &x);
-    struct uf_tensor qpre = sl(&m->qpre, 0, N * QD), kpre = sl(&m->kpre, 0, N * KD);
-    for (int l = 0; l < c->n_layers; l++) {
-        int64_t s = lslot(m, l);
-        const int *pi = &m->pidx[l * NK];
-        struct uf_tensor h = sl(&m->resid_mid, s, N * D), xo = sl(&m->resid, rslot(m, l + 1), N * D);
-        struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
-        struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
-        struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
-        struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
-        struct uf_tensor lse = sl(&m->lse, s, N * H);
-        struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
-        struct uf_tensor act = sl(&m->act, s, N * F);
-
-        uf_op_rmsnorm_forward(d, &x, &m->pv[pi[UF_P_ATTN_NORM]], c->norm_eps, c->norm_plus_one, &n1, &r1);
-        linear_forward(m, l, UF_P_Q, &n1, &qpre, 0.0f, N);
-        uf_op_rope_forward(d, &qpre, T, H, hd, &m->inv_freq, &q);
-        linear_forward(m, l, UF_P_K, &n1, &kpre, 0.0f, N);
-        uf_op_rope_forward(d, &kpre, T, KV, hd, &m->inv_freq, &k);
-        linear_forward(m, l, UF_P_V, &n1, &v, 0.0f, N);
-        uf_op_attention_forward(d, &q, &k, &v, lengths, B, T, H, KV, hd, c->sliding_window, &a, &lse);
-        uf_tensor_copy(&h, &x);
-        linear_forward(m, l, UF_P_O, &a, &h, 1.0f, N);
-
-        uf_op_rmsnorm_forward(d, &h, &m->pv[pi[UF_P_MLP_NORM]], c->norm_eps, c->norm_plus_one, &n2, &r2);
-        linear_forward(m, l, UF_P_GATE, &n2, &g, 0.0f, N);
-        linear_forward(m, l, UF_P_UP, &n2, &u, 0.0f, N);
-        uf_op_gated_forward(d, &g, &u, gelu, &act);
-        uf_tensor_copy(&xo, &h);
-        linear_forward(m, l, UF_P_DOWN, &act, &xo, 1.0f, N);
-        x = xo;
-    }
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l, lengths, B, T);
+    x = sl(&m->resid, rslot(m, c->n_layers), N * D);
     struct uf_tensor hid = sl(&m->hidden, 0, N * D), rf = sl(&m->rstdf, 0, N);
     struct uf_tensor lg = sl(&m->logits, 0, N * V);
     uf_op_rmsnorm_forward(d, &x, &m->pv[m->p_final], c->norm_eps, c->norm_plus_one, &hid, &rf);
@@ -736,14 +749,16 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
     struct uf_tensor dact = sl(&m->dact, 0, N * F), len = sl(&m->lengths, 0, B);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const int *pi = &m->pidx[l * NK];
-        struct uf_tensor x = sl(&m->resid, l, N * D), h = sl(&m->resid_mid, l, N * D);
-        struct uf_tensor n1 = sl(&m->norm1, l, N * D), r1 = sl(&m->rstd1, l, N);
-        struct uf_tensor n2 = sl(&m->norm2, l, N * D), r2 = sl(&m->rstd2, l, N);
-        struct uf_tensor q = sl(&m->q, l, N * QD), k = sl(&m->k, l, N * KD);
-        struct uf_tensor v = sl(&m->v, l, N * KD), a = sl(&m->att, l, N * QD);
-        struct uf_tensor lse = sl(&m->lse, l, N * H);
-        struct uf_tensor g = sl(&m->gate, l, N * F), u = sl(&m->up, l, N * F);
-        struct uf_tensor act = sl(&m->act, l, N * F);
+        int64_t s = lslot(m, l); /* activation checkpointing: recompute the layer into slot 0 */
+        if (m->checkpointing) layer_forward(m, l, &len, B, T);
+        struct uf_tensor x = sl(&m->resid, l, N * D), h = sl(&m->resid_mid, s, N * D);
+        struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
+        struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
+        struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
+        struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
+        struct uf_tensor lse = sl(&m->lse, s, N * H);
+        struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
+        struct uf_tensor act = sl(&m->act, s, N * F);
         struct uf_tensor *gw1 = m->has_grads && m->trainable[pi[UF_P_ATTN_NORM]] ? &m->gv[pi[UF_P_ATTN_NORM]] : NULL;
         struct uf_tensor *gw2 = m->has_grads && m->trainable[pi[UF_P_MLP_NORM]] ? &m->gv[pi[UF_P_MLP_NORM]] : NULL;
 

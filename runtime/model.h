@@ -9,7 +9,9 @@
  *   LoRA         its own flat params / grads in the PEFT layout of lora_descs (see below); the
  *                base is frozen (no base gradients or optimizer state are allocated).
  *   activations  allocated on the first forward for N = B*T rows and reused; they grow only when
- *                a larger N arrives. A frozen model (teacher) keeps one layer's worth only.
+ *                a larger N arrives. A frozen model (teacher) keeps one layer's worth only; with
+ *                m->checkpointing, the layer inputs (L+1, N, D) plus one layer's worth, and
+ *                backward recomputes each layer's forward before its backward.
  *
  * A training step (nothing in it waits for the device; the loss is read only on request):
  *   uf_model_zero_grad(m);
@@ -98,6 +100,10 @@ struct uf_model {
     uint64_t seed;              /* init and dropout seed */
     uint64_t n_forward;         /* forward calls so far (dropout stream) */
     int bf16_base;              /* UF_MODEL_BF16_BASE given: params is bf16 */
+    int checkpointing;          /* activation checkpointing (set any time; default 0): keep
+                                   only each layer's input (resid) and recompute the layer's
+                                   forward in backward; gradients are bit-identical */
+    int acts_ckpt;              /* the checkpointing mode the activations were allocated for */
 
     /* parameters: canonical layout */
     int n_params;
