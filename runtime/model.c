@@ -187,24 +187,45 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     return 0;
 }
 
+/* Fills x[0..n) with the init values of parameter pd (the stream of r continues across calls). */
+static void init_values(const struct uf_model_config *c, const struct uf_param_desc *pd,
+                        struct uf_rng *r, float *x, int64_t n) {
+    if (pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM) {
+        for (int64_t j = 0; j < n; j++) x[j] = c->norm_plus_one ? 0.0f : 1.0f;
+        return;
+    }
+    double std = 0.02;
+    if (pd->kind == UF_P_O || pd->kind == UF_P_DOWN) std *= 1.0 / sqrt(2.0 * c->n_layers);
+    for (int64_t j = 0; j < n; j++) x[j] = (float)(std * uf_rng_normal(r));
+}
+
 void uf_model_init_params(struct uf_model *m, uint64_t seed) {
     const struct uf_model_config *c = &m->cfg;
-    float *h = uf_malloc((size_t)m->numel * sizeof *h);
     struct uf_rng r;
     uf_rng_init(&r, seed);
-    double resid_scale = 1.0 / sqrt(2.0 * c->n_layers);
-    for (int i = 0; i < m->n_params; i++) {
-        const struct uf_param_desc *pd = &m->descs[i];
-        float *p = h + pd->offset;
-        if (pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM) {
-            for (int64_t j = 0; j < pd->numel; j++) p[j] = c->norm_plus_one ? 0.0f : 1.0f;
-        } else {
-            double std = 0.02;
-            if (pd->kind == UF_P_O || pd->kind == UF_P_DOWN) std *= resid_scale;
-            for (int64_t j = 0; j < pd->numel; j++) p[j] = (float)(std * uf_rng_normal(&r));
+    if (m->bf16_base) { /* in chunks: no P-sized f32 host buffer (27 GB for 7B); same values */
+        enum { CH = 1 << 22 };
+        float *h = uf_malloc((size_t)CH * sizeof *h);
+        uint16_t *h16 = uf_malloc((size_t)CH * sizeof *h16);
+        for (int i = 0; i < m->n_params; i++) {
+            const struct uf_param_desc *pd = &m->descs[i];
+            for (int64_t o = 0; o < pd->numel; o += CH) {
+                int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
+                init_values(c, pd, &r, h, n);
+                for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(h[j]);
+                struct uf_tensor v;
+                uf_tensor_view(&v, &m->params, "params", (size_t)(pd->offset + o), 1, (int64_t[]){n});
+                uf_tensor_upload(&v, h16);
+            }
         }
+        free(h), free(h16);
+        bf16_sync_norms(m);
+        return;
     }
-    uf_model_load_params(m, h);
+    float *h = uf_malloc((size_t)m->numel * sizeof *h);
+    for (int i = 0; i < m->n_params; i++)
+        init_values(c, &m->descs[i], &r, h + m->descs[i].offset, m->descs[i].numel);
+    uf_tensor_upload(&m->params, h);
     free(h);
 }
 

@@ -7,7 +7,8 @@
  *   - tiny llama and gemma (tied embeddings, MQA) models with LoRA (B != 0): logits, loss and
  *     every LoRA gradient of the bf16-base model vs the f32 model: max rel <= 1e-6 (expected
  *     bit-identical with the own GEMM backend, forced here; the kernels read the same numbers);
- *   - save_params of a bf16 model returns exactly the rounded values; copy f32 -> bf16 model
+ *   - the bf16 init (chunked) equals the f32 init rounded; save_params of a bf16 model returns
+ *     exactly the rounded values; copy f32 -> bf16 model
  *     rounds on the device like the host; LoRA merge on a bf16 base is close to the unmerged
  *     forward (5e-2 max rel: each merged weight is rounded to bf16, 2^-8 relative, measured
  *     0.015 with these 0.3-std weights);
@@ -123,6 +124,11 @@ static void model_case(enum uf_family fam) {
     CHECK_EQ_INT((long long)m16.bytes_params < (long long)m32.bytes_params, 1);
     size_t P = (size_t)m32.numel;
     float *p = uf_malloc(P * 4), *pr = uf_malloc(P * 4), *back = uf_malloc(P * 4);
+    /* the chunked bf16 init gives the f32 init's values rounded */
+    uf_model_save_params(&m32, p);
+    round_bf16(p, P);
+    uf_model_save_params(&m16, back);
+    CHECK_MSG(memcmp(back, p, P * 4) == 0, "bf16 init != rounded f32 init");
     struct uf_rng r;
     uf_rng_init(&r, 99);
     fill_normal(&r, p, P, 0.3);
