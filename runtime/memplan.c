@@ -93,6 +93,22 @@ int uf_memplan_compute(const struct uf_memplan_in *in, struct uf_memplan *p) {
     p->kv_cache = (size_t)p->eval_batch * kv_per_seq(c, p->eval_len);
     p->eval_total = base + p->kv_cache;
     p->total = UF_MAX(p->train_total, p->eval_total);
+
+    /* the largest single buffer (OpenCL caps one allocation at CL_DEVICE_MAX_MEM_ALLOC_SIZE) */
+    size_t Ls = in->checkpointing ? 1 : L;
+    struct { const char *name; size_t bytes; } buf[] = {
+        {"params (the flat base parameter vector)", weights - (in->bf16_base ? p->weights_f32 : 0)},
+        {"grads", p->grads},
+        {"AdamW m / v", p->optim / 2},
+        {"activations resid", (L + 1) * N * D * 4},
+        {"activations gate / up / act", Ls * N * F * 4},
+        {"activations q / att", Ls * N * QD * 4},
+        {"logits / dlogits", N * V * 4},
+        {"KV cache k / v", p->kv_cache / 2},
+        {"generation logits", (size_t)GEN_ROWS * V * 4},
+    };
+    for (size_t i = 0; i < UF_ARRAY_LEN(buf); i++)
+        if (buf[i].bytes > p->biggest) p->biggest = buf[i].bytes, p->biggest_name = buf[i].name;
     return 0;
 }
 
@@ -126,11 +142,24 @@ void uf_memplan_print(const struct uf_memplan_in *in, const struct uf_memplan *p
     line(out, indent, "  training peak", p->train_total, "");
     line(out, indent, "  evaluation peak", p->eval_total, "");
     line(out, indent, "  total (peak)", p->total, "");
+    line(out, indent, "  largest buffer", p->biggest, p->biggest_name);
 }
 
 int uf_memplan_fits(const struct uf_memplan_in *in, const struct uf_memplan *p,
                     size_t device_bytes, const char *device_name) {
     double cap = (double)device_bytes * (1.0 - UF_MEMPLAN_RESERVE);
+    double gib0 = 1u << 30;
+    if (in->device_max_alloc && p->biggest > in->device_max_alloc) {
+        int is_params = strncmp(p->biggest_name, "params", 6) == 0;
+        return uf_fail("memory plan: the largest buffer, %s, needs %.2f GiB; %s allows %.2f GiB in "
+                       "one buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE)%s", p->biggest_name,
+                       (double)p->biggest / gib0, device_name, (double)in->device_max_alloc / gib0,
+                       is_params ? (in->bf16_base || in->lora_rank <= 0
+                                        ? "; the parameter vector is one buffer: use a smaller model "
+                                          "or a device with a larger allocation limit"
+                                        : "; knobs: set bf16 = true in uf.adamw (halves it)")
+                                 : "; knobs: set checkpointing = true, lower micro_batch or max_len");
+    }
     if ((double)p->total <= cap) return 0;
     /* every knob that helps, with what it saves (the first one listed saves the most) */
     struct { const char *what; double saves; } k[5];

@@ -37,6 +37,7 @@ struct uf_memplan_in {
     int eval_len;             /* cache positions per sequence for generation (0: max_len) */
     int eval_batch_max;       /* largest generation batch (0: 32, evaluate.c's) */
     size_t device_bytes;      /* global memory of the device (0: unknown) */
+    size_t device_max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE (0: no per-buffer limit known) */
 };
 
 struct uf_memplan {
@@ -53,6 +54,8 @@ struct uf_memplan {
     size_t kv_cache;                  /* (L, eval_batch, KV, eval_len, hd) x 2, f32 */
     size_t gen_work;                  /* generation work buffers (1024 rows) */
     size_t train_total, eval_total, total;
+    size_t biggest;                   /* the largest single buffer, bytes */
+    const char *biggest_name;         /* its name ("params", "logits", "gate/up/act", ...) */
 };
 
 /* Fills *p. 0, or uf_fail for an invalid config / knob (named). */
@@ -70,9 +73,10 @@ size_t uf_memplan_gen_work(const struct uf_model_config *c, int rows);
 /* Prints the plan (one line per item, GiB and MiB), indented by `indent`. */
 void uf_memplan_print(const struct uf_memplan_in *in, const struct uf_memplan *p, FILE *out,
                       const char *indent);
-/* 0 when the plan fits `device_bytes` of global memory (less the reserve); else -1 with a
- * uf_fail that names the total, the device and the knob to turn (bf16, checkpointing,
- * micro_batch, max_len, lora). */
+/* 0 when the plan fits `device_bytes` of global memory (less the reserve) and its largest
+ * buffer fits in->device_max_alloc (when known); else -1 with a uf_fail that names the total
+ * (or the buffer), the device and the knobs to turn (bf16, checkpointing, micro_batch, max_len,
+ * lora) with what each saves. */
 int uf_memplan_fits(const struct uf_memplan_in *in, const struct uf_memplan *p,
                     size_t device_bytes, const char *device_name);
 

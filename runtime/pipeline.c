@@ -135,8 +135,9 @@ static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *sta
     if (rc) return -1;
     struct uf_memplan_in in;
     struct uf_memplan plan;
-    if (uf_memplan_from_node(node, &c, (size_t)p->dev.global_mem, &in) || uf_memplan_compute(&in, &plan))
-        return -1;
+    if (uf_memplan_from_node(node, &c, (size_t)p->dev.global_mem, &in)) return -1;
+    in.device_max_alloc = (size_t)p->dev.max_alloc;
+    if (uf_memplan_compute(&in, &plan)) return -1;
     uf_log(1, "memory plan: %.3f GiB peak (training %.3f, evaluation %.3f) on %s (%.2f GiB)",
            (double)plan.total / (1u << 30), (double)plan.train_total / (1u << 30),
            (double)plan.eval_total / (1u << 30), p->dev.name, (double)p->dev.global_mem / (1u << 30));

@@ -3,7 +3,8 @@
  * activations with and without checkpointing after a forward + backward of micro_batch x
  * max_len rows (model.h bytes_* accounting), and the generation KV cache + work buffers
  * (device bytes_live around uf_gen_init). Every count must be exact. Also: the plan refuses a
- * device that is too small and names a knob; a bf16 plan without LoRA is refused. */
+ * device that is too small and names the knobs, and a buffer over the per-allocation limit; a
+ * bf16 plan without LoRA is refused. */
 #include <string.h>
 
 #include "generate.h"
@@ -96,6 +97,13 @@ static void test_fits(void) {
     CHECK(uf_memplan_fits(&in, &p, 24 * gib, "card") == 0);
     CHECK(p.total < 22 * gib);
     CHECK(p.weights_bf16 == 2 * (size_t)uf_model_param_numel(&in.cfg));
+    /* one allocation is capped (CL_DEVICE_MAX_MEM_ALLOC_SIZE): the 12.6 GiB parameter buffer */
+    CHECK(strncmp(p.biggest_name, "params", 6) == 0);
+    CHECK(p.biggest == p.weights_bf16);
+    in.device_max_alloc = 2 * gib;
+    CHECK(uf_memplan_fits(&in, &p, 24 * gib, "card") != 0);
+    CHECK(strstr(uf_error(), "MAX_MEM_ALLOC") != NULL);
+    in.device_max_alloc = 0;
     in.lora_rank = 0;
     CHECK(uf_memplan_compute(&in, &p) != 0); /* bf16 needs LoRA */
 }

@@ -83,7 +83,7 @@ static void print_model(const cJSON *m, int batch, int seq) {
 }
 
 /* The memory plan of a stage/run; 1 when it does not fit (printed to stderr), else 0. */
-static int plan_train(const cJSON *t, size_t dev_bytes, const char *dev_name) {
+static int plan_train(const cJSON *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
     const cJSON *mspec = cJSON_GetObjectItem(t, "model");
     if (!mspec) {
         printf("    memory     plan: model from an earlier stage (see that stage)\n");
@@ -95,8 +95,9 @@ static int plan_train(const cJSON *t, size_t dev_bytes, const char *dev_name) {
     struct uf_model_config c;
     struct uf_memplan_in in;
     struct uf_memplan p;
-    if (uf_memplan_config_from_spec(mspec, vocab, &c) || uf_memplan_from_node(t, &c, dev_bytes, &in) ||
-        uf_memplan_compute(&in, &p)) {
+    int rc = uf_memplan_config_from_spec(mspec, vocab, &c) || uf_memplan_from_node(t, &c, dev_bytes, &in);
+    in.device_max_alloc = dev_max_alloc;
+    if (rc || uf_memplan_compute(&in, &p)) {
         printf("    memory     no plan: %s\n", uf_error());
         return 0;
     }
@@ -110,7 +111,8 @@ static int plan_train(const cJSON *t, size_t dev_bytes, const char *dev_name) {
     return 0;
 }
 
-static int print_train(const cJSON *t, const char *label, size_t dev_bytes, const char *dev_name) {
+static int print_train(const cJSON *t, const char *label, size_t dev_bytes, size_t dev_max_alloc,
+                       const char *dev_name) {
     char buf[512];
     printf("%s %s\n", label, jstr(t, "name") ? jstr(t, "name") : "?");
     const cJSON *optim = cJSON_GetObjectItem(t, "optim");
@@ -119,7 +121,7 @@ static int print_train(const cJSON *t, const char *label, size_t dev_bytes, cons
     if (from) printf("    from       stage %s\n", jstr(from, "name"));
     const cJSON *model = cJSON_GetObjectItem(t, "model");
     if (model) print_model(model, batch, seq);
-    int bad = plan_train(t, dev_bytes, dev_name);
+    int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     const cJSON *data = cJSON_GetObjectItem(t, "data");
     if (data) {
         const char *kind = jstr(data, "_kind");
@@ -245,7 +247,7 @@ int uf_cmd_check(int argc, char **argv) {
         puts(s);
         free(s);
     } else {
-        size_t dev_bytes;
+        size_t dev_bytes, dev_max_alloc = 0; /* --device-mem: no per-buffer limit assumed */
         char dev_name[300];
         if (dev_gib > 0) {
             dev_bytes = (size_t)(dev_gib * (double)(1u << 30));
@@ -254,15 +256,16 @@ int uf_cmd_check(int argc, char **argv) {
             struct uf_device dev;
             uf_device_init(&dev, uf_cli.device);
             dev_bytes = (size_t)dev.global_mem;
+            dev_max_alloc = (size_t)dev.max_alloc;
             snprintf(dev_name, sizeof dev_name, "%s", dev.name);
             uf_device_free(&dev);
         }
         const cJSON *t;
         int too_big = 0;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "stages"))
-            too_big += print_train(t, "stage", dev_bytes, dev_name);
+            too_big += print_train(t, "stage", dev_bytes, dev_max_alloc, dev_name);
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "runs"))
-            too_big += print_train(t, "run  ", dev_bytes, dev_name);
+            too_big += print_train(t, "run  ", dev_bytes, dev_max_alloc, dev_name);
         missing += too_big;
         printf("%d stage(s), %d run(s)%s\n", cJSON_GetArraySize(cJSON_GetObjectItem(plan, "stages")),
                cJSON_GetArraySize(cJSON_GetObjectItem(plan, "runs")),
