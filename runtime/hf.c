@@ -95,7 +95,16 @@ static int load_weights(const char *dir, const struct uf_model_config *c, float 
         if (rc == 0 && dev) {
             struct uf_tensor v;
             uf_tensor_view(&v, dev, d[j].name, (size_t)d[j].offset, 1, (int64_t[]){d[j].numel});
-            uf_tensor_upload(&v, dst);
+            if (dev->dtype == UF_BF16) { /* a bf16 base (model.h UF_MODEL_BF16_BASE): round */
+                /* in place into tmp (element i is written after dst[i] is read); a copy when
+                 * the caller keeps the f32 host vector */
+                uint16_t *h16 = host ? uf_malloc((size_t)d[j].numel * 2) : (uint16_t *)dst;
+                for (int64_t i = 0; i < d[j].numel; i++) h16[i] = uf_f32_to_bf16(dst[i]);
+                uf_tensor_upload(&v, h16);
+                if (host) free(h16);
+            } else {
+                uf_tensor_upload(&v, dst);
+            }
         }
     }
     free(tmp);
@@ -383,11 +392,13 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags) {
     struct uf_model_config c;
-    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags)) return -1;
+    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags | UF_MODEL_NO_INIT))
+        return -1;
     if (load_weights(dir, &c, NULL, &m->params, NULL)) {
         uf_model_free(m);
         return -1;
     }
+    uf_model_params_written(m);
     return 0;
 }
 

@@ -69,7 +69,8 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
  * Bridges between HF folders and a device struct uf_model. */
 struct uf_model;
 /* Builds m from an HF folder (uf_model_init with flags, then the weights uploaded tensor by
- * tensor). */
+ * tensor: host memory holds one tensor at a time; with UF_MODEL_BF16_BASE each is rounded to
+ * bf16 on the way). */
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags);
 /* Exports the model as an HF folder (uf_hf_save). Adapters that are not merged are folded into

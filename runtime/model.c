@@ -183,8 +183,12 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     free(inv);
     uf_tensor_init(&m->loss, dev, "loss", UF_F32, 1, (int64_t[]){1});
     uf_tensor_fill(&m->loss, 0.0f);
-    uf_model_init_params(m, seed);
+    if (!(flags & UF_MODEL_NO_INIT)) uf_model_init_params(m, seed);
     return 0;
+}
+
+void uf_model_params_written(struct uf_model *m) {
+    if (m->bf16_base) bf16_sync_norms(m);
 }
 
 /* Fills x[0..n) with the init values of parameter pd (the stream of r continues across calls). */

@@ -90,7 +90,9 @@ struct uf_model_batch {
  * embedding lookup reads bf16, and the norm weights (tiny) are widened into an f32 side copy
  * (`norms`). No base gradients exist: valid for frozen models and with LoRA (whose params,
  * grads and optimizer state stay f32); backward without LoRA is refused. */
-enum { UF_MODEL_FROZEN = 1, UF_MODEL_BF16_BASE = 2 };
+enum { UF_MODEL_FROZEN = 1, UF_MODEL_BF16_BASE = 2, UF_MODEL_NO_INIT = 4 };
+/* UF_MODEL_NO_INIT: the base parameters are left uninitialised (the caller loads them; saves
+ * the random init of billions of values). */
 
 struct uf_model {
     struct uf_model_config cfg;
@@ -190,6 +192,9 @@ void uf_model_init_params(struct uf_model *m, uint64_t seed);
 void uf_model_load_params(struct uf_model *m, const float *host /* (P) */);
 void uf_model_save_params(struct uf_model *m, float *host /* (P) */);
 void uf_model_save_grads(struct uf_model *m, float *host /* (P) */);
+/* Call after writing m->params directly (e.g. tensor by tensor from a file): with a bf16 base
+ * it refreshes the f32 copy of the norm weights. */
+void uf_model_params_written(struct uf_model *m);
 /* Device copy of another model's parameters (same config), e.g. student -> teacher. */
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src);
 /* Index of the parameter named `name` (HF name), or -1. */

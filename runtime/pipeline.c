@@ -301,13 +301,8 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     int mflags = 0;
     if (rc == 0) rc = plan_memory(p, node, start_dir, mspec, tok.n_vocab, &mflags);
     if (rc == 0) {
-        if (start_dir) {
-            struct uf_model_config c;
-            float *host = NULL;
-            rc = uf_hf_load(start_dir, &c, NULL, &host);
-            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, 1, mflags);
-            if (rc == 0) uf_model_load_params(&model, host);
-            free(host);
+        if (start_dir) { /* tensor by tensor: no host copy of the whole model */
+            rc = uf_hf_model_load(&model, &p->dev, start_dir, NULL, mflags);
         } else {
             struct uf_model_config c;
             rc = new_model_config(mspec, tok.n_vocab, &c);

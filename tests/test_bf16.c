@@ -12,13 +12,19 @@
  *     rounds on the device like the host; LoRA merge on a bf16 base is close to the unmerged
  *     forward (5e-2 max rel: each merged weight is rounded to bf16, 2^-8 relative, measured
  *     0.015 with these 0.3-std weights);
+ *   - an HF folder loaded tensor by tensor into a bf16 model (uf_hf_model_load) holds the rounded
+ *     values;
  *   - generation prefill logits from a frozen bf16 model vs the f32 model (1e-5);
  *   - backward on a bf16 base without LoRA is refused with an error. */
 #include <math.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "gemm.h"
 #include "generate.h"
+#include "hf.h"
 #include "model.h"
 #include "safetensors.h"
 #include "uf_test.h"
@@ -201,6 +207,29 @@ static void model_case(enum uf_family fam) {
     CHECK(uf_model_copy_params(&f16m, &f32m) == 0);
     uf_model_save_params(&f16m, back);
     CHECK_MSG(memcmp(back, pr, P * 4) == 0, "copy f32 -> bf16 model != host-rounded values");
+
+    /* an HF folder loaded tensor by tensor into a bf16 model: the rounded values */
+    {
+        char dir[128];
+        snprintf(dir, sizeof dir, "/tmp/uf_test_bf16_%d_%s", (int)getpid(), uf_family_name(fam));
+        CHECK(uf_hf_save(dir, &c, NULL, p, UF_ST_F32, NULL) == 0);
+        struct uf_model hm;
+        CHECK_MSG(uf_hf_model_load(&hm, &dev, dir, NULL, UF_MODEL_FROZEN | UF_MODEL_BF16_BASE) == 0,
+                  "%s", uf_error());
+        CHECK(hm.params.dtype == UF_BF16);
+        uf_model_save_params(&hm, back);
+        CHECK_MSG(memcmp(back, pr, P * 4) == 0, "HF folder -> bf16 model != host-rounded values");
+        /* the norm copy is refreshed: the same logits as the bf16 copy of the same weights */
+        CHECK(uf_model_forward(&hm, &bt) == 0);
+        CHECK(uf_model_forward(&f16m, &bt) == 0);
+        uf_tensor_download(&hm.logits, l16);
+        uf_tensor_download(&f16m.logits, l32);
+        CHECK_MSG(memcmp(l16, l32, NV * 4) == 0, "HF-loaded bf16 model: logits differ");
+        uf_model_free(&hm);
+        char *cmd = uf_sprintf("rm -rf '%s'", dir);
+        CHECK(system(cmd) == 0);
+        free(cmd);
+    }
 
     /* generation: frozen bf16 model vs f32 model on the rounded weights */
     uf_model_load_params(&f32m, pr);
