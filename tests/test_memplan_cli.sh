@@ -9,8 +9,11 @@ r="$src/recipes/paper/llama2_7b_plan.lua"
 cd "$src"
 out=$("$bin" check "$r" --device-mem 24 2>&1) || { echo "FAIL: check exited non-zero"; echo "$out"; exit 1; }
 echo "$out" | grep -E "weights|activations|KV|total|peak"
-total=$(echo "$out" | sed -n 's/.*memory     total [0-9.]* GiB (\([0-9]*\) bytes).*/\1/p')
-mparams=$(echo "$out" | sed -n 's/.*: \([0-9.]*\)M params.*/\1/p')
+# the first run is Llama-2-7B (the recipe also plans Mistral-7B and Gemma-2B: all must fit too)
+total=$(echo "$out" | sed -n 's/.*memory     total [0-9.]* GiB (\([0-9]*\) bytes).*/\1/p' | head -1)
+mparams=$(echo "$out" | sed -n 's/.*: \([0-9.]*\)M params.*/\1/p' | head -1)
+echo "$out" | grep -q "run   llama2-7b-lora-plan" || { echo "FAIL: the first run is not the Llama-2-7B plan"; exit 1; }
+echo "$out" | grep -q "3 run(s): ok" || { echo "FAIL: not every plan fits"; exit 1; }
 [ -n "$total" ] && [ -n "$mparams" ] || { echo "FAIL: no total / parameter count printed"; exit 1; }
 limit=$((22 * 1024 * 1024 * 1024))
 floor=$(awk -v m="$mparams" 'BEGIN { printf "%.0f", m * 1e6 * 2 * 0.999 }')
