@@ -55,6 +55,8 @@ struct uf_gemm_state {
     double gflops[4][2];            /* measured [layout][own, clblast] */
     cl_mem scratch;                 /* packed panels of the own backend */
     size_t scratch_bytes, scratch_limit;
+    cl_mem widen;                   /* bf16 B widened to f32 for CLBlast (uf_gemm_bf16) */
+    size_t widen_bytes;
     char name[96];
 };
 
@@ -79,6 +81,7 @@ void uf_gemm_release(struct uf_device *d) {
     struct uf_gemm_state *st = d->gemm;
     if (!st) return;
     if (st->scratch) uf_device_release(d, st->scratch, st->scratch_bytes);
+    if (st->widen) uf_device_release(d, st->widen, st->widen_bytes);
     free(st);
     d->gemm = NULL;
 }
@@ -442,6 +445,43 @@ void uf_gemm(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k
     run(d, &c);
 }
 
+/* bf16 B through CLBlast (where the selection prefers it, e.g. GPUs): B's rows are widened to
+ * f32 in chunks of at most scratch_limit bytes, one CLBlast call per chunk. tb: a chunk of B's
+ * rows is a block of C's columns; !tb: a chunk of k, accumulated (beta only on the first). */
+static void bf16_widen_run(struct uf_device *d, const struct call *c) {
+    struct uf_gemm_state *st = state(d);
+    size_t rows = c->tb ? c->n : c->k, cols = c->tb ? c->k : c->n, ld = c->ldb;
+    size_t chunk = UF_MAX((size_t)1, st->scratch_limit / 4 / UF_MAX(ld, (size_t)1));
+    chunk = UF_MIN(chunk, rows);
+    size_t need = ((chunk - 1) * ld + cols) * 4;
+    if (!st->widen || st->widen_bytes < need) {
+        if (st->widen) uf_device_release(d, st->widen, st->widen_bytes);
+        st->widen = uf_device_alloc(d, need, "gemm bf16 widening buffer");
+        st->widen_bytes = need;
+    }
+    cl_kernel kr = uf_device_kernel(d, "tensor.cl", "uf_bf16_to_f32");
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        size_t nr = UF_MIN(chunk, rows - r0);
+        cl_uint q = 0;
+        ARG_M(kr, &q, st->widen);
+        ARG_U(kr, &q, 0);
+        ARG_M(kr, &q, c->B);
+        ARG_U(kr, &q, c->b_off + r0 * ld);
+        ARG_U(kr, &q, (nr - 1) * ld + cols);
+        size_t g = round_up((nr - 1) * ld + cols, 64);
+        uf_device_run(d, kr, 1, &g, NULL);
+        struct call cc = *c;
+        cc.B = st->widen, cc.b_off = 0, cc.b_bf16 = false;
+        if (c->tb) {
+            cc.n = nr, cc.c_off = c->c_off + r0;
+        } else {
+            cc.k = nr, cc.a_off = c->a_off + (c->ta ? r0 * c->lda : r0);
+            cc.beta = r0 ? 1.0f : c->beta;
+        }
+        clblast_run(d, &cc);
+    }
+}
+
 void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
                   cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb,
                   float beta, cl_mem C, size_t c_off, size_t ldc) {
@@ -449,7 +489,8 @@ void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, siz
                      .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
                      .b_off = b_off, .ldb = ldb, .c_off = c_off, .ldc = ldc, .b_bf16 = true};
     if (m == 0 || n == 0) return;
-    own_run(d, &c); /* CLBlast has no bf16 */
+    if (k > 0 && uf_gemm_backend_for(d, ta, tb) == UF_GEMM_CLBLAST) bf16_widen_run(d, &c);
+    else own_run(d, &c); /* B widened in the own kernels' packing */
 }
 
 void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k,

@@ -77,7 +77,8 @@ int uf_memplan_compute(const struct uf_memplan_in *in, struct uf_memplan *p) {
     p->act = in->checkpointing ? p->act_ckpt : p->act_full;
     /* workspace: GEMM packing, small scratch, the LoRA merge scratch of a bf16 base */
     p->workspace = GEMM_PACK_BYTES + SMALL_SCRATCH;
-    if (in->bf16_base) p->workspace += UF_MAX(QD * D, UF_MAX(F * D, KD * D)) * 4;
+    if (in->bf16_base) /* merge scratch (one f32 module), widening buffer (CLBlast route) */
+        p->workspace += UF_MAX(QD * D, UF_MAX(F * D, KD * D)) * 4 + GEMM_PACK_BYTES;
 
     size_t weights = p->weights_f32 + p->weights_bf16;
     p->train_total = weights + p->lora + p->grads + p->optim + p->act + p->workspace;

@@ -4,8 +4,9 @@
  *
  * The byte counts follow the engine's allocations exactly (model.c acts_reserve, lora.c,
  * optim.c's AdamW m and v, generate.c's cache and work buffers), except the workspace, which is
- * an upper bound: the own GEMM's packing buffer (64 MiB cap, gemm.c), the LoRA merge scratch of
- * a bf16 base (one f32 module), and a 16 MiB allowance for small scratch buffers. CLBlast's own
+ * an upper bound: the own GEMM's packing buffer (64 MiB cap, gemm.c), with a bf16 base the LoRA
+ * merge scratch (one f32 module) and uf_gemm_bf16's widening buffer for CLBlast (64 MiB cap),
+ * and a 16 MiB allowance for small scratch buffers. CLBlast's own
  * temporaries and the OpenCL driver's overhead are not counted: plans keep 5% of the device
  * free for them (UF_MEMPLAN_RESERVE).
  *
