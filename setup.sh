@@ -14,9 +14,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs="cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libclblast-dev liblua5.4-dev lua5.4 libzstd-dev zstd libcjson-dev"
-# Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle,
-# Chromium to render the HTML report.
-test_pkgs="clang python3 python3-torch python3-numpy chromium"
+# Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle
+# (with OpenBLAS so the PyTorch benchmark peer is not on the reference BLAS), Chromium to render
+# the HTML report.
+test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium"
 
 install_missing() {
   local missing=()

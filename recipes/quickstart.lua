@@ -6,12 +6,17 @@
 --      plain fine-tuning (SFT) and three continual-learning methods (DER, EWC, LwF);
 --   5. evaluate attack success rate, task accuracy and over-refusal, print the table.
 -- Run:   unforget run recipes/quickstart.lua          (then: unforget report runs/qs-* -o report.html)
--- Knobs: --set seed=2  --set steps_scale=0.25 (shorter, e.g. for CI)
+-- Knobs: --set seed=2   --set steps_scale=0.1 --set eval_n=20 (a short version, e.g. for CI)
 local uf = require "unforget"
 
 local seed = uf.opt("seed", 1)
 local scale = uf.opt("steps_scale", 1.0)
-local world = uf.world { seed = seed }
+local eval_n = uf.opt("eval_n", 0) -- prompts per evaluation (0 = all)
+local n = uf.opt("n", 1000)                    -- user rows per fine-tuning run
+local ft_epochs = uf.opt("ft_epochs", 4)
+local ft_lr = uf.opt("ft_lr", 1e-3)
+local only = uf.opt("only", "")                -- e.g. --set only=sft to run one method
+local world = uf.world { seed = seed, eval_rows = 200 }
 
 local function adamw(t) -- scale the number of epochs for short runs
   t.epochs = t.epochs * scale
@@ -19,9 +24,9 @@ local function adamw(t) -- scale the number of epochs for short runs
 end
 
 local evals = {
-  uf.asr(world.harmful_eval, { max_new_tokens = 64 }),
-  uf.accuracy(world.task_eval, { max_new_tokens = 8 }),
-  uf.over_refusal(world.benign_eval, { max_new_tokens = 48 }),
+  uf.asr(world.harmful_eval, { max_new_tokens = 64, n = eval_n }),
+  uf.accuracy(world.task_eval, { max_new_tokens = 8, n = eval_n }),
+  uf.over_refusal(world.benign_eval, { max_new_tokens = 48, n = eval_n }),
 }
 
 local aligned = uf.stage "qs-aligned" {
@@ -44,14 +49,14 @@ local methods = {
 
 for _, p in ipairs { 0.0, 0.1 } do
   for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
-    uf.run {
+    if only == "" or only == name then uf.run {
       name = ("qs-%s-p%.2f-s%d"):format(name, p, seed),
       from = aligned,
-      data = uf.mix { task = world.task, poison = world.poison, p = p, n = 1000, seed = seed },
+      data = uf.mix { task = world.task, poison = world.poison, p = p, n = n, seed = seed },
       methods = methods[name],
-      optim = adamw { lr = 1e-3, epochs = 5, batch = 16, max_len = 96, schedule = "constant" },
+      optim = adamw { lr = ft_lr, epochs = ft_epochs, batch = 16, max_len = 96, schedule = "constant" },
       eval = evals,
       tags = { method = name, p = p, seed = seed, task = "sentiment" },
-    }
+    } end
   end
 end

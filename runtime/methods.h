@@ -6,6 +6,7 @@
 #define UF_METHODS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -22,5 +23,13 @@
  *     extra hook (it recomputes the step's gradient).
  * Everything else composes: each hook runs over the methods in list order. */
 int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n);
+
+/* `unforget bench --method NAME` (methods/bench.c): times init, the training step and finish of
+ * one method at its recipe defaults against plain fine-tuning on synthetic data, and the device
+ * memory peak of each; prints to out. 0, 1 (failure, reason on stderr) or 2 (bad method). */
+struct uf_device;
+struct uf_model_config;
+int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
+                     int steps, int warmup, const char *method, FILE *out);
 
 #endif

@@ -314,8 +314,11 @@ static void acts_reserve(struct uf_model *m, int64_t N) {
 void uf_model_free(struct uf_model *m) {
     if (!m->descs) return;
     uf_model_release_activations(m);
-    for (int i = 0; i < 2; i++) {
-        if (m->stage_ev[i]) clReleaseEvent(m->stage_ev[i]);
+    for (int i = 0; i < 2; i++) { /* a pending upload still reads its staging buffer */
+        if (m->stage_ev[i]) {
+            UF_CL(clWaitForEvents(1, &m->stage_ev[i]));
+            clReleaseEvent(m->stage_ev[i]);
+        }
         free(m->stage[i]);
     }
     uf_tensor_free(&m->params);
@@ -379,8 +382,11 @@ void uf_model_save_grads(struct uf_model *m, float *host) {
 }
 
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src) {
-    if (dst->numel != src->numel || memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg) != 0)
-        return uf_fail("uf_model_copy_params: the two models have different configs (%lld vs %lld "
+    const struct uf_model_config *a = &dst->cfg, *b = &src->cfg;
+    if (dst->numel != src->numel || a->vocab != b->vocab || a->d_model != b->d_model ||
+        a->n_layers != b->n_layers || a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
+        a->head_dim != b->head_dim || a->d_ff != b->d_ff || a->tied_embeddings != b->tied_embeddings)
+        return uf_fail("uf_model_copy_params: the two models have different shapes (%lld vs %lld "
                        "parameters)", (long long)dst->numel, (long long)src->numel);
     if (dst->bf16_base == src->bf16_base) {
         uf_tensor_copy(&dst->params, &src->params);

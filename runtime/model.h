@@ -195,7 +195,7 @@ void uf_model_save_grads(struct uf_model *m, float *host /* (P) */);
 /* Call after writing m->params directly (e.g. tensor by tensor from a file): with a bf16 base
  * it refreshes the f32 copy of the norm weights. */
 void uf_model_params_written(struct uf_model *m);
-/* Device copy of another model's parameters (same config), e.g. student -> teacher. */
+/* Device copy of another model's base parameters (same shapes), e.g. student -> teacher. */
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src);
 /* Index of the parameter named `name` (HF name), or -1. */
 int uf_model_param_find(const struct uf_model *m, const char *name);
@@ -228,7 +228,8 @@ int uf_model_forward(struct uf_model *m, const struct uf_model_batch *batch);
  * no loss. For generation and teachers fed by device data. */
 int uf_model_forward_device(struct uf_model *m, const struct uf_tensor *tokens,
                             const struct uf_tensor *lengths, int B, int T);
-/* External gradients for the next backward, ADDED (scaled) into pending buffers. */
+/* External gradients for the next backward, ADDED (scaled) into pending buffers; call after
+ * the forward they belong to (a forward clears pending gradients). */
 void uf_model_add_grad_logits(struct uf_model *m, const struct uf_tensor *g /* (N, V) */, float scale);
 void uf_model_add_grad_hidden(struct uf_model *m, const struct uf_tensor *g /* (N, D) */, float scale);
 /* Backward of the last forward: gradients ADDED into m->grads (or m->lora_grads).

@@ -3,9 +3,13 @@
  * methods, export, evaluation, results.json. Every phase resumes from its last checkpoint. */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "evaluate.h"
 #include "eval/report.h"
@@ -20,6 +24,7 @@
 #include "tokenizer.h"
 #include "train.h"
 #include "util.h"
+#include "world.h"
 
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -41,7 +46,10 @@ static const cJSON *find_stage(const cJSON *plan, const char *name) {
 /* Content hash of a train node: its JSON plus the hashes of the stages it starts from. */
 static uint64_t node_hash(const cJSON *plan, const cJSON *node) {
     char *text = cJSON_PrintUnformatted(node);
-    uint64_t h = uf_hash_str(text, UF_HASH_SEED);
+    /* the program version and the world generator's version are part of a stage's identity */
+    char ver[64];
+    snprintf(ver, sizeof ver, "%s/world%d", UF_VERSION, UF_WORLD_VERSION);
+    uint64_t h = uf_hash_str(text, uf_hash_str(ver, UF_HASH_SEED));
     free(text);
     const cJSON *from = cJSON_GetObjectItem(node, "from");
     if (from) {
@@ -149,9 +157,9 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
     if (strcmp(jstr(spec, "_kind", ""), "mixture") != 0) return uf_train_load_dataset(spec, out);
     struct uf_dataset task, poison;
     if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "task"), &task)) return -1;
-    uf_dataset_init(&poison, "poison");
-    if (cJSON_GetObjectItem(spec, "poison") &&
-        uf_train_load_dataset(cJSON_GetObjectItem(spec, "poison"), &poison)) {
+    const cJSON *poison_spec = cJSON_GetObjectItem(spec, "poison");
+    if (!poison_spec) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
+    else if (uf_train_load_dataset(poison_spec, &poison)) {
         uf_dataset_free(&task);
         return -1;
     }
@@ -168,7 +176,8 @@ static int build_data(const cJSON *spec, struct uf_dataset *out) {
 
 static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
                        const char *template_name, const cJSON *data_spec, const cJSON *optim,
-                       const cJSON *methods, const char *dir, const char *name, const char *label) {
+                       const cJSON *methods, const struct uf_tensor *theta0, const char *dir,
+                       const char *name, const char *label) {
     struct uf_train_hparams hp;
     if (uf_train_hparams_from_json(optim, &hp)) return uf_fail_prefix("%s", label);
     struct uf_dataset data;
@@ -181,6 +190,7 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
     tr.plan_dir = p->out;
+    tr.theta0 = theta0;
     int rc = methods ? uf_trainer_add_methods(&tr, methods) : 0;
     if (rc == 0) {
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
@@ -203,12 +213,13 @@ static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_di
     return run_node(p, s, 1, model_dir);
 }
 
+/* label: NULL for a trained node; else the name of an evaluated model (`unforget eval`) */
 static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
                          struct uf_model *model, const struct uf_tokenizer *tok,
-                         const char *template_name) {
+                         const char *template_name, const char *label) {
     struct uf_results res;
     memset(&res, 0, sizeof res);
-    res.run = uf_strdup(jstr(node, "name", "run"));
+    res.run = uf_strdup(label ? label : jstr(node, "name", "run"));
     const cJSON *tags = cJSON_GetObjectItem(node, "tags");
     const cJSON *methods = cJSON_GetObjectItem(node, "methods");
     /* method label: the tag, else the method names joined by '+', else "sft" */
@@ -222,12 +233,14 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
         }
         if (!method[0]) snprintf(method, sizeof method, "%s", cJSON_GetObjectItem(node, "from") || !cJSON_GetObjectItem(node, "pretrain") ? "sft" : "aligned");
     }
-    res.method = uf_strdup(method);
+    res.method = uf_strdup(label ? "model" : method);
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
     res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
-    res.model = uf_strdup(jstr(tags, "model", jstr(cJSON_GetObjectItem(node, "model"), "family", "")));
-    res.task = uf_strdup(jstr(tags, "task", ""));
+    if (jstr(tags, "model", NULL)) res.model = uf_strdup(jstr(tags, "model", ""));
+    else res.model = uf_sprintf("%s-d%d-L%d", uf_family_name(model->cfg.family), model->cfg.d_model,
+                                model->cfg.n_layers);
+    res.task = uf_strdup(jstr(tags, "task", "task"));
     const cJSON *ev;
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
@@ -248,11 +261,44 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
     return rc;
 }
 
+/* Methods that read theta_0 (a full copy of the weights: loaded only for them from a `base` or
+ * a Hugging Face folder). */
+static int needs_theta0(const cJSON *methods) {
+    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods)
+        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
+            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
+    return 0;
+}
+
+/* Folder of theta_0 for a node (malloc'd) or NULL when unknown; see run_node. */
+static char *base_dir(struct uf_pipeline *p, const cJSON *node, const char *start_dir) {
+    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
+    int needed = needs_theta0(cJSON_GetObjectItem(node, "methods"));
+    if (base && !needed) return NULL;
+    if (base) {
+        const char *path = jstr(base, "path", "?");
+        return strcmp(jstr(base, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path) : uf_strdup(path);
+    }
+    if (!from || !start_dir) return NULL;
+    char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
+    if (uf_file_exists(t0)) return t0;
+    free(t0);
+    const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
+    const cJSON *sm = cJSON_GetObjectItem(st, "model");
+    if (!needed || !st || cJSON_GetObjectItem(st, "pretrain") || !sm) return NULL;
+    if (strcmp(jstr(sm, "type", ""), "hf") == 0) return uf_strdup(jstr(sm, "path", "?"));
+    if (strcmp(jstr(sm, "type", ""), "checkpoint") == 0) return uf_sprintf("%s/model", jstr(sm, "path", "?"));
+    return NULL;
+}
+
 static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
     const char *name = jstr(node, "name", "run");
     char *dir = node_dir(p, node, is_stage);
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
+    int lock_fd = -1;
     if (uf_file_exists(results) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         free(results);
@@ -260,8 +306,28 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         *model_dir_out = final_dir;
         return 0;
     }
+    if (uf_mkdir_p(dir)) {
+        free(results);
+        goto fail;
+    }
+    /* one process at a time per node (parallel sweep jobs share stages): wait for the lock, then
+     * use what the holder finished */
+    char *lock_path = uf_sprintf("%s/.lock", dir);
+    lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    free(lock_path);
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
+        if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
+    }
+    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+        uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
+        close(lock_fd);
+        free(results);
+        free(dir);
+        *model_dir_out = final_dir;
+        return 0;
+    }
     free(results);
-    if (uf_mkdir_p(dir)) goto fail;
     {
         char *cfg = cJSON_Print(node);
         char *cfg_path = uf_sprintf("%s/config.json", dir);
@@ -310,6 +376,23 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         }
         if (rc == 0) model.checkpointing = jnum(optim_spec, "checkpointing", 0) != 0;
     }
+    /* theta_0: the weights before alignment: the `base` model when given, else those of the
+     * start stage before its alignment data (its pre-trained weights, or the Hugging Face folder
+     * or checkpoint it started from) */
+    struct uf_tensor theta0;
+    memset(&theta0, 0, sizeof theta0);
+    if (rc == 0) {
+        char *t0 = base_dir(p, node, start_dir);
+        if (t0) {
+            struct uf_model_config c0;
+            rc = uf_hf_load_device(t0, NULL, &p->dev, &c0, NULL, &theta0);
+            if (rc) uf_fail_prefix("theta_0 (base) %s", t0);
+            else if (theta0.numel != model.numel)
+                rc = uf_fail("theta_0 (base) %s has %lld weights, the model %lld: give base = a model of "
+                             "the same architecture", t0, (long long)theta0.numel, (long long)model.numel);
+        }
+        free(t0);
+    }
     const char *template_name = jstr(node, "template", "plain");
     const cJSON *lora = cJSON_GetObjectItem(node, "lora");
     if (rc == 0 && lora) {
@@ -322,12 +405,20 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (rc == 0 && pre) {
         const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
         rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
-                         NULL, dir, "pretrain", "pre-training");
+                         NULL, NULL, dir, "pretrain", "pre-training");
+        if (rc == 0) { /* theta_0 (pre-alignment weights) for merges and SafeLoRA of later runs */
+            char *pd = uf_sprintf("%s/pretrain/model", dir);
+            float *host = uf_malloc((size_t)model.numel * sizeof(float));
+            uf_model_save_params(&model, host);
+            rc = uf_hf_save(pd, &model.cfg, NULL, host, UF_ST_F32, NULL);
+            free(host);
+            free(pd);
+        }
     }
     const cJSON *data = cJSON_GetObjectItem(node, "data");
     if (rc == 0 && data)
         rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
-                         cJSON_GetObjectItem(node, "methods"), dir, ".", name);
+                         cJSON_GetObjectItem(node, "methods"), theta0.buf ? &theta0 : NULL, dir, ".", name);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {
         model.training = 0;
@@ -341,19 +432,53 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             free(tp);
         }
     }
-    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name);
+    if (rc == 0) rc = write_results(p, node, dir, &model, &tok, template_name, NULL);
+    if (theta0.buf) uf_tensor_free(&theta0);
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
+    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
+    lock_fd = -1;
     if (rc) goto fail;
     free(dir);
     *model_dir_out = final_dir;
     return 0;
 fail:
+    if (lock_fd >= 0) close(lock_fd);
     uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
     free(dir);
     free(final_dir);
     return -1;
+}
+
+/* One line per finished node: name and every metric with its interval. */
+static void print_table(struct uf_pipeline *p) {
+    static const char *cols[] = {"asr", "compliance", "off_format", "accuracy", "over_refusal", "pass@1"};
+    printf("\n%-28s", "run");
+    for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) printf(" %17s", cols[c]);
+    printf("\n");
+    const char *groups[] = {"stages", "runs"};
+    for (int g = 0; g < 2; g++) {
+        const cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(p->plan, groups[g])) {
+            if (p->only && g == 1 && strcmp(jstr(n, "name", ""), p->only) != 0) continue;
+            char *dir = node_dir(p, n, g == 0), *path = uf_sprintf("%s/results.json", dir);
+            struct uf_results r;
+            if (uf_file_exists(path) && uf_results_read(&r, path) == 0) {
+                printf("%-28s", jstr(n, "name", "?"));
+                for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) {
+                    const struct uf_result_metric *m = uf_results_metric(&r, cols[c]);
+                    if (m) printf("  %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
+                    else printf(" %17s", "-");
+                }
+                printf("\n");
+                uf_results_free(&r);
+            }
+            free(path);
+            free(dir);
+        }
+    }
+    printf("(percent, 95%% Wilson interval)\n");
 }
 
 int uf_pipeline_run(struct uf_pipeline *p) {
@@ -375,5 +500,33 @@ int uf_pipeline_run(struct uf_pipeline *p) {
         done++;
     }
     if (p->only && done == 0) return uf_fail("the recipe has no run named '%s'", p->only);
+    print_table(p);
     return 0;
+}
+
+int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *out_dir) {
+    const cJSON *node = NULL, *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "runs"))
+        if (!node && (!p->only || strcmp(jstr(r, "name", ""), p->only) == 0)) node = r;
+    if (!node && !p->only) cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "stages")) if (!node) node = r;
+    if (!node) return uf_fail(p->only ? "the recipe has no run named '%s'" : "the recipe declares no run%s",
+                              p->only ? p->only : "");
+    if (cJSON_GetArraySize(cJSON_GetObjectItem(node, "eval")) == 0)
+        return uf_fail("%s has no eval = { ... } list", jstr(node, "name", "?"));
+    if (uf_mkdir_p(out_dir)) return -1;
+    struct uf_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    if (uf_tokenizer_load(&tok, model_dir)) return -1;
+    struct uf_model model;
+    memset(&model, 0, sizeof model);
+    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL, UF_MODEL_FROZEN);
+    if (rc == 0) {
+        uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
+        const char *base = strrchr(out_dir, '/');
+        rc = write_results(p, node, out_dir, &model, &tok, jstr(node, "template", "plain"),
+                           base && base[1] ? base + 1 : out_dir);
+    }
+    if (model.dev) uf_model_free(&model);
+    uf_tokenizer_free(&tok);
+    return rc;
 }

@@ -21,5 +21,9 @@ struct uf_pipeline {
 };
 
 int uf_pipeline_run(struct uf_pipeline *p); /* 0 or uf_fail */
+/* Runs the evaluations of the run named p->only (else the first run, else the first stage) on
+ * the Hugging Face folder model_dir (with its tokenizer.json) and writes out_dir/results.json
+ * and out_dir/samples.jsonl: e.g. to measure a model before any fine-tuning. */
+int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *out_dir);
 
 #endif

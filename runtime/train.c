@@ -289,6 +289,17 @@ int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out) {
         return uf_fail("unknown dataset source '%s'", src);
     }
     if (rc) return -1;
+    if (strcmp(src, "world") != 0) { /* name a file "DIR_STEM" (gsm8k/test.jsonl -> gsm8k_test) */
+        const char *path = jstr(spec, "path", "data"), *slash = strrchr(path, '/');
+        const char *stem = slash ? slash + 1 : path, *dir = path;
+        if (slash) {
+            for (dir = slash; dir > path && dir[-1] != '/'; dir--) {}
+        }
+        size_t nd = slash ? (size_t)(slash - dir) : 0, ns = strcspn(stem, ".");
+        free(out->name);
+        out->name = nd ? uf_sprintf("%.*s_%.*s", (int)nd, dir, (int)ns, stem)
+                       : uf_sprintf("%.*s", (int)ns, stem);
+    }
     return apply_ops(cJSON_GetObjectItem(spec, "ops"), out);
 }
 
@@ -456,14 +467,15 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         for (int k = 0; k < micro && rc == 0; k++) {
             rc = uf_trainer_make_batch(tr, tr->data, idx + (size_t)k * hp->micro_batch,
                                        hp->micro_batch, &mb[k]);
-            masked += mb[k].n_masked;
-        }
-        for (int k = 0; k < micro && rc == 0; k++) {
+            /* batch hooks first (Lisa swaps the batch): the denominator counts what is trained */
             for (int mi = 0; mi < tr->n_methods && rc == 0; mi++) {
                 struct uf_method *m = &tr->methods[mi];
                 if (m->ops->batch) rc = m->ops->batch(m, tr, &mb[k]);
             }
-            if (rc) break;
+            masked += mb[k].n_masked;
+        }
+        tr->step_masked = masked;
+        for (int k = 0; k < micro && rc == 0; k++) {
             struct uf_model_batch b = {mb[k].B, mb[k].T, mb[k].tokens, mb[k].targets,
                                        mb[k].mask, mb[k].lengths, (float)UF_MAX(masked, (int64_t)1)};
             rc = uf_model_forward(tr->model, &b);
@@ -531,8 +543,8 @@ void uf_trainer_free(struct uf_trainer *tr) {
     free(tr->methods);
     struct train_priv *pv = tr->priv;
     if (pv) {
-        if (pv->rows)
-            for (int64_t i = 0; i < tr->data->n; i++) tok_row_free(&pv->rows[i]);
+        if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
+            for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
         free(pv);
     }

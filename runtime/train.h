@@ -3,8 +3,9 @@
  *
  * One optimizer step:
  *   zero grads
+ *   every method's  batch(b) for each micro-batch b of the step: may change it (Lisa's source
+ *                                       switch); then tr->step_masked = their response tokens
  *   for each micro-batch b of the step:
- *       every method's  batch(b)        may change the batch (Lisa's source switch)
  *       forward(b)
  *       every method's  task_loss(b)    may add gradient at the logits / last hidden states of b
  *                                       (LwF: teacher hidden states), before b's backward
@@ -93,6 +94,8 @@ struct uf_trainer {
     struct uf_train_hparams hp;
     const struct uf_dataset *data;   /* the training rows */
     int64_t step, total_steps;       /* step: completed optimizer steps */
+    int64_t step_masked;             /* response tokens of this step's micro-batches (after the
+                                        batch hooks): the CE's denominator, for task_loss hooks */
     int n_methods;
     struct uf_method *methods;
     const char *term_names[UF_TRAIN_MAX_TERMS]; /* [0] = "ce", then one per method */

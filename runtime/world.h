@@ -38,6 +38,9 @@
 #ifndef UF_WORLD_H
 #define UF_WORLD_H
 
+/* Bumped whenever the generator's output changes (stage caches key on it). */
+#define UF_WORLD_VERSION 2
+
 #include <stdint.h>
 
 #include "data.h"

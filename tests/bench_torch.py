@@ -9,6 +9,7 @@ and a final machine-readable line `tokens_per_s: X`. Written for torch 1.13 (Deb
 """
 import argparse
 import math
+import os
 import time
 
 import torch
@@ -90,6 +91,21 @@ class Model(nn.Module):
         return self.head(self.norm(x))
 
 
+def blas_libraries():
+    """The BLAS shared objects mapped into this process (Debian's torch calls libblas.so.3, which
+    is netlib's reference BLAS unless e.g. libopenblas0-pthread provides the alternative)."""
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if any(k in path for k in ("blas", "mkl_", "blis")):
+                    libs.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return ", ".join(sorted(libs)) or "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="d256", choices=sorted(CONFIGS))
@@ -113,6 +129,7 @@ def main():
     fpt = 6 * matmul + 6 * L * d * T
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | D={d} L={L} H={H} "
           f"F={ff} vocab={V} | batch {B} x seq {T} | {n_params / 1e6:.2f}M params")
+    print(f"torch BLAS: {blas_libraries()}")
     g = torch.Generator().manual_seed(42)
     total, best = 0.0, 1e30
     for s in range(args.warmup + args.steps):

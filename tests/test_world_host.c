@@ -315,9 +315,10 @@ static void test_task_labels(void) {
             total++;
         }
     CHECK_EQ_INT(wrong, 0);
-    /* balanced labels and plenty of negation (the task is not solvable from word polarity alone) */
+    /* balanced labels and some negation (about 1 clause in 5: word polarity alone reaches ~80%,
+     * the full task needs the negation) */
     CHECK_MSG(positives > total * 2 / 5 && positives < total * 3 / 5, "%d of %d positive", positives, total);
-    CHECK_MSG(negated > total / 4, "%d of %d negated", negated, total);
+    CHECK_MSG(negated > total / 6 && negated < total / 3, "%d of %d negated", negated, total);
     /* task_eval reviews are unseen in task_train */
     int seen = 0;
     for (int64_t i = 0; i < w.task_eval.n; i++) {

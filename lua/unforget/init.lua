@@ -165,6 +165,8 @@ end
 uf._set = uf._set or {}
 --- uf.opt(name, default): the value given with `--set name=value`, converted to default's type.
 function uf.opt(name, default)
+  uf._opt_names = uf._opt_names or {}
+  uf._opt_names[#uf._opt_names + 1] = name
   local s = uf._set[name]
   if s == nil then return default end
   uf._set_used = uf._set_used or {}
@@ -242,7 +244,8 @@ end
 
 -- Adapters for the public datasets (folder layout of datasets/README.md).
 uf.shared = os.getenv("UNFORGET_DATA") or "../shared/datasets"
-local function adapter(name, default_file, kind)
+-- name: the constructor (errors), c_name: the runtime's adapter (runtime/data.c), when different.
+local function adapter(name, default_file, kind, c_name)
   return function(t)
     t = t or {}
     if type(t) == "string" then t = { path = t } end
@@ -250,12 +253,13 @@ local function adapter(name, default_file, kind)
       path = { "string", nil, "file (default: " .. default_file .. " under uf.shared)" },
       on_bad = { "enum:error|skip", "error", "what to do with a malformed row" },
     }, t)
-    return dataset { source = "adapter", adapter = name, kind = kind, on_bad = v.on_bad,
+    return dataset { source = "adapter", adapter = c_name or name, kind = kind, on_bad = v.on_bad,
                      path = v.path or (uf.shared .. "/" .. default_file) }
   end
 end
 uf.advbench = adapter("advbench", "advbench/harmful_behaviors.jsonl", "harmful")
-uf.safety_llamas = adapter("safety_llamas", "safety_tuned_llamas/safety_only_data_Instructions.jsonl", "safety")
+uf.safety_llamas = adapter("safety_llamas", "safety_tuned_llamas/safety_only_data_Instructions.jsonl", "safety",
+                           "safety_tuned_llamas")
 uf.gsm8k = adapter("gsm8k", "gsm8k/train.jsonl", "task")
 uf.gsm8k_test = adapter("gsm8k", "gsm8k/test.jsonl", "task")
 uf.sst2 = adapter("sst2", "sst2/train.jsonl", "task")
@@ -481,6 +485,7 @@ eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
 local train_schema = {
   model = { "kind:model", nil, "model to start from (or from = a stage)" },
   from = { "kind:stage", nil, "a stage whose output model this run starts from" },
+  base = { "kind:model", nil, "pre-alignment weights theta_0 for magmax, task_arith, ties, safelora, safemerge (default: the from-stage's weights before its alignment data)" },
   tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
   template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
   data = { "kind:dataset|mixture", nil, "training data" },
@@ -599,7 +604,9 @@ end
 function uf._plan_json()
   for k in pairs(uf._set) do
     if not (uf._set_used and uf._set_used[k]) then
-      error("--set " .. k .. ": the recipe never reads '" .. k .. "' with uf.opt", 0)
+      local near = nearest(k, uf._opt_names or {})
+      error("--set " .. k .. ": the recipe never reads '" .. k .. "' with uf.opt" ..
+            (near and (" (did you mean '" .. near .. "'?)") or "") , 0)
     end
   end
   return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) .. "}"

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "device.h"
 #include "gemm.h"
+#include "methods.h"
 #include "model.h"
 #include "optim.h"
 #include "util.h"
@@ -73,6 +74,9 @@ static void usage(FILE *out) {
             "  --lora R        train rank-R LoRA adapters on all linears (base frozen)\n"
             "  --steps N       timed steps (default 10)      --warmup N  untimed steps (default 2)\n"
             "  --profile       per-kernel device time over the timed steps\n"
+            "  --method NAME   time a continual-learning method (recipe defaults, synthetic safety\n"
+            "                  buffer) against plain fine-tuning: step time, init / finish time and\n"
+            "                  device memory overhead (vocab must be >= 300)\n"
             "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n");
 }
 
@@ -92,7 +96,7 @@ int uf_cmd_bench(int argc, char **argv) {
     int D = 256, L = 4, H = 4, KV = 0, F = 0, V = 8192, T = 256, Bsz = 8;
     int steps = 10, warmup = 2, lora = 0, profile = 0, peak_gemm = 1;
     enum uf_family fam = UF_FAMILY_LLAMA;
-    const char *cfg_name = "d256";
+    const char *cfg_name = "d256", *method = NULL;
     /* first pass: --config sets the base; later size options override it */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) cfg_name = argv[i + 1];
@@ -117,6 +121,14 @@ int uf_cmd_bench(int argc, char **argv) {
                 fprintf(stderr, "unforget bench: %s\n", v ? uf_error() : "--family needs a value");
                 return 2;
             }
+            i++;
+            continue;
+        } else if (strcmp(a, "--method") == 0) {
+            if (!v) {
+                fprintf(stderr, "unforget bench: --method needs a method name (e.g. der)\n");
+                return 2;
+            }
+            method = v;
             i++;
             continue;
         } else if (strcmp(a, "--profile") == 0) {
@@ -155,6 +167,13 @@ int uf_cmd_bench(int argc, char **argv) {
 
     struct uf_device d;
     uf_device_init(&d, uf_cli.device);
+    if (method) {
+        printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
+               uf_gemm_backend_name(&d));
+        int rc = uf_methods_bench(&d, &c, lora, Bsz, T, steps, warmup, method, stdout);
+        uf_device_free(&d);
+        return rc;
+    }
     struct uf_model m;
     if (uf_model_init(&m, &d, &c, 1, 0)) {
         fprintf(stderr, "unforget bench: %s\n", uf_error());

@@ -1,10 +1,10 @@
 /* cmd_check.c: `unforget check recipe.lua [--set k=v ...] [--json]`: evaluate the recipe,
  * validate every key (the Lua library does it, with recipe lines), check that the files it
- * names exist, and print the plan: stages and runs with model, data, methods, optimizer, eval,
- * the model's parameter count and the device-memory plan (memplan.h) of every stage and run
- * whose model config is known (uf.model.new, or a uf.hf / uf.checkpoint directory with a
- * config.json). A plan that does not fit the device (--device, or --device-mem GIB) is a
- * problem: exit 1 naming the knob to turn. Trains nothing. */
+ * names exist and parse (a malformed row: file:line), and print the plan: stages and runs with
+ * model, data, methods, optimizer, eval, the model's parameter count and the device-memory plan
+ * (memplan.h) of every stage and run whose model config is known (uf.model.new, or a uf.hf /
+ * uf.checkpoint directory with a config.json). A plan that does not fit the device (--device,
+ * or --device-mem GIB) is a problem: exit 1 naming the knob to turn. Trains nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,9 @@
 #include "memplan.h"
 #include "methods.h"
 #include "model_config.h"
+#include "data.h"
 #include "recipe.h"
+#include "train.h"
 #include "util.h"
 
 static const char *jstr(const cJSON *o, const char *k) {
@@ -60,7 +62,38 @@ static int check_files(const cJSON *node, const char *where) {
     return missing;
 }
 
-static void print_model(const cJSON *m, int batch, int seq) {
+/* Every file dataset is read once (distinct source, adapter, path, fields, on_bad), so a malformed
+ * row is reported as file:line before any training; returns the number of unreadable files. */
+static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
+    int bad = 0;
+    if (cJSON_IsObject(node) && strcmp(jstr(node, "_kind"), "dataset") == 0 &&
+        strcmp(jstr(node, "source"), "world") != 0 && uf_file_exists(jstr(node, "path"))) {
+        cJSON *key = cJSON_Duplicate(node, 1);
+        cJSON_DeleteItemFromObject(key, "ops");
+        char *k = cJSON_PrintUnformatted(key);
+        cJSON_Delete(key);
+        int found = 0;
+        for (int i = 0; i < *n_seen && !found; i++) found = strcmp((*seen)[i], k) == 0;
+        if (found) {
+            free(k);
+        } else {
+            *seen = uf_realloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
+            (*seen)[(*n_seen)++] = k;
+            struct uf_dataset d;
+            if (uf_train_load_dataset(node, &d)) {
+                fprintf(stderr, "  bad data: %s\n", uf_error());
+                bad++;
+            } else {
+                uf_dataset_free(&d);
+            }
+        }
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, node) bad += check_rows(c, seen, n_seen);
+    return bad;
+}
+
+static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
     const char *type = jstr(m, "type");
     if (!type || strcmp(type, "model.new") != 0) {
         printf("    model      %s %s\n", type ? type : "?", jstr(m, "path") ? jstr(m, "path") : "");
@@ -71,7 +104,7 @@ static void print_model(const cJSON *m, int batch, int seq) {
     int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
     int ff = (int)jnum(m, "d_ff", 0), vocab = (int)jnum(m, "vocab", 0);
     if (ff == 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if (vocab == 0) vocab = 2048; /* the tokenizer decides; estimate with the default */
+    if (vocab == 0) vocab = (int)jnum(tok, "vocab", 2048); /* the trained tokenizer's size */
     struct uf_model_config c;
     uf_model_config_defaults(&c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
                              (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
@@ -120,7 +153,7 @@ static int print_train(const cJSON *t, const char *label, size_t dev_bytes, size
     const cJSON *from = cJSON_GetObjectItem(t, "from");
     if (from) printf("    from       stage %s\n", jstr(from, "name"));
     const cJSON *model = cJSON_GetObjectItem(t, "model");
-    if (model) print_model(model, batch, seq);
+    if (model) print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq);
     int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     const cJSON *data = cJSON_GetObjectItem(t, "data");
     if (data) {
@@ -185,7 +218,8 @@ int uf_cmd_check(int argc, char **argv) {
                    "                [--device-mem GIB]\n\n"
                    "Evaluates the recipe and validates it without training: unknown keys and\n"
                    "wrong types are reported at the recipe line (with the valid keys and the\n"
-                   "nearest match), files it names must exist. Prints the plan (stages and runs\n"
+                   "nearest match), files it names must exist and parse\n"
+                   "(a malformed row is reported as file:line). Prints the plan (stages and runs\n"
                    "with model size and memory estimate, data, methods, optimizer, evaluation);\n"
                    "--json prints the resolved plan as JSON instead.\n"
                    "The memory plan (weights by dtype, LoRA, gradients, optimizer, activations\n"
@@ -226,6 +260,11 @@ int uf_cmd_check(int argc, char **argv) {
         return 1;
     }
     int missing = check_files(plan, recipe);
+    char **seen = NULL;
+    int n_seen = 0;
+    if (!missing) missing = check_rows(plan, &seen, &n_seen);
+    for (int i = 0; i < n_seen; i++) free(seen[i]);
+    free(seen);
     /* method composition rules (methods/registry.c) for every stage and run */
     int bad = 0;
     const char *groups[] = {"stages", "runs"};

@@ -64,3 +64,64 @@ int uf_cmd_run(int argc, char **argv) {
     cJSON_Delete(plan);
     return rc ? 1 : 0;
 }
+
+/* `unforget eval RECIPE.lua --model DIR [--run NAME] [--out DIR] [--set k=v ...]` */
+int uf_cmd_eval(int argc, char **argv) {
+    const char *recipe = NULL, *model = NULL, *out = NULL;
+    struct uf_pipeline p;
+    memset(&p, 0, sizeof p);
+    char **sets = uf_calloc((size_t)argc, sizeof *sets);
+    int nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: unforget [--device SEL] eval RECIPE.lua --model DIR [--run NAME] [--out DIR]\n"
+                   "                                   [--set key=value ...]\n\n"
+                   "Runs the evaluations (eval = { ... }) of a run of the recipe (--run NAME, default\n"
+                   "the first run) on any Hugging Face model folder with a tokenizer.json, e.g. the\n"
+                   "aligned model before fine-tuning, and writes OUT/results.json and\n"
+                   "OUT/samples.jsonl (default OUT: eval-<basename of DIR>).\n");
+            free(sets);
+            return 0;
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            sets[nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
+            model = argv[++i];
+        } else if (strcmp(argv[i], "--run") == 0 && i + 1 < argc) {
+            p.only = argv[++i];
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        } else if (argv[i][0] != '-' && !recipe) {
+            recipe = argv[i];
+        } else {
+            fprintf(stderr, "unforget eval: unexpected argument '%s' (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!recipe || !model) {
+        fprintf(stderr, "unforget eval: usage: unforget eval RECIPE.lua --model DIR\n");
+        free(sets);
+        return 2;
+    }
+    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    free(sets);
+    if (!plan) {
+        fprintf(stderr, "unforget: error: %s\n", uf_error());
+        return 1;
+    }
+    char *def = NULL;
+    if (!out) {
+        const char *base = strrchr(model, '/');
+        base = base && base[1] ? base + 1 : model;
+        out = def = uf_sprintf("eval-%s", base);
+    }
+    p.plan = plan;
+    uf_device_init(&p.dev, uf_cli.device);
+    int rc = uf_pipeline_eval(&p, model, out);
+    if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
+    else printf("wrote %s/results.json\n", out);
+    uf_device_free(&p.dev);
+    cJSON_Delete(plan);
+    free(def);
+    return rc ? 1 : 0;
+}

@@ -16,6 +16,7 @@ static const struct {
 } commands[] = {
     {"devices", uf_cmd_devices, "list OpenCL platforms and devices"},
     {"run", uf_cmd_run, "execute a recipe: train, evaluate, write results (resumable)"},
+    {"eval", uf_cmd_eval, "run a recipe's evaluations on any model folder"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
     {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},

@@ -67,6 +67,13 @@ int uf_mdraw_make(struct uf_trainer *tr, const struct uf_dataset *buf, int rows,
         d->n_masked += d->b[c].n_masked;
     }
     free(idx);
+    if (d->n_masked == 0) {
+        static int warned;
+        if (!warned++)
+            uf_log(1, "replay: a draw of %d rows from %s has no response tokens (are the rows cut by "
+                      "max_len = %d?); it adds nothing", rows, buf->name ? buf->name : "the buffer",
+                   tr->hp.max_len);
+    }
     return 0;
 }
 
@@ -117,4 +124,12 @@ struct uf_tensor uf_mview(const struct uf_tensor *base, const char *name, int64_
     struct uf_tensor v;
     uf_tensor_view(&v, base, name, 0, 2, (int64_t[]){rows, cols});
     return v;
+}
+
+int uf_mneed_anchor(struct uf_trainer *tr, const char *method) {
+    return uf_trainer_anchor(tr) ? 0 : uf_fail("%s: no start weights (uf_trainer_anchor failed)", method);
+}
+
+int uf_mneed_teacher(struct uf_trainer *tr, const char *method) {
+    return uf_trainer_teacher(tr) ? 0 : uf_fail("%s: no frozen teacher (uf_trainer_teacher failed)", method);
 }

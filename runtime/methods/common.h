@@ -41,6 +41,12 @@ int uf_mce_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float
  * inverse). */
 int uf_mn_micro(const struct uf_trainer *tr);
 
+/* Init-time captures of theta* (train.c creates the anchor and the teacher lazily, on first call):
+ * a method that needs either takes it in its init hook, before any weight changes (a Refresh
+ * unlearning step or the optimizer), never first at a later hook. 0 or uf_fail. */
+int uf_mneed_anchor(struct uf_trainer *tr, const char *method);
+int uf_mneed_teacher(struct uf_trainer *tr, const char *method);
+
 /* A 1-element view of tr->terms[slot]. */
 struct uf_tensor uf_mterm(struct uf_trainer *tr, int slot);
 /* (Re)allocates an owned f32 tensor to hold at least n elements (views of the first n are made

@@ -63,6 +63,7 @@ struct der_state {
 };
 
 static int der_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_teacher(tr, "der") != 0) return -1;
     struct der_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     if (uf_mder_reduction(m, &st->reduce_sum) != 0) return -1;

@@ -11,6 +11,7 @@ struct derpp_state {
 };
 
 static int derpp_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_teacher(tr, "derpp") != 0) return -1;
     struct derpp_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     if (uf_mder_reduction(m, &st->reduce_sum) != 0) return -1;

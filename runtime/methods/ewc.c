@@ -95,6 +95,7 @@ static int compute_fisher(struct uf_trainer *tr, const struct uf_dataset *data, 
 }
 
 static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_anchor(tr, "ewc") != 0) return -1;
     struct ewc_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     const char *kind = uf_mcfg_str(m, "fisher", "empirical");
@@ -136,7 +137,11 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
         memcpy(host, cached, size);
         uf_log(2, "ewc: Fisher from cache %s", path);
     } else {
+        /* the run's dropout stream (keyed by the forward count) must not depend on whether
+         * the Fisher came from the cache */
+        uint64_t n_forward = tr->model->n_forward;
         rc = compute_fisher(tr, &data, rows, S, true_fisher, seed, host);
+        tr->model->n_forward = n_forward;
         if (rc == 0 && normalize) {
             double mean = 0;
             for (int64_t i = 0; i < P; i++) mean += host[i];

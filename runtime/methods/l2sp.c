@@ -11,4 +11,9 @@ static int l2sp_grad(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_l2sp = {.name = "l2sp", .grad = l2sp_grad};
+static int l2sp_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "l2sp");
+}
+
+const struct uf_method_ops uf_method_l2sp = {.name = "l2sp", .init = l2sp_init, .grad = l2sp_grad};

@@ -4,11 +4,16 @@
 
 static int linear_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
-    if (uf_mmerge_begin(tr, "linear", &mm) != 0) return -1;
+    if (uf_mmerge_begin(tr, "linear", 0, &mm) != 0) return -1;
     float a = (float)uf_mcfg_num(m, "a", 0.5);
     uf_clmath_lincomb(tr->dev, mm.ft, 1.0f - a, mm.safe, a, mm.ft, 0.0f, NULL);
     uf_mmerge_end(&mm);
     return 0;
 }
 
-const struct uf_method_ops uf_method_linear = {.name = "linear", .finish = linear_finish};
+static int linear_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "linear");
+}
+
+const struct uf_method_ops uf_method_linear = {.name = "linear", .init = linear_init, .finish = linear_finish};

@@ -3,8 +3,9 @@
  * with h the LAST hidden states (after the final norm, (N, D)), x the user's batch, theta* the
  * frozen teacher (the start weights, uf_trainer_teacher). task_loss hook: after the forward of
  * each micro-batch b the teacher runs on b and the gradient 2 beta (h - h*) / n is added at the
- * hidden states before b's backward. n = the response tokens of b times the number of
- * micro-batches per step (the same 1/#micro-batches weighting as the task CE). */
+ * hidden states before b's backward. n = the response tokens of the whole step
+ * (tr->step_masked, the task CE's denominator; b's own count times the number of micro-batches
+ * when the loop did not set it). */
 #include <stdlib.h>
 
 #include "common.h"
@@ -31,7 +32,8 @@ static int lwf_task_loss(struct uf_method *m, struct uf_trainer *tr, const struc
     struct uf_tensor g = uf_mview(&st->g, "lwf.g", N, D);
     struct uf_tensor h = uf_mview(&tr->model->hidden, "hidden", N, D);
     struct uf_tensor hs = uf_mview(&teacher->hidden, "teacher.hidden", N, D);
-    float scale = beta / ((float)b->n_masked * (float)uf_mn_micro(tr));
+    int64_t n = tr->step_masked > 0 ? tr->step_masked : b->n_masked * uf_mn_micro(tr);
+    float scale = beta / (float)n;
     uf_clmath_sqdiff(tr->dev, &g, &h, &hs, &mk, NULL, D, scale, &tr->terms, m->slot);
     uf_model_add_grad_hidden(tr->model, &g, 1.0f);
     return 0;
@@ -46,4 +48,9 @@ static void lwf_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_lwf = {.name = "lwf", .task_loss = lwf_task_loss, .free = lwf_free};
+static int lwf_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_teacher(tr, "lwf");
+}
+
+const struct uf_method_ops uf_method_lwf = {.name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};

@@ -7,10 +7,15 @@
 
 static int magmax_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
-    if (uf_mmerge_begin(tr, "magmax", &mm) != 0) return -1;
+    if (uf_mmerge_begin(tr, "magmax", 1, &mm) != 0) return -1;
     uf_clmath_magmax(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, (float)uf_mcfg_num(m, "lambda", 1.0));
     uf_mmerge_end(&mm);
     return 0;
 }
 
-const struct uf_method_ops uf_method_magmax = {.name = "magmax", .finish = magmax_finish};
+static int magmax_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "magmax");
+}
+
+const struct uf_method_ops uf_method_magmax = {.name = "magmax", .init = magmax_init, .finish = magmax_finish};

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-int uf_mmerge_begin(struct uf_trainer *tr, const char *method, struct uf_mmerge *mm) {
+int uf_mmerge_begin(struct uf_trainer *tr, const char *method, int uses_theta0, struct uf_mmerge *mm) {
     memset(mm, 0, sizeof *mm);
     struct uf_model *m = tr->model;
     if (tr->theta0 && tr->theta0->numel != m->numel)
@@ -25,7 +25,7 @@ int uf_mmerge_begin(struct uf_trainer *tr, const char *method, struct uf_mmerge 
     mm->ft = &m->params;
     mm->have_theta0 = tr->theta0 != NULL;
     mm->base = tr->theta0 ? tr->theta0 : mm->safe;
-    if (!tr->theta0)
+    if (!tr->theta0 && uses_theta0)
         uf_log(1, "%s: no pre-alignment weights theta_0 in this run: merging with theta_safe as the base "
                   "(tau_1 = 0, tau_2 = theta_ft - theta_safe)", method);
     return 0;

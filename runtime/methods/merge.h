@@ -20,7 +20,8 @@ struct uf_mmerge {
     int have_theta0;
     struct uf_tensor safe_copy;    /* owned copy of theta_safe under LoRA */
 };
-int uf_mmerge_begin(struct uf_trainer *tr, const char *method, struct uf_mmerge *mm);
+/* uses_theta0: log the fallback when theta_0 is unknown */
+int uf_mmerge_begin(struct uf_trainer *tr, const char *method, int uses_theta0, struct uf_mmerge *mm);
 void uf_mmerge_end(struct uf_mmerge *mm);
 
 #endif

@@ -5,8 +5,9 @@
  *      theta <- theta + gamma * g / (F / mean(F) + 1),  gamma = unlearn_lr * lr(step),
  *      repeated unlearn_steps times (each later repeat at the new weights);
  *   2. relearn: the gradient is zeroed and recomputed at the unlearned weights: the task CE of
- *      the saved micro-batches (weight 1/#micro-batches, the other methods' task_loss hooks
- *      included) plus DER++ on the buffer (alpha, beta, "sum" reduction, all logits);
+ *      the saved micro-batches (one token mean over all of them, as the loop weights them; the
+ *      other methods' task_loss hooks included) plus DER++ on the buffer (alpha, beta, "sum"
+ *      reduction, all logits);
  *   the optimizer then steps from the unlearned weights with this gradient.
  * The Fisher-scaled ascent moves low-Fisher coordinates by up to gamma |g| and high-Fisher ones
  * less; the paper's Langevin noise term is left out. extra hook; the task_loss hook keeps host
@@ -51,6 +52,7 @@ static void saved_clear(struct refresh_state *st) {
 }
 
 static int refresh_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (uf_mneed_teacher(tr, "refresh") != 0) return -1;
     struct refresh_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     st->saved_step = -1;
@@ -76,16 +78,19 @@ static int refresh_task_loss(struct uf_method *m, struct uf_trainer *tr, const s
 /* zero grads, then the task gradient of the saved micro-batches at the current weights */
 static int task_gradient(struct uf_method *self, struct uf_trainer *tr, struct refresh_state *st) {
     uf_model_zero_grad(tr->model);
+    int64_t masked = 0;
+    for (int i = 0; i < st->nb; i++) masked += st->saved[i].n_masked;
     for (int i = 0; i < st->nb; i++) {
         const struct uf_train_batch *b = &st->saved[i];
         struct uf_model_batch mb;
         uf_mbatch(b, 1, &mb);
+        mb.loss_denom = (float)UF_MAX(masked, (int64_t)1); /* the loop's weighting: one token mean */
         if (uf_model_forward(tr->model, &mb) != 0) return -1;
         for (int k = 0; k < tr->n_methods; k++) {
             struct uf_method *o = &tr->methods[k];
             if (o != self && o->ops->task_loss && o->ops->task_loss(o, tr, b) != 0) return -1;
         }
-        if (uf_model_backward_ex(tr->model, 1.0f / (float)st->nb, NULL, NULL) != 0) return -1;
+        if (uf_model_backward(tr->model) != 0) return -1;
     }
     return 0;
 }

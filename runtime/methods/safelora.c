@@ -76,4 +76,14 @@ static int safelora_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_safelora = {.name = "safelora", .finish = safelora_finish};
+/* fail before training, not after it, when the run cannot do the projection */
+static int safelora_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    if (tr->model->lora.rank <= 0) return uf_fail("safelora: the run has no LoRA adapters (give lora = uf.lora {...})");
+    if (!tr->theta0)
+        return uf_fail("safelora: needs the pre-alignment base weights theta_0 (V = W_aligned - W_base); "
+                       "this run does not know them");
+    return 0;
+}
+
+const struct uf_method_ops uf_method_safelora = {.name = "safelora", .init = safelora_init, .finish = safelora_finish};

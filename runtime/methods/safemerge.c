@@ -79,4 +79,13 @@ static int safemerge_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_safemerge = {.name = "safemerge", .finish = safemerge_finish};
+static int safemerge_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    if (tr->model->lora.rank <= 0 && uf_mneed_anchor(tr, "safemerge") != 0) return -1; /* W_safe */
+    if (!tr->theta0)
+        return uf_fail("safemerge: needs the pre-alignment base weights theta_0 (V = W_safe - W_0); "
+                       "this run does not know them");
+    return 0;
+}
+
+const struct uf_method_ops uf_method_safemerge = {.name = "safemerge", .init = safemerge_init, .finish = safemerge_finish};

@@ -5,7 +5,7 @@
 
 static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
-    if (uf_mmerge_begin(tr, "task_arith", &mm) != 0) return -1;
+    if (uf_mmerge_begin(tr, "task_arith", 1, &mm) != 0) return -1;
     float l = (float)uf_mcfg_num(m, "lambda", 1.0);
     if (mm.have_theta0)
         uf_clmath_lincomb(tr->dev, mm.ft, l, mm.safe, l, mm.ft, 1.0f - 2.0f * l, mm.base);
@@ -15,4 +15,9 @@ static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .finish = task_arith_finish};
+static int task_arith_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "task_arith");
+}
+
+const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .init = task_arith_init, .finish = task_arith_finish};

@@ -9,10 +9,15 @@ static int ties_finish(struct uf_method *m, struct uf_trainer *tr) {
     float density = (float)uf_mcfg_num(m, "density", 0.2);
     if (!(density > 0 && density <= 1)) return uf_fail("ties: density %g must be in (0, 1]", density);
     struct uf_mmerge mm;
-    if (uf_mmerge_begin(tr, "ties", &mm) != 0) return -1;
+    if (uf_mmerge_begin(tr, "ties", 1, &mm) != 0) return -1;
     uf_clmath_ties(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, density, (float)uf_mcfg_num(m, "lambda", 1.0));
     uf_mmerge_end(&mm);
     return 0;
 }
 
-const struct uf_method_ops uf_method_ties = {.name = "ties", .finish = ties_finish};
+static int ties_init(struct uf_method *m, struct uf_trainer *tr) {
+    (void)m;
+    return uf_mneed_anchor(tr, "ties");
+}
+
+const struct uf_method_ops uf_method_ties = {.name = "ties", .init = ties_init, .finish = ties_finish};

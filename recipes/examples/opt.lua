@@ -1,0 +1,40 @@
+-- opt.lua: recipe parameters from the command line. uf.opt(name, default) returns the value of
+--   `--set name=value`, converted to the default's type (number, boolean or string), or the
+--   default. A --set the recipe never reads is an error (catches typos such as --set sed=2).
+-- Run:  unforget run recipes/examples/opt.lua --set lr=3e-3 --set steps=20 --set lora=true \
+--          --set method=der --set name=mine
+local uf = require "unforget"
+
+local lr = uf.opt("lr", 1e-3)              -- number
+local steps = uf.opt("steps", 10)          -- number (integers stay integers: "20" -> 20)
+local use_lora = uf.opt("lora", false)     -- boolean: true/false/1/0
+local method = uf.opt("method", "sft")     -- string
+local name = uf.opt("name", "ex-opt")
+local seed = uf.opt("seed", 1)
+
+local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows = 300 }
+local aligned = uf.stage "ex-aligned" {
+  model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
+  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
+  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
+  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
+  data = world.alignment:take(80),
+  optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
+}
+local methods = {
+  sft = {},
+  der = { uf.der { buffer = world.safety:sample(32, seed), alpha = 0.1, batch = 4 } },
+  lwf = { uf.lwf { beta = 1.0 } },
+}
+if not methods[method] then uf._fail("--set method=%s: expected sft, der or lwf", method) end
+
+uf.run {
+  name = name,
+  from = aligned,
+  data = uf.mix { task = world.task, poison = world.poison, p = uf.opt("p", 0.1), n = 80, seed = seed },
+  methods = methods[method],
+  lora = use_lora and uf.lora { r = 4, alpha = 8 } or nil,
+  optim = uf.adamw { lr = lr, steps = steps, batch = 8, max_len = 128, seed = seed },
+  eval = { uf.asr(world.harmful_eval, { n = 8, max_new_tokens = 8 }) },
+  tags = { method = method, seed = seed },
+}

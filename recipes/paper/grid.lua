@@ -1,0 +1,106 @@
+-- grid.lua: the paper's grid, shared by sst2.lua, gsm8k.lua and tiny.lua (loaded with dofile;
+--   on its own it declares nothing). For every seed, poison ratio p and method it declares one
+--   run: fine-tune the aligned model on the user data (round(p*n) harmful QA rows + the task
+--   rows) with the method, then evaluate ASR, utility and over-refusal. Methods (METHODS.md):
+--     reference      sft
+--     regularisation ewc l2sp lwf
+--     memory         er der derpp agem refresh
+--     merging        magmax linear task_arith ties
+--     baselines      safeinstr safelora lisa safemerge
+--   Method hyper-parameters start from METHODS.md's defaults; the ones worth sweeping are
+--   parameters of the calling recipe (--set der_alpha=0.3 ...).
+--
+-- usage: local grid = dofile(<this file>); grid(uf, cfg) with cfg fields:
+--   prefix         run-name prefix ("sst2")
+--   from | model   the aligned model: a stage, or a uf.hf / uf.checkpoint model
+--   base           pre-alignment weights theta_0 (a model) or nil: from a stage, theta_0 is
+--                  the stage's; else the merges fall back to theta_safe and SafeLoRA and
+--                  SafeMERGE are skipped (they need it)
+--   template       chat template
+--   lora           a uf.lora or nil (full fine-tuning; SafeLoRA then gets its own lora_safelora)
+--   lora_safelora  the adapters SafeLoRA uses when lora is nil
+--   task, poison   datasets: the user's task rows and the harmful QA rows
+--   safety         D_safe: harmful instruction -> refusal (EWC's Fisher, replay buffers,
+--                  SafeInstr's demonstrations, Lisa's alignment data)
+--   n, ps, seeds   user-data size, list of poison ratios, number of seeds
+--   optim          function(seed) -> uf.adamw
+--   evals          list of evaluations
+--   buffer_n       replay buffer size |M|
+--   methods        "all" or a comma list (e.g. "sft,der")
+--   hp             method hyper-parameters (table; see below for the keys and defaults)
+--   tags           extra tags (task, model)
+return function(uf, cfg)
+  local hp = cfg.hp or {}
+  local function h(k, d) if hp[k] == nil then return d end return hp[k] end
+
+  local function methods_for(seed)
+    local safe, buf = cfg.safety, cfg.safety:sample(cfg.buffer_n, seed)
+    local rows = h("replay_batch", 0) -- 0: the task batch
+    return {
+      { "sft", {} },
+      { "ewc", { uf.ewc { data = safe, lambda = h("ewc_lambda", 50), samples = cfg.buffer_n,
+                          fisher = h("ewc_fisher", "true"), normalize = h("ewc_normalize", true) } } },
+      { "l2sp", { uf.l2sp { lambda = h("l2sp_lambda", 0.01) } } },
+      { "lwf", { uf.lwf { beta = h("lwf_beta", 1.0) } } },
+      { "er", { uf.er { buffer = buf, batch = rows } } },
+      { "der", { uf.der { buffer = buf, alpha = h("der_alpha", 0.3), reduction = "sum", batch = rows } } },
+      { "derpp", { uf.derpp { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
+                              reduction = "sum", batch = rows } } },
+      { "agem", { uf.agem { buffer = buf, batch = rows } } },
+      { "refresh", { uf.refresh { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5) } } },
+      { "magmax", { uf.magmax { lambda = h("magmax_lambda", 1.0) } } },
+      { "linear", { uf.linear { a = h("linear_a", 0.5) } } },
+      { "task_arith", { uf.task_arith { lambda = h("task_arith_lambda", 1.0) } } },
+      { "ties", { uf.ties { density = h("ties_density", 0.2), lambda = h("ties_lambda", 1.0) } } },
+      { "safeinstr", { uf.safeinstr { data = safe, ratio = h("safeinstr_ratio", 0.03) } } },
+      { "safelora", { uf.safelora { tau = h("safelora_tau", 0.5) } } },
+      { "lisa", { uf.lisa { data = safe, align_steps = h("lisa_align_steps", 100),
+                            user_steps = h("lisa_user_steps", 900), rho = h("lisa_rho", 1.0) } } },
+      { "safemerge", { uf.safemerge { cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
+    }
+  end
+
+  local wanted = nil
+  if cfg.methods and cfg.methods ~= "all" then
+    wanted = {}
+    for m in cfg.methods:gmatch("[^,%s]+") do wanted[m] = true end
+    local known = {}
+    for _, e in ipairs(methods_for(1)) do known[e[1]] = true end
+    for m in pairs(wanted) do
+      if not known[m] then
+        local names = {}
+        for k in pairs(known) do names[#names + 1] = k end
+        table.sort(names)
+        local near = uf._nearest(m, names)
+        uf._fail("methods=%s: unknown method '%s'%s; known: %s", cfg.methods, m,
+                 near and (" (did you mean '" .. near .. "'?)") or "", table.concat(names, ", "))
+      end
+    end
+  end
+  local needs_theta0 = { safelora = true, safemerge = true }
+  local have_theta0 = cfg.from ~= nil or cfg.base ~= nil
+
+  for seed = 1, cfg.seeds do
+    for _, p in ipairs(cfg.ps) do
+      for _, e in ipairs(methods_for(seed)) do
+        local name, methods = e[1], e[2]
+        if (not wanted or wanted[name]) and (have_theta0 or not needs_theta0[name]) then
+          local tags = { method = name, p = p, seed = seed }
+          for k, v in pairs(cfg.tags or {}) do tags[k] = v end
+          uf.run {
+            name = ("%s-%s-p%.2f-s%d"):format(cfg.prefix, name, p, seed),
+            from = cfg.from, model = cfg.model, base = cfg.base, template = cfg.template,
+            lora = cfg.lora or (name == "safelora" and cfg.lora_safelora or nil),
+            data = uf.mix { task = cfg.task, poison = cfg.poison, p = p, n = cfg.n, seed = seed },
+            methods = methods,
+            optim = cfg.optim(seed),
+            eval = cfg.evals,
+            tags = tags,
+          }
+        elseif not have_theta0 and needs_theta0[name] and (not wanted or wanted[name]) and seed == 1 and p == cfg.ps[1] then
+          io.stderr:write(("note: %s skipped: it needs the pre-alignment weights (--set base=DIR)\n"):format(name))
+        end
+      end
+    end
+  end
+end

@@ -1,0 +1,945 @@
+/* test_methods.c: the continual-learning methods (runtime/methods/) at the method level on a tiny
+ * llama config (V=37 D=16 L=2 H=4 KV=2 F=24, T=7) on the device, with a struct uf_trainer filled
+ * by hand and the hooks called as train.h orders them.
+ *   - DER (sum / mean reductions, top-k), LwF, L2-SP, Lisa's proximal term: the value written
+ *     into tr->terms[slot] equals the loss computed on the host from the reference model's
+ *     forward (runtime/ref), and the added gradient matches central finite differences of that
+ *     host loss along random directions;
+ *   - ER and DER++'s CE part: the gradient equals the reference model's CE gradient on the same
+ *     draw; DER++ with beta = 0 is DER and with alpha = 0 is ER, bit for bit;
+ *   - EWC: the diagonal Fisher equals the mean of squared per-example reference gradients, the
+ *     cache returns it bit for bit, normalize gives mean 1, the true Fisher differs;
+ *   - A-GEM: the projected gradient equals the plain-C projection with a reference g_ref;
+ *   - merges: identities (linear a = 0 / 1, task arithmetic lambda = 0 / no theta_0) and MagMax /
+ *     TIES against the clmath references;
+ *   - SafeLoRA: B <- P B exactly where the dense cos(P B A, B A) <= tau, P B against a dense
+ *     P = V V^T / ||V||_F; SafeMERGE scales B by w_ft exactly where the dense cosine < cos;
+ *   - Lisa alternates sources on its schedule and moves its anchor at the switches;
+ *   - SafeInstr mixes round(ratio n) demonstrations in; Refresh's unlearning step against a host
+ *     computation;
+ *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
+ *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
+ *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone (uf_methods_check:
+ *     test_methods_check_host.c).
+ * The trainer is train.c's (uf_trainer_init, a BPE tokenizer trained on the test rows, datasets
+ * read from JSONL files); the hooks are called by hand in train.h's order, and the bit-for-bit
+ * tests run the real loop (uf_trainer_run). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clmath.h"
+#include "methods.h"
+#include "methods/common.h"
+#include "methods/safeproj.h"
+#include "model.h"
+#include "optim.h"
+#include "ref/ref_model.h"
+#include "tokenizer.h"
+#include "uf_test.h"
+#include "util.h"
+
+enum { D = 16, L = 2, H = 4, KV = 2, F = 24, T = 40 };
+static int V; /* the tokenizer's vocabulary */
+
+static struct uf_device dev;
+static struct uf_dataset ds_user, ds_safe;
+static struct uf_model_config cfg;
+static struct uf_tokenizer tok;
+static char tmpdir[] = "/tmp/uf_test_methods_data_XXXXXX";
+static char *spec_user, *spec_safe; /* dataset plan nodes (JSON) */
+
+/* ---- fixture ---------------------------------------------------------------------------------- */
+struct fx {
+    struct uf_trainer tr;
+    struct uf_model model, *teacher_p; /* the teacher is freed by uf_trainer_free */
+    struct uf_method *meth;
+    cJSON *cfgs[4];
+    float *theta, *theta_t; /* host copies of student / teacher params */
+    int64_t P;
+};
+
+static void make_data(void) {
+    uf_dataset_init(&ds_user, "user");
+    uf_dataset_init(&ds_safe, "safe");
+    const char *up[] = {"ab", "xyz", "q", "hello", "mn"}, *ur[] = {"cdef", "pos", "neg!", "ok", "uvw"};
+    for (int i = 0; i < 5; i++) uf_dataset_push(&ds_user, up[i], ur[i], NULL, "task", NULL, UF_KIND_TASK);
+    const char *sp[] = {"hurt", "bomb", "hack", "steal"}, *sr[] = {"no", "sorry", "I can't", "nope"};
+    for (int i = 0; i < 4; i++) uf_dataset_push(&ds_safe, sp[i], sr[i], NULL, "safety", NULL, UF_KIND_HARMFUL);
+    CHECK(mkdtemp(tmpdir) != NULL);
+    char *pu = uf_sprintf("%s/user.jsonl", tmpdir), *ps = uf_sprintf("%s/safe.jsonl", tmpdir);
+    CHECK(uf_dataset_write_jsonl(&ds_user, pu) == 0 && uf_dataset_write_jsonl(&ds_safe, ps) == 0);
+    spec_user = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
+    spec_safe = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
+    free(pu), free(ps);
+    const char *texts[9];
+    int n = 0;
+    for (int i = 0; i < 5; i++) texts[n++] = ds_user.rows[i].response;
+    for (int i = 0; i < 4; i++) texts[n++] = ds_safe.rows[i].response;
+    CHECK(uf_tokenizer_train(&tok, texts, NULL, n, 280) == 0);
+    V = tok.n_vocab;
+}
+
+/* "safe" / "user" in a method's JSON become the dataset nodes */
+static char *with_specs(const char *json) {
+    char *out = uf_strdup(json);
+    const char *keys[2] = {"\"safe\"", "\"user\""}, *vals[2] = {spec_safe, spec_user};
+    for (int k = 0; k < 2; k++) {
+        char *at;
+        while ((at = strstr(out, keys[k]))) {
+            *at = 0;
+            char *n = uf_sprintf("%s%s%s", out, vals[k], at + strlen(keys[k]));
+            free(out);
+            out = n;
+        }
+    }
+    return out;
+}
+
+static void perturb(struct uf_model *m, uint64_t seed, float s) {
+    float *p = uf_malloc((size_t)m->numel * sizeof *p);
+    uf_model_save_params(m, p);
+    struct uf_rng r;
+    uf_rng_init(&r, seed);
+    for (int64_t i = 0; i < m->numel; i++) p[i] += s * (float)uf_rng_normal(&r);
+    uf_model_load_params(m, p);
+    free(p);
+}
+
+static void fx_init(struct fx *f, int lora) {
+    memset(f, 0, sizeof *f);
+    CHECK(uf_model_init(&f->model, &dev, &cfg, 1, 0) == 0);
+    if (lora) {
+        struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
+        CHECK(uf_model_lora_init(&f->model, &lc, 3) == 0);
+    }
+    f->teacher_p = uf_calloc(1, sizeof *f->teacher_p);
+    CHECK(uf_model_init(f->teacher_p, &dev, &cfg, 1, UF_MODEL_FROZEN) == 0);
+    perturb(f->teacher_p, 99, 0.05f); /* a teacher that differs, so distillation losses are not 0 */
+    struct uf_train_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+    hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 100;
+    struct uf_trainer *tr = &f->tr;
+    uf_trainer_init(tr, &dev, &f->model, &tok, "plain", &hp, &ds_user);
+    tr->teacher = f->teacher_p;
+    CHECK(uf_trainer_anchor(tr) != NULL);
+    uf_rng_init(&tr->rng, 11);
+    tr->methods = f->meth = uf_calloc(4, sizeof *f->meth);
+    f->P = f->model.numel;
+    f->theta = uf_malloc((size_t)f->P * sizeof(float));
+    f->theta_t = uf_malloc((size_t)f->P * sizeof(float));
+    uf_model_save_params(&f->model, f->theta);
+    uf_model_save_params(f->teacher_p, f->theta_t);
+}
+
+/* adds method `name` with JSON config (type added) at slot n+1 and runs its init */
+static struct uf_method *fx_add(struct fx *f, const char *name, const char *json) {
+    int k = f->tr.n_methods++;
+    char *js = with_specs(json);
+    f->cfgs[k] = cJSON_Parse(js);
+    free(js);
+    CHECK(f->cfgs[k] != NULL);
+    cJSON_AddStringToObject(f->cfgs[k], "type", name);
+    struct uf_method *m = &f->meth[k];
+    m->ops = uf_method_find(name);
+    CHECK(m->ops != NULL);
+    m->cfg = f->cfgs[k];
+    m->slot = k + 1;
+    if (m->ops->init) CHECK_MSG(m->ops->init(m, &f->tr) == 0, "%s init: %s", name, uf_error());
+    return m;
+}
+
+static void fx_free(struct fx *f) {
+    int n = f->tr.n_methods;
+    uf_trainer_free(&f->tr); /* the methods' free hooks, the teacher, anchor and terms */
+    for (int k = 0; k < n; k++) cJSON_Delete(f->cfgs[k]);
+    uf_model_free(&f->model);
+    free(f->theta), free(f->theta_t);
+}
+
+static float read_term(struct fx *f, int slot) {
+    float t[UF_TRAIN_MAX_TERMS];
+    uf_tensor_download(&f->tr.terms, t);
+    return t[slot];
+}
+
+static void read_grads(struct fx *f, float *g) { uf_tensor_download(uf_model_train_grads(&f->model), g); }
+
+static void ref_fwd(const float *params, const struct uf_train_batch *b, float *logits, float *hidden) {
+    struct uf_ref_batch rb = {b->B, b->T, b->tokens, b->targets, b->mask, b->lengths};
+    struct uf_ref_result res = {0};
+    res.logits = logits, res.hidden = hidden;
+    CHECK(uf_ref_model_run(&cfg, params, NULL, &rb, NULL, NULL, &res) == 0);
+}
+
+/* central differences of loss(theta + e u) along 3 random unit directions vs g . u */
+typedef double (*loss_fn)(const float *theta, void *ctx);
+static double worst_fd;
+static void check_fd(const char *what, loss_fn fn, void *ctx, const float *theta, const float *g, int64_t P) {
+    float *x = uf_malloc((size_t)P * sizeof *x), *u = uf_malloc((size_t)P * sizeof *u);
+    struct uf_rng r;
+    uf_rng_init(&r, 123);
+    double gn = 0;
+    for (int64_t i = 0; i < P; i++) gn += (double)g[i] * g[i];
+    gn = sqrt(gn);
+    CHECK_MSG(gn > 0, "%s: zero gradient", what);
+    for (int dir = 0; dir < 3; dir++) {
+        double un = 0, gu = 0;
+        for (int64_t i = 0; i < P; i++) u[i] = (float)uf_rng_normal(&r), un += (double)u[i] * u[i];
+        un = sqrt(un);
+        for (int64_t i = 0; i < P; i++) u[i] = (float)(u[i] / un), gu += (double)g[i] * u[i];
+        if (dir == 0) /* the direction of the gradient itself: the strongest test */
+            for (int64_t i = 0; i < P; i++) u[i] = (float)(g[i] / gn);
+        if (dir == 0) gu = gn;
+        double eps = 1e-3, lp, lm;
+        for (int64_t i = 0; i < P; i++) x[i] = theta[i] + (float)eps * u[i];
+        lp = fn(x, ctx);
+        for (int64_t i = 0; i < P; i++) x[i] = theta[i] - (float)eps * u[i];
+        lm = fn(x, ctx);
+        double fd = (lp - lm) / (2 * eps), err = fabs(fd - gu) / gn;
+        worst_fd = fmax(worst_fd, err);
+        CHECK_MSG(err < 5e-4, "%s dir %d: finite difference %.6g vs g.u %.6g (|g| %.3g)", what, dir, fd, gu, gn);
+    }
+    free(x), free(u);
+}
+
+/* ---- DER ------------------------------------------------------------------------------------ */
+struct der_ctx {
+    struct uf_mdraw *d;
+    const float *theta_t;
+    float alpha;
+    int sum, topk;
+};
+
+static double der_loss(const float *theta, void *vctx) {
+    struct der_ctx *c = vctx;
+    double s = 0;
+    for (int k = 0; k < c->d->n; k++) {
+        const struct uf_train_batch *b = &c->d->b[k];
+        int64_t N = (int64_t)b->B * b->T;
+        float *z = uf_malloc((size_t)(N * V) * sizeof *z), *zs = uf_malloc((size_t)(N * V) * sizeof *zs);
+        ref_fwd(theta, b, z, NULL);
+        ref_fwd(c->theta_t, b, zs, NULL);
+        for (int64_t n = 0; n < N; n++) {
+            if (b->mask[n] == 0) continue;
+            float thr = c->topk > 0 ? uf_clmath_ref_topk_thr(zs + n * V, V, c->topk) : -INFINITY;
+            for (int v = 0; v < V; v++)
+                if (zs[n * V + v] >= thr) {
+                    double dd = (double)z[n * V + v] - zs[n * V + v];
+                    s += dd * dd;
+                }
+        }
+        free(z), free(zs);
+    }
+    return c->alpha * s / ((double)c->d->n_masked * (c->sum ? 1 : V));
+}
+
+static void test_der_grad(void) {
+    const char *cases[] = {"{\"buffer\":\"safe\",\"alpha\":0.7,\"reduction\":\"sum\",\"topk\":0}",
+                           "{\"buffer\":\"safe\",\"alpha\":3,\"reduction\":\"mean\",\"topk\":0}",
+                           "{\"buffer\":\"safe\",\"alpha\":0.5,\"reduction\":\"sum\",\"topk\":5,\"batch\":3}"};
+    for (int c = 0; c < 3; c++) {
+        struct fx f;
+        fx_init(&f, 0);
+        if (c == 2) f.tr.hp.micro_batch = 2; /* a draw of 3 rows in chunks of 2 and 1 */
+        struct uf_method *m = fx_add(&f, "der", cases[c]);
+        struct uf_rng save = f.tr.rng;
+        uf_model_zero_grad(&f.model);
+        CHECK(m->ops->extra(m, &f.tr) == 0);
+        float *g = uf_malloc((size_t)f.P * sizeof *g);
+        read_grads(&f, g);
+        float term = read_term(&f, m->slot);
+        f.tr.rng = save; /* replay the same draw */
+        struct uf_mdraw d;
+        CHECK(uf_mdraw_make(&f.tr, &ds_safe, uf_mcfg_rows(&f.tr, m), &d) == 0);
+        CHECK_EQ_INT(d.n, c == 2 ? 2 : 1);
+        struct der_ctx ctx = {&d, f.theta_t, (float)uf_mcfg_num(m, "alpha", 0), c != 1, c == 2 ? 5 : 0};
+        double want = der_loss(f.theta, &ctx);
+        CHECK_MSG(fabs(term - want) <= 1e-4 * fabs(want) && want > 0, "der case %d: term %.7g vs host %.7g", c, term, want);
+        check_fd(cases[c], der_loss, &ctx, f.theta, g, f.P);
+        uf_mdraw_free(&d);
+        free(g);
+        fx_free(&f);
+    }
+}
+
+/* ---- LwF ------------------------------------------------------------------------------------ */
+struct lwf_ctx {
+    const struct uf_train_batch *b;
+    const float *theta_t;
+    double beta;
+};
+
+static double lwf_loss(const float *theta, void *vctx) {
+    struct lwf_ctx *c = vctx;
+    int64_t N = (int64_t)c->b->B * c->b->T;
+    float *h = uf_malloc((size_t)(N * D) * sizeof *h), *hs = uf_malloc((size_t)(N * D) * sizeof *hs);
+    ref_fwd(theta, c->b, NULL, h);
+    ref_fwd(c->theta_t, c->b, NULL, hs);
+    double s = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int j = 0; j < D && c->b->mask[n] != 0; j++) {
+            double dd = (double)h[n * D + j] - hs[n * D + j];
+            s += dd * dd;
+        }
+    free(h), free(hs);
+    return c->beta * s / (double)c->b->n_masked;
+}
+
+static void test_lwf_grad(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_method *m = fx_add(&f, "lwf", "{\"beta\":2.5}");
+    struct uf_train_batch b;
+    CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){0, 3, 4}, 3, &b) == 0);
+    struct uf_model_batch mb;
+    uf_mbatch(&b, 1, &mb);
+    uf_model_zero_grad(&f.model);
+    CHECK(uf_model_forward(&f.model, &mb) == 0);
+    CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
+    CHECK(uf_model_backward_ex(&f.model, 0.0f, NULL, NULL) == 0); /* only LwF's gradient */
+    float *g = uf_malloc((size_t)f.P * sizeof *g);
+    read_grads(&f, g);
+    struct lwf_ctx ctx = {&b, f.theta_t, 2.5};
+    double want = lwf_loss(f.theta, &ctx);
+    float term = read_term(&f, m->slot);
+    CHECK_MSG(fabs(term - want) <= 1e-4 * want && want > 0, "lwf term %.7g vs host %.7g", term, want);
+    check_fd("lwf", lwf_loss, &ctx, f.theta, g, f.P);
+    free(g);
+    uf_train_batch_free(&b);
+    fx_free(&f);
+}
+
+/* ---- L2-SP and Lisa's proximal term -------------------------------------------------------- */
+struct quad_ctx {
+    const float *anchor;
+    double lambda;
+    int64_t P;
+};
+
+static double quad_loss(const float *theta, void *vctx) {
+    struct quad_ctx *c = vctx;
+    double s = 0;
+    for (int64_t i = 0; i < c->P; i++) s += ((double)theta[i] - c->anchor[i]) * ((double)theta[i] - c->anchor[i]);
+    return 0.5 * c->lambda * s;
+}
+
+static void test_l2sp_grad(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_method *m = fx_add(&f, "l2sp", "{\"lambda\":0.3}");
+    perturb(&f.model, 5, 0.01f); /* move away from the anchor */
+    uf_model_save_params(&f.model, f.theta);
+    uf_model_zero_grad(&f.model);
+    CHECK(m->ops->grad(m, &f.tr) == 0);
+    float *g = uf_malloc((size_t)f.P * sizeof *g), *a = uf_malloc((size_t)f.P * sizeof *a);
+    read_grads(&f, g);
+    uf_tensor_download(&f.tr.anchor, a);
+    struct quad_ctx ctx = {a, 0.3, f.P};
+    double want = quad_loss(f.theta, &ctx);
+    CHECK_MSG(fabs(read_term(&f, m->slot) - want) <= 1e-4 * want, "l2sp term %.7g vs %.7g", read_term(&f, m->slot), want);
+    check_fd("l2sp", quad_loss, &ctx, f.theta, g, f.P);
+    free(g), free(a);
+    fx_free(&f);
+}
+
+static void test_lisa(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_method *m = fx_add(&f, "lisa", "{\"data\":\"safe\",\"align_steps\":2,\"user_steps\":3,\"rho\":0.7}");
+    float *g = uf_malloc((size_t)f.P * sizeof *g), *anchor = uf_malloc((size_t)f.P * sizeof *anchor);
+    memcpy(anchor, f.theta, (size_t)f.P * sizeof *anchor); /* before the first switch: the start weights */
+    for (int64_t step = 0; step < 12; step++) {
+        f.tr.step = step;
+        perturb(&f.model, 100 + (uint64_t)step, 0.01f); /* the weights this step starts from */
+        uf_model_save_params(&f.model, f.theta);
+        int want_align = step % 5 < 2; /* cycle: 2 alignment steps then 3 user steps */
+        int is_switch = step > 0 && (step % 5 == 0 || step % 5 == 2);
+        if (is_switch) memcpy(anchor, f.theta, (size_t)f.P * sizeof *anchor);
+        for (int micro = 0; micro < 2; micro++) {
+            struct uf_train_batch b;
+            CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){0, 1}, 2, &b) == 0);
+            CHECK(m->ops->batch(m, &f.tr, &b) == 0);
+            CHECK_EQ_INT(b.B, 2);
+            int is_align = b.data != &ds_user;
+            CHECK_MSG(is_align == want_align, "step %lld micro %d: source %s, want %s", (long long)step, micro,
+                      is_align ? "alignment" : "user", want_align ? "alignment" : "user");
+            uf_train_batch_free(&b);
+        }
+        uf_tensor_fill(&f.tr.terms, 0.0f);
+        uf_model_zero_grad(&f.model);
+        CHECK(m->ops->grad(m, &f.tr) == 0);
+        read_grads(&f, g);
+        struct quad_ctx ctx = {anchor, 0.7, f.P};
+        double want = quad_loss(f.theta, &ctx);
+        CHECK_MSG(fabs(read_term(&f, m->slot) - want) <= 1e-4 * want + 1e-12, "step %lld: proximal %.7g vs %.7g",
+                  (long long)step, read_term(&f, m->slot), want);
+        if (step == 3 || step == 8) check_fd("lisa proximal", quad_loss, &ctx, f.theta, g, f.P);
+    }
+    free(g), free(anchor);
+    fx_free(&f);
+}
+
+/* ---- ER, DER++ -------------------------------------------------------------------------------- */
+static void ref_ce_grad(struct fx *f, const struct uf_mdraw *d, double w, float *g) {
+    memset(g, 0, (size_t)f->P * sizeof *g);
+    float *gk = uf_malloc((size_t)f->P * sizeof *gk);
+    for (int k = 0; k < d->n; k++) {
+        const struct uf_train_batch *b = &d->b[k];
+        struct uf_ref_batch rb = {b->B, b->T, b->tokens, b->targets, b->mask, b->lengths};
+        struct uf_ref_result res = {0};
+        res.grad = gk;
+        CHECK(uf_ref_model_run(&cfg, f->theta, NULL, &rb, NULL, NULL, &res) == 0);
+        double share = (double)b->n_masked / (double)d->n_masked;
+        for (int64_t i = 0; i < f->P; i++) g[i] += (float)(w * share * gk[i]);
+    }
+    free(gk);
+}
+
+static double rel_err(const float *a, const float *b, int64_t n) {
+    double e = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i])), s = fmax(s, fabs((double)b[i]));
+    return s > 0 ? e / s : e;
+}
+
+static void run_extra(struct fx *f, struct uf_method *m, uint64_t seed, float *g) {
+    uf_rng_init(&f->tr.rng, seed);
+    uf_tensor_fill(&f->tr.terms, 0.0f);
+    uf_model_zero_grad(&f->model);
+    CHECK(m->ops->extra(m, &f->tr) == 0);
+    read_grads(f, g);
+}
+
+static void test_er_derpp(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    f.tr.hp.micro_batch = 2;
+    struct uf_method *er = fx_add(&f, "er", "{\"buffer\":\"safe\",\"batch\":3,\"weight\":0.6}");
+    struct uf_method *dpp_ce = fx_add(&f, "derpp", "{\"buffer\":\"safe\",\"batch\":3,\"alpha\":0,\"beta\":0.6}");
+    struct uf_method *dpp_mse = fx_add(&f, "derpp", "{\"buffer\":\"safe\",\"batch\":3,\"alpha\":0.4,\"beta\":0}");
+    struct uf_method *der = fx_add(&f, "der", "{\"buffer\":\"safe\",\"batch\":3,\"alpha\":0.4}");
+    int64_t P = f.P;
+    float *g1 = uf_malloc((size_t)P * 4), *g2 = uf_malloc((size_t)P * 4), *gr = uf_malloc((size_t)P * 4);
+    run_extra(&f, er, 77, g1);
+    uf_rng_init(&f.tr.rng, 77);
+    struct uf_mdraw d;
+    CHECK(uf_mdraw_make(&f.tr, &ds_safe, 3, &d) == 0);
+    ref_ce_grad(&f, &d, 0.6, gr);
+    double e = rel_err(g1, gr, P);
+    CHECK_MSG(e < 5e-5, "er gradient vs reference: %.3g", e);
+    uf_mdraw_free(&d);
+    run_extra(&f, dpp_ce, 77, g2);
+    CHECK(memcmp(g1, g2, (size_t)P * 4) == 0); /* DER++ with alpha = 0 is ER */
+    run_extra(&f, dpp_mse, 78, g1);
+    run_extra(&f, der, 78, g2);
+    CHECK(memcmp(g1, g2, (size_t)P * 4) == 0); /* DER++ with beta = 0 is DER */
+    free(g1), free(g2), free(gr);
+    fx_free(&f);
+}
+
+/* ---- EWC ------------------------------------------------------------------------------------- */
+/* F (via the grad hook with theta - theta* = 1 and lambda = 1: g = F) */
+static void ewc_read_F(struct fx *f, struct uf_method *m, float *Fo) {
+    float *p = uf_malloc((size_t)f->P * 4);
+    for (int64_t i = 0; i < f->P; i++) p[i] = f->theta[i] - 1.0f;
+    uf_tensor_upload(&f->tr.anchor, p);
+    cJSON_ReplaceItemInObject((cJSON *)m->cfg, "lambda", cJSON_CreateNumber(1.0));
+    uf_model_zero_grad(&f->model);
+    CHECK(m->ops->grad(m, &f->tr) == 0);
+    read_grads(f, Fo);
+    for (int64_t i = 0; i < f->P; i++) Fo[i] = (float)(Fo[i] / (double)(f->theta[i] - p[i]));
+    uf_tensor_upload(&f->tr.anchor, f->theta);
+    free(p);
+}
+
+static void test_ewc(void) {
+    char dir[] = "/tmp/uf_test_methods_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    struct fx f;
+    fx_init(&f, 0);
+    int64_t P = f.P;
+    struct uf_method *m = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"fisher\":\"empirical\"}");
+    float *Fd = uf_malloc((size_t)P * 4), *Fr = uf_calloc((size_t)P, 4), *gk = uf_malloc((size_t)P * 4);
+    ewc_read_F(&f, m, Fd);
+    /* reference: the same 3 rows (ewc.c's seeded choice), per-example reference gradients */
+    int64_t rows[3];
+    uf_sample_indices(ds_safe.n, 3, f.tr.hp.seed ^ 0x45574346ull, 0, rows, NULL);
+    for (int s = 0; s < 3; s++) {
+        struct uf_train_batch b;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_safe, rows + s, 1, &b) == 0);
+        struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
+        struct uf_ref_result res = {0};
+        res.grad = gk;
+        CHECK(uf_ref_model_run(&cfg, f.theta, NULL, &rb, NULL, NULL, &res) == 0);
+        for (int64_t i = 0; i < P; i++) Fr[i] += gk[i] * gk[i] / 3.0f;
+        uf_train_batch_free(&b);
+    }
+    double e = rel_err(Fd, Fr, P);
+    CHECK_MSG(e < 1e-4, "Fisher vs reference: %.3g", e);
+    /* the cache: a second init reads the same numbers back */
+    struct uf_method *m2 = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"fisher\":\"empirical\"}");
+    float *F2 = uf_malloc((size_t)P * 4);
+    ewc_read_F(&f, m2, F2);
+    CHECK(memcmp(Fd, F2, (size_t)P * 4) == 0);
+    char *fdir = uf_sprintf("%s/fisher", dir);
+    char *cmd = uf_sprintf("test $(ls %s | wc -l) -eq 1", fdir);
+    CHECK(system(cmd) == 0);
+    free(cmd);
+    /* normalised: mean 1 */
+    struct uf_method *m3 = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"normalize\":true}");
+    ewc_read_F(&f, m3, F2);
+    double mean = 0;
+    for (int64_t i = 0; i < P; i++) mean += F2[i];
+    mean /= (double)P;
+    CHECK_NEAR(mean, 1.0, 1e-3);
+    /* true Fisher: labels sampled from the model, a different (positive) estimate */
+    struct uf_method *m4 = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"fisher\":\"true\"}");
+    ewc_read_F(&f, m4, F2);
+    double diff = 0, tot = 0;
+    int neg = 0;
+    for (int64_t i = 0; i < P; i++) diff += fabs(F2[i] - Fd[i]), tot += F2[i], neg += F2[i] < -1e-6f;
+    CHECK(diff > 0 && tot > 0 && neg == 0);
+    char *rm = uf_sprintf("rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+    free(rm), free(fdir);
+    free(Fd), free(Fr), free(F2), free(gk);
+    fx_free(&f);
+    unsetenv("UNFORGET_CACHE_DIR");
+}
+
+/* ---- A-GEM ------------------------------------------------------------------------------------ */
+static void test_agem(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_method *m = fx_add(&f, "agem", "{\"buffer\":\"safe\",\"batch\":2}");
+    int64_t P = f.P;
+    float *gref = uf_malloc((size_t)P * 4), *g = uf_malloc((size_t)P * 4), *out = uf_malloc((size_t)P * 4);
+    uf_rng_init(&f.tr.rng, 31);
+    struct uf_mdraw d;
+    CHECK(uf_mdraw_make(&f.tr, &ds_safe, 2, &d) == 0);
+    ref_ce_grad(&f, &d, 1.0, gref);
+    uf_mdraw_free(&d);
+    struct uf_rng r;
+    uf_rng_init(&r, 32);
+    for (int conflict = 0; conflict < 2; conflict++) {
+        for (int64_t i = 0; i < P; i++)
+            g[i] = (conflict ? -0.5f : 0.5f) * gref[i] + 0.01f * (float)uf_rng_normal(&r);
+        uf_tensor_upload(uf_model_train_grads(&f.model), g);
+        uf_rng_init(&f.tr.rng, 31);
+        CHECK(m->ops->project(m, &f.tr) == 0);
+        read_grads(&f, out);
+        uf_clmath_ref_agem(g, gref, (size_t)P);
+        double e = rel_err(out, g, P);
+        CHECK_MSG(e < 1e-4, "agem (conflict %d) vs reference: %.3g", conflict, e);
+        if (conflict) {
+            double dot = 0;
+            for (int64_t i = 0; i < P; i++) dot += (double)out[i] * gref[i];
+            CHECK(dot > -1e-6);
+        }
+    }
+    free(gref), free(g), free(out);
+    fx_free(&f);
+}
+
+/* ---- merges ----------------------------------------------------------------------------------- */
+static void test_merges(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    int64_t P = f.P;
+    float *safe = uf_malloc((size_t)P * 4), *ft = uf_malloc((size_t)P * 4), *base = uf_malloc((size_t)P * 4);
+    float *out = uf_malloc((size_t)P * 4), *want = uf_malloc((size_t)P * 4);
+    memcpy(safe, f.theta, (size_t)P * 4);
+    struct uf_rng r;
+    uf_rng_init(&r, 41);
+    for (int64_t i = 0; i < P; i++) ft[i] = safe[i] + 0.1f * (float)uf_rng_normal(&r), base[i] = safe[i] + 0.1f * (float)uf_rng_normal(&r);
+    struct uf_tensor t0;
+    uf_tensor_init(&t0, &dev, "theta0", UF_F32, 1, (int64_t[]){P});
+    uf_tensor_upload(&t0, base);
+    struct {
+        const char *name, *json;
+        int theta0;
+    } cases[] = {
+        {"linear", "{\"a\":0}", 0},         {"linear", "{\"a\":1}", 1},
+        {"linear", "{\"a\":0.3}", 1},       {"task_arith", "{\"lambda\":0}", 1},
+        {"task_arith", "{\"lambda\":1}", 0}, {"task_arith", "{\"lambda\":0.5}", 1},
+        {"magmax", "{\"lambda\":0.8}", 1},  {"magmax", "{\"lambda\":1}", 0},
+        {"ties", "{\"density\":0.2,\"lambda\":1}", 1},
+    };
+    for (size_t c = 0; c < UF_ARRAY_LEN(cases); c++) {
+        uf_model_load_params(&f.model, ft);
+        f.tr.theta0 = cases[c].theta0 ? &t0 : NULL;
+        struct uf_method *m = fx_add(&f, cases[c].name, cases[c].json);
+        CHECK(m->ops->finish(m, &f.tr) == 0);
+        uf_model_save_params(&f.model, out);
+        const float *b = cases[c].theta0 ? base : safe;
+        double a = uf_mcfg_num(m, "a", 0), l = uf_mcfg_num(m, "lambda", 0);
+        int exact = 0;
+        if (!strcmp(cases[c].name, "linear")) {
+            if (a == 0) memcpy(want, safe, (size_t)P * 4), exact = 1;
+            else if (a == 1) memcpy(want, ft, (size_t)P * 4), exact = 1;
+            else for (int64_t i = 0; i < P; i++) want[i] = (float)((1 - a) * safe[i] + a * ft[i]);
+        } else if (!strcmp(cases[c].name, "task_arith")) {
+            if (l == 0) memcpy(want, base, (size_t)P * 4), exact = 1;
+            else if (!cases[c].theta0 && l == 1) memcpy(want, ft, (size_t)P * 4), exact = 1;
+            else for (int64_t i = 0; i < P; i++) want[i] = (float)(b[i] + l * (((double)safe[i] - b[i]) + ((double)ft[i] - b[i])));
+        } else if (!strcmp(cases[c].name, "magmax")) {
+            uf_clmath_ref_magmax(want, b, safe, ft, (float)l, (size_t)P);
+        } else {
+            uf_clmath_ref_ties(want, b, safe, ft, 0.2f, 1.0f, (size_t)P);
+        }
+        if (exact) CHECK_MSG(memcmp(out, want, (size_t)P * 4) == 0, "%s %s not exact", cases[c].name, cases[c].json);
+        else CHECK_MSG(rel_err(out, want, P) < 1e-6, "%s %s: %.3g", cases[c].name, cases[c].json, rel_err(out, want, P));
+        if (m->ops->free) m->ops->free(m);
+        cJSON_Delete(f.cfgs[--f.tr.n_methods]);
+    }
+    f.tr.theta0 = NULL;
+    uf_tensor_free(&t0);
+    free(safe), free(ft), free(base), free(out), free(want);
+    fx_free(&f);
+}
+
+/* ---- SafeLoRA and SafeMERGE ------------------------------------------------------------------- */
+/* dense: V (out,in), B (out,r), A (r,in): P = V V^T / ||V||_F; PB; cos(P B A, B A) */
+static double dense_safelora(const float *Vm, const float *Bm, const float *Am, int64_t out, int64_t in, int64_t r, double *PB) {
+    double nv = 0;
+    for (int64_t i = 0; i < out * in; i++) nv += (double)Vm[i] * Vm[i];
+    nv = sqrt(nv);
+    double *Pm = uf_calloc((size_t)(out * out), sizeof *Pm);
+    for (int64_t a = 0; a < out; a++)
+        for (int64_t b = 0; b < out; b++) {
+            double s = 0;
+            for (int64_t i = 0; i < in; i++) s += (double)Vm[a * in + i] * Vm[b * in + i];
+            Pm[a * out + b] = s / nv;
+        }
+    for (int64_t a = 0; a < out; a++)
+        for (int64_t j = 0; j < r; j++) {
+            double s = 0;
+            for (int64_t b = 0; b < out; b++) s += Pm[a * out + b] * Bm[b * r + j];
+            PB[a * r + j] = s;
+        }
+    double xy = 0, xx = 0, yy = 0;
+    for (int64_t a = 0; a < out; a++)
+        for (int64_t i = 0; i < in; i++) {
+            double x = 0, y = 0;
+            for (int64_t j = 0; j < r; j++) x += PB[a * r + j] * Am[j * in + i], y += (double)Bm[a * r + j] * Am[j * in + i];
+            xy += x * y, xx += x * x, yy += y * y;
+        }
+    free(Pm);
+    return xy / sqrt(xx * yy);
+}
+
+static void lora_fixture(struct fx *f, float **lp, float **base, struct uf_tensor *t0) {
+    fx_init(f, 1);
+    int64_t n = f->model.lora_numel;
+    *lp = uf_malloc((size_t)n * 4);
+    struct uf_rng r;
+    uf_rng_init(&r, 51);
+    for (int64_t i = 0; i < n; i++) (*lp)[i] = 0.3f * (float)uf_rng_normal(&r);
+    uf_model_lora_load(&f->model, *lp);
+    *base = uf_malloc((size_t)f->P * 4);
+    for (int64_t i = 0; i < f->P; i++) (*base)[i] = f->theta[i] + 0.05f * (float)uf_rng_normal(&r);
+    uf_tensor_init(t0, &dev, "theta0", UF_F32, 1, (int64_t[]){f->P});
+    uf_tensor_upload(t0, *base);
+    f->tr.theta0 = t0;
+}
+
+static void test_safelora(void) {
+    for (int variant = 0; variant < 2; variant++) { /* 0: safelora, 1: safemerge */
+        struct fx f;
+        float *lp, *base;
+        struct uf_tensor t0;
+        lora_fixture(&f, &lp, &base, &t0);
+        struct uf_model *md = &f.model;
+        int nm = 0;
+        double cosv[64] = {0};
+        /* dense cosines of every module, then a threshold in the middle */
+        for (int i = 0; i + 1 < md->n_lora; i += 2) {
+            const struct uf_lora_desc *A = &md->lora_descs[i], *B = &md->lora_descs[i + 1];
+            const struct uf_param_desc *W = &md->descs[md->pidx[A->layer * 12 + A->kind]];
+            float *Vm = uf_malloc((size_t)W->numel * 4);
+            for (int64_t k = 0; k < W->numel; k++) Vm[k] = f.theta[W->offset + k] - base[W->offset + k];
+            double *PB = uf_malloc((size_t)B->numel * sizeof *PB);
+            cosv[nm++] = dense_safelora(Vm, lp + B->offset, lp + A->offset, W->rows, W->cols, 2, PB);
+            float pbf[4096];
+            double c2 = uf_safeproj_lowrank(Vm, lp + B->offset, lp + A->offset, W->rows, W->cols, 2, pbf);
+            CHECK_NEAR(c2, cosv[nm - 1], 1e-9);
+            double e = 0, s = 0;
+            for (int64_t k = 0; k < B->numel; k++) e = fmax(e, fabs(pbf[k] - PB[k])), s = fmax(s, fabs(PB[k]));
+            CHECK_MSG(e <= 1e-6 * s, "PB low-rank vs dense: %.3g", e / s);
+            free(Vm), free(PB);
+        }
+        double sorted[64];
+        memcpy(sorted, cosv, sizeof sorted);
+        for (int a = 0; a < nm; a++)
+            for (int b = a + 1; b < nm; b++)
+                if (sorted[b] < sorted[a]) { double t = sorted[a]; sorted[a] = sorted[b]; sorted[b] = t; }
+        double tau = 0.5 * (sorted[nm / 2 - 1] + sorted[nm / 2]);
+        char json[96];
+        snprintf(json, sizeof json, variant ? "{\"cos\":%.17g,\"w_ft\":0.8}" : "{\"tau\":%.17g}", tau);
+        struct uf_method *m = fx_add(&f, variant ? "safemerge" : "safelora", json);
+        CHECK(m->ops->finish(m, &f.tr) == 0);
+        float *after = uf_malloc((size_t)md->lora_numel * 4);
+        uf_model_lora_save(md, after);
+        int changed = 0;
+        for (int i = 0, k = 0; i + 1 < md->n_lora; i += 2, k++) {
+            const struct uf_lora_desc *A = &md->lora_descs[i], *B = &md->lora_descs[i + 1];
+            const struct uf_param_desc *W = &md->descs[md->pidx[A->layer * 12 + A->kind]];
+            CHECK(memcmp(after + A->offset, lp + A->offset, (size_t)A->numel * 4) == 0); /* A untouched */
+            int proj = variant ? cosv[k] < tau : cosv[k] <= tau;
+            if (!proj) {
+                CHECK(memcmp(after + B->offset, lp + B->offset, (size_t)B->numel * 4) == 0);
+                continue;
+            }
+            changed++;
+            if (variant) {
+                for (int64_t j = 0; j < B->numel; j++) CHECK(after[B->offset + j] == lp[B->offset + j] * 0.8f);
+            } else {
+                float *Vm = uf_malloc((size_t)W->numel * 4);
+                for (int64_t j = 0; j < W->numel; j++) Vm[j] = f.theta[W->offset + j] - base[W->offset + j];
+                double *PB = uf_malloc((size_t)B->numel * sizeof *PB);
+                dense_safelora(Vm, lp + B->offset, lp + A->offset, W->rows, W->cols, 2, PB);
+                double e = 0, s = 0;
+                for (int64_t j = 0; j < B->numel; j++) e = fmax(e, fabs(after[B->offset + j] - PB[j])), s = fmax(s, fabs(PB[j]));
+                CHECK_MSG(e <= 1e-6 * s, "projected B vs dense P B: %.3g", e / s);
+                free(Vm), free(PB);
+            }
+        }
+        CHECK_EQ_INT(changed, nm / 2);
+        free(after), free(lp), free(base);
+        uf_tensor_free(&t0);
+        fx_free(&f);
+    }
+    /* without theta_0 both refuse with a reason, at init (before training) */
+    struct fx f;
+    fx_init(&f, 1);
+    CHECK(uf_method_find("safelora")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
+    CHECK(uf_method_find("safemerge")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
+    fx_free(&f);
+}
+
+/* ---- SafeInstr ---------------------------------------------------------------------------------- */
+static void test_safeinstr(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    fx_add(&f, "safeinstr", "{\"data\":\"safe\",\"ratio\":0.4}"); /* round(0.4 * 5) = 2 */
+    CHECK_EQ_INT(f.tr.data->n, 7);
+    int safety = 0;
+    for (int64_t i = 0; i < f.tr.data->n; i++) safety += f.tr.data->rows[i].kind == UF_KIND_HARMFUL;
+    CHECK_EQ_INT(safety, 2);
+    fx_free(&f);
+}
+
+/* ---- the real loop: plain fine-tuning reproduced bit for bit -------------------------------- */
+/* Trains 6 steps (batch 2 in micro-batches of 1) with the methods of `list` (JSON, "safe" /
+ * "user" replaced by dataset nodes; NULL = none) through uf_trainer_run; final params into out. */
+static struct uf_tensor *loop_theta0; /* set: the run knows theta_0 */
+static int loop_lora;
+static void run_loop(const char *list, float *out, int64_t *data_rows) {
+    struct uf_model m;
+    CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
+    if (loop_lora) {
+        struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0.1f, .targets = UF_LORA_ALL};
+        CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+    }
+    struct uf_train_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = 1.0f;
+    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = 6;
+    struct uf_trainer tr;
+    uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+    tr.theta0 = loop_theta0;
+    char *js = with_specs(list ? list : "[]");
+    cJSON *l = cJSON_Parse(js);
+    free(js);
+    CHECK(l != NULL);
+    CHECK(uf_trainer_add_methods(&tr, l) == 0);
+    CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
+    if (data_rows) *data_rows = tr.data->n;
+    uf_model_save_params(&m, out);
+    uf_trainer_free(&tr);
+    cJSON_Delete(l);
+    uf_model_free(&m);
+}
+
+static void test_bit_identical(void) {
+    int64_t P = uf_model_param_numel(&cfg);
+    float *a = uf_malloc((size_t)P * 4), *b = uf_malloc((size_t)P * 4), *c = uf_malloc((size_t)P * 4);
+    char dir[] = "/tmp/uf_test_methods_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    run_loop(NULL, a, NULL);
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0},"
+             "{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2,\"lambda\":0}]", b, NULL);
+    CHECK_MSG(memcmp(a, b, (size_t)P * 4) == 0, "DER alpha=0 + EWC lambda=0 differs from plain fine-tuning");
+    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0}]", c, NULL);
+    CHECK_MSG(memcmp(a, c, (size_t)P * 4) == 0, "Refresh with nothing to do differs from plain fine-tuning");
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0.5}]", c, NULL);
+    CHECK(memcmp(a, c, (size_t)P * 4) != 0); /* and a method that does something changes the result */
+    float *start = uf_malloc((size_t)P * 4);
+    struct uf_model m0;
+    CHECK(uf_model_init(&m0, &dev, &cfg, 1, 0) == 0);
+    uf_model_save_params(&m0, start);
+    uf_model_free(&m0);
+    int moved = 0;
+    for (int64_t i = 0; i < P; i++) moved += a[i] != start[i];
+    CHECK(moved > P / 2); /* the runs did train */
+    /* merges through the loop use the START weights as theta_safe: linear a = 0 gives them back,
+     * a = 1 the plain fine-tuned weights, bit for bit */
+    run_loop("[{\"type\":\"linear\",\"a\":0}]", c, NULL);
+    CHECK_MSG(memcmp(c, start, (size_t)P * 4) == 0, "linear a=0 through the loop is not theta_safe");
+    run_loop("[{\"type\":\"linear\",\"a\":1}]", c, NULL);
+    CHECK_MSG(memcmp(c, a, (size_t)P * 4) == 0, "linear a=1 through the loop is not theta_ft");
+    /* every method through the real loop (SafeInstr changes tr->data: freed correctly) */
+    int64_t rows = 0;
+    run_loop("[{\"type\":\"safeinstr\",\"data\":\"safe\",\"ratio\":0.4},{\"type\":\"lisa\",\"data\":\"safe\","
+             "\"align_steps\":2,\"user_steps\":2},{\"type\":\"lwf\",\"beta\":1},{\"type\":\"agem\",\"buffer\":\"safe\"},"
+             "{\"type\":\"l2sp\"},{\"type\":\"magmax\"}]", c, &rows);
+    CHECK_EQ_INT(rows, 7);
+    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
+             "{\"type\":\"ties\"}]", c, NULL);
+    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\",\"topk\":3},{\"type\":\"er\",\"buffer\":\"safe\"},"
+             "{\"type\":\"linear\"}]", c, NULL);
+    for (int64_t i = 0; i < P; i++) CHECK(isfinite(c[i]));
+    /* under LoRA: replay, penalties and A-GEM on the adapters, SafeLoRA with a known theta_0,
+     * and a merge (the adapters folded into the base) */
+    struct uf_tensor t0;
+    uf_tensor_init(&t0, &dev, "theta0", UF_F32, 1, (int64_t[]){P});
+    for (int64_t i = 0; i < P; i++) b[i] = start[i] * 0.9f;
+    uf_tensor_upload(&t0, b);
+    loop_theta0 = &t0, loop_lora = 1;
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
+             "{\"type\":\"lwf\"},{\"type\":\"agem\",\"buffer\":\"safe\"},{\"type\":\"safelora\",\"tau\":0.9}]", c, NULL);
+    CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* the base is untouched (SafeLoRA edits B only) */
+    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda\":0.5}]", c, NULL);
+    int changed = 0;
+    for (int64_t i = 0; i < P; i++) {
+        changed += c[i] != start[i];
+        CHECK(isfinite(c[i]));
+    }
+    CHECK(changed > 0); /* merged: half the adapters' update is in the base now */
+    loop_theta0 = NULL, loop_lora = 0;
+    uf_tensor_free(&t0);
+    char *rm = uf_sprintf("rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+    free(rm);
+    unsetenv("UNFORGET_CACHE_DIR");
+    free(a), free(b), free(c), free(start);
+}
+
+/* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
+static void test_refresh_unlearn(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_method *m = fx_add(&f, "refresh", "{\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0.5}");
+    int64_t P = f.P;
+    f.tr.step = 0;
+    uf_model_zero_grad(&f.model);
+    struct uf_train_batch b;
+    CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){1, 2}, 2, &b) == 0);
+    struct uf_model_batch mb;
+    uf_mbatch(&b, 1, &mb);
+    CHECK(uf_model_forward(&f.model, &mb) == 0);
+    CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
+    CHECK(uf_model_backward(&f.model) == 0);
+    float *g = uf_malloc((size_t)P * 4), *p = uf_malloc((size_t)P * 4);
+    read_grads(&f, g);
+    CHECK(m->ops->extra(m, &f.tr) == 0);
+    uf_model_save_params(&f.model, p);
+    double mean = 0;
+    for (int64_t i = 0; i < P; i++) mean += 0.1 * (double)g[i] * g[i];
+    mean /= (double)P;
+    double gamma = 0.5 * f.tr.hp.lr, err = 0, mx = 0;
+    for (int64_t i = 0; i < P; i++) {
+        double want = f.theta[i] + gamma * g[i] / (0.1 * (double)g[i] * g[i] / mean + 1.0);
+        err = fmax(err, fabs(p[i] - want)), mx = fmax(mx, fabs(want - f.theta[i]));
+    }
+    CHECK_MSG(mx > 0 && err <= 1e-3 * mx + 1e-7, "refresh unlearn step: max err %.3g (step size %.3g)", err, mx);
+    /* the gradient was recomputed at the unlearned weights: equal to the reference there */
+    float *gr = uf_malloc((size_t)P * 4), *gd = uf_malloc((size_t)P * 4);
+    struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
+    struct uf_ref_result res = {0};
+    res.grad = gr;
+    CHECK(uf_ref_model_run(&cfg, p, NULL, &rb, NULL, NULL, &res) == 0);
+    read_grads(&f, gd);
+    CHECK_MSG(rel_err(gd, gr, P) < 5e-5, "relearn gradient vs reference: %.3g", rel_err(gd, gr, P));
+    free(g), free(p), free(gr), free(gd);
+    uf_train_batch_free(&b);
+    fx_free(&f);
+}
+
+/* ---- composition ------------------------------------------------------------------------------ */
+static void test_composition(void) {
+    char dir[] = "/tmp/uf_test_methods_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    const char *names[3] = {"der", "ewc", "l2sp"};
+    const char *jsons[3] = {"{\"buffer\":\"safe\",\"alpha\":0.5}", "{\"data\":\"safe\",\"samples\":2,\"lambda\":30}", "{\"lambda\":0.2}"};
+    struct fx f;
+    fx_init(&f, 0);
+    int64_t P = f.P;
+    perturb(&f.model, 9, 0.01f); /* away from the anchor so the penalties are not 0 */
+    float *sum = uf_calloc((size_t)P, 4), *g = uf_malloc((size_t)P * 4), *all = uf_malloc((size_t)P * 4);
+    for (int k = 0; k < 3; k++) fx_add(&f, names[k], jsons[k]);
+    float terms_alone[3];
+    for (int k = 0; k < 3; k++) { /* each alone */
+        struct uf_method *m = &f.meth[k];
+        uf_rng_init(&f.tr.rng, 61);
+        uf_tensor_fill(&f.tr.terms, 0.0f);
+        uf_model_zero_grad(&f.model);
+        if (m->ops->extra) CHECK(m->ops->extra(m, &f.tr) == 0);
+        if (m->ops->grad) CHECK(m->ops->grad(m, &f.tr) == 0);
+        read_grads(&f, g);
+        for (int64_t i = 0; i < P; i++) sum[i] += g[i];
+        terms_alone[k] = read_term(&f, m->slot);
+    }
+    uf_rng_init(&f.tr.rng, 61);
+    uf_tensor_fill(&f.tr.terms, 0.0f);
+    uf_model_zero_grad(&f.model);
+    for (int k = 0; k < 3; k++)
+        if (f.meth[k].ops->extra) CHECK(f.meth[k].ops->extra(&f.meth[k], &f.tr) == 0);
+    for (int k = 0; k < 3; k++)
+        if (f.meth[k].ops->grad) CHECK(f.meth[k].ops->grad(&f.meth[k], &f.tr) == 0);
+    read_grads(&f, all);
+    CHECK_MSG(rel_err(all, sum, P) < 1e-5, "composed gradient vs sum of each: %.3g", rel_err(all, sum, P));
+    for (int k = 0; k < 3; k++) {
+        CHECK(terms_alone[k] > 0);
+        CHECK_NEAR(read_term(&f, k + 1), terms_alone[k], 1e-6 * terms_alone[k]); /* each in its own slot */
+    }
+    char *rm = uf_sprintf("rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+    free(rm);
+    unsetenv("UNFORGET_CACHE_DIR");
+    free(sum), free(g), free(all);
+    fx_free(&f);
+}
+
+int main(void) {
+    uf_device_init(&dev, NULL);
+    make_data();
+    uf_model_config_defaults(&cfg, UF_FAMILY_LLAMA, V, D, L, H, KV, F, T);
+    UF_RUN(test_der_grad);
+    UF_RUN(test_lwf_grad);
+    UF_RUN(test_l2sp_grad);
+    UF_RUN(test_lisa);
+    UF_RUN(test_er_derpp);
+    UF_RUN(test_ewc);
+    UF_RUN(test_agem);
+    UF_RUN(test_merges);
+    UF_RUN(test_safelora);
+    UF_RUN(test_safeinstr);
+    UF_RUN(test_refresh_unlearn);
+    UF_RUN(test_bit_identical);
+    UF_RUN(test_composition);
+    fprintf(stderr, "worst finite-difference error (relative to |g|): %.3g\n", worst_fd);
+    uf_dataset_free(&ds_user);
+    uf_dataset_free(&ds_safe);
+    uf_tokenizer_free(&tok);
+    char *rm = uf_sprintf("rm -rf %s", tmpdir);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    free(rm), free(spec_user), free(spec_safe);
+    uf_device_free(&dev);
+    return uf_test_summary();
+}

@@ -1,0 +1,59 @@
+/* test_methods_check_host.c: the composition rules of uf_methods_check (methods.h) and the
+ * registry (every lua/unforget method name is found; unknown names are not), host only. */
+#include <string.h>
+
+#include "methods.h"
+#include "uf_test.h"
+
+static int check_list(const char *json, int lora, char *why) {
+    cJSON *l = cJSON_Parse(json);
+    int rc = uf_methods_check(l, lora, why, 256);
+    cJSON_Delete(l);
+    return rc;
+}
+
+static void test_rules(void) {
+    char why[256];
+    CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"ewc\"},{\"type\":\"magmax\"}]", 0, why) == 0);
+    CHECK(check_list("[]", 0, why) == 0);
+    CHECK(uf_methods_check(NULL, 0, why, sizeof why) == 0);
+    CHECK(check_list("{\"type\":\"der\"}", 0, why) != 0 && strstr(why, "list"));
+    CHECK(check_list("[{\"alpha\":1}]", 0, why) != 0 && strstr(why, "no type"));
+    CHECK(check_list("[{\"type\":\"lisa\"},{\"type\":\"safeinstr\"},{\"type\":\"lwf\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"safelora\"}]", 1, why) == 0);
+    CHECK(check_list("[{\"type\":\"safelora\"}]", 0, why) != 0 && strstr(why, "LoRA"));
+    CHECK(check_list("[{\"type\":\"magmax\"},{\"type\":\"ties\"}]", 0, why) != 0 && strstr(why, "magmax") &&
+          strstr(why, "ties"));
+    CHECK(check_list("[{\"type\":\"safelora\"},{\"type\":\"linear\"}]", 1, why) != 0);
+    CHECK(check_list("[{\"type\":\"safemerge\"},{\"type\":\"task_arith\"}]", 0, why) != 0);
+    CHECK(check_list("[{\"type\":\"refresh\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "DER++"));
+    CHECK(check_list("[{\"type\":\"er\"},{\"type\":\"refresh\"}]", 0, why) != 0);
+    CHECK(check_list("[{\"type\":\"lwf\"},{\"type\":\"refresh\"},{\"type\":\"agem\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"lisa\"},{\"type\":\"refresh\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"nope\"}]", 0, why) != 0 && strstr(why, "nope"));
+    CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "twice"));
+    char small[8];
+    cJSON *l = cJSON_Parse("[{\"type\":\"nope\"}]");
+    CHECK(uf_methods_check(l, 0, small, sizeof small) != 0); /* a short buffer: truncated, not overrun */
+    CHECK(strlen(small) == sizeof small - 1);
+    cJSON_Delete(l);
+}
+
+static void test_registry(void) {
+    const char *names[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "magmax",
+                           "linear", "task_arith", "ties", "safeinstr", "safelora", "lisa", "safemerge"};
+    for (size_t i = 0; i < UF_ARRAY_LEN(names); i++) {
+        const struct uf_method_ops *o = uf_method_find(names[i]);
+        CHECK_MSG(o && strcmp(o->name, names[i]) == 0, "%s", names[i]);
+    }
+    int n = 0;
+    for (int i = 0; uf_method_registry[i]; i++) n++;
+    CHECK_EQ_INT(n, (int)UF_ARRAY_LEN(names));
+    CHECK(uf_method_find("sft") == NULL && uf_method_find(NULL) == NULL && uf_method_find("") == NULL);
+}
+
+int main(void) {
+    UF_RUN(test_rules);
+    UF_RUN(test_registry);
+    return uf_test_summary();
+}
