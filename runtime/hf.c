@@ -139,10 +139,19 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params) {
+    return uf_hf_load_device_as(dir, lora_dir, dev, UF_F32, c, extra, params);
+}
+
+int uf_hf_load_device_as(const char *dir, const char *lora_dir, struct uf_device *dev,
+                         enum uf_dtype dtype, struct uf_model_config *c,
+                         struct uf_hf_extra *extra, struct uf_tensor *params) {
+    if (dtype != UF_F32 && dtype != UF_BF16)
+        return uf_fail("loading %s: parameters can be stored as f32 or bf16, not %s", dir,
+                       uf_dtype_name(dtype));
     if (load_config(dir, c, extra)) return -1;
     struct uf_hf_lora l;
     if (lora_dir && uf_hf_lora_load(lora_dir, c, &l)) return -1;
-    uf_tensor_init(params, dev, "params", UF_F32, 1, (int64_t[]){uf_model_param_numel(c)});
+    uf_tensor_init(params, dev, "params", dtype, 1, (int64_t[]){uf_model_param_numel(c)});
     int rc = load_weights(dir, c, NULL, params, lora_dir ? &l : NULL);
     if (lora_dir) uf_hf_lora_free(&l);
     if (rc) uf_tensor_free(params);
