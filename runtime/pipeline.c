@@ -31,6 +31,12 @@ static double jnum(const cJSON *o, const char *k, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+/* a recipe boolean (Lua true/false; a number != 0 also counts as true) */
+static int jbool(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
+}
+
 static const char *jstr(const cJSON *o, const char *k, const char *def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : def;
@@ -115,7 +121,7 @@ static int new_model_config(const cJSON *m, int vocab, struct uf_model_config *c
 static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *start_dir,
                        const cJSON *mspec, int vocab, int *mflags) {
     const cJSON *optim = cJSON_GetObjectItem(node, "optim");
-    int bf16 = jnum(optim, "bf16", 0) != 0, lora = cJSON_GetObjectItem(node, "lora") != NULL;
+    int bf16 = jbool(optim, "bf16"), lora = cJSON_GetObjectItem(node, "lora") != NULL;
     *mflags = 0;
     if (bf16 && !lora)
         return uf_fail("optim bf16 = true stores the frozen base as bf16: it needs uf.lora "
@@ -374,7 +380,11 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             rc = new_model_config(mspec, tok.n_vocab, &c);
             if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), mflags);
         }
-        if (rc == 0) model.checkpointing = jnum(optim_spec, "checkpointing", 0) != 0;
+        if (rc == 0) {
+            model.checkpointing = jbool(optim_spec, "checkpointing");
+            uf_log(1, "model: base weights %s, activation checkpointing %s",
+                   model.bf16_base ? "bf16" : "f32", model.checkpointing ? "on" : "off");
+        }
     }
     /* theta_0: the weights before alignment: the `base` model when given, else those of the
      * start stage before its alignment data (its pre-trained weights, or the Hugging Face folder
@@ -519,7 +529,10 @@ int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *o
     if (uf_tokenizer_load(&tok, model_dir)) return -1;
     struct uf_model model;
     memset(&model, 0, sizeof model);
-    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL, UF_MODEL_FROZEN);
+    /* the run's bf16 knob (uf.adamw bf16 = true) stores the evaluated weights as bf16 too */
+    int bf16 = jbool(cJSON_GetObjectItem(node, "optim"), "bf16");
+    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL,
+                              UF_MODEL_FROZEN | (bf16 ? UF_MODEL_BF16_BASE : 0));
     if (rc == 0) {
         uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
         const char *base = strrchr(out_dir, '/');
