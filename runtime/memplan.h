@@ -35,7 +35,9 @@ struct uf_memplan_in {
     int micro_batch, max_len; /* rows per forward/backward, tokens per row */
     int bf16_base;            /* UF_MODEL_BF16_BASE (needs lora_rank > 0) */
     int checkpointing;        /* activation checkpointing: keep layer inputs only */
-    int eval_len;             /* cache positions per sequence for generation (0: max_len) */
+    int eval_len;             /* cache positions per sequence for generation (0: max_len);
+                                 from a recipe: max_len + the largest max_new_tokens (prompts
+                                 assumed within max_len) */
     int eval_batch_max;       /* largest generation batch (0: 32, evaluate.c's) */
     size_t device_bytes;      /* global memory of the device (0: unknown) */
     size_t device_max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE (0: no per-buffer limit known) */

@@ -724,6 +724,9 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
         return uf_fail("uf_model_backward: the base is stored as bf16 (UF_MODEL_BF16_BASE) and has "
                        "no gradients; add LoRA adapters (uf_model_lora_init) to train");
     if (m->n_cap == 0) return uf_fail("uf_model_backward: no forward ran yet");
+    if (m->acts_ckpt != m->checkpointing)
+        return uf_fail("uf_model_backward: m->checkpointing changed after the forward; set it "
+                       "before uf_model_forward");
     struct uf_device *d = m->dev;
     const struct uf_model_config *c = &m->cfg;
     int B = m->B, T = m->T;

@@ -84,6 +84,22 @@ static void same(enum uf_family fam, int lora, int bf16) {
     free(l1), free(g1);
 }
 
+/* toggling checkpointing between forward and backward is refused (the buffers differ) */
+static void test_toggle(void) {
+    struct uf_model_config c;
+    make_cfg(&c, UF_FAMILY_LLAMA);
+    struct uf_model m;
+    CHECK(uf_model_init(&m, &dev, &c, 3, 0) == 0);
+    int32_t tok[B * T] = {0}, tgt[B * T] = {0};
+    struct uf_model_batch bt = {B, T, tok, tgt, NULL, lengths, 0};
+    CHECK(uf_model_forward(&m, &bt) == 0);
+    m.checkpointing = 1;
+    CHECK(uf_model_backward(&m) != 0);
+    CHECK(uf_model_forward(&m, &bt) == 0);
+    CHECK(uf_model_backward(&m) == 0);
+    uf_model_free(&m);
+}
+
 static void test_llama(void) { same(UF_FAMILY_LLAMA, 0, 0); same(UF_FAMILY_LLAMA, 1, 0); }
 static void test_mistral(void) { same(UF_FAMILY_MISTRAL, 1, 0); }
 static void test_gemma(void) { same(UF_FAMILY_GEMMA, 0, 0); same(UF_FAMILY_GEMMA, 1, 1); }
@@ -93,6 +109,7 @@ int main(void) {
     UF_RUN(test_llama);
     UF_RUN(test_mistral);
     UF_RUN(test_gemma);
+    UF_RUN(test_toggle);
     uf_device_free(&dev);
     return uf_test_summary();
 }
