@@ -11,6 +11,17 @@ __kernel void uf_embed_forward(__global const int *tokens, ulong to, __global co
     out[oo + n * D + d] = tok >= 0 && tok < V ? scale * table[tbo + (size_t)tok * D + d] : NAN;
 }
 
+/* the same with a bf16 table (ushort, the high half of an f32: frozen bf16 base weights) */
+__kernel void uf_embed_forward_bf16(__global const int *tokens, ulong to,
+                                    __global const ushort *table, ulong tbo, float scale,
+                                    __global float *out, ulong oo, int D, int V) {
+    size_t d = get_global_id(0), n = get_global_id(1);
+    if (d >= (size_t)D) return;
+    int tok = tokens[to + n];
+    out[oo + n * D + d] =
+        tok >= 0 && tok < V ? scale * as_float((uint)table[tbo + (size_t)tok * D + d] << 16) : NAN;
+}
+
 /* global N: link[n] = the next row j > n with the same token (-1: none); link[N + n] = 1 when n is
  * the first row with its token. O(N^2) token comparisons in all. */
 __kernel void uf_embed_links(__global const int *tokens, ulong to, __global int *link, int N) {

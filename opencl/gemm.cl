@@ -11,6 +11,11 @@
  *   3. uf_gemm_block: one work-item per 8x32 block of C: 16 float16 accumulators, per p one
  *      32-float row of the B panel (two vload16) and 8 broadcast A values, 16 fma.
  * except y = x W^T with few rows (m <= SMALL_M in gemm.c): uf_gemm_nt_small reads W in place.
+ * bf16 B (frozen base weights stored as bf16, runtime/gemm.h uf_gemm_bf16): uf_gemm_pack32_bf16 and
+ * uf_gemm_nt_small_bf16 read B as ushort and widen it exactly (bf16 = high half of an f32), so
+ * the block kernel and every accumulation stay f32; no cl_khr_fp16 needed. The widened panels are
+ * the same bits as packing the f32 values of those bf16 numbers: results match the f32 path on
+ * bf16-rounded weights bit for bit.
  * Launch with work-group size 1: the explicit float16 vectors are the SIMD (zmm) registers; PoCL
  * would otherwise vectorise across work-items. On GPUs this is correct but slow (CLBlast wins
  * the selection there).
@@ -29,8 +34,8 @@
  * P[p_off + (jb*K + p)*W + c] = X(p, jb*W + c), or 0 where jb*W + c >= n. One work-item per W
  * columns x 64 values of p (fewer are slower: per-work-item overhead); batch b reads at
  * X + b*x_bstride and writes at P + b*p_bstride. */
-#define UF_GEMM_PACK(W)                                                                         \
-    __kernel void uf_gemm_pack##W(int K, int n, __global const float *X, ulong off, ulong ld,  \
+#define UF_GEMM_PACK(W, SUF, T, LD8, LD16, LD1)                                                 \
+    __kernel void uf_gemm_pack##W##SUF(int K, int n, __global const T *X, ulong off, ulong ld,  \
                                   ulong x_bstride, int trans, __global float *P, ulong p_off,  \
                                   ulong p_bstride) {                                           \
         int jb = get_global_id(0), j0 = jb * W, p_end = min(K, (int)get_global_id(1) * 64 + 64); \
@@ -42,11 +47,11 @@
                 if (!trans) {                                                                  \
                     for (int p = 0; p < 16; p++)                                               \
                         for (int c = 0; c < W; c += 8)                                         \
-                            vstore8(vload8(0, X + (size_t)(p0 + p) * ld + j0 + c), 0,          \
+                            vstore8(LD8(X + (size_t)(p0 + p) * ld + j0 + c), 0,                \
                                     out + p * W + c);                                          \
                 } else {                                                                       \
                     for (int c = 0; c < W; c++) {                                              \
-                        float16 v = vload16(0, X + (size_t)(j0 + c) * ld + p0);                \
+                        float16 v = LD16(X + (size_t)(j0 + c) * ld + p0);                      \
                         out[0 * W + c] = v.s0, out[1 * W + c] = v.s1, out[2 * W + c] = v.s2;   \
                         out[3 * W + c] = v.s3, out[4 * W + c] = v.s4, out[5 * W + c] = v.s5;   \
                         out[6 * W + c] = v.s6, out[7 * W + c] = v.s7, out[8 * W + c] = v.s8;   \
@@ -62,14 +67,22 @@
                     for (int c = 0; c < W; c++) {                                              \
                         int j = j0 + c;                                                        \
                         size_t at = trans ? (size_t)j * ld + p0 + p : (size_t)(p0 + p) * ld + j; \
-                        out[p * W + c] = j < n ? X[at] : 0.0f;                                 \
+                        out[p * W + c] = j < n ? LD1(X[at]) : 0.0f;                            \
                     }                                                                          \
             }                                                                                  \
         }                                                                                      \
     }
 
-UF_GEMM_PACK(8)
-UF_GEMM_PACK(32)
+#define UF_LD8_F32(p) vload8(0, p)
+#define UF_LD16_F32(p) vload16(0, p)
+#define UF_LD1_F32(v) (v)
+/* bf16 (the high half of an f32) widened exactly: the frozen-base variants read ushort */
+#define UF_LD8_BF16(p) as_float8(convert_uint8(vload8(0, p)) << 16)
+#define UF_LD16_BF16(p) as_float16(convert_uint16(vload16(0, p)) << 16)
+#define UF_LD1_BF16(v) as_float((uint)(v) << 16)
+UF_GEMM_PACK(8, , float, UF_LD8_F32, UF_LD16_F32, UF_LD1_F32)
+UF_GEMM_PACK(32, , float, UF_LD8_F32, UF_LD16_F32, UF_LD1_F32)
+UF_GEMM_PACK(32, _bf16, ushort, UF_LD8_BF16, UF_LD16_BF16, UF_LD1_BF16)
 
 /* One 8x32 block of C per work-item. Blocks are visited in groups of `group` row-blocks: within a
  * group, consecutive work-items walk down the rows (sharing one B panel), then move right; the
@@ -142,54 +155,57 @@ __kernel void uf_gemm_block(int m, int n, int k, int group, float alpha, float b
  * the memory traffic of what is a memory-bound product. One work-item per 4 columns of C and
  * every row (in groups of 4); float16 partial sums over p, reduced in a fixed order at the end.
  * NDRange: (ceil(n / 4), batch), work-group (1, 1). */
-__kernel void uf_gemm_nt_small(int m, int n, int k, float alpha, float beta,
-                               __global const float *A, ulong a_off, ulong lda, ulong a_bstride,
-                               __global const float *B, ulong b_off, ulong ldb, ulong b_bstride,
-                               __global float *C, ulong c_off, ulong ldc, ulong c_bstride) {
-    int j0 = get_global_id(0) * 4;
-    size_t b = get_global_id(1);
-    A += a_off + b * a_bstride;
-    B += b_off + b * b_bstride;
-    C += c_off + b * c_bstride;
-    __global const float *br[4];
-#pragma unroll
-    for (int c = 0; c < 4; c++) br[c] = B + (size_t)min(j0 + c, n - 1) * ldb;
-    for (int i0 = 0; i0 < m; i0 += 4) {
-        __global const float *ar[4];
-#pragma unroll
-        for (int r = 0; r < 4; r++) ar[r] = A + (size_t)min(i0 + r, m - 1) * lda;
-        float16 acc[4][4];
-        float tail[4][4];
-#pragma unroll
-        for (int r = 0; r < 4; r++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[r][c] = 0.0f, tail[r][c] = 0.0f;
-        int p = 0;
-        for (; p + 16 <= k; p += 16) {
-            float16 bv[4];
-#pragma unroll
-            for (int c = 0; c < 4; c++) bv[c] = vload16(0, br[c] + p);
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-                float16 av = vload16(0, ar[r] + p);
-#pragma unroll
-                for (int c = 0; c < 4; c++) acc[r][c] = fma(av, bv[c], acc[r][c]);
-            }
-        }
-        for (; p < k; p++)
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) tail[r][c] = fma(ar[r][p], br[c][p], tail[r][c]);
-        for (int r = 0; r < min(4, m - i0); r++)
-            for (int c = 0; c < min(4, n - j0); c++) {
-                float16 x = acc[r][c];
-                float8 y = x.lo + x.hi;
-                float4 z = y.lo + y.hi;
-                float2 w = z.lo + z.hi;
-                float v = alpha * (w.x + w.y + tail[r][c]);
-                __global float *cp = C + (size_t)(i0 + r) * ldc + j0 + c;
-                *cp = beta != 0.0f ? fma(beta, *cp, v) : v;
-            }
-    }
+#define UF_GEMM_NT_SMALL(SUF, T, LD16, LD1)                                                         \
+__kernel void uf_gemm_nt_small##SUF(int m, int n, int k, float alpha, float beta,                   \
+                               __global const float *A, ulong a_off, ulong lda, ulong a_bstride,    \
+                               __global const T *B, ulong b_off, ulong ldb, ulong b_bstride,        \
+                               __global float *C, ulong c_off, ulong ldc, ulong c_bstride) {        \
+    int j0 = get_global_id(0) * 4;                                                                  \
+    size_t b = get_global_id(1);                                                                    \
+    A += a_off + b * a_bstride;                                                                     \
+    B += b_off + b * b_bstride;                                                                     \
+    C += c_off + b * c_bstride;                                                                     \
+    __global const T *br[4];                                                                        \
+_Pragma("unroll")                                                                                   \
+    for (int c = 0; c < 4; c++) br[c] = B + (size_t)min(j0 + c, n - 1) * ldb;                       \
+    for (int i0 = 0; i0 < m; i0 += 4) {                                                             \
+        __global const float *ar[4];                                                                \
+_Pragma("unroll")                                                                                   \
+        for (int r = 0; r < 4; r++) ar[r] = A + (size_t)min(i0 + r, m - 1) * lda;                   \
+        float16 acc[4][4];                                                                          \
+        float tail[4][4];                                                                           \
+_Pragma("unroll")                                                                                   \
+        for (int r = 0; r < 4; r++)                                                                 \
+_Pragma("unroll")                                                                                   \
+            for (int c = 0; c < 4; c++) acc[r][c] = 0.0f, tail[r][c] = 0.0f;                        \
+        int p = 0;                                                                                  \
+        for (; p + 16 <= k; p += 16) {                                                              \
+            float16 bv[4];                                                                          \
+_Pragma("unroll")                                                                                   \
+            for (int c = 0; c < 4; c++) bv[c] = LD16(br[c] + p);                                    \
+_Pragma("unroll")                                                                                   \
+            for (int r = 0; r < 4; r++) {                                                           \
+                float16 av = vload16(0, ar[r] + p);                                                 \
+_Pragma("unroll")                                                                                   \
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(av, bv[c], acc[r][c]);                  \
+            }                                                                                       \
+        }                                                                                           \
+        for (; p < k; p++)                                                                          \
+_Pragma("unroll")                                                                                   \
+            for (int r = 0; r < 4; r++)                                                             \
+_Pragma("unroll")                                                                                   \
+                for (int c = 0; c < 4; c++) tail[r][c] = fma(ar[r][p], LD1(br[c][p]), tail[r][c]);  \
+        for (int r = 0; r < min(4, m - i0); r++)                                                    \
+            for (int c = 0; c < min(4, n - j0); c++) {                                              \
+                float16 x = acc[r][c];                                                              \
+                float8 y = x.lo + x.hi;                                                             \
+                float4 z = y.lo + y.hi;                                                             \
+                float2 w = z.lo + z.hi;                                                             \
+                float v = alpha * (w.x + w.y + tail[r][c]);                                         \
+                __global float *cp = C + (size_t)(i0 + r) * ldc + j0 + c;                           \
+                *cp = beta != 0.0f ? fma(beta, *cp, v) : v;                                         \
+            }                                                                                       \
+    }                                                                                               \
 }
+UF_GEMM_NT_SMALL(, float, UF_LD16_F32, UF_LD1_F32)
+UF_GEMM_NT_SMALL(_bf16, ushort, UF_LD16_BF16, UF_LD1_BF16)

@@ -21,3 +21,20 @@ __kernel void uf_axpby_f32(__global float *y, ulong yoff, float a, __global cons
     size_t i = get_global_id(0);
     if (i < n) y[yoff + i] = a * x[xoff + i] + b * y[yoff + i];
 }
+
+/* bf16 (ushort, the high half of an f32) -> f32, exact */
+__kernel void uf_bf16_to_f32(__global float *dst, ulong doff, __global const ushort *src,
+                             ulong soff, ulong n) {
+    size_t i = get_global_id(0);
+    if (i < n) dst[doff + i] = as_float((uint)src[soff + i] << 16);
+}
+
+/* f32 -> bf16, round to nearest even (NaN stays a quiet NaN), as uf_f32_to_bf16 on the host */
+__kernel void uf_f32_to_bf16(__global ushort *dst, ulong doff, __global const float *src,
+                             ulong soff, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    uint u = as_uint(src[soff + i]);
+    if ((u & 0x7fffffffu) > 0x7f800000u) dst[doff + i] = (ushort)((u >> 16) | 0x40u);
+    else dst[doff + i] = (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}

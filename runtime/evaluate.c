@@ -11,6 +11,7 @@
 #include "eval/passk.h"
 #include "generate.h"
 #include "hf.h"
+#include "memplan.h"
 #include "template.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -37,7 +38,8 @@ static int generate_answers(struct uf_device *dev, struct uf_model *m, const str
         rc = uf_template_render_prompt(tok, tmpl, NULL, data->rows[i].prompt, &pr[i]);
         if (rc == 0 && pr[i].n > longest) longest = pr[i].n;
     }
-    int batch = 32;
+    /* the plan's rule (memplan.h): the KV cache stays within the training peak so far */
+    int batch = uf_memplan_eval_batch_now(dev, &m->cfg, longest + max_new, 32);
     struct uf_gen g;
     memset(&g, 0, sizeof g);
     if (rc == 0)

@@ -55,6 +55,8 @@ struct uf_gemm_state {
     double gflops[4][2];            /* measured [layout][own, clblast] */
     cl_mem scratch;                 /* packed panels of the own backend */
     size_t scratch_bytes, scratch_limit;
+    cl_mem widen;                   /* bf16 B widened to f32 for CLBlast (uf_gemm_bf16) */
+    size_t widen_bytes;
     char name[96];
 };
 
@@ -79,6 +81,7 @@ void uf_gemm_release(struct uf_device *d) {
     struct uf_gemm_state *st = d->gemm;
     if (!st) return;
     if (st->scratch) uf_device_release(d, st->scratch, st->scratch_bytes);
+    if (st->widen) uf_device_release(d, st->widen, st->widen_bytes);
     free(st);
     d->gemm = NULL;
 }
@@ -96,6 +99,7 @@ struct call {
     float alpha, beta;
     cl_mem A, B, C;
     size_t a_off, lda, a_stride, b_off, ldb, b_stride, c_off, ldc, c_stride;
+    bool b_bf16; /* B holds bf16 (own kernels only) */
 };
 
 /* Enqueues the call on CLBlast; returns its status (the selection survives a CLBlast failure). */
@@ -151,9 +155,10 @@ static cl_mem scratch(struct uf_device *d, size_t bytes) {
  * panels of W columns at element p_off of P (see gemm.cl). */
 static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_t off, size_t ld,
                  size_t x_bstride, bool trans, cl_mem P, size_t p_off, size_t p_bstride,
-                 size_t batch) {
+                 size_t batch, bool bf16) {
     if (k == 0) return;
-    cl_kernel kr = uf_device_kernel(d, "gemm.cl", W == 8 ? "uf_gemm_pack8" : "uf_gemm_pack32");
+    cl_kernel kr = uf_device_kernel(d, "gemm.cl", W == 8 ? "uf_gemm_pack8"
+                                                  : bf16 ? "uf_gemm_pack32_bf16" : "uf_gemm_pack32");
     cl_uint i = 0;
     ARG_I(kr, &i, k);
     ARG_I(kr, &i, n);
@@ -174,7 +179,7 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
 #define GROUP_ROWS 32
 
 static void own_nt_small(struct uf_device *d, const struct call *c) {
-    cl_kernel kr = uf_device_kernel(d, "gemm.cl", "uf_gemm_nt_small");
+    cl_kernel kr = uf_device_kernel(d, "gemm.cl", c->b_bf16 ? "uf_gemm_nt_small_bf16" : "uf_gemm_nt_small");
     cl_uint q = 0;
     ARG_I(kr, &q, c->m);
     ARG_I(kr, &q, c->n);
@@ -225,14 +230,14 @@ static void own_run(struct uf_device *d, const struct call *c) {
         for (size_t j = 0; j < n; j += nc) {
             size_t ncur = UF_MIN(nc, n - j), ncpad = round_up(ncur, NR);
             pack(d, NR, k, ncur, c->B, c->b_off + b0 * c->b_stride + (c->tb ? j * c->ldb : j),
-                 c->ldb, c->b_stride, c->tb, P, 0, kk * ncpad, gb);
+                 c->ldb, c->b_stride, c->tb, P, 0, kk * ncpad, gb, c->b_bf16);
             for (size_t i = 0; i < m; i += mc) {
                 size_t mcur = UF_MIN(mc, m - i), mcpad = round_up(mcur, MR);
                 cl_mem A = c->A;
                 size_t a_off, a_bs, a_rs, a_ps, a_bstride;
                 if (c->ta) { /* op(A)^T = A (k, m): contiguous in i; pack 8-row panels */
                     pack(d, MR, k, mcur, c->A, c->a_off + b0 * c->a_stride + i, c->lda,
-                         c->a_stride, false, P, b_floats, kk * mcpad, gb);
+                         c->a_stride, false, P, b_floats, kk * mcpad, gb, false);
                     A = P, a_off = b_floats, a_bs = MR * kk, a_rs = 1, a_ps = MR;
                     a_bstride = kk * mcpad;
                 } else {
@@ -438,6 +443,54 @@ void uf_gemm(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k
                      .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
                      .b_off = b_off, .ldb = ldb, .c_off = c_off, .ldc = ldc};
     run(d, &c);
+}
+
+/* bf16 B through CLBlast (where the selection prefers it, e.g. GPUs): B's rows are widened to
+ * f32 in chunks of at most scratch_limit bytes, one CLBlast call per chunk. tb: a chunk of B's
+ * rows is a block of C's columns; !tb: a chunk of k, accumulated (beta only on the first). */
+static void bf16_widen_run(struct uf_device *d, const struct call *c) {
+    struct uf_gemm_state *st = state(d);
+    size_t rows = c->tb ? c->n : c->k, cols = c->tb ? c->k : c->n, ld = c->ldb;
+    size_t chunk = UF_MAX((size_t)1, st->scratch_limit / 4 / UF_MAX(ld, (size_t)1));
+    chunk = UF_MIN(chunk, rows);
+    size_t need = ((chunk - 1) * ld + cols) * 4;
+    if (!st->widen || st->widen_bytes < need) {
+        if (st->widen) uf_device_release(d, st->widen, st->widen_bytes);
+        st->widen = uf_device_alloc(d, need, "gemm bf16 widening buffer");
+        st->widen_bytes = need;
+    }
+    cl_kernel kr = uf_device_kernel(d, "tensor.cl", "uf_bf16_to_f32");
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        size_t nr = UF_MIN(chunk, rows - r0);
+        cl_uint q = 0;
+        ARG_M(kr, &q, st->widen);
+        ARG_U(kr, &q, 0);
+        ARG_M(kr, &q, c->B);
+        ARG_U(kr, &q, c->b_off + r0 * ld);
+        ARG_U(kr, &q, (nr - 1) * ld + cols);
+        size_t g = round_up((nr - 1) * ld + cols, 64);
+        uf_device_run(d, kr, 1, &g, NULL);
+        struct call cc = *c;
+        cc.B = st->widen, cc.b_off = 0, cc.b_bf16 = false;
+        if (c->tb) {
+            cc.n = nr, cc.c_off = c->c_off + r0;
+        } else {
+            cc.k = nr, cc.a_off = c->a_off + (c->ta ? r0 * c->lda : r0);
+            cc.beta = r0 ? 1.0f : c->beta;
+        }
+        clblast_run(d, &cc);
+    }
+}
+
+void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                  cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb,
+                  float beta, cl_mem C, size_t c_off, size_t ldc) {
+    struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = 1, .alpha = alpha,
+                     .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
+                     .b_off = b_off, .ldb = ldb, .c_off = c_off, .ldc = ldc, .b_bf16 = true};
+    if (m == 0 || n == 0) return;
+    if (k > 0 && uf_gemm_backend_for(d, ta, tb) == UF_GEMM_CLBLAST) bf16_widen_run(d, &c);
+    else own_run(d, &c); /* B widened in the own kernels' packing */
 }
 
 void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k,

@@ -23,6 +23,16 @@ void uf_gemm(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k
              cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb, float beta,
              cl_mem C, size_t c_off, size_t ldc);
 
+/* The same with B stored as bf16 (ushort, the high half of an f32; b_off and ldb in bf16
+ * elements): frozen base weights. Everything accumulates in f32. Where the own kernels are
+ * selected for this layout (CPUs), B is widened exactly while packed (or read, for small m):
+ * bit-identical to the own backend's uf_gemm on the f32 values of the same bf16 numbers. Where
+ * CLBlast is selected (GPUs; CLBlast has no bf16), B is widened into an f32 buffer of at most
+ * the scratch limit (64 MiB) in row chunks, one CLBlast call per chunk. */
+void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                  cl_mem A, size_t a_off, size_t lda, cl_mem B, size_t b_off, size_t ldb,
+                  float beta, cl_mem C, size_t c_off, size_t ldc);
+
 void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, size_t k,
                      float alpha, cl_mem A, size_t a_off, size_t lda, size_t a_stride, cl_mem B,
                      size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem C, size_t c_off,
@@ -36,8 +46,9 @@ void uf_gemm_set_backend(struct uf_device *d, enum uf_gemm_backend b);
 enum uf_gemm_backend uf_gemm_backend_for(struct uf_device *d, bool ta, bool tb);
 /* "own", "clblast", or e.g. "mixed (nn own, nt own, tn own, tt clblast)"; measures if needed. */
 const char *uf_gemm_backend_name(struct uf_device *d);
-/* Cap on the own backend's packing buffer in bytes (default 64 MiB; 0 = default). Larger
- * problems run in column/row chunks with identical results. For tests and tuning. */
+/* Cap on the own backend's packing buffer and on uf_gemm_bf16's widening buffer, in bytes
+ * (default 64 MiB each; 0 = default). Larger problems run in column/row chunks with identical
+ * results (own backend). For tests and tuning. */
 void uf_gemm_set_scratch_limit(struct uf_device *d, size_t bytes);
 /* Times CLBlast and the own kernels on the training engine's shapes (M = 2048 tokens, all three
  * layouts) and prints GFLOP/s per shape and backend, and their max relative difference.

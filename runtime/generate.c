@@ -33,9 +33,10 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
     if (cfg->head_dim > 4 * DEC_WG)
         return uf_fail("generate: head_dim %d is larger than the decode kernel supports (%d)",
                        cfg->head_dim, 4 * DEC_WG);
-    if (params->dtype != UF_F32 || params->numel != uf_model_param_numel(cfg))
+    if ((params->dtype != UF_F32 && params->dtype != UF_BF16) ||
+        params->numel != uf_model_param_numel(cfg))
         return uf_fail("generate: parameter tensor '%s' has %lld elements, the config needs %lld "
-                       "(f32)", params->name, (long long)params->numel,
+                       "(f32 or bf16)", params->name, (long long)params->numel,
                        (long long)uf_model_param_numel(cfg));
     g->dev = dev;
     g->cfg = *cfg;
@@ -48,6 +49,23 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
     uf_model_param_descs(cfg, pd);
     g->off = uf_calloc((size_t)g->n_params, sizeof *g->off);
     for (int i = 0; i < g->n_params; i++) g->off[i] = pd[i].offset;
+    if (params->dtype == UF_BF16) {
+        g->noff = uf_calloc((size_t)g->n_params, sizeof *g->noff);
+        int64_t nn = 0;
+        for (int i = 0; i < g->n_params; i++)
+            if (pd[i].kind == UF_P_ATTN_NORM || pd[i].kind == UF_P_MLP_NORM ||
+                pd[i].kind == UF_P_FINAL_NORM)
+                g->noff[i] = nn, nn += pd[i].numel;
+        uf_tensor_init(&g->norm32, dev, "gen.norm32", UF_F32, 1, (int64_t[]){nn});
+        for (int i = 0; i < g->n_params; i++)
+            if (pd[i].kind == UF_P_ATTN_NORM || pd[i].kind == UF_P_MLP_NORM ||
+                pd[i].kind == UF_P_FINAL_NORM) {
+                struct uf_tensor s16, s32;
+                uf_tensor_view(&s16, params, "norm", (size_t)pd[i].offset, 1, (int64_t[]){pd[i].numel});
+                uf_tensor_view(&s32, &g->norm32, "norm", (size_t)g->noff[i], 1, (int64_t[]){pd[i].numel});
+                uf_tensor_convert(&s32, &s16);
+            }
+    }
     free(pd);
 
     int64_t L = cfg->n_layers, KV = cfg->n_kv_heads, hd = cfg->head_dim, D = cfg->d_model;
@@ -98,7 +116,9 @@ void uf_gen_free(struct uf_gen *g) {
                               &g->u, &g->hsel, &g->logits, &g->rstd};
     if (!g->dev) return;
     for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
+    if (g->norm32.buf) uf_tensor_free(&g->norm32);
     free(g->off);
+    free(g->noff);
     memset(g, 0, sizeof *g);
 }
 
@@ -125,6 +145,12 @@ static cl_ulong poff(const struct uf_gen *g, enum uf_param_kind kind, int layer)
  * weight-streaming dec_linear_small; larger N (prefill, scoring) the GEMM. */
 static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_param_kind kind,
                    int layer, int in, int out, struct uf_tensor *y) {
+    if (g->params->dtype == UF_BF16) { /* own kernels, W widened as read (m <= 128: in place) */
+        uf_gemm_bf16(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf,
+                     x->offset, (size_t)in, g->params->buf, g->params->offset + poff(g, kind, layer),
+                     (size_t)in, 0.0f, y->buf, y->offset, (size_t)out);
+        return;
+    }
     if (N <= DEC_GEMV_ROWS && x->offset == 0 && y->offset == 0) {
         cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_linear_small");
         cl_ulong woff = g->params->offset + poff(g, kind, layer);
@@ -159,7 +185,10 @@ static void rmsnorm(struct uf_gen *g, int N, struct uf_tensor *y, const struct u
                     enum uf_param_kind kind, int layer) {
     struct uf_tensor xv = rows_view(x, N), yv = rows_view(y, N), rv, w;
     uf_tensor_view(&rv, &g->rstd, "rstd", 0, 1, (int64_t[]){N});
-    w = param_view(g, kind, layer, g->cfg.d_model);
+    if (g->norm32.buf) /* bf16 params: the widened copy */
+        uf_tensor_view(&w, &g->norm32, "norm", (size_t)g->noff[pidx(g, kind, layer)], 1,
+                       (int64_t[]){g->cfg.d_model});
+    else w = param_view(g, kind, layer, g->cfg.d_model);
     uf_op_rmsnorm_forward(g->dev, &xv, &w, g->cfg.norm_eps, g->cfg.norm_plus_one, &yv, &rv);
 }
 

@@ -40,6 +40,10 @@ struct uf_gen {
     int Tc;       /* positions per sequence in the cache */
     int max_rows; /* token rows per forward call (longer prefills are chunked) */
     int64_t *off; /* (n_params) element offsets of the parameter tensors, by desc index */
+    /* bf16 params (model.h UF_MODEL_BF16_BASE): linears run uf_gemm_bf16, the embedding reads
+     * bf16, and the norm weights are widened once into norm32 at noff[i] (f32, owned) */
+    struct uf_tensor norm32;
+    int64_t *noff;
     int n_params;
     struct uf_tensor kc, vc;      /* (L, B, KV, Tc, hd) key / value cache */
     struct uf_tensor inv_freq;    /* (hd/2) */

@@ -95,7 +95,16 @@ static int load_weights(const char *dir, const struct uf_model_config *c, float 
         if (rc == 0 && dev) {
             struct uf_tensor v;
             uf_tensor_view(&v, dev, d[j].name, (size_t)d[j].offset, 1, (int64_t[]){d[j].numel});
-            uf_tensor_upload(&v, dst);
+            if (dev->dtype == UF_BF16) { /* a bf16 base (model.h UF_MODEL_BF16_BASE): round */
+                /* in place into tmp (element i is written after dst[i] is read); a copy when
+                 * the caller keeps the f32 host vector */
+                uint16_t *h16 = host ? uf_malloc((size_t)d[j].numel * 2) : (uint16_t *)dst;
+                for (int64_t i = 0; i < d[j].numel; i++) h16[i] = uf_f32_to_bf16(dst[i]);
+                uf_tensor_upload(&v, h16);
+                if (host) free(h16);
+            } else {
+                uf_tensor_upload(&v, dst);
+            }
         }
     }
     free(tmp);
@@ -130,10 +139,19 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params) {
+    return uf_hf_load_device_as(dir, lora_dir, dev, UF_F32, c, extra, params);
+}
+
+int uf_hf_load_device_as(const char *dir, const char *lora_dir, struct uf_device *dev,
+                         enum uf_dtype dtype, struct uf_model_config *c,
+                         struct uf_hf_extra *extra, struct uf_tensor *params) {
+    if (dtype != UF_F32 && dtype != UF_BF16)
+        return uf_fail("loading %s: parameters can be stored as f32 or bf16, not %s", dir,
+                       uf_dtype_name(dtype));
     if (load_config(dir, c, extra)) return -1;
     struct uf_hf_lora l;
     if (lora_dir && uf_hf_lora_load(lora_dir, c, &l)) return -1;
-    uf_tensor_init(params, dev, "params", UF_F32, 1, (int64_t[]){uf_model_param_numel(c)});
+    uf_tensor_init(params, dev, "params", dtype, 1, (int64_t[]){uf_model_param_numel(c)});
     int rc = load_weights(dir, c, NULL, params, lora_dir ? &l : NULL);
     if (lora_dir) uf_hf_lora_free(&l);
     if (rc) uf_tensor_free(params);
@@ -383,11 +401,13 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags) {
     struct uf_model_config c;
-    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags)) return -1;
+    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags | UF_MODEL_NO_INIT))
+        return -1;
     if (load_weights(dir, &c, NULL, &m->params, NULL)) {
         uf_model_free(m);
         return -1;
     }
+    uf_model_params_written(m);
     return 0;
 }
 

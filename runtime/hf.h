@@ -44,6 +44,12 @@ int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *p
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params);
+/* The same with the device tensor stored as `dtype` (UF_F32 or UF_BF16: every weight rounded to
+ * bf16 after the adapter is merged in f32), e.g. 7B models for generation on 16-24 GB cards;
+ * generate.h takes either. */
+int uf_hf_load_device_as(const char *dir, const char *lora_dir, struct uf_device *dev,
+                         enum uf_dtype dtype, struct uf_model_config *c,
+                         struct uf_hf_extra *extra, struct uf_tensor *params);
 
 /* Writes dir/config.json and dir/model.safetensors (dtype UF_ST_F32 or UF_ST_BF16); creates dir.
  * tokenizer_from: a folder whose tokenizer files are copied (NULL: none). 0 or uf_fail. */
@@ -69,7 +75,8 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
  * Bridges between HF folders and a device struct uf_model. */
 struct uf_model;
 /* Builds m from an HF folder (uf_model_init with flags, then the weights uploaded tensor by
- * tensor). */
+ * tensor: host memory holds one tensor at a time; with UF_MODEL_BF16_BASE each is rounded to
+ * bf16 on the way). */
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags);
 /* Exports the model as an HF folder (uf_hf_save). Adapters that are not merged are folded into

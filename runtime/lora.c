@@ -171,18 +171,38 @@ int uf_model_lora_find(const struct uf_model *m, const char *name) {
     return -1;
 }
 
-/* W (out, in) += sign * scale * B (out, r) A (r, in) for every adapter */
+/* W (out, in) += sign * scale * B (out, r) A (r, in) for every adapter. A bf16 base
+ * (UF_MODEL_BF16_BASE) goes through one f32 scratch matrix: widen, add, round back to bf16 (so
+ * merge then unmerge is exact only up to bf16 rounding). */
 static void fold(struct uf_model *m, float sign) {
-    int64_t r = m->lora.rank;
+    int64_t r = m->lora.rank, biggest = 0;
+    struct uf_tensor tmp = {0};
+    if (m->bf16_base) {
+        for (int i = 0; i < m->n_lora; i += 2)
+            biggest = UF_MAX(biggest, m->lora_descs[i + 1].rows * m->lora_descs[i].cols);
+        uf_tensor_init(&tmp, m->dev, "lora merge scratch", UF_F32, 1, (int64_t[]){biggest});
+    }
     for (int i = 0; i < m->n_lora; i += 2) {
         const struct uf_lora_desc *a = &m->lora_descs[i];
         const struct uf_tensor *A = &m->lpv[i], *B = &m->lpv[i + 1];
-        const struct uf_tensor *W = &m->pv[m->pidx[a->layer * NK + a->kind]];
+        struct uf_tensor *W = &m->pv[m->pidx[a->layer * NK + a->kind]], w32;
         int64_t out = m->lora_descs[i + 1].rows, in = a->cols;
+        if (m->bf16_base) {
+            uf_tensor_view(&w32, &tmp, "lora merge scratch", 0, 1, (int64_t[]){out * in});
+            struct uf_tensor wf;
+            uf_tensor_view(&wf, W, W->name, 0, 1, (int64_t[]){out * in});
+            uf_tensor_convert(&w32, &wf);
+            uf_gemm(m->dev, false, false, (size_t)out, (size_t)in, (size_t)r, sign * m->lora_scale,
+                    B->buf, B->offset, (size_t)r, A->buf, A->offset, (size_t)in, 1.0f, w32.buf,
+                    w32.offset, (size_t)in);
+            uf_tensor_convert(&wf, &w32);
+            continue;
+        }
         uf_gemm(m->dev, false, false, (size_t)out, (size_t)in, (size_t)r, sign * m->lora_scale,
                 B->buf, B->offset, (size_t)r, A->buf, A->offset, (size_t)in, 1.0f, W->buf,
                 W->offset, (size_t)in);
     }
+    if (tmp.buf) uf_tensor_free(&tmp);
 }
 
 int uf_model_lora_merge(struct uf_model *m) {

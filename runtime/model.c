@@ -23,6 +23,7 @@
 
 #include "gemm.h"
 #include "ops.h"
+#include "safetensors.h"
 #include "util.h"
 
 #define NK 12 /* parameter kinds per layer slot in pidx / lidx */
@@ -35,18 +36,23 @@ static struct uf_tensor sl(const struct uf_tensor *base, int64_t slot, int64_t n
     return v;
 }
 
+/* The GEMM for a weight operand B = w: bf16 base weights (UF_MODEL_BF16_BASE) use uf_gemm_bf16 */
+typedef void (*gemm_fn)(struct uf_device *, bool, bool, size_t, size_t, size_t, float, cl_mem,
+                        size_t, size_t, cl_mem, size_t, size_t, float, cl_mem, size_t, size_t);
+static gemm_fn gemm_for(const struct uf_tensor *w) { return w->dtype == UF_BF16 ? uf_gemm_bf16 : uf_gemm; }
+
 /* y (N, out) = alpha x (N, in) W^T + beta y,  W (out, in) */
 static void mm_fwd(struct uf_device *d, struct uf_tensor *y, const struct uf_tensor *x,
                    const struct uf_tensor *w, int64_t N, int64_t in, int64_t out, float alpha,
                    float beta) {
-    uf_gemm(d, false, true, (size_t)N, (size_t)out, (size_t)in, alpha, x->buf, x->offset,
+    gemm_for(w)(d, false, true, (size_t)N, (size_t)out, (size_t)in, alpha, x->buf, x->offset,
             (size_t)in, w->buf, w->offset, (size_t)in, beta, y->buf, y->offset, (size_t)out);
 }
 /* dx (N, in) = alpha dy (N, out) W (out, in) + beta dx */
 static void mm_dx(struct uf_device *d, struct uf_tensor *dx, const struct uf_tensor *dy,
                   const struct uf_tensor *w, int64_t N, int64_t in, int64_t out, float alpha,
                   float beta) {
-    uf_gemm(d, false, false, (size_t)N, (size_t)in, (size_t)out, alpha, dy->buf, dy->offset,
+    gemm_for(w)(d, false, false, (size_t)N, (size_t)in, (size_t)out, alpha, dy->buf, dy->offset,
             (size_t)out, w->buf, w->offset, (size_t)in, beta, dx->buf, dx->offset, (size_t)in);
 }
 /* dW (out, in) += alpha dy^T (out, N) x (N, in) */
@@ -88,9 +94,26 @@ static float embed_scale(const struct uf_model_config *c) {
     return c->embed_scale ? (float)sqrt((double)c->d_model) : 1.0f;
 }
 
-/* per-layer activation slot: frozen models reuse slot 0 (resid: ping-pong over 2) */
-static int64_t lslot(const struct uf_model *m, int l) { return m->frozen ? 0 : l; }
+/* per-layer activation slot: frozen models and activation checkpointing reuse slot 0 (frozen
+ * resid: ping-pong over 2; checkpointing keeps every layer input in resid) */
+static int one_layer(const struct uf_model *m) { return m->frozen || m->checkpointing; }
+static int64_t lslot(const struct uf_model *m, int l) { return one_layer(m) ? 0 : l; }
 static int64_t rslot(const struct uf_model *m, int l) { return m->frozen ? l % 2 : l; }
+
+static int is_norm(enum uf_param_kind k) {
+    return k == UF_P_ATTN_NORM || k == UF_P_MLP_NORM || k == UF_P_FINAL_NORM;
+}
+
+/* bf16_base: norms (f32) = the widened bf16 norm weights of params */
+static void bf16_sync_norms(struct uf_model *m) {
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        if (!is_norm(pd->kind)) continue;
+        struct uf_tensor src;
+        uf_tensor_view(&src, &m->params, pd->name, (size_t)pd->offset, 1, (int64_t[]){pd->numel});
+        uf_tensor_convert(&m->pv[i], &src);
+    }
+}
 
 /* ---- init / free ---------------------------------------------------------------------------- */
 int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_model_config *cfg,
@@ -100,6 +123,7 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     m->cfg = *cfg;
     m->dev = dev;
     m->frozen = (flags & UF_MODEL_FROZEN) != 0;
+    m->bf16_base = (flags & UF_MODEL_BF16_BASE) != 0;
     m->training = !m->frozen;
     m->seed = seed;
     const struct uf_model_config *c = &m->cfg;
@@ -108,26 +132,41 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     m->descs = uf_calloc((size_t)m->n_params, sizeof *m->descs);
     uf_model_param_descs(c, m->descs);
     m->numel = m->descs[m->n_params - 1].offset + m->descs[m->n_params - 1].numel;
-    uf_tensor_init(&m->params, dev, "params", UF_F32, 1, (int64_t[]){m->numel});
+    uf_tensor_init(&m->params, dev, "params", m->bf16_base ? UF_BF16 : UF_F32, 1,
+                   (int64_t[]){m->numel});
     m->bytes_params = uf_tensor_bytes(&m->params);
+    int64_t n_norm = 0; /* bf16_base: norm weights get an f32 side copy */
+    for (int i = 0; i < m->n_params; i++)
+        if (is_norm(m->descs[i].kind)) n_norm += m->descs[i].numel;
+    if (m->bf16_base) {
+        uf_tensor_init(&m->norms, dev, "norms", UF_F32, 1, (int64_t[]){n_norm});
+        m->bytes_params += uf_tensor_bytes(&m->norms);
+    }
     m->pv = uf_calloc((size_t)m->n_params, sizeof *m->pv);
     m->gv = uf_calloc((size_t)m->n_params, sizeof *m->gv);
     m->trainable = uf_calloc((size_t)m->n_params, sizeof *m->trainable);
     m->pidx = uf_malloc((size_t)c->n_layers * NK * sizeof *m->pidx);
     for (int i = 0; i < c->n_layers * NK; i++) m->pidx[i] = -1;
     m->p_embed = m->p_final = m->p_head = -1;
+    int64_t norm_off = 0;
     for (int i = 0; i < m->n_params; i++) {
         const struct uf_param_desc *pd = &m->descs[i];
-        uf_tensor_view(&m->pv[i], &m->params, pd->name, (size_t)pd->offset, 2,
-                       (int64_t[]){pd->rows, pd->cols});
-        m->trainable[i] = !m->frozen;
+        if (m->bf16_base && is_norm(pd->kind)) {
+            uf_tensor_view(&m->pv[i], &m->norms, pd->name, (size_t)norm_off, 2,
+                           (int64_t[]){pd->rows, pd->cols});
+            norm_off += pd->numel;
+        } else {
+            uf_tensor_view(&m->pv[i], &m->params, pd->name, (size_t)pd->offset, 2,
+                           (int64_t[]){pd->rows, pd->cols});
+        }
+        m->trainable[i] = !m->frozen && !m->bf16_base;
         if (pd->layer >= 0) m->pidx[pd->layer * NK + pd->kind] = i;
         else if (pd->kind == UF_P_EMBED) m->p_embed = i;
         else if (pd->kind == UF_P_FINAL_NORM) m->p_final = i;
         else if (pd->kind == UF_P_LM_HEAD) m->p_head = i;
     }
     if (c->tied_embeddings) m->p_head = m->p_embed;
-    if (!m->frozen) {
+    if (!m->frozen && !m->bf16_base) {
         uf_tensor_init(&m->grads, dev, "grads", UF_F32, 1, (int64_t[]){m->numel});
         m->bytes_grads = uf_tensor_bytes(&m->grads);
         m->has_grads = 1;
@@ -144,27 +183,52 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     free(inv);
     uf_tensor_init(&m->loss, dev, "loss", UF_F32, 1, (int64_t[]){1});
     uf_tensor_fill(&m->loss, 0.0f);
-    uf_model_init_params(m, seed);
+    if (!(flags & UF_MODEL_NO_INIT)) uf_model_init_params(m, seed);
     return 0;
+}
+
+void uf_model_params_written(struct uf_model *m) {
+    if (m->bf16_base) bf16_sync_norms(m);
+}
+
+/* Fills x[0..n) with the init values of parameter pd (the stream of r continues across calls). */
+static void init_values(const struct uf_model_config *c, const struct uf_param_desc *pd,
+                        struct uf_rng *r, float *x, int64_t n) {
+    if (pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM) {
+        for (int64_t j = 0; j < n; j++) x[j] = c->norm_plus_one ? 0.0f : 1.0f;
+        return;
+    }
+    double std = 0.02;
+    if (pd->kind == UF_P_O || pd->kind == UF_P_DOWN) std *= 1.0 / sqrt(2.0 * c->n_layers);
+    for (int64_t j = 0; j < n; j++) x[j] = (float)(std * uf_rng_normal(r));
 }
 
 void uf_model_init_params(struct uf_model *m, uint64_t seed) {
     const struct uf_model_config *c = &m->cfg;
-    float *h = uf_malloc((size_t)m->numel * sizeof *h);
     struct uf_rng r;
     uf_rng_init(&r, seed);
-    double resid_scale = 1.0 / sqrt(2.0 * c->n_layers);
-    for (int i = 0; i < m->n_params; i++) {
-        const struct uf_param_desc *pd = &m->descs[i];
-        float *p = h + pd->offset;
-        if (pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM) {
-            for (int64_t j = 0; j < pd->numel; j++) p[j] = c->norm_plus_one ? 0.0f : 1.0f;
-        } else {
-            double std = 0.02;
-            if (pd->kind == UF_P_O || pd->kind == UF_P_DOWN) std *= resid_scale;
-            for (int64_t j = 0; j < pd->numel; j++) p[j] = (float)(std * uf_rng_normal(&r));
+    if (m->bf16_base) { /* in chunks: no P-sized f32 host buffer (27 GB for 7B); same values */
+        enum { CH = 1 << 22 };
+        float *h = uf_malloc((size_t)CH * sizeof *h);
+        uint16_t *h16 = uf_malloc((size_t)CH * sizeof *h16);
+        for (int i = 0; i < m->n_params; i++) {
+            const struct uf_param_desc *pd = &m->descs[i];
+            for (int64_t o = 0; o < pd->numel; o += CH) {
+                int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
+                init_values(c, pd, &r, h, n);
+                for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(h[j]);
+                struct uf_tensor v;
+                uf_tensor_view(&v, &m->params, "params", (size_t)(pd->offset + o), 1, (int64_t[]){n});
+                uf_tensor_upload(&v, h16);
+            }
         }
+        free(h), free(h16);
+        bf16_sync_norms(m);
+        return;
     }
+    float *h = uf_malloc((size_t)m->numel * sizeof *h);
+    for (int i = 0; i < m->n_params; i++)
+        init_values(c, &m->descs[i], &r, h + m->descs[i].offset, m->descs[i].numel);
     uf_tensor_upload(&m->params, h);
     free(h);
 }
@@ -195,13 +259,14 @@ static void act_alloc(struct uf_model *m, struct uf_tensor *t, const char *name,
 
 /* Activations for N rows (grown only). */
 static void acts_reserve(struct uf_model *m, int64_t N) {
-    if (N <= m->n_cap) return;
+    if (N <= m->n_cap && m->acts_ckpt == m->checkpointing) return;
     uf_model_release_activations(m);
+    m->acts_ckpt = m->checkpointing;
     const struct uf_model_config *c = &m->cfg;
     int64_t D = c->d_model, F = c->d_ff, V = c->vocab, H = c->n_heads;
     int64_t QD = H * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
-    int64_t Ls = m->frozen ? 1 : c->n_layers, Rs = m->frozen ? 2 : c->n_layers + 1;
-    int64_t r = m->lora.rank, nl = (int64_t)c->n_layers * m->lora_per_layer;
+    int64_t Ls = one_layer(m) ? 1 : c->n_layers, Rs = m->frozen ? 2 : c->n_layers + 1;
+    int64_t r = m->lora.rank, nl = Ls * m->lora_per_layer;
     act_alloc(m, &m->resid, "resid", UF_F32, Rs * N * D);
     act_alloc(m, &m->resid_mid, "resid_mid", UF_F32, Ls * N * D);
     act_alloc(m, &m->norm1, "norm1", UF_F32, Ls * N * D);
@@ -257,6 +322,7 @@ void uf_model_free(struct uf_model *m) {
         free(m->stage[i]);
     }
     uf_tensor_free(&m->params);
+    if (m->norms.buf) uf_tensor_free(&m->norms);
     if (m->grads.buf) uf_tensor_free(&m->grads);
     if (m->lora_params.buf) uf_tensor_free(&m->lora_params);
     if (m->lora_grads.buf) uf_tensor_free(&m->lora_grads);
@@ -275,8 +341,41 @@ void uf_model_free(struct uf_model *m) {
 }
 
 /* ---- parameters to / from the host ---------------------------------------------------------- */
-void uf_model_load_params(struct uf_model *m, const float *host) { uf_tensor_upload(&m->params, host); }
-void uf_model_save_params(struct uf_model *m, float *host) { uf_tensor_download(&m->params, host); }
+void uf_model_load_params(struct uf_model *m, const float *host) {
+    if (!m->bf16_base) {
+        uf_tensor_upload(&m->params, host);
+        return;
+    }
+    /* round to bf16 in chunks (no second P-sized host copy), then widen the norms on the device */
+    enum { CH = 1 << 22 };
+    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
+    for (int64_t o = 0; o < m->numel; o += CH) {
+        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
+        for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(host[o + j]);
+        struct uf_tensor v;
+        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
+        uf_tensor_upload(&v, h16);
+    }
+    free(h16);
+    bf16_sync_norms(m);
+}
+
+void uf_model_save_params(struct uf_model *m, float *host) {
+    if (!m->bf16_base) {
+        uf_tensor_download(&m->params, host);
+        return;
+    }
+    enum { CH = 1 << 22 };
+    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
+    for (int64_t o = 0; o < m->numel; o += CH) {
+        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
+        struct uf_tensor v;
+        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
+        uf_tensor_download(&v, h16);
+        for (int64_t j = 0; j < n; j++) host[o + j] = uf_bf16_to_f32(h16[j]);
+    }
+    free(h16);
+}
 void uf_model_save_grads(struct uf_model *m, float *host) {
     if (m->has_grads) uf_tensor_download(&m->grads, host);
     else memset(host, 0, (size_t)m->numel * sizeof *host);
@@ -289,7 +388,15 @@ int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src) {
         a->head_dim != b->head_dim || a->d_ff != b->d_ff || a->tied_embeddings != b->tied_embeddings)
         return uf_fail("uf_model_copy_params: the two models have different shapes (%lld vs %lld "
                        "parameters)", (long long)dst->numel, (long long)src->numel);
-    uf_tensor_copy(&dst->params, &src->params);
+    if (dst->bf16_base == src->bf16_base) {
+        uf_tensor_copy(&dst->params, &src->params);
+        if (dst->bf16_base) uf_tensor_copy(&dst->norms, &src->norms);
+    } else if (dst->bf16_base) { /* f32 -> bf16 on the device (nearest even) */
+        uf_tensor_convert(&dst->params, &src->params);
+        bf16_sync_norms(dst);
+    } else {
+        uf_tensor_convert(&dst->params, &src->params);
+    }
     return 0;
 }
 
@@ -338,7 +445,8 @@ static int lora_active(const struct uf_model *m, int l, enum uf_param_kind kind)
 }
 
 static struct uf_tensor lora_t_view(const struct uf_model *m, int li, int64_t N) {
-    return sl(&m->lora_t, li / 2, N * m->lora.rank);
+    int64_t slot = li / 2 - (one_layer(m) ? (int64_t)m->lora_descs[li].layer * m->lora_per_layer : 0);
+    return sl(&m->lora_t, slot, N * m->lora.rank);
 }
 
 
@@ -399,51 +507,60 @@ static void linear_backward(struct uf_model *m, int l, enum uf_param_kind kind,
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
+/* Layer l's forward: resid[rslot(l)] -> the layer's saved activations (slot lslot(l)) and
+ * resid[rslot(l + 1)]. Backward calls it again under activation checkpointing (same inputs,
+ * same dropout masks: bit-identical recomputation). */
+static void layer_forward(struct uf_model *m, int l, const struct uf_tensor *lengths, int B, int T) {
+    struct uf_device *d = m->dev;
+    const struct uf_model_config *c = &m->cfg;
+    int64_t N = (int64_t)B * T, D = c->d_model, F = c->d_ff;
+    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    int64_t QD = (int64_t)H * hd, KD = (int64_t)KV * hd;
+    int gelu = c->act == UF_ACT_GELU_TANH;
+    struct uf_tensor x = sl(&m->resid, rslot(m, l), N * D);
+    struct uf_tensor qpre = sl(&m->qpre, 0, N * QD), kpre = sl(&m->kpre, 0, N * KD);
+    int64_t s = lslot(m, l);
+    const int *pi = &m->pidx[l * NK];
+    struct uf_tensor h = sl(&m->resid_mid, s, N * D), xo = sl(&m->resid, rslot(m, l + 1), N * D);
+    struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
+    struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
+    struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
+    struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
+    struct uf_tensor lse = sl(&m->lse, s, N * H);
+    struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
+    struct uf_tensor act = sl(&m->act, s, N * F);
+
+    uf_op_rmsnorm_forward(d, &x, &m->pv[pi[UF_P_ATTN_NORM]], c->norm_eps, c->norm_plus_one, &n1, &r1);
+    linear_forward(m, l, UF_P_Q, &n1, &qpre, 0.0f, N);
+    uf_op_rope_forward(d, &qpre, T, H, hd, &m->inv_freq, &q);
+    linear_forward(m, l, UF_P_K, &n1, &kpre, 0.0f, N);
+    uf_op_rope_forward(d, &kpre, T, KV, hd, &m->inv_freq, &k);
+    linear_forward(m, l, UF_P_V, &n1, &v, 0.0f, N);
+    uf_op_attention_forward(d, &q, &k, &v, lengths, B, T, H, KV, hd, c->sliding_window, &a, &lse);
+    uf_tensor_copy(&h, &x);
+    linear_forward(m, l, UF_P_O, &a, &h, 1.0f, N);
+
+    uf_op_rmsnorm_forward(d, &h, &m->pv[pi[UF_P_MLP_NORM]], c->norm_eps, c->norm_plus_one, &n2, &r2);
+    linear_forward(m, l, UF_P_GATE, &n2, &g, 0.0f, N);
+    linear_forward(m, l, UF_P_UP, &n2, &u, 0.0f, N);
+    uf_op_gated_forward(d, &g, &u, gelu, &act);
+    uf_tensor_copy(&xo, &h);
+    linear_forward(m, l, UF_P_DOWN, &act, &xo, 1.0f, N);
+}
+
 static void forward_core(struct uf_model *m, const struct uf_tensor *tokens,
                          const struct uf_tensor *lengths, int B, int T) {
     struct uf_device *d = m->dev;
     const struct uf_model_config *c = &m->cfg;
-    int64_t N = (int64_t)B * T, D = c->d_model, F = c->d_ff, V = c->vocab;
-    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
-    int64_t QD = (int64_t)H * hd, KD = (int64_t)KV * hd;
-    int gelu = c->act == UF_ACT_GELU_TANH;
+    int64_t N = (int64_t)B * T, D = c->d_model, V = c->vocab;
     m->B = B, m->T = T;
     m->n_forward++;
     m->drop_active = m->training && m->lora.rank > 0 && m->lora.dropout > 0.0f;
 
     struct uf_tensor x = sl(&m->resid, rslot(m, 0), N * D);
     uf_op_embed_forward(d, tokens, &m->pv[m->p_embed], embed_scale(c), &x);
-    struct uf_tensor qpre = sl(&m->qpre, 0, N * QD), kpre = sl(&m->kpre, 0, N * KD);
-    for (int l = 0; l < c->n_layers; l++) {
-        int64_t s = lslot(m, l);
-        const int *pi = &m->pidx[l * NK];
-        struct uf_tensor h = sl(&m->resid_mid, s, N * D), xo = sl(&m->resid, rslot(m, l + 1), N * D);
-        struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
-        struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
-        struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
-        struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
-        struct uf_tensor lse = sl(&m->lse, s, N * H);
-        struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
-        struct uf_tensor act = sl(&m->act, s, N * F);
-
-        uf_op_rmsnorm_forward(d, &x, &m->pv[pi[UF_P_ATTN_NORM]], c->norm_eps, c->norm_plus_one, &n1, &r1);
-        linear_forward(m, l, UF_P_Q, &n1, &qpre, 0.0f, N);
-        uf_op_rope_forward(d, &qpre, T, H, hd, &m->inv_freq, &q);
-        linear_forward(m, l, UF_P_K, &n1, &kpre, 0.0f, N);
-        uf_op_rope_forward(d, &kpre, T, KV, hd, &m->inv_freq, &k);
-        linear_forward(m, l, UF_P_V, &n1, &v, 0.0f, N);
-        uf_op_attention_forward(d, &q, &k, &v, lengths, B, T, H, KV, hd, c->sliding_window, &a, &lse);
-        uf_tensor_copy(&h, &x);
-        linear_forward(m, l, UF_P_O, &a, &h, 1.0f, N);
-
-        uf_op_rmsnorm_forward(d, &h, &m->pv[pi[UF_P_MLP_NORM]], c->norm_eps, c->norm_plus_one, &n2, &r2);
-        linear_forward(m, l, UF_P_GATE, &n2, &g, 0.0f, N);
-        linear_forward(m, l, UF_P_UP, &n2, &u, 0.0f, N);
-        uf_op_gated_forward(d, &g, &u, gelu, &act);
-        uf_tensor_copy(&xo, &h);
-        linear_forward(m, l, UF_P_DOWN, &act, &xo, 1.0f, N);
-        x = xo;
-    }
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l, lengths, B, T);
+    x = sl(&m->resid, rslot(m, c->n_layers), N * D);
     struct uf_tensor hid = sl(&m->hidden, 0, N * D), rf = sl(&m->rstdf, 0, N);
     struct uf_tensor lg = sl(&m->logits, 0, N * V);
     uf_op_rmsnorm_forward(d, &x, &m->pv[m->p_final], c->norm_eps, c->norm_plus_one, &hid, &rf);
@@ -603,7 +720,13 @@ int uf_model_backward(struct uf_model *m) { return uf_model_backward_ex(m, 1.0f,
 int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_tensor *g_logits,
                          const struct uf_tensor *g_hidden) {
     if (m->frozen) return uf_fail("uf_model_backward: the model is frozen (forward only)");
+    if (m->bf16_base && m->lora.rank <= 0)
+        return uf_fail("uf_model_backward: the base is stored as bf16 (UF_MODEL_BF16_BASE) and has "
+                       "no gradients; add LoRA adapters (uf_model_lora_init) to train");
     if (m->n_cap == 0) return uf_fail("uf_model_backward: no forward ran yet");
+    if (m->acts_ckpt != m->checkpointing)
+        return uf_fail("uf_model_backward: m->checkpointing changed after the forward; set it "
+                       "before uf_model_forward");
     struct uf_device *d = m->dev;
     const struct uf_model_config *c = &m->cfg;
     int B = m->B, T = m->T;
@@ -660,14 +783,16 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
     struct uf_tensor dact = sl(&m->dact, 0, N * F), len = sl(&m->lengths, 0, B);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const int *pi = &m->pidx[l * NK];
-        struct uf_tensor x = sl(&m->resid, l, N * D), h = sl(&m->resid_mid, l, N * D);
-        struct uf_tensor n1 = sl(&m->norm1, l, N * D), r1 = sl(&m->rstd1, l, N);
-        struct uf_tensor n2 = sl(&m->norm2, l, N * D), r2 = sl(&m->rstd2, l, N);
-        struct uf_tensor q = sl(&m->q, l, N * QD), k = sl(&m->k, l, N * KD);
-        struct uf_tensor v = sl(&m->v, l, N * KD), a = sl(&m->att, l, N * QD);
-        struct uf_tensor lse = sl(&m->lse, l, N * H);
-        struct uf_tensor g = sl(&m->gate, l, N * F), u = sl(&m->up, l, N * F);
-        struct uf_tensor act = sl(&m->act, l, N * F);
+        int64_t s = lslot(m, l); /* activation checkpointing: recompute the layer into slot 0 */
+        if (m->checkpointing) layer_forward(m, l, &len, B, T);
+        struct uf_tensor x = sl(&m->resid, l, N * D), h = sl(&m->resid_mid, s, N * D);
+        struct uf_tensor n1 = sl(&m->norm1, s, N * D), r1 = sl(&m->rstd1, s, N);
+        struct uf_tensor n2 = sl(&m->norm2, s, N * D), r2 = sl(&m->rstd2, s, N);
+        struct uf_tensor q = sl(&m->q, s, N * QD), k = sl(&m->k, s, N * KD);
+        struct uf_tensor v = sl(&m->v, s, N * KD), a = sl(&m->att, s, N * QD);
+        struct uf_tensor lse = sl(&m->lse, s, N * H);
+        struct uf_tensor g = sl(&m->gate, s, N * F), u = sl(&m->up, s, N * F);
+        struct uf_tensor act = sl(&m->act, s, N * F);
         struct uf_tensor *gw1 = m->has_grads && m->trainable[pi[UF_P_ATTN_NORM]] ? &m->gv[pi[UF_P_ATTN_NORM]] : NULL;
         struct uf_tensor *gw2 = m->has_grads && m->trainable[pi[UF_P_MLP_NORM]] ? &m->gv[pi[UF_P_MLP_NORM]] : NULL;
 

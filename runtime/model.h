@@ -9,7 +9,9 @@
  *   LoRA         its own flat params / grads in the PEFT layout of lora_descs (see below); the
  *                base is frozen (no base gradients or optimizer state are allocated).
  *   activations  allocated on the first forward for N = B*T rows and reused; they grow only when
- *                a larger N arrives. A frozen model (teacher) keeps one layer's worth only.
+ *                a larger N arrives. A frozen model (teacher) keeps one layer's worth only; with
+ *                m->checkpointing, the layer inputs (L+1, N, D) plus one layer's worth, and
+ *                backward recomputes each layer's forward before its backward.
  *
  * A training step (nothing in it waits for the device; the loss is read only on request):
  *   uf_model_zero_grad(m);
@@ -81,7 +83,16 @@ struct uf_model_batch {
 };
 
 /* ---- the model ---------------------------------------------------------------------------- */
-enum { UF_MODEL_FROZEN = 1 }; /* uf_model_init flags: forward only, no gradients (teachers) */
+/* uf_model_init flags. UF_MODEL_FROZEN: forward only, no gradients (teachers).
+ * UF_MODEL_BF16_BASE: the base parameter vector is stored on the device as bf16 (canonical layout,
+ * 2 bytes per parameter): every base parameter is rounded to bf16 (nearest even) when loaded; the
+ * GEMMs widen it exactly in their packing step and accumulate in f32 (gemm.h uf_gemm_bf16), the
+ * embedding lookup reads bf16, and the norm weights (tiny) are widened into an f32 side copy
+ * (`norms`). No base gradients exist: valid for frozen models and with LoRA (whose params,
+ * grads and optimizer state stay f32); backward without LoRA is refused. */
+enum { UF_MODEL_FROZEN = 1, UF_MODEL_BF16_BASE = 2, UF_MODEL_NO_INIT = 4 };
+/* UF_MODEL_NO_INIT: the base parameters are left uninitialised (the caller loads them; saves
+ * the random init of billions of values). */
 
 struct uf_model {
     struct uf_model_config cfg;
@@ -90,12 +101,18 @@ struct uf_model {
     int training;               /* 1: LoRA dropout active (default 1 unless frozen) */
     uint64_t seed;              /* init and dropout seed */
     uint64_t n_forward;         /* forward calls so far (dropout stream) */
+    int bf16_base;              /* UF_MODEL_BF16_BASE given: params is bf16 */
+    int checkpointing;          /* activation checkpointing (set any time; default 0): keep
+                                   only each layer's input (resid) and recompute the layer's
+                                   forward in backward; gradients are bit-identical */
+    int acts_ckpt;              /* the checkpointing mode the activations were allocated for */
 
     /* parameters: canonical layout */
     int n_params;
     struct uf_param_desc *descs;  /* (n_params) */
     int64_t numel;                /* P */
-    struct uf_tensor params;      /* (P) */
+    struct uf_tensor params;      /* (P) f32, or bf16 with bf16_base */
+    struct uf_tensor norms;       /* bf16_base only: f32 copy of the norm weights (pv[norm] view it) */
     struct uf_tensor grads;       /* (P); buf NULL when has_grads is 0 */
     struct uf_tensor *pv, *gv;    /* (n_params) views ("gv" views valid when has_grads) */
     int *trainable;               /* (n_params) flags */
@@ -170,10 +187,14 @@ void uf_model_free(struct uf_model *m);
 /* Re-initialise the base parameters from seed as uf_model_init does (blocking upload). */
 void uf_model_init_params(struct uf_model *m, uint64_t seed);
 
-/* Flat parameter vector to / from host memory (canonical layout, numel floats; blocking). */
+/* Flat parameter vector to / from host memory (canonical layout, numel floats; blocking).
+ * With bf16_base, load rounds to bf16 and save returns the widened bf16 values. */
 void uf_model_load_params(struct uf_model *m, const float *host /* (P) */);
 void uf_model_save_params(struct uf_model *m, float *host /* (P) */);
 void uf_model_save_grads(struct uf_model *m, float *host /* (P) */);
+/* Call after writing m->params directly (e.g. tensor by tensor from a file): with a bf16 base
+ * it refreshes the f32 copy of the norm weights. */
+void uf_model_params_written(struct uf_model *m);
 /* Device copy of another model's base parameters (same shapes), e.g. student -> teacher. */
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src);
 /* Index of the parameter named `name` (HF name), or -1. */

@@ -99,8 +99,9 @@ void uf_op_embed_forward(struct uf_device *d, const struct uf_tensor *tokens,
     if (N == 0) return;
     need(out, UF_F32, N * D, op, "out");
     int64_t V = rows_of(table, D, op);
-    need(table, UF_F32, V * D, op, "table");
-    struct kargs a = kargs_begin(d, "embed.cl", "uf_embed_forward");
+    int bf16 = table->dtype == UF_BF16; /* frozen bf16 base (model.h UF_MODEL_BF16_BASE) */
+    need(table, bf16 ? UF_BF16 : UF_F32, V * D, op, "table");
+    struct kargs a = kargs_begin(d, "embed.cl", bf16 ? "uf_embed_forward_bf16" : "uf_embed_forward");
     arg_t(&a, tokens), arg_t(&a, table), arg_f(&a, scale), arg_t(&a, out);
     arg_i(&a, (int)D), arg_i(&a, (int)V);
     size_t ls = pow2_local(d, a.k, UF_MIN(64, (size_t)D));

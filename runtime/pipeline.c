@@ -14,6 +14,8 @@
 #include "evaluate.h"
 #include "eval/report.h"
 #include "hf.h"
+#include "hf_config.h"
+#include "memplan.h"
 #include "methods.h"
 #include "mixture.h"
 #include "model.h"
@@ -27,6 +29,12 @@
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+/* a recipe boolean (Lua true/false; a number != 0 also counts as true) */
+static int jbool(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
 }
 
 static const char *jstr(const cJSON *o, const char *k, const char *def) {
@@ -106,6 +114,48 @@ static int new_model_config(const cJSON *m, int vocab, struct uf_model_config *c
     if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
     if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
     return uf_model_config_validate(c);
+}
+
+/* The memory plan of a stage/run on this device (memplan.h), checked before anything is
+ * allocated, and the model flags it implies (bf16 base weights). 0, or uf_fail naming the knob. */
+static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *start_dir,
+                       const cJSON *mspec, int vocab, int *mflags) {
+    const cJSON *optim = cJSON_GetObjectItem(node, "optim");
+    int bf16 = jbool(optim, "bf16"), lora = cJSON_GetObjectItem(node, "lora") != NULL;
+    *mflags = 0;
+    if (bf16 && !lora)
+        return uf_fail("optim bf16 = true stores the frozen base as bf16: it needs uf.lora "
+                       "(full fine-tuning trains the base in f32)");
+    if (bf16) {
+        static const char *const f32_only[] = {"magmax", "linear", "task_arith", "ties",
+                                               "safemerge", "safelora", NULL};
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(node, "methods"))
+            for (int i = 0; f32_only[i]; i++)
+                if (strcmp(jstr(m, "type", ""), f32_only[i]) == 0)
+                    return uf_fail("method %s edits the base weights in f32: use bf16 = false",
+                                   f32_only[i]);
+        *mflags = UF_MODEL_BF16_BASE;
+    }
+    struct uf_model_config c;
+    int rc;
+    if (start_dir) {
+        char *cfg = uf_sprintf("%s/config.json", start_dir);
+        rc = uf_hf_config_load(cfg, &c, NULL);
+        free(cfg);
+    } else {
+        rc = new_model_config(mspec, vocab, &c);
+    }
+    if (rc) return -1;
+    struct uf_memplan_in in;
+    struct uf_memplan plan;
+    if (uf_memplan_from_node(node, &c, (size_t)p->dev.global_mem, &in)) return -1;
+    in.device_max_alloc = (size_t)p->dev.max_alloc;
+    if (uf_memplan_compute(&in, &plan)) return -1;
+    uf_log(1, "memory plan: %.3f GiB peak (training %.3f, evaluation %.3f) on %s (%.2f GiB)",
+           (double)plan.total / (1u << 30), (double)plan.train_total / (1u << 30),
+           (double)plan.eval_total / (1u << 30), p->dev.name, (double)p->dev.global_mem / (1u << 30));
+    return uf_memplan_fits(&in, &plan, (size_t)p->dev.global_mem, p->dev.name);
 }
 
 /* ---- one training phase ------------------------------------------------------------------ */
@@ -318,18 +368,22 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     free(tok_path);
     struct uf_model model;
     memset(&model, 0, sizeof model);
+    /* memory plan before allocating (memplan.h); bf16 base weights and checkpointing (optim) */
+    const cJSON *optim_spec = cJSON_GetObjectItem(node, "optim");
+    int mflags = 0;
+    if (rc == 0) rc = plan_memory(p, node, start_dir, mspec, tok.n_vocab, &mflags);
     if (rc == 0) {
-        if (start_dir) {
-            struct uf_model_config c;
-            float *host = NULL;
-            rc = uf_hf_load(start_dir, &c, NULL, &host);
-            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, 1, 0);
-            if (rc == 0) uf_model_load_params(&model, host);
-            free(host);
+        if (start_dir) { /* tensor by tensor: no host copy of the whole model */
+            rc = uf_hf_model_load(&model, &p->dev, start_dir, NULL, mflags);
         } else {
             struct uf_model_config c;
             rc = new_model_config(mspec, tok.n_vocab, &c);
-            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), 0);
+            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), mflags);
+        }
+        if (rc == 0) {
+            model.checkpointing = jbool(optim_spec, "checkpointing");
+            uf_log(1, "model: base weights %s, activation checkpointing %s",
+                   model.bf16_base ? "bf16" : "f32", model.checkpointing ? "on" : "off");
         }
     }
     /* theta_0: the weights before alignment: the `base` model when given, else those of the
@@ -475,7 +529,10 @@ int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *o
     if (uf_tokenizer_load(&tok, model_dir)) return -1;
     struct uf_model model;
     memset(&model, 0, sizeof model);
-    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL, UF_MODEL_FROZEN);
+    /* the run's bf16 knob (uf.adamw bf16 = true) stores the evaluated weights as bf16 too */
+    int bf16 = jbool(cJSON_GetObjectItem(node, "optim"), "bf16");
+    int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL,
+                              UF_MODEL_FROZEN | (bf16 ? UF_MODEL_BF16_BASE : 0));
     if (rc == 0) {
         uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
         const char *base = strrchr(out_dir, '/');

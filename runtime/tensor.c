@@ -129,3 +129,22 @@ void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, fl
 }
 
 void uf_tensor_scale(struct uf_tensor *y, float a) { uf_tensor_axpby(y, 0.0f, y, a); }
+
+void uf_tensor_convert(struct uf_tensor *dst, const struct uf_tensor *src) {
+    int up = src->dtype == UF_BF16 && dst->dtype == UF_F32;
+    int down = src->dtype == UF_F32 && dst->dtype == UF_BF16;
+    if (dst->numel != src->numel || !(up || down))
+        uf_fatal(1, "uf_tensor_convert: %s (%lld %s) <- %s (%lld %s): needs equal sizes, "
+                 "f32 <-> bf16", dst->name, (long long)dst->numel, uf_dtype_name(dst->dtype),
+                 src->name, (long long)src->numel, uf_dtype_name(src->dtype));
+    if (src->numel == 0) return;
+    cl_kernel k = uf_device_kernel(dst->dev, "tensor.cl", up ? "uf_bf16_to_f32" : "uf_f32_to_bf16");
+    cl_ulong doff = dst->offset, soff = src->offset, n = (cl_ulong)src->numel;
+    UF_CL(clSetKernelArg(k, 0, sizeof(cl_mem), &dst->buf));
+    UF_CL(clSetKernelArg(k, 1, sizeof doff, &doff));
+    UF_CL(clSetKernelArg(k, 2, sizeof(cl_mem), &src->buf));
+    UF_CL(clSetKernelArg(k, 3, sizeof soff, &soff));
+    UF_CL(clSetKernelArg(k, 4, sizeof n, &n));
+    size_t g = round_up((size_t)n, 64);
+    uf_device_run(dst->dev, k, 1, &g, NULL);
+}

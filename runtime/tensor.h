@@ -2,7 +2,8 @@
  * A tensor either owns its buffer or is a view (offset into another tensor's buffer, e.g. one
  * parameter inside the flat parameter vector). Offsets are in elements of the tensor's dtype and
  * are passed to kernels as an argument (no sub-buffers, so views need no alignment).
- * f32 and i32 are used now; f16/bf16 storage is reserved for frozen base weights. */
+ * f32 and i32 for everything but frozen base weights, which may be bf16 (model.h
+ * UF_MODEL_BF16_BASE). */
 #ifndef UF_TENSOR_H
 #define UF_TENSOR_H
 
@@ -43,6 +44,8 @@ void uf_tensor_download(const struct uf_tensor *t, void *host);
 /* Asynchronous device-side ops on the in-order queue. */
 void uf_tensor_fill(struct uf_tensor *t, float value);    /* f32 or i32 (value cast) */
 void uf_tensor_copy(struct uf_tensor *dst, const struct uf_tensor *src); /* same numel/dtype */
+/* dst = src converted f32 <-> bf16 (same numel; to bf16: round to nearest even). */
+void uf_tensor_convert(struct uf_tensor *dst, const struct uf_tensor *src);
 /* y = a*x + b*y, elementwise, f32 */
 void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, float b);
 void uf_tensor_scale(struct uf_tensor *y, float a);

@@ -169,7 +169,8 @@ void uf_train_batch_free(struct uf_train_batch *b) {
 struct uf_model *uf_trainer_teacher(struct uf_trainer *tr) {
     if (tr->teacher) return tr->teacher;
     tr->teacher = uf_calloc(1, sizeof *tr->teacher);
-    if (uf_model_init(tr->teacher, tr->dev, &tr->model->cfg, 0, UF_MODEL_FROZEN))
+    if (uf_model_init(tr->teacher, tr->dev, &tr->model->cfg, 0,
+                      UF_MODEL_FROZEN | (tr->model->bf16_base ? UF_MODEL_BF16_BASE : 0)))
         uf_fatal(1, "creating the teacher model: %s", uf_error());
     uf_model_copy_params(tr->teacher, tr->model);
     if (tr->model->lora.rank > 0 && !tr->model->lora_merged) {

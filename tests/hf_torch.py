@@ -13,6 +13,7 @@ files with model.safetensors.index.json), and a hand-made SentencePiece-style to
 (byte fallback, no merges, so the expected ids are computed here directly). Then:
   - score: the token ids must equal the ones computed here; log-probs max abs diff <= 2e-4
     (the device computes in f32; the reference in f64 from the same rounded weights);
+  - generate --bf16: the same against the reference with its weights rounded to bf16;
   - generate (greedy, 3 prompts of different lengths batched, 10 new tokens, EOS = 2): the new
     token ids must equal greedy decoding here (a mismatch is tolerated only where the reference's
     top-2 logit margin is below 1e-4, i.e. a genuine near-tie, and then the rest is not compared);
@@ -347,6 +348,26 @@ def main():
                 (n_cmp < len(want) or len(got["tokens"]) == len(want))
             print("%s %s generate %r: %s (reference %s) stop=%s"
                   % ("ok  " if same else "FAIL", name, p, got["tokens"], want, got["stop"]))
+            ok &= same
+        # --bf16: weights stored as bf16 on the device (rounded to nearest even, f32 accumulation)
+        # give greedy decoding of the reference model with its weights rounded to bf16
+        m16 = dict(m, W={n: t.to(torch.float32).to(torch.bfloat16).to(torch.float64)
+                         for n, t in m["W"].items()})
+        lines16 = run(bin_, ["generate", "--model", d, "--prompts", pf, "--max-new-tokens", "10",
+                             "--batch", "3", "--bf16"]).strip().split("\n")
+        for p, line in zip(prompts, lines16):
+            got = json.loads(line)
+            want, margins = greedy(m16, encode(vocab, p), 10)
+            n_cmp = len(want)
+            for k in range(min(len(want), len(got["tokens"]))):
+                if got["tokens"][k] != want[k]:
+                    if margins[k] < TIE_MARGIN:
+                        n_cmp = k
+                    break
+            same = len(lines16) == len(prompts) and got["tokens"][:n_cmp] == want[:n_cmp] and \
+                (n_cmp < len(want) or len(got["tokens"]) == len(want))
+            print("%s %s generate --bf16 %r: %s (bf16 reference %s)"
+                  % ("ok  " if same else "FAIL", name, p, got["tokens"], want))
             ok &= same
         # a stop string cuts the completion before its first occurrence and ends generation
         full = json.loads(lines[0])

@@ -368,6 +368,8 @@ uf.adamw = ctor("optim", "adamw", {
   clip = { "number", 1.0, "global gradient-norm clip (0 = off)" },
   seed = { "integer", 1, "data order and dropout seed" },
   checkpoint_every = { "integer", 0, "steps between checkpoints (0 = about every 10% of the run)" },
+  checkpointing = { "boolean", false, "activation checkpointing: keep each layer's input only and recompute its forward in backward (less memory, about 1/3 more compute)" },
+  bf16 = { "boolean", false, "store the frozen base weights as bf16 on the device (needs uf.lora; LoRA weights, gradients and optimizer stay f32)" },
 })
 
 -- ---- continual-learning methods and baselines (registry: runtime/methods/registry.c) -----------

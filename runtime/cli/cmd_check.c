@@ -1,12 +1,17 @@
 /* cmd_check.c: `unforget check recipe.lua [--set k=v ...] [--json]`: evaluate the recipe,
  * validate every key (the Lua library does it, with recipe lines), check that the files it
- * names exist and parse (a malformed row: file:line), and print the plan: stages and runs with model, data, methods, optimizer, eval,
- * and the model's parameter count and training-memory estimate. Trains nothing. */
+ * names exist and parse (a malformed row: file:line), and print the plan: stages and runs with
+ * model, data, methods, optimizer, eval, the model's parameter count and the device-memory plan
+ * (memplan.h) of every stage and run whose model config is known (uf.model.new, or a uf.hf /
+ * uf.checkpoint directory with a config.json). A plan that does not fit the device (--device,
+ * or --device-mem GIB) is a problem: exit 1 naming the knob to turn. Trains nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "device.h"
+#include "memplan.h"
 #include "methods.h"
 #include "model_config.h"
 #include "data.h"
@@ -105,18 +110,42 @@ static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
                              (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
     if ((int)jnum(m, "head_dim", 0) > 0) c.head_dim = (int)jnum(m, "head_dim", 0);
     double P = (double)uf_model_param_numel(&c);
-    double N = (double)batch * seq;
-    /* activations kept for backward per layer: ~ (6 D + 2 QD + 2 KVD + 4 F) floats per token */
-    double QD = (double)c.n_heads * c.head_dim, KD = (double)c.n_kv_heads * c.head_dim;
-    double act = N * (c.n_layers * (6.0 * D + 2 * QD + 2 * KD + 4.0 * ff) + 2.0 * vocab) * 4;
+    (void)batch, (void)seq; /* the memory plan follows the model line (plan_train) */
     printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
            uf_family_name(fam), D, c.n_layers, H, c.n_kv_heads, ff, vocab, P / 1e6);
-    printf("    memory     params %.1f MiB, grads %.1f MiB, AdamW %.1f MiB, activations ~%.1f MiB "
-           "(batch %d x %d)\n", P * 4 / 1048576, P * 4 / 1048576, P * 8 / 1048576, act / 1048576,
-           batch, seq);
 }
 
-static void print_train(const cJSON *t, const char *label) {
+/* The memory plan of a stage/run; 1 when it does not fit (printed to stderr), else 0. */
+static int plan_train(const cJSON *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
+    const cJSON *mspec = cJSON_GetObjectItem(t, "model");
+    if (!mspec) {
+        printf("    memory     plan: model from an earlier stage (see that stage)\n");
+        return 0;
+    }
+    int vocab = 2048; /* model.new without vocab: the tokenizer decides; plan with its size */
+    const cJSON *tk = cJSON_GetObjectItem(t, "tokenizer");
+    if (tk && jnum(tk, "vocab", 0) > 0) vocab = (int)jnum(tk, "vocab", 0);
+    struct uf_model_config c;
+    struct uf_memplan_in in;
+    struct uf_memplan p;
+    int rc = uf_memplan_config_from_spec(mspec, vocab, &c) || uf_memplan_from_node(t, &c, dev_bytes, &in);
+    in.device_max_alloc = dev_max_alloc;
+    if (rc || uf_memplan_compute(&in, &p)) {
+        printf("    memory     no plan: %s\n", uf_error());
+        return 0;
+    }
+    uf_memplan_print(&in, &p, stdout, "    ");
+    printf("    memory     total %.3f GiB (%zu bytes) on %s (%.2f GiB)\n", (double)p.total / (1u << 30),
+           p.total, dev_name, (double)dev_bytes / (1u << 30));
+    if (uf_memplan_fits(&in, &p, dev_bytes, dev_name)) {
+        fprintf(stderr, "unforget: error: %s: %s\n", jstr(t, "name"), uf_error());
+        return 1;
+    }
+    return 0;
+}
+
+static int print_train(const cJSON *t, const char *label, size_t dev_bytes, size_t dev_max_alloc,
+                       const char *dev_name) {
     char buf[512];
     printf("%s %s\n", label, jstr(t, "name") ? jstr(t, "name") : "?");
     const cJSON *optim = cJSON_GetObjectItem(t, "optim");
@@ -125,6 +154,7 @@ static void print_train(const cJSON *t, const char *label) {
     if (from) printf("    from       stage %s\n", jstr(from, "name"));
     const cJSON *model = cJSON_GetObjectItem(t, "model");
     if (model) print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq);
+    int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     const cJSON *data = cJSON_GetObjectItem(t, "data");
     if (data) {
         const char *kind = jstr(data, "_kind");
@@ -174,25 +204,40 @@ static void print_train(const cJSON *t, const char *label) {
         describe_dataset(cJSON_GetObjectItem(e, "data"), buf, sizeof buf);
         printf("    eval       %s on %s (judge %s)\n", jstr(e, "type"), buf, jstr(e, "judge"));
     }
+    return bad;
 }
 
 int uf_cmd_check(int argc, char **argv) {
     const char *recipe = NULL;
     char **sets = uf_calloc((size_t)argc, sizeof *sets);
     int nsets = 0, json = 0;
+    double dev_gib = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: unforget check RECIPE.lua [--set key=value ...] [--json]\n\n"
+            printf("usage: unforget [--device SEL] check RECIPE.lua [--set key=value ...] [--json]\n"
+                   "                [--device-mem GIB]\n\n"
                    "Evaluates the recipe and validates it without training: unknown keys and\n"
                    "wrong types are reported at the recipe line (with the valid keys and the\n"
                    "nearest match), files it names must exist and parse\n"
                    "(a malformed row is reported as file:line). Prints the plan (stages and runs\n"
                    "with model size and memory estimate, data, methods, optimizer, evaluation);\n"
-                   "--json prints the resolved plan as JSON instead.\n");
+                   "--json prints the resolved plan as JSON instead.\n"
+                   "The memory plan (weights by dtype, LoRA, gradients, optimizer, activations\n"
+                   "with and without checkpointing, eval KV cache, workspace) must fit the\n"
+                   "device's global memory (the --device one, or --device-mem GIB to plan for\n"
+                   "another card); a plan that does not fit is an error naming the knob to turn.\n");
             free(sets);
             return 0;
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
             sets[nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--device-mem") == 0 && i + 1 < argc) {
+            char *end;
+            dev_gib = strtod(argv[++i], &end);
+            if (*end || !(dev_gib > 0)) {
+                fprintf(stderr, "unforget check: --device-mem '%s': a positive number of GiB\n", argv[i]);
+                free(sets);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (argv[i][0] != '-' && !recipe) {
@@ -241,9 +286,26 @@ int uf_cmd_check(int argc, char **argv) {
         puts(s);
         free(s);
     } else {
+        size_t dev_bytes, dev_max_alloc = 0; /* --device-mem: no per-buffer limit assumed */
+        char dev_name[300];
+        if (dev_gib > 0) {
+            dev_bytes = (size_t)(dev_gib * (double)(1u << 30));
+            snprintf(dev_name, sizeof dev_name, "a %g GiB device (--device-mem)", dev_gib);
+        } else {
+            struct uf_device dev;
+            uf_device_init(&dev, uf_cli.device);
+            dev_bytes = (size_t)dev.global_mem;
+            dev_max_alloc = (size_t)dev.max_alloc;
+            snprintf(dev_name, sizeof dev_name, "%s", dev.name);
+            uf_device_free(&dev);
+        }
         const cJSON *t;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "stages")) print_train(t, "stage");
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "runs")) print_train(t, "run  ");
+        int too_big = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "stages"))
+            too_big += print_train(t, "stage", dev_bytes, dev_max_alloc, dev_name);
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "runs"))
+            too_big += print_train(t, "run  ", dev_bytes, dev_max_alloc, dev_name);
+        missing += too_big;
         printf("%d stage(s), %d run(s)%s\n", cJSON_GetArraySize(cJSON_GetObjectItem(plan, "stages")),
                cJSON_GetArraySize(cJSON_GetObjectItem(plan, "runs")),
                missing ? "" : ": ok");
