@@ -5,6 +5,7 @@
  * (memplan.h) of every stage and run whose model config is known (uf.model.new, or a uf.hf /
  * uf.checkpoint directory with a config.json). A plan that does not fit the device (--device,
  * or --device-mem GIB) is a problem: exit 1 naming the knob to turn. Trains nothing. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "cli.h"
 #include "device.h"
 #include "memplan.h"
+#include "rundir.h"
+#include "train.h"
 #include "methods.h"
 #include "model_config.h"
 #include "data.h"
@@ -116,7 +119,77 @@ static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
 }
 
 /* The memory plan of a stage/run; 1 when it does not fit (printed to stderr), else 0. */
+/* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
+static int64_t data_rows(const cJSON *spec) {
+    if (!spec) return 0;
+    if (strcmp(jstr(spec, "_kind"), "mixture") == 0) {
+        if (jnum(spec, "n", 0) > 0) return (int64_t)jnum(spec, "n", 0);
+        int64_t task = data_rows(cJSON_GetObjectItem(spec, "task"));
+        double p = jnum(spec, "p", 0);
+        return task < 0 ? -1 : (int64_t)((double)task / (p < 1 ? 1 - p : 1) + 0.5);
+    }
+    struct uf_dataset d;
+    if (uf_train_load_dataset(spec, &d)) return -1;
+    int64_t n = d.n;
+    uf_dataset_free(&d);
+    return n;
+}
+
+static double check_gflops = 30.0; /* --gflops: the device's training rate for the time estimate */
+
+/* Upper bound of a phase's steps, tokens and compute, and its time at check_gflops. */
+static double phase_time(const char *what, const cJSON *data, const cJSON *optim,
+                         const struct uf_model_config *c) {
+    int64_t rows = data_rows(data);
+    if (rows < 0 || !optim) return 0;
+    int batch = (int)jnum(optim, "batch", 8), len = (int)jnum(optim, "max_len", 256);
+    int64_t steps = (int64_t)jnum(optim, "steps", 0);
+    if (steps <= 0) steps = (int64_t)ceil(jnum(optim, "epochs", 1) * (double)rows / (batch > 0 ? batch : 1));
+    double tokens = (double)steps * batch * len;
+    double flops = uf_model_flops_per_token(c, len) * tokens;
+    double sec = flops / (check_gflops * 1e9);
+    char d[32];
+    uf_format_duration(sec, d, sizeof d);
+    printf("    time       %s: %lld rows, %lld steps, <= %.2fM tokens, <= %.3g TFLOP: <= %s at %g GFLOP/s\n",
+           what, (long long)rows, (long long)steps, tokens / 1e6, flops / 1e12, d, check_gflops);
+    return sec;
+}
+
+/* The model config of a node: its own model spec, or that of the stage it starts from. */
+static const cJSON *g_plan;
+static const cJSON *node_model_spec(const cJSON *t, const cJSON **tok) {
+    for (int depth = 0; t && depth < 16; depth++) {
+        *tok = cJSON_GetObjectItem(t, "tokenizer");
+        const cJSON *m = cJSON_GetObjectItem(t, "model");
+        if (m) return m;
+        const cJSON *from = cJSON_GetObjectItem(t, "from"), *s, *next = NULL;
+        if (!from) return NULL;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(g_plan, "stages"))
+            if (strcmp(jstr(s, "name"), jstr(from, "name")) == 0) next = s;
+        t = next;
+    }
+    return NULL;
+}
+
+static void print_time(const cJSON *t) {
+    const cJSON *tk = NULL, *mspec = node_model_spec(t, &tk);
+    if (!mspec) return;
+    int vocab = 2048;
+    if (tk && jnum(tk, "vocab", 0) > 0) vocab = (int)jnum(tk, "vocab", 0);
+    struct uf_model_config c;
+    if (uf_memplan_config_from_spec(mspec, vocab, &c)) return;
+    double total = 0;
+    if (cJSON_GetObjectItem(t, "pretrain")) {
+        const cJSON *po = cJSON_GetObjectItem(t, "pretrain_optim");
+        total += phase_time("pretrain", cJSON_GetObjectItem(t, "pretrain"), po ? po : cJSON_GetObjectItem(t, "optim"), &c);
+    }
+    if (cJSON_GetObjectItem(t, "data"))
+        total += phase_time("train", cJSON_GetObjectItem(t, "data"), cJSON_GetObjectItem(t, "optim"), &c);
+    (void)total;
+}
+
 static int plan_train(const cJSON *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
+    print_time(t);
     const cJSON *mspec = cJSON_GetObjectItem(t, "model");
     if (!mspec) {
         printf("    memory     plan: model from an earlier stage (see that stage)\n");
@@ -215,7 +288,7 @@ int uf_cmd_check(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: unforget [--device SEL] check RECIPE.lua [--set key=value ...] [--json]\n"
-                   "                [--device-mem GIB]\n\n"
+                   "                [--device-mem GIB] [--gflops R]\n\n"
                    "Evaluates the recipe and validates it without training: unknown keys and\n"
                    "wrong types are reported at the recipe line (with the valid keys and the\n"
                    "nearest match), files it names must exist and parse\n"
@@ -225,7 +298,11 @@ int uf_cmd_check(int argc, char **argv) {
                    "The memory plan (weights by dtype, LoRA, gradients, optimizer, activations\n"
                    "with and without checkpointing, eval KV cache, workspace) must fit the\n"
                    "device's global memory (the --device one, or --device-mem GIB to plan for\n"
-                   "another card); a plan that does not fit is an error naming the knob to turn.\n");
+                   "another card); a plan that does not fit is an error naming the knob to turn.\n"
+                   "Time: per training phase, rows, steps, an upper bound of the tokens (batch x\n"
+                   "max_len per step) and of the compute (6N + 6LCT FLOPs per token), and the time\n"
+                   "at R GFLOP/s (--gflops, default 30: about what the quick-start model reaches\n"
+                   "on 2 CPU cores with PoCL; `unforget bench` measures your device's rate).\n");
             free(sets);
             return 0;
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
@@ -235,6 +312,13 @@ int uf_cmd_check(int argc, char **argv) {
             dev_gib = strtod(argv[++i], &end);
             if (*end || !(dev_gib > 0)) {
                 fprintf(stderr, "unforget check: --device-mem '%s': a positive number of GiB\n", argv[i]);
+                free(sets);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--gflops") == 0 && i + 1 < argc) {
+            check_gflops = strtod(argv[++i], NULL);
+            if (!(check_gflops > 0)) {
+                fprintf(stderr, "unforget check: --gflops needs a positive number\n");
                 free(sets);
                 return 2;
             }
@@ -255,6 +339,7 @@ int uf_cmd_check(int argc, char **argv) {
     }
     cJSON *plan = uf_recipe_load(recipe, nsets, sets);
     free(sets);
+    g_plan = plan;
     if (!plan) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
