@@ -19,7 +19,7 @@
  * Hot spot: the score tiles. Scores (and dP) are computed 16 keys (or queries) at a time as one
  * float16 against a transposed tile (D, BK) in local memory, with eight independent
  * accumulators; the rank-1 updates (o, dq, dk, dv) use float16 rows. Head rows are padded with
- * zeros to D = 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
+ * zeros to D = 32, 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
  * so loops over D unroll. In the backward, the rows of the rank-1 updates (k for dq; q and dO
  * for dk/dv) are read straight from global memory (cached; the same address for the whole
  * work-group), so every kernel needs two tiles of local memory (32 KiB, the OpenCL minimum).
@@ -31,8 +31,8 @@
 typedef float16 vecf;
 #define UF_HDV_MAX (256 / UF_VW)
 #define UF_BK_MAX 64
-/* Keys (or queries) per tile of an instance: 64 at D = 64, 32 at 128, 16 at 256. */
-#define UF_ATTN_BK(D) ((D) == 64 ? 64 : (D) == 128 ? 32 : 16)
+/* Keys (or queries) per tile of an instance: 64 at D = 32 and 64, 32 at 128, 16 at 256. */
+#define UF_ATTN_BK(D) ((D) <= 64 ? 64 : (D) == 128 ? 32 : 16)
 
 /* Elements [c*16, c*16 + 16) of a row of hd floats, zero past hd. */
 static inline vecf load_vec(__global const float *row, int c, int hd) {
@@ -341,7 +341,7 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
     }
 }
 
-/* ---- kernel instances: head rows padded to D = 64, 128 or 256 floats -------------------- */
+/* ---- kernel instances: head rows padded to D = 32, 64, 128 or 256 floats -------------------- */
 #define UF_ATTN_INSTANCE(D)                                                                    \
     __kernel void uf_attn_fwd_d##D(                                                            \
         __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
@@ -372,6 +372,7 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
                       dd, D / UF_VW);                                                          \
     }
 
+UF_ATTN_INSTANCE(32)
 UF_ATTN_INSTANCE(64)
 UF_ATTN_INSTANCE(128)
 UF_ATTN_INSTANCE(256)

@@ -2,7 +2,7 @@
  * Checks every shape against (B, T, H, KV, hd) and exits with a message naming the tensor when
  * one disagrees (a caller bug, not a data error). No host sync, no scratch buffers: the backward
  * recomputes D = rowsum(dO * O) where it needs it. Kernel instance by head_dim: rows padded to
- * 64, 128 or 256 floats; each uses two (D, BK) tiles of local memory (32 KiB). */
+ * 32, 64, 128 or 256 floats; each uses two (D, BK) tiles of local memory (16 or 32 KiB). */
 #include <math.h>
 
 #include "ops.h"
@@ -10,9 +10,9 @@
 
 enum { UF_ATTN_HD_MAX = 256, UF_ATTN_GROUP = 64 };
 
-static int padded_hd(int hd) { return hd <= 64 ? 64 : hd <= 128 ? 128 : 256; }
+static int padded_hd(int hd) { return hd <= 32 ? 32 : hd <= 64 ? 64 : hd <= 128 ? 128 : 256; }
 /* Tile height of an instance: UF_ATTN_BK in attention.cl. */
-static int tile_rows(int hdp) { return hdp == 64 ? 64 : hdp == 128 ? 32 : 16; }
+static int tile_rows(int hdp) { return hdp <= 64 ? 64 : hdp == 128 ? 32 : 16; }
 
 static void check_tensor(const struct uf_tensor *t, const char *what, enum uf_dtype dtype,
                          int64_t numel) {
