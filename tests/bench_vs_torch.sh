@@ -10,7 +10,8 @@
 #   MFU = achieved GFLOP/s (llm.c accounting, wall clock) / G; without --peak-gflops G is the
 #   uf_gemm peak that `unforget bench` measures (a lower bar than the hardware FMA peak).
 #   On a shared machine wall-clock tokens/s depend on the other load; the CPU time per step
-#   (user + system of each process, all threads) does much less, so both are printed.
+#   (user + system of each process, all threads) does much less, so both are printed, and MFU
+#   per CPU-second = tokens per CPU-second x FLOP/token / (G / threads).
 # The torch peer runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they may be set for
 # the OpenBLAS that CLBlast's host side or numpy see; torch is measured with its own defaults).
 set -euo pipefail
@@ -33,7 +34,7 @@ done
 export UNFORGET_DEVICE="${UNFORGET_DEVICE:-cpu}"
 peakopt=()
 [ "$peak" != 0 ] && peakopt=(--peak-gflops "$peak")
-uf=() pt=() ufg=() ptg=() ufc=() ptc=() ufm="" ptm="" ufpk=""
+uf=() pt=() ufg=() ptg=() ufc=() ptc=() ufs=() pts=() ufm="" ptm="" ufpk="" mflop=""
 field() { awk -v k="$1" -v n="$2" '$1 == k {print $n; exit}'; }
 for r in $(seq "$rounds"); do
   out="$("$bin" bench --config "$config" --steps "$steps" --warmup "$warmup" "${peakopt[@]}")"
@@ -41,6 +42,8 @@ for r in $(seq "$rounds"); do
   uf+=("$(echo "$out" | field tokens_per_s: 2)")
   ufg+=("$(echo "$out" | field throughput: 4)")
   ufc+=("$(echo "$out" | field cpu: 2)")
+  ufs+=("$(echo "$out" | field cpu: 13)")
+  mflop="$(echo "$out" | field throughput: 6 | tr -d '(')"
   ufm="$(echo "$out" | sed -n 's/.*device peak \([0-9.]*\) MiB.*/\1/p')"
   [ "$peak" = 0 ] && ufpk="$(echo "$out" | sed -n 's/.*measured uf_gemm peak \([0-9.]*\) GFLOP.*/\1/p')"
   out="$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 "$here/bench_torch.py" \
@@ -49,12 +52,14 @@ for r in $(seq "$rounds"); do
   pt+=("$(echo "$out" | field tokens_per_s: 2)")
   ptg+=("$(echo "$out" | field throughput: 4)")
   ptc+=("$(echo "$out" | field cpu: 2)")
+  pts+=("$(echo "$out" | field cpu: 13)")
   ptm="$(echo "$out" | sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p')"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mu="$(median "${uf[@]}")" mt="$(median "${pt[@]}")"
 gu="$(median "${ufg[@]}")" gt="$(median "${ptg[@]}")"
 cu="$(median "${ufc[@]}")" ct="$(median "${ptc[@]}")"
+su="$(median "${ufs[@]}")" st="$(median "${pts[@]}")"
 [ "$peak" = 0 ] && peak="${ufpk:-0}" && peakwhat="the uf_gemm peak measured by unforget bench" \
   || peakwhat="given (--peak-gflops)"
 echo "median tokens/s: unforget $mu, torch $mt (torch: $threads threads, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)"
@@ -62,4 +67,6 @@ awk -v a="$mu" -v b="$mt" 'BEGIN {printf "ratio unforget/torch: %.3f\n", a / b}'
 awk -v a="$gu" -v b="$gt" -v p="$peak" -v w="$peakwhat" 'BEGIN {
   if (p > 0) printf "MFU: unforget %.2f%%, torch %.2f%% of %.1f GFLOP/s (%s)\n", 100 * a / p, 100 * b / p, p, w }'
 awk -v a="$cu" -v b="$ct" 'BEGIN {printf "median CPU ms per step: unforget %.1f, torch %.1f (ratio torch/unforget %.3f)\n", a, b, b / a}'
+awk -v a="$su" -v b="$st" -v f="$mflop" -v p="$peak" -v n="$threads" 'BEGIN {
+  if (p > 0) printf "MFU per CPU-second (tokens per CPU-second x FLOP/token / (peak / %d threads)): unforget %.2f%%, torch %.2f%%\n", n, 100 * a * f * 1e-3 / (p / n), 100 * b * f * 1e-3 / (p / n) }'
 echo "peak memory: unforget device $ufm MiB, torch process RSS $ptm MiB"
