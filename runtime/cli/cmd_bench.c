@@ -2,8 +2,9 @@
  * and prints throughput (tokens/s), achieved GFLOP/s with llm.c's accounting
  * (uf_model_flops_per_token: 6N + 6*L*C*T per token), MFU against the device's fp32 peak (a
  * table of known GPUs, else a GEMM peak measured here with uf_gemm), and device memory split
- * into parameters, gradients, optimizer state and activations. --profile adds per-kernel device
- * time. The PyTorch peer is tests/bench_torch.py; tests/bench_vs_torch.sh runs both. */
+ * into parameters, gradients, optimizer state and activations, plus CPU time per step (on CPU
+ * devices) and the process's peak RSS. --profile adds per-kernel device time. The PyTorch peer
+ * is tests/bench_torch.py; tests/bench_vs_torch.sh runs both. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,8 @@ static double measured_peak(struct uf_device *d) {
 }
 
 /* CPU seconds (user + system) of this process so far: with PoCL the device is this process's
- * threads, so CPU time per step measures the work independently of other load on the machine. */
+ * threads, so CPU time per step depends much less on other load on the machine than wall time
+ * (not entirely: shared caches, SMT siblings, spinning threads). */
 static double cpu_seconds(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
