@@ -344,6 +344,16 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
     }
 }
 
+/* a[j] = b[j] = 0 for j in [lo, hi), 16 at a time */
+static inline void zero_cols(__global float *a, __global float *b, int lo, int hi) {
+    int j = lo;
+    for (; j + 16 <= hi; j += 16) {
+        vstore16((float16)(0.0f), 0, a + j);
+        vstore16((float16)(0.0f), 0, b + j);
+    }
+    for (; j < hi; j++) a[j] = b[j] = 0.0f;
+}
+
 /* global (ceil(T/bq)*bq, nh, nb), local (bq, 1, 1); kT, vT: local (D, BK) transposed K and V.
  * The GEMM form of the backward (attention.c): for head h = h0 + gid(1), sequence b = b0 + gid(2)
  * writes the whole rows i < T of P = exp(s - lse) and dS = scale * P (dP - D_i), zeros where a
@@ -387,9 +397,8 @@ static inline void attn_bwd_pds(__global const float *q, ulong qoff, __global co
     int jlo = window > 0 ? max(0, i0 - window + 1) : 0;
     int jhi = min(len, i0 + bq);
     if (i < T) { /* columns no tile covers: [0, jlo) and [jhi, T) (all of them on dead rows) */
-        int zlo = live ? jlo : 0;
-        for (int j = 0; j < zlo; j++) prow[j] = dsrow[j] = 0.0f;
-        for (int j = live ? max(jhi, jlo) : 0; j < T; j++) prow[j] = dsrow[j] = 0.0f;
+        zero_cols(prow, dsrow, 0, live ? jlo : 0);
+        zero_cols(prow, dsrow, live ? max(jhi, jlo) : 0, T);
     }
     for (int j0 = jlo; j0 < jhi; j0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -399,7 +408,7 @@ static inline void attn_bwd_pds(__global const float *q, ulong qoff, __global co
         if (!live) continue;
         int nw = min(BK, jhi - j0); /* columns [j0, j0 + nw) of this row */
         if (j0 > i) { /* the whole tile is past the diagonal */
-            for (int jj = 0; jj < nw; jj++) prow[j0 + jj] = dsrow[j0 + jj] = 0.0f;
+            zero_cols(prow, dsrow, j0, j0 + nw);
             continue;
         }
         float s[UF_BK_MAX], dp[UF_BK_MAX];
