@@ -125,8 +125,9 @@ static int use_gemm_backward(int T) {
 /* For nb sequences and nh heads at a time (as many as the budget holds): one kernel writes
  * P (nh, nb, T, T) and dS (scaled) for them, then per head three batched GEMMs over the nb
  * sequences: dq += dS K, dk += dS^T Q, dv += P^T dO (heads in order: deterministic with GQA).
- * The products run over whole (T, T) squares (twice the causal work) but at GEMM speed; the
- * zeros of P and dS mask what is invisible, so the inputs must be finite. */
+ * From T = 256 the products run in blocks of 128 rows that skip the upper triangle (3/4 of the
+ * square at T = 256), else over whole (T, T) squares; either way at GEMM speed. The zeros of P and
+ * dS mask what is invisible inside the products, so the inputs must be finite. */
 static void backward_gemm(struct uf_device *d, const struct uf_tensor *q, const struct uf_tensor *k,
                           const struct uf_tensor *v, const struct uf_tensor *lengths, int B, int T,
                           int H, int KV, int hd, int window, const struct uf_tensor *o,
@@ -150,6 +151,7 @@ static void backward_gemm(struct uf_device *d, const struct uf_tensor *q, const 
     P.buf = S.buf = scr;
     P.offset = 0, S.offset = set;
     size_t qld = (size_t)H * hd, kld = (size_t)KV * hd;
+    size_t rb = T >= 256 ? 128 : (size_t)T; /* row block of the products (causal skipping) */
     for (int b0 = 0; b0 < B; b0 += bc) {
         int nb = UF_MIN(bc, B - b0);
         for (int h0 = 0; h0 < H; h0 += hc) {
@@ -173,18 +175,26 @@ static void backward_gemm(struct uf_device *d, const struct uf_tensor *q, const 
                 size_t ko = k->offset + (size_t)b0 * T * kld + (size_t)g * hd;
                 size_t dko = dk->offset + (size_t)b0 * T * kld + (size_t)g * hd;
                 size_t dvo = dv->offset + (size_t)b0 * T * kld + (size_t)g * hd;
-                /* dq (T, hd) += dS (T, T) K (T, hd) */
-                uf_gemm_batched(d, false, false, (size_t)T, (size_t)hd, (size_t)T, 1.0f, scr,
-                                set + pm, (size_t)T, TT, k->buf, ko, kld, (size_t)T * kld, 1.0f,
-                                dq->buf, dqo, qld, (size_t)T * qld, (size_t)nb);
-                /* dk (T, hd) += dS^T Q */
-                uf_gemm_batched(d, true, false, (size_t)T, (size_t)hd, (size_t)T, 1.0f, scr,
-                                set + pm, (size_t)T, TT, q->buf, qo, qld, (size_t)T * qld, 1.0f,
-                                dk->buf, dko, kld, (size_t)T * kld, (size_t)nb);
-                /* dv (T, hd) += P^T dO */
-                uf_gemm_batched(d, true, false, (size_t)T, (size_t)hd, (size_t)T, 1.0f, scr, pm,
-                                (size_t)T, TT, dout->buf, doo, qld, (size_t)T * qld, 1.0f,
-                                dv->buf, dvo, kld, (size_t)T * kld, (size_t)nb);
+                /* in blocks of rb rows: dS and P are lower triangular, so query rows
+                 * [r0, r1) need keys [0, r1) and key rows [r0, r1) queries [r0, T) */
+                for (size_t r0 = 0; r0 < (size_t)T; r0 += rb) {
+                    size_t r1 = UF_MIN((size_t)T, r0 + rb), mr = r1 - r0;
+                    /* dq[r0:r1] (mr, hd) += dS[r0:r1, 0:r1] K[0:r1] */
+                    uf_gemm_batched(d, false, false, mr, (size_t)hd, r1, 1.0f, scr,
+                                    set + pm + r0 * T, (size_t)T, TT, k->buf, ko, kld,
+                                    (size_t)T * kld, 1.0f, dq->buf, dqo + r0 * qld, qld,
+                                    (size_t)T * qld, (size_t)nb);
+                    /* dk[r0:r1] += dS[r0:T, r0:r1]^T Q[r0:T] */
+                    uf_gemm_batched(d, true, false, mr, (size_t)hd, (size_t)T - r0, 1.0f, scr,
+                                    set + pm + r0 * T + r0, (size_t)T, TT, q->buf, qo + r0 * qld,
+                                    qld, (size_t)T * qld, 1.0f, dk->buf, dko + r0 * kld, kld,
+                                    (size_t)T * kld, (size_t)nb);
+                    /* dv[r0:r1] += P[r0:T, r0:r1]^T dO[r0:T] */
+                    uf_gemm_batched(d, true, false, mr, (size_t)hd, (size_t)T - r0, 1.0f, scr,
+                                    pm + r0 * T + r0, (size_t)T, TT, dout->buf, doo + r0 * qld,
+                                    qld, (size_t)T * qld, 1.0f, dv->buf, dvo + r0 * kld, kld,
+                                    (size_t)T * kld, (size_t)nb);
+                }
             }
         }
     }
