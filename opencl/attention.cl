@@ -14,12 +14,15 @@
  *   uf_attn_bwd_dkdv_dD one work-item per key row (b, g, j): loops over the query heads of its
  *                       group and the query tiles that see it, in order; dk += scale * sum dS q,
  *                       dv += sum p dO.
+ *   uf_attn_bwd_pds_dD  (the GEMM form of the backward, used when T is small enough: see
+ *                       attention.c) one work-item per query row: writes its rows of P and
+ *                       scale * dS as dense (T, T) matrices for batched GEMMs.
  * Memory is O(T) per row: no T x T matrix is ever stored.
  *
  * Hot spot: the score tiles. Scores (and dP) are computed 16 keys (or queries) at a time as one
  * float16 against a transposed tile (D, BK) in local memory, with eight independent
  * accumulators; the rank-1 updates (o, dq, dk, dv) use float16 rows. Head rows are padded with
- * zeros to D = 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
+ * zeros to D = 32, 64, 128 or 256, a compile-time constant of each kernel instance (end of file),
  * so loops over D unroll. In the backward, the rows of the rank-1 updates (k for dq; q and dO
  * for dk/dv) are read straight from global memory (cached; the same address for the whole
  * work-group), so every kernel needs two tiles of local memory (32 KiB, the OpenCL minimum).
@@ -31,8 +34,8 @@
 typedef float16 vecf;
 #define UF_HDV_MAX (256 / UF_VW)
 #define UF_BK_MAX 64
-/* Keys (or queries) per tile of an instance: 64 at D = 64, 32 at 128, 16 at 256. */
-#define UF_ATTN_BK(D) ((D) == 64 ? 64 : (D) == 128 ? 32 : 16)
+/* Keys (or queries) per tile of an instance: 64 at D = 32 and 64, 32 at 128, 16 at 256. */
+#define UF_ATTN_BK(D) ((D) <= 64 ? 64 : (D) == 128 ? 32 : 16)
 
 /* Elements [c*16, c*16 + 16) of a row of hd floats, zero past hd. */
 static inline vecf load_vec(__global const float *row, int c, int hd) {
@@ -341,7 +344,93 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
     }
 }
 
-/* ---- kernel instances: head rows padded to D = 64, 128 or 256 floats -------------------- */
+/* a[j] = b[j] = 0 for j in [lo, hi), 16 at a time */
+static inline void zero_cols(__global float *a, __global float *b, int lo, int hi) {
+    int j = lo;
+    for (; j + 16 <= hi; j += 16) {
+        vstore16((float16)(0.0f), 0, a + j);
+        vstore16((float16)(0.0f), 0, b + j);
+    }
+    for (; j < hi; j++) a[j] = b[j] = 0.0f;
+}
+
+/* global (ceil(T/bq)*bq, nh, nb), local (bq, 1, 1); kT, vT: local (D, BK) transposed K and V.
+ * The GEMM form of the backward (attention.c): for head h = h0 + gid(1), sequence b = b0 + gid(2)
+ * writes the whole rows i < T of P = exp(s - lse) and dS = scale * P (dP - D_i), zeros where a
+ * key is invisible and on rows i >= len, into p / ds laid out (nh, nb, T, T). */
+static inline void attn_bwd_pds(__global const float *q, ulong qoff, __global const float *k,
+                                ulong koff, __global const float *v, ulong voff,
+                                __global const int *lengths, ulong loff, __global const float *o,
+                                ulong ooff, __global const float *lse, ulong lseoff,
+                                __global const float *dout, ulong dooff, __global float *p,
+                                ulong poff, __global float *ds, ulong dsoff, int T, int H, int KV,
+                                int hd, int window, float scale, int h0, int b0,
+                                __local float *kT, __local float *vT, const int hdv) {
+    const int D = hdv * UF_VW, BK = UF_ATTN_BK(D);
+    int lid = get_local_id(0), bq = get_local_size(0);
+    int i0 = get_group_id(0) * bq, i = i0 + lid;
+    int hh = get_global_id(1), bb = get_global_id(2);
+    int h = h0 + hh, b = b0 + bb;
+    int g = h / (H / KV);
+    int len = clamp(lengths[loff + b], 0, T);
+    int live = i < len;
+    q += qoff, k += koff, v += voff, o += ooff, lse += lseoff, dout += dooff;
+    size_t prow_off = ((size_t)(hh * get_global_size(2) + bb) * T + i) * T;
+    __global float *prow = p + poff + prow_off, *dsrow = ds + dsoff + prow_off;
+
+    float qs[UF_HDV_MAX * UF_VW], dos[UF_HDV_MAX * UF_VW];
+    float li = 0.0f, Di = 0.0f;
+    size_t row = ((size_t)(b * T + i) * H + h) * hd;
+    if (live) {
+        vecf d = (vecf)(0.0f);
+        for (int c = 0; c < hdv; c++) {
+            vecf dv = load_vec(dout + row, c, hd);
+            d = fma(dv, load_vec(o + row, c, hd), d);
+            vstore16(dv, c, dos);
+            vstore16(load_vec(q + row, c, hd) * scale, c, qs);
+        }
+        float8 e = d.lo + d.hi;
+        float4 f = e.lo + e.hi;
+        Di = (f.x + f.y) + (f.z + f.w);
+        li = lse[((size_t)b * H + h) * T + i];
+    }
+    int jlo = window > 0 ? max(0, i0 - window + 1) : 0;
+    int jhi = min(len, i0 + bq);
+    if (i < T) { /* columns no tile covers: [0, jlo) and [jhi, T) (all of them on dead rows) */
+        zero_cols(prow, dsrow, 0, live ? jlo : 0);
+        zero_cols(prow, dsrow, live ? max(jhi, jlo) : 0, T);
+    }
+    for (int j0 = jlo; j0 < jhi; j0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        load_tile_t(kT, k, b, T, KV, g, hd, D, j0, BK, jhi, lid, bq);
+        load_tile_t(vT, v, b, T, KV, g, hd, D, j0, BK, jhi, lid, bq);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (!live) continue;
+        int nw = min(BK, jhi - j0); /* columns [j0, j0 + nw) of this row */
+        if (j0 > i) { /* the whole tile is past the diagonal */
+            zero_cols(prow, dsrow, j0, j0 + nw);
+            continue;
+        }
+        float s[UF_BK_MAX], dp[UF_BK_MAX];
+        dots_tile(s, qs, kT, D, BK);
+        dots_tile(dp, dos, vT, D, BK);
+        for (int jb = 0; jb < BK; jb += 16) {
+            int16 vis = visible16((int16)(i), (int16)(j0 + jb) + UF_IOTA16, len, window);
+            float16 pv = select((float16)(0.0f), exp(vload16(0, s + jb) - (float16)(li)), vis);
+            float16 dsv = pv * (vload16(0, dp + jb) - (float16)(Di)) * scale;
+            if (jb + 16 <= nw) {
+                vstore16(pv, 0, prow + j0 + jb);
+                vstore16(dsv, 0, dsrow + j0 + jb);
+            } else {
+                vstore16(pv, 0, s + jb);
+                vstore16(dsv, 0, dp + jb);
+                for (int jj = jb; jj < nw; jj++) prow[j0 + jj] = s[jj], dsrow[j0 + jj] = dp[jj];
+            }
+        }
+    }
+}
+
+/* ---- kernel instances: head rows padded to D = 32, 64, 128 or 256 floats -------------------- */
 #define UF_ATTN_INSTANCE(D)                                                                    \
     __kernel void uf_attn_fwd_d##D(                                                            \
         __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
@@ -360,6 +449,17 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
         attn_bwd_dq(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, dout,      \
                     dooff, dq, dqoff, T, H, KV, hd, window, scale, kT, vT, D / UF_VW);         \
     }                                                                                          \
+    __kernel void uf_attn_bwd_pds_d##D(                                                        \
+        __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
+        __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
+        __global const float *o, ulong ooff, __global const float *lse, ulong lseoff,          \
+        __global const float *dout, ulong dooff, __global float *p, ulong poff,                \
+        __global float *ds, ulong dsoff, int T, int H, int KV, int hd, int window, float scale, \
+        int h0, int b0, __local float *kT, __local float *vT) {                                \
+        attn_bwd_pds(q, qoff, k, koff, v, voff, lengths, loff, o, ooff, lse, lseoff, dout,     \
+                     dooff, p, poff, ds, dsoff, T, H, KV, hd, window, scale, h0, b0, kT, vT,   \
+                     D / UF_VW);                                                               \
+    }                                                                                          \
     __kernel void uf_attn_bwd_dkdv_d##D(                                                       \
         __global const float *q, ulong qoff, __global const float *k, ulong koff,              \
         __global const float *v, ulong voff, __global const int *lengths, ulong loff,          \
@@ -372,6 +472,7 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
                       dd, D / UF_VW);                                                          \
     }
 
+UF_ATTN_INSTANCE(32)
 UF_ATTN_INSTANCE(64)
 UF_ATTN_INSTANCE(128)
 UF_ATTN_INSTANCE(256)

@@ -4,12 +4,15 @@
 A LLaMA-style decoder (RMSNorm, RoPE rotate_half, causal attention, SwiGLU, untied head), fp32,
 AdamW (weight decay 0.01 on matrices), grad-norm clipping 1.0, random tokens, on the CPU with
 --threads threads. Prints tokens/s and GFLOP/s with llm.c's accounting (6N + 6*L*C*T per token),
-and a final machine-readable line `tokens_per_s: X`. Written for torch 1.13 (Debian's
+CPU time per step (user + system of this process, all threads), the peak resident set size
+(ru_maxrss: everything the process holds, interpreter and libraries included) and a final
+machine-readable line `tokens_per_s: X`. Written for torch 1.13 (Debian's
 /usr/bin/python3): no scaled_dot_product_attention there, attention is explicit.
 """
 import argparse
 import math
 import os
+import resource
 import time
 
 import torch
@@ -131,10 +134,15 @@ def main():
           f"F={ff} vocab={V} | batch {B} x seq {T} | {n_params / 1e6:.2f}M params")
     print(f"torch BLAS: {blas_libraries()}")
     g = torch.Generator().manual_seed(42)
-    total, best = 0.0, 1e30
+    total, best, cpu = 0.0, 1e30, 0.0
+
+    def cpu_now():
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
     for s in range(args.warmup + args.steps):
         seqs = torch.randint(0, V, (B, T + 1), generator=g)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_now()
         opt.zero_grad(set_to_none=True)
         logits = model(seqs[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, V), seqs[:, 1:].reshape(-1))
@@ -142,14 +150,19 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         lv = loss.item()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, cpu_now() - c0
         if s >= args.warmup:
             total += dt
+            cpu += dc
             best = min(best, dt)
     tps = B * T * args.steps / total
     print(f"steps: {args.steps} timed, {1e3 * total / args.steps:.1f} ms/step mean, "
           f"{1e3 * best:.1f} ms best, final loss {lv:.4f}")
     print(f"throughput: {tps:.1f} tokens/s, {tps * fpt / 1e9:.2f} GFLOP/s ({fpt / 1e6:.1f} MFLOP/token)")
+    print(f"cpu: {1e3 * cpu / args.steps:.1f} ms CPU time per step (user + system, all threads), "
+          f"{B * T * args.steps / cpu:.1f} tokens per CPU-second")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    print(f"memory: peak RSS {rss:.1f} MiB")
     print(f"tokens_per_s: {tps:.1f}")
 
 

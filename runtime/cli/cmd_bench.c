@@ -2,13 +2,15 @@
  * and prints throughput (tokens/s), achieved GFLOP/s with llm.c's accounting
  * (uf_model_flops_per_token: 6N + 6*L*C*T per token), MFU against the device's fp32 peak (a
  * table of known GPUs, else a GEMM peak measured here with uf_gemm), and device memory split
- * into parameters, gradients, optimizer state and activations. --profile adds per-kernel device
- * time. The PyTorch peer is tests/bench_torch.py; tests/bench_vs_torch.sh runs both. */
+ * into parameters, gradients, optimizer state and activations, plus CPU time per step (on CPU
+ * devices) and the process's peak RSS. --profile adds per-kernel device time. The PyTorch peer
+ * is tests/bench_torch.py; tests/bench_vs_torch.sh runs both. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "device.h"
@@ -59,6 +61,16 @@ static double measured_peak(struct uf_device *d) {
     return 2.0 * (double)S * S * S / best;
 }
 
+/* CPU seconds (user + system) of this process so far: with PoCL the device is this process's
+ * threads, so CPU time per step depends much less on other load on the machine than wall time
+ * (not entirely: shared caches, SMT siblings, spinning threads). */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: unforget [--device SEL] bench [options]\n\n"
@@ -77,7 +89,9 @@ static void usage(FILE *out) {
             "  --method NAME   time a continual-learning method (recipe defaults, synthetic safety\n"
             "                  buffer) against plain fine-tuning: step time, init / finish time and\n"
             "                  device memory overhead (vocab must be >= 300)\n"
-            "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n");
+            "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n"
+            "  --peak-gflops G MFU against G GFLOP/s (e.g. a measured FMA peak) instead of the\n"
+            "                  table or the GEMM measurement\n");
 }
 
 static int parse_int(const char *opt, const char *v, int *out, int min) {
@@ -94,7 +108,7 @@ static int parse_int(const char *opt, const char *v, int *out, int min) {
 
 int uf_cmd_bench(int argc, char **argv) {
     int D = 256, L = 4, H = 4, KV = 0, F = 0, V = 8192, T = 256, Bsz = 8;
-    int steps = 10, warmup = 2, lora = 0, profile = 0, peak_gemm = 1;
+    int steps = 10, warmup = 2, lora = 0, profile = 0, peak_gemm = 1, peak_given = 0;
     enum uf_family fam = UF_FAMILY_LLAMA;
     const char *cfg_name = "d256", *method = NULL;
     /* first pass: --config sets the base; later size options override it */
@@ -138,6 +152,7 @@ int uf_cmd_bench(int argc, char **argv) {
             peak_gemm = 0;
             continue;
         }
+        else if (strcmp(a, "--peak-gflops") == 0) dst = &peak_given;
         else if (strcmp(a, "--d-model") == 0) dst = &D;
         else if (strcmp(a, "--layers") == 0) dst = &L;
         else if (strcmp(a, "--heads") == 0) dst = &H;
@@ -207,7 +222,7 @@ int uf_cmd_bench(int argc, char **argv) {
     int32_t *tok = uf_malloc((size_t)N * sizeof *tok), *tgt = uf_malloc((size_t)N * sizeof *tgt);
     struct uf_rng r;
     uf_rng_init(&r, 42);
-    double t_total = 0, t_min = 1e30;
+    double t_total = 0, t_min = 1e30, cpu_total = 0;
     float loss = 0;
     for (int s = 0; s < warmup + steps; s++) {
         for (int b = 0; b < Bsz; b++) { /* a random sequence of T + 1 tokens, shifted */
@@ -220,15 +235,16 @@ int uf_cmd_bench(int argc, char **argv) {
         struct uf_model_batch mb = {Bsz, T, tok, tgt, NULL, NULL, 0.0f};
         if (s == warmup && profile) uf_device_profile_enable(&d, 1);
         uf_device_finish(&d);
-        double t0 = uf_time_now();
+        double t0 = uf_time_now(), c0 = cpu_seconds();
         uf_model_zero_grad(&m);
         if (uf_model_forward(&m, &mb)) uf_fatal(1, "bench: %s", uf_error());
         uf_model_backward(&m);
         uf_optim_step(&o, 1.0f);
         loss = uf_model_read_loss(&m); /* the one sync of the step */
-        double dt = uf_time_now() - t0;
+        double dt = uf_time_now() - t0, dc = cpu_seconds() - c0;
         if (s >= warmup) {
             t_total += dt;
+            cpu_total += dc;
             t_min = fmin(t_min, dt);
         }
         uf_log(2, "step %d: loss %.4f, %.1f ms\n", s, (double)loss, dt * 1e3);
@@ -239,13 +255,20 @@ int uf_cmd_bench(int argc, char **argv) {
     printf("steps: %d timed (+%d warm-up), %.1f ms/step mean, %.1f ms best, final loss %.4f\n",
            steps, warmup, 1e3 * t_total / steps, 1e3 * t_min, (double)loss);
     printf("throughput: %.1f tokens/s, %.2f GFLOP/s (%.1f MFLOP/token)\n", tps, flops / 1e9, fpt / 1e6);
+    if (d.type == CL_DEVICE_TYPE_CPU)
+        printf("cpu: %.1f ms CPU time per step (user + system, all threads), %.1f tokens per "
+               "CPU-second\n", 1e3 * cpu_total / steps, (double)N * steps / cpu_total);
     if (profile) {
         uf_device_profile_report(&d, stdout);
         uf_device_profile_enable(&d, 0);
     }
     size_t bytes_peak = d.bytes_peak; /* before the GEMM peak measurement allocates */
     double peak = table_peak(d.name);
-    if (peak > 0) {
+    if (peak_given > 0) {
+        peak = peak_given * 1e9;
+        printf("MFU: %.2f%% of the given %.1f GFLOP/s fp32 peak (--peak-gflops)\n",
+               100 * flops / peak, peak / 1e9);
+    } else if (peak > 0) {
         printf("MFU: %.2f%% of the %.1f TFLOP/s fp32 peak of the %s (table)\n", 100 * flops / peak,
                peak / 1e12, d.name);
     } else if (peak_gemm) {
@@ -259,6 +282,10 @@ int uf_cmd_bench(int argc, char **argv) {
            "other %.1f MiB; device peak %.1f MiB\n",
            m.bytes_params / MiB, m.bytes_grads / MiB, o.bytes / MiB, m.bytes_acts / MiB,
            (bytes_peak > acc ? bytes_peak - acc : 0) / MiB, bytes_peak / MiB);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("process: peak RSS %.1f MiB (host memory of the whole process; with PoCL the device "
+           "buffers live there too)\n", (double)ru.ru_maxrss / 1024.0);
     printf("tokens_per_s: %.1f\n", tps);
     free(tok), free(tgt);
     uf_optim_free(&o);
