@@ -79,7 +79,9 @@ uint32_t uf_op_dropout_threshold(float p); /* floor(p * 2^32) */
 /* Causal attention with GQA, optional sliding window, per-sequence lengths (model_config.h):
  * o[b,t,h,:] = sum_j softmax_j(q.k_j / sqrt(hd)) v_j over visible keys j. Rows t >= lengths[b]
  * produce zeros. lse (B, H, T) = log-sum-exp of the scaled scores per query (saved for backward;
- * 0 for padded rows). Memory does not grow with T^2 (online softmax). */
+ * 0 for padded rows). The forward keeps O(T) memory (online softmax); the backward writes P and dS
+ * tiles into at most 64 MiB of device scratch and uses batched GEMMs, falling back to tile
+ * kernels with memory linear in T for longer sequences (or UNFORGET_ATTN_BWD=kernels). */
 void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q /* (N, H*hd) */,
                              const struct uf_tensor *k /* (N, KV*hd) */,
                              const struct uf_tensor *v /* (N, KV*hd) */,
