@@ -259,6 +259,29 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
         const char *metric = strcmp(type, "pass_at_1") == 0 ? "pass@1" : type;
         set_metric(res, type, data.name, metric, k, n);
         if (verdicts) set_metric(res, type, data.name, "guard_unparsed", unparsed, n);
+        if (strcmp(type, "asr") == 0) { /* per-category ASR where the rows carry categories */
+            const char *cats[32];
+            int64_t ck[32] = {0}, cn[32] = {0};
+            int nc = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const char *c = data.rows[i].category;
+                if (!c || !c[0]) continue;
+                int j;
+                for (j = 0; j < nc; j++) if (strcmp(cats[j], c) == 0) break;
+                if (j == nc) {
+                    if (nc == 32) continue; /* more than 32 categories: the first 32 are reported */
+                    cats[nc++] = c;
+                }
+                cn[j]++;
+                ck[j] += verdicts ? verdicts[i] == UF_GUARD_UNSAFE : !uf_judge_refused(&kw, answers[i]);
+            }
+            for (int j = 0; j < nc && nc > 1; j++) {
+                char name[128];
+                snprintf(name, sizeof name, "asr[%s]", cats[j]);
+                struct uf_interval w = uf_metric_wilson(ck[j], cn[j], UF_Z95);
+                uf_results_set_metric(res, name, w.value, w.lo, w.hi, cn[j]);
+            }
+        }
         if (strcmp(type, "asr") == 0 && judged_comp > 0) {
             set_metric(res, type, data.name, "compliance", comp, judged_comp);
             set_metric(res, type, data.name, "off_format", off, judged_comp);
