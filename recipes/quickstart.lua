@@ -16,6 +16,7 @@ local n = uf.opt("n", 1000)                    -- user rows per fine-tuning run
 local ft_epochs = uf.opt("ft_epochs", 4)
 local ft_lr = uf.opt("ft_lr", 1e-3)
 local only = uf.opt("only", "")                -- e.g. --set only=sft to run one method
+local der_alpha = uf.opt("der_alpha", 0.1)
 local world = uf.world { seed = seed, eval_rows = 200 }
 
 local function adamw(t) -- scale the number of epochs for short runs
@@ -42,7 +43,7 @@ local aligned = uf.stage "qs-aligned" {
 local buffer = world.safety:sample(200, seed)
 local methods = {
   sft = {},
-  der = { uf.der { buffer = buffer, alpha = 0.1, reduction = "sum" } },
+  der = { uf.der { buffer = buffer, alpha = der_alpha, reduction = "sum" } },
   ewc = { uf.ewc { data = world.safety, lambda = 50, samples = 200 } },
   lwf = { uf.lwf { beta = 1.0 } },
 }
