@@ -7,69 +7,31 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "ref/ref_model.h"
 #include "util.h"
 
 #define NK 12
 
-static const enum uf_param_kind lora_order[] = {UF_P_Q, UF_P_K, UF_P_V, UF_P_O,
-                                                UF_P_GATE, UF_P_UP, UF_P_DOWN};
-
-static const char *module_name(enum uf_param_kind k) {
-    switch (k) {
-    case UF_P_Q: return "self_attn.q_proj";
-    case UF_P_K: return "self_attn.k_proj";
-    case UF_P_V: return "self_attn.v_proj";
-    case UF_P_O: return "self_attn.o_proj";
-    case UF_P_GATE: return "mlp.gate_proj";
-    case UF_P_UP: return "mlp.up_proj";
-    case UF_P_DOWN: return "mlp.down_proj";
-    default: return "?";
-    }
-}
-
-/* (out, in) of a targeted module */
-static void module_shape(const struct uf_model_config *c, enum uf_param_kind k, int64_t *out,
-                         int64_t *in) {
-    int64_t D = c->d_model, F = c->d_ff, QD = (int64_t)c->n_heads * c->head_dim,
-            KD = (int64_t)c->n_kv_heads * c->head_dim;
-    switch (k) {
-    case UF_P_Q: *out = QD, *in = D; break;
-    case UF_P_K: case UF_P_V: *out = KD, *in = D; break;
-    case UF_P_O: *out = D, *in = QD; break;
-    case UF_P_GATE: case UF_P_UP: *out = F, *in = D; break;
-    default: *out = D, *in = F; break; /* down */
-    }
-}
-
+/* The layout is the reference's (ref/ref_model.h): one definition of the PEFT flat order. */
 int uf_lora_descs(const struct uf_model_config *c, int rank, unsigned targets,
                   struct uf_lora_desc *out) {
-    int n = 0;
-    int64_t off = 0;
-    for (int l = 0; l < c->n_layers; l++)
-        for (size_t j = 0; j < UF_ARRAY_LEN(lora_order); j++) {
-            enum uf_param_kind k = lora_order[j];
-            if (!(targets & UF_LORA_TARGET(k))) continue;
-            int64_t o, i;
-            module_shape(c, k, &o, &i);
-            for (int is_b = 0; is_b < 2; is_b++) {
-                int64_t rows = is_b ? o : rank, cols = is_b ? rank : i;
-                if (out) {
-                    struct uf_lora_desc *d = &out[n];
-                    memset(d, 0, sizeof *d);
-                    snprintf(d->name, sizeof d->name, "model.layers.%d.%s.lora_%c.weight", l,
-                             module_name(k), is_b ? 'B' : 'A');
-                    d->kind = k;
-                    d->layer = l;
-                    d->is_b = is_b;
-                    d->rows = rows;
-                    d->cols = cols;
-                    d->offset = off;
-                    d->numel = rows * cols;
-                }
-                off += rows * cols;
-                n++;
-            }
-        }
+    int n = uf_ref_lora_descs(c, rank, targets, NULL);
+    if (!out || n == 0) return n;
+    struct uf_ref_lora_desc *r = uf_calloc((size_t)n, sizeof *r);
+    uf_ref_lora_descs(c, rank, targets, r);
+    for (int i = 0; i < n; i++) {
+        struct uf_lora_desc *d = &out[i];
+        memset(d, 0, sizeof *d);
+        snprintf(d->name, sizeof d->name, "%s", r[i].name);
+        d->kind = r[i].kind;
+        d->layer = r[i].layer;
+        d->is_b = r[i].is_b;
+        d->rows = r[i].rows;
+        d->cols = r[i].cols;
+        d->offset = r[i].offset;
+        d->numel = r[i].numel;
+    }
+    free(r);
     return n;
 }
 
