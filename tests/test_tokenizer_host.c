@@ -273,6 +273,59 @@ static void check_split(enum uf_tok_split sp, const char *text, const char *cons
     CHECK_EQ_INT(k, nw);
 }
 
+/* A 200 000-character word is one BPE run: the heap keeps it O(n log n) (a quadratic merge
+ * loop would take minutes here). */
+static void test_long_word(void) {
+    struct uf_tokenizer t;
+    char *j = spm_json(legacy_norm);
+    int rc = load_str(&t, j);
+    free(j);
+    if (rc) { CHECK(0); return; }
+    size_t n = 200000;
+    char *text = uf_malloc(n);
+    memset(text, 'a', n);
+    int32_t *ids;
+    int k;
+    double t0 = uf_time_now();
+    CHECK(uf_tokenizer_encode_ex(&t, text, n, 0, &ids, &k) == 0);
+    double dt = uf_time_now() - t0;
+    CHECK_EQ_INT(k, 1 + 100000);
+    int ok = ids[0] == 259;
+    for (int i = 1; i < k; i++) ok &= ids[i] == 267;
+    CHECK(ok);
+    CHECK_MSG(dt < 5.0, "%.2f s", dt);
+    free(ids);
+    free(text);
+    uf_tokenizer_free(&t);
+}
+
+/* A model folder: tokenizer.json + tokenizer_config.json naming bos/eos. */
+static void test_load_folder(void) {
+    const char *corpus[] = {"hello world, hello tokens"};
+    struct uf_tokenizer t, l;
+    CHECK(uf_tokenizer_train(&t, corpus, NULL, 1, 280) == 0);
+    char dir[300], p1[400], p2[400];
+    snprintf(dir, sizeof dir, "%s/model", tmpdir);
+    uf_mkdir_p(dir);
+    snprintf(p1, sizeof p1, "%s/tokenizer.json", dir);
+    snprintf(p2, sizeof p2, "%s/tokenizer_config.json", dir);
+    CHECK(uf_tokenizer_save(&t, p1) == 0);
+    const char *cfg = "{\"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"<pad>\", \"pad_token\": null}";
+    CHECK(uf_file_write_atomic(p2, cfg, strlen(cfg)) == 0);
+    int rc = uf_tokenizer_load(&l, dir);
+    CHECK_MSG(rc == 0, "%s", uf_error());
+    if (rc == 0) {
+        CHECK_EQ_INT(l.bos_id, 1);
+        CHECK_EQ_INT(l.eos_id, 3);
+        uf_tokenizer_free(&l);
+    }
+    const char *bad = "{\"eos_token\": \"<|nope|>\"}";
+    CHECK(uf_file_write_atomic(p2, bad, strlen(bad)) == 0);
+    CHECK(uf_tokenizer_load(&l, dir) != 0);
+    CHECK(strstr(uf_error(), "tokenizer_config.json"));
+    uf_tokenizer_free(&t);
+}
+
 static void test_pretokenizer(void) {
     const char *text = "Hello world's 12345 ..  \n\n  x!?\n";
     const char *l3[] = {"Hello", " world", "'s", " ", "123", "45", " ..", "  \n\n", " ", " x", "!?\n"};
@@ -624,6 +677,8 @@ int main(void) {
     UF_RUN(test_spm_known);
     UF_RUN(test_bytelevel_known);
     UF_RUN(test_pretokenizer);
+    UF_RUN(test_long_word);
+    UF_RUN(test_load_folder);
     UF_RUN(test_roundtrip_random);
     UF_RUN(test_python_reference);
     UF_RUN(test_trainer);
