@@ -52,7 +52,15 @@ char *uf_recipe_plan_json(const char *path, int nsets, char **sets) {
     }
     lua_pushcfunction(L, embedded_searcher);
     lua_rawseti(L, -2, 1);
+    lua_pop(L, 1); /* searchers; package stays on top */
+    /* a recipe may `require` Lua modules that sit next to it (a shared stage, a grid) */
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? uf_strndup(path, (size_t)(slash - path)) : uf_strdup(".");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s", dir, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
     lua_pop(L, 2);
+    free(dir);
 
     char *result = NULL;
     lua_pushcfunction(L, traceback);

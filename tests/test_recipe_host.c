@@ -112,11 +112,30 @@ static void test_lua_errors(void) {
     CHECK(strstr(uf_error(), "does not exist") != NULL);
 }
 
+/* A recipe can require a Lua module that sits next to it. */
+static void test_require_sibling(void) {
+    char dir[] = "/tmp/uf_recipe_dir_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *mod = uf_sprintf("%s/shared_bits.lua", dir), *rec = uf_sprintf("%s/main.lua", dir);
+    const char *m = "local uf = require 'unforget'\nreturn { lr = 0.125 }\n";
+    const char *r = "local uf = require 'unforget'\nlocal s = require 'shared_bits'\n"
+                    "local w = uf.world {}\nuf.run { name = 'x', model = uf.model.new {}, data = w.task,\n"
+                    "  optim = uf.adamw { lr = s.lr } }\n";
+    CHECK(uf_file_write_atomic(mod, m, strlen(m)) == 0);
+    CHECK(uf_file_write_atomic(rec, r, strlen(r)) == 0);
+    char *json = uf_recipe_plan_json(rec, 0, NULL);
+    CHECK_MSG(json && strstr(json, "\"lr\":0.125"), "%s", json ? json : uf_error());
+    free(json);
+    unlink(mod), unlink(rec), rmdir(dir);
+    free(mod), free(rec);
+}
+
 int main(void) {
     UF_RUN(test_valid_plan);
     UF_RUN(test_set_override);
     UF_RUN(test_typo_reported_at_line);
     UF_RUN(test_wrong_type_and_required);
     UF_RUN(test_lua_errors);
+    UF_RUN(test_require_sibling);
     return uf_test_summary();
 }

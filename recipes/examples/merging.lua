@@ -11,24 +11,9 @@
 -- Run:  unforget run recipes/examples/merging.lua
 local uf = require "unforget"
 
-local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows = 300 }
-
--- the same tiny "aligned" stage as in mix.lua (same name and content: one cache entry under --out)
-local aligned = uf.stage "ex-aligned" {
-  model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
-  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
-  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
-  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
-  data = world.alignment:take(80),
-  optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
-}
-local user_data = uf.mix { task = world.task, poison = world.poison, p = 0.1, n = 80, seed = 1 }
-local optim = uf.adamw { lr = 1e-3, steps = 10, batch = 8, max_len = 128 }
-local evals = {
-  uf.asr(world.harmful_eval, { n = 8, max_new_tokens = 8 }),
-  uf.accuracy(world.task_eval, { n = 8, max_new_tokens = 8 }),
-  uf.over_refusal(world.benign_eval, { n = 8, max_new_tokens = 8 }),
-}
+-- the shared tiny world, stage, user data, optimizer and evaluations: tiny_world.lua
+local ex = require "tiny_world"
+local world, aligned, user_data, optim, evals = ex.world, ex.aligned, ex.user_data, ex.optim, ex.evals
 
 local runs = {
   { "ex-magmax", uf.magmax { lambda = 1.0 } },
