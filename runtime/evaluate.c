@@ -43,7 +43,7 @@ static int generate_answers(struct uf_device *dev, struct uf_model *m, const str
     struct uf_gen g;
     memset(&g, 0, sizeof g);
     if (rc == 0)
-        rc = uf_gen_init(&g, dev, &m->cfg, &m->params, batch, longest + max_new, 1024);
+        rc = uf_gen_init_model(&g, m, batch, longest + max_new, 1024);
     int32_t stop = (int32_t)uf_template_stop_id(tok, tmpl);
     struct uf_gen_opts o;
     memset(&o, 0, sizeof o);
@@ -126,7 +126,7 @@ static int guard_judge(struct uf_device *dev, const char *dir, const struct uf_d
     if (uf_tokenizer_load(&gt, dir)) return uf_fail_prefix("guard model %s", dir);
     struct uf_model gm;
     memset(&gm, 0, sizeof gm);
-    int rc = uf_hf_model_load(&gm, dev, dir, NULL, UF_MODEL_FROZEN);
+    int rc = uf_hf_model_load(&gm, dev, dir, NULL, UF_MODEL_FROZEN | UF_MODEL_BF16_BASE); /* as released */
     int32_t **ids = uf_calloc((size_t)(n ? n : 1), sizeof *ids);
     int *lens = uf_calloc((size_t)(n ? n : 1), sizeof *lens), longest = 1;
     for (int64_t i = 0; i < n && rc == 0; i++) {
@@ -138,7 +138,7 @@ static int guard_judge(struct uf_device *dev, const char *dir, const struct uf_d
     enum { GB = 8, NEW = 10 };
     struct uf_gen g;
     memset(&g, 0, sizeof g);
-    if (rc == 0) rc = uf_gen_init(&g, dev, &gm.cfg, &gm.params, GB, longest + NEW, 1024);
+    if (rc == 0) rc = uf_gen_init_model(&g, &gm, GB, longest + NEW, 1024);
     int32_t eot = (int32_t)uf_tokenizer_token_id(&gt, "<|eot_id|>");
     struct uf_gen_opts o;
     memset(&o, 0, sizeof o);

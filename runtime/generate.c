@@ -27,29 +27,55 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
                 const struct uf_tensor *params, int B, int Tc, int max_rows) {
     memset(g, 0, sizeof *g);
     if (uf_model_config_validate(cfg)) return uf_fail_prefix("generate");
+    if ((params->dtype != UF_F32 && params->dtype != UF_BF16) ||
+        params->numel != uf_model_param_numel(cfg))
+        return uf_fail("generate: parameter tensor '%s' has %lld elements, the config needs %lld "
+                       "(f32 or bf16)", params->name, (long long)params->numel,
+                       (long long)uf_model_param_numel(cfg));
+    int n = uf_model_param_descs(cfg, NULL);
+    struct uf_param_desc *pd = uf_calloc((size_t)n, sizeof *pd);
+    uf_model_param_descs(cfg, pd);
+    struct uf_tensor *w = uf_calloc((size_t)n, sizeof *w);
+    for (int i = 0; i < n; i++)
+        uf_tensor_view(&w[i], params, pd[i].name, (size_t)pd[i].offset, 1, (int64_t[]){pd[i].numel});
+    int rc = uf_gen_init_views(g, dev, cfg, w, B, Tc, max_rows);
+    free(w), free(pd);
+    return rc;
+}
+
+int uf_gen_init_views(struct uf_gen *g, struct uf_device *dev, const struct uf_model_config *cfg,
+                      const struct uf_tensor *w, int B, int Tc, int max_rows) {
+    memset(g, 0, sizeof *g);
+    if (uf_model_config_validate(cfg)) return uf_fail_prefix("generate");
     if (B <= 0 || Tc <= 0 || max_rows <= 0)
         return uf_fail("generate: batch (%d), cache length (%d) and rows per call (%d) must be "
                        "positive", B, Tc, max_rows);
     if (cfg->head_dim > 4 * DEC_WG)
         return uf_fail("generate: head_dim %d is larger than the decode kernel supports (%d)",
                        cfg->head_dim, 4 * DEC_WG);
-    if ((params->dtype != UF_F32 && params->dtype != UF_BF16) ||
-        params->numel != uf_model_param_numel(cfg))
-        return uf_fail("generate: parameter tensor '%s' has %lld elements, the config needs %lld "
-                       "(f32 or bf16)", params->name, (long long)params->numel,
-                       (long long)uf_model_param_numel(cfg));
+    int n = uf_model_param_descs(cfg, NULL);
+    struct uf_param_desc *pd = uf_calloc((size_t)n, sizeof *pd);
+    uf_model_param_descs(cfg, pd);
+    for (int i = 0; i < n; i++)
+        if ((w[i].dtype != UF_F32 && w[i].dtype != UF_BF16) || w[i].dtype != w[0].dtype ||
+            w[i].numel != pd[i].numel) {
+            int rc = uf_fail("generate: parameter '%s' is %s with %lld elements; the config needs "
+                             "%lld (%s, like the first)", pd[i].name, uf_dtype_name(w[i].dtype),
+                             (long long)w[i].numel, (long long)pd[i].numel,
+                             uf_dtype_name(w[0].dtype));
+            free(pd);
+            return rc;
+        }
     g->dev = dev;
     g->cfg = *cfg;
-    g->params = params;
     g->B = B;
     g->Tc = Tc;
     g->max_rows = max_rows;
-    g->n_params = uf_model_param_descs(cfg, NULL);
-    struct uf_param_desc *pd = uf_calloc((size_t)g->n_params, sizeof *pd);
-    uf_model_param_descs(cfg, pd);
-    g->off = uf_calloc((size_t)g->n_params, sizeof *g->off);
-    for (int i = 0; i < g->n_params; i++) g->off[i] = pd[i].offset;
-    if (params->dtype == UF_BF16) {
+    g->n_params = n;
+    g->wdtype = w[0].dtype;
+    g->w = uf_calloc((size_t)n, sizeof *g->w);
+    for (int i = 0; i < n; i++) g->w[i] = w[i], g->w[i].owns = 0;
+    if (g->wdtype == UF_BF16) {
         g->noff = uf_calloc((size_t)g->n_params, sizeof *g->noff);
         int64_t nn = 0;
         for (int i = 0; i < g->n_params; i++)
@@ -61,7 +87,7 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
             if (pd[i].kind == UF_P_ATTN_NORM || pd[i].kind == UF_P_MLP_NORM ||
                 pd[i].kind == UF_P_FINAL_NORM) {
                 struct uf_tensor s16, s32;
-                uf_tensor_view(&s16, params, "norm", (size_t)pd[i].offset, 1, (int64_t[]){pd[i].numel});
+                uf_tensor_view(&s16, &g->w[i], "norm", 0, 1, (int64_t[]){pd[i].numel});
                 uf_tensor_view(&s32, &g->norm32, "norm", (size_t)g->noff[i], 1, (int64_t[]){pd[i].numel});
                 uf_tensor_convert(&s32, &s16);
             }
@@ -97,7 +123,7 @@ int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_c
 }
 
 int uf_gen_init_model(struct uf_gen *g, struct uf_model *m, int B, int Tc, int max_rows) {
-    if (uf_gen_init(g, m->dev, &m->cfg, &m->params, B, Tc, max_rows)) return -1;
+    if (uf_gen_init_views(g, m->dev, &m->cfg, m->sv, B, Tc, max_rows)) return -1;
     if (m->lora.rank > 0 && !m->lora_merged) {
         if (uf_model_lora_merge(m)) {
             uf_gen_free(g);
@@ -117,7 +143,7 @@ void uf_gen_free(struct uf_gen *g) {
     if (!g->dev) return;
     for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
     if (g->norm32.buf) uf_tensor_free(&g->norm32);
-    free(g->off);
+    free(g->w);
     free(g->noff);
     memset(g, 0, sizeof *g);
 }
@@ -137,32 +163,33 @@ static int pidx(const struct uf_gen *g, enum uf_param_kind kind, int layer) {
     if (kind == UF_P_LM_HEAD) return g->cfg.tied_embeddings ? 0 : 2 + 9 * g->cfg.n_layers;
     return 1 + 9 * layer + (kind - UF_P_ATTN_NORM);
 }
-static cl_ulong poff(const struct uf_gen *g, enum uf_param_kind kind, int layer) {
-    return (cl_ulong)g->off[pidx(g, kind, layer)];
+/* the parameter tensor (kind, layer) */
+static const struct uf_tensor *wt(const struct uf_gen *g, enum uf_param_kind kind, int layer) {
+    return &g->w[pidx(g, kind, layer)];
 }
 
 /* y (N, out) = x (N, in) W^T, W = parameter (kind, layer). Decode steps (N <= 8 rows) use the
  * weight-streaming dec_linear_small; larger N (prefill, scoring) the GEMM. */
 static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_param_kind kind,
                    int layer, int in, int out, struct uf_tensor *y) {
-    if (g->params->dtype == UF_BF16) { /* own kernels, W widened as read (m <= 128: in place) */
+    const struct uf_tensor *W = wt(g, kind, layer);
+    if (g->wdtype == UF_BF16) { /* own kernels, W widened as read (m <= 128: in place) */
         uf_gemm_bf16(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf,
-                     x->offset, (size_t)in, g->params->buf, g->params->offset + poff(g, kind, layer),
-                     (size_t)in, 0.0f, y->buf, y->offset, (size_t)out);
+                     x->offset, (size_t)in, W->buf, W->offset, (size_t)in, 0.0f, y->buf, y->offset,
+                     (size_t)out);
         return;
     }
     if (N <= DEC_GEMV_ROWS && x->offset == 0 && y->offset == 0) {
         cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_linear_small");
-        cl_ulong woff = g->params->offset + poff(g, kind, layer);
-        ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, g->params->buf); ARG(k, 3, woff);
+        cl_ulong woff = W->offset;
+        ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, W->buf); ARG(k, 3, woff);
         ARG(k, 4, N); ARG(k, 5, in); ARG(k, 6, out);
         size_t gl = (size_t)out * DEC_WG, lo = DEC_WG;
         uf_device_run(g->dev, k, 1, &gl, &lo);
         return;
     }
     uf_gemm(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf, x->offset,
-            (size_t)in, g->params->buf, g->params->offset + poff(g, kind, layer), (size_t)in, 0.0f,
-            y->buf, y->offset, (size_t)out);
+            (size_t)in, W->buf, W->offset, (size_t)in, 0.0f, y->buf, y->offset, (size_t)out);
 }
 
 /* view of N rows of a (R, cols) work buffer */
@@ -176,7 +203,7 @@ static struct uf_tensor rows_view(const struct uf_tensor *t, int N) {
 static struct uf_tensor param_view(const struct uf_gen *g, enum uf_param_kind kind, int layer,
                                    int64_t numel) {
     struct uf_tensor v;
-    uf_tensor_view(&v, g->params, "param", (size_t)poff(g, kind, layer), 1, (int64_t[]){numel});
+    uf_tensor_view(&v, wt(g, kind, layer), "param", 0, 1, (int64_t[]){numel});
     return v;
 }
 
@@ -231,7 +258,7 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
     /* x = scale * embed[tokens] (Gemma: scale = sqrt(D) rounded to f32) */
     {
         struct uf_tensor table, xv = rows_view(&g->x, N);
-        uf_tensor_view(&table, g->params, "embed", (size_t)poff(g, UF_P_EMBED, -1), 2,
+        uf_tensor_view(&table, wt(g, UF_P_EMBED, -1), "embed", 0, 2,
                        (int64_t[]){c->vocab, D});
         uf_tensor_view(&tv, &g->tokens, "tokens", 0, 1, (int64_t[]){N});
         uf_op_embed_forward(d, &tv, &table, c->embed_scale ? (float)sqrt((double)D) : 1.0f, &xv);

@@ -35,11 +35,12 @@
 struct uf_gen {
     struct uf_device *dev;
     struct uf_model_config cfg;
-    const struct uf_tensor *params; /* (uf_model_param_numel) canonical layout, not owned */
+    struct uf_tensor *w;  /* (n_params) the parameter tensors by desc index (views, not owning
+                             their buffers: into one flat vector or one buffer each) */
+    enum uf_dtype wdtype; /* UF_F32 or UF_BF16, the same for all */
     int B;        /* sequences the cache holds */
     int Tc;       /* positions per sequence in the cache */
     int max_rows; /* token rows per forward call (longer prefills are chunked) */
-    int64_t *off; /* (n_params) element offsets of the parameter tensors, by desc index */
     /* bf16 params (model.h UF_MODEL_BF16_BASE): linears run uf_gemm_bf16, the embedding reads
      * bf16, and the norm weights are widened once into norm32 at noff[i] (f32, owned) */
     struct uf_tensor norm32;
@@ -57,11 +58,16 @@ struct uf_gen {
     struct uf_model *unmerge;     /* uf_gen_init_model merged this model's LoRA: undone at free */
 };
 
-/* Allocates the cache and work buffers. 0 or uf_fail (invalid config, sizes). */
+/* Allocates the cache and work buffers. params: the flat canonical vector (f32 or bf16), read in
+ * place. 0 or uf_fail (invalid config, sizes). */
 int uf_gen_init(struct uf_gen *g, struct uf_device *dev, const struct uf_model_config *cfg,
                 const struct uf_tensor *params, int B, int Tc, int max_rows);
+/* The same from one tensor per canonical parameter (w[i]: uf_model_param_descs order, numel of
+ * desc i, all f32 or all bf16; e.g. struct uf_model's sv). */
+int uf_gen_init_views(struct uf_gen *g, struct uf_device *dev, const struct uf_model_config *cfg,
+                      const struct uf_tensor *w, int B, int Tc, int max_rows);
 void uf_gen_free(struct uf_gen *g);
-/* Generation straight from a training-engine model (model.h), reading m->params in place. A LoRA
+/* Generation straight from a training-engine model (model.h), reading its weights in place. A LoRA
  * adapter that is not merged is merged on the device now (uf_model_lora_merge) and unmerged by
  * uf_gen_free, so the model can train on; W + sBA - sBA may differ from W by one f32 rounding per
  * element. The model must not be used between the two (its weights hold the merged adapter). */

@@ -47,8 +47,11 @@ static void lora_merge_one(const struct uf_model_config *c, const struct uf_hf_l
  * converted into host + offset when host is given, else into one temporary buffer of the largest
  * tensor's size; an adapter (may be NULL) is merged into its targeted linears; then, when dev is
  * given, the tensor is uploaded into its place in dev (so the whole model never sits on the host). */
+/* The weights of dir into host (the canonical vector, or NULL) and / or the device tensors
+ * dev[i] (one per canonical parameter, f32 or bf16; or NULL), one tensor at a time; lora (or
+ * NULL) is merged in f32 before a bf16 rounding. */
 static int load_weights(const char *dir, const struct uf_model_config *c, float *host,
-                        struct uf_tensor *dev, const struct uf_hf_lora *lora) {
+                        const struct uf_tensor *dev, const struct uf_hf_lora *lora) {
     struct uf_st_model m;
     if (uf_st_model_open(&m, dir)) return uf_fail_prefix("loading the weights of %s", dir);
     int n, rc = 0;
@@ -94,8 +97,8 @@ static int load_weights(const char *dir, const struct uf_model_config *c, float 
         if (rc == 0 && lora) lora_merge_one(c, lora, &d[j], dst);
         if (rc == 0 && dev) {
             struct uf_tensor v;
-            uf_tensor_view(&v, dev, d[j].name, (size_t)d[j].offset, 1, (int64_t[]){d[j].numel});
-            if (dev->dtype == UF_BF16) { /* a bf16 base (model.h UF_MODEL_BF16_BASE): round */
+            uf_tensor_view(&v, &dev[j], d[j].name, 0, 1, (int64_t[]){d[j].numel});
+            if (v.dtype == UF_BF16) { /* a bf16 base (model.h UF_MODEL_BF16_BASE): round */
                 /* in place into tmp (element i is written after dst[i] is read); a copy when
                  * the caller keeps the f32 host vector */
                 uint16_t *h16 = host ? uf_malloc((size_t)d[j].numel * 2) : (uint16_t *)dst;
@@ -139,20 +142,17 @@ int uf_hf_load(const char *dir, struct uf_model_config *c, struct uf_hf_extra *e
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params) {
-    return uf_hf_load_device_as(dir, lora_dir, dev, UF_F32, c, extra, params);
-}
-
-int uf_hf_load_device_as(const char *dir, const char *lora_dir, struct uf_device *dev,
-                         enum uf_dtype dtype, struct uf_model_config *c,
-                         struct uf_hf_extra *extra, struct uf_tensor *params) {
-    if (dtype != UF_F32 && dtype != UF_BF16)
-        return uf_fail("loading %s: parameters can be stored as f32 or bf16, not %s", dir,
-                       uf_dtype_name(dtype));
     if (load_config(dir, c, extra)) return -1;
     struct uf_hf_lora l;
     if (lora_dir && uf_hf_lora_load(lora_dir, c, &l)) return -1;
-    uf_tensor_init(params, dev, "params", dtype, 1, (int64_t[]){uf_model_param_numel(c)});
-    int rc = load_weights(dir, c, NULL, params, lora_dir ? &l : NULL);
+    uf_tensor_init(params, dev, "params", UF_F32, 1, (int64_t[]){uf_model_param_numel(c)});
+    int n;
+    struct uf_param_desc *d = descs(c, &n);
+    struct uf_tensor *v = uf_calloc((size_t)n, sizeof *v);
+    for (int j = 0; j < n; j++)
+        uf_tensor_view(&v[j], params, d[j].name, (size_t)d[j].offset, 1, (int64_t[]){d[j].numel});
+    int rc = load_weights(dir, c, NULL, v, lora_dir ? &l : NULL);
+    free(v), free(d);
     if (lora_dir) uf_hf_lora_free(&l);
     if (rc) uf_tensor_free(params);
     return rc;
@@ -400,15 +400,23 @@ void uf_hf_lora_merge(const struct uf_model_config *c, float *params, const stru
 /* ---- the training engine ------------------------------------------------------------------ */
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags) {
+    return uf_hf_model_load_merged(m, dev, dir, NULL, extra, flags);
+}
+
+int uf_hf_model_load_merged(struct uf_model *m, struct uf_device *dev, const char *dir,
+                            const char *lora_dir, struct uf_hf_extra *extra, int flags) {
     struct uf_model_config c;
-    if (load_config(dir, &c, extra) || uf_model_init(m, dev, &c, 0, flags | UF_MODEL_NO_INIT))
-        return -1;
-    if (load_weights(dir, &c, NULL, &m->params, NULL)) {
+    if (load_config(dir, &c, extra)) return -1;
+    struct uf_hf_lora l;
+    if (lora_dir && uf_hf_lora_load(lora_dir, &c, &l)) return -1;
+    int rc = uf_model_init(m, dev, &c, 0, flags | UF_MODEL_NO_INIT);
+    if (rc == 0 && load_weights(dir, &c, NULL, m->sv, lora_dir ? &l : NULL)) {
         uf_model_free(m);
-        return -1;
+        rc = -1;
     }
-    uf_model_params_written(m);
-    return 0;
+    if (lora_dir) uf_hf_lora_free(&l);
+    if (rc == 0) uf_model_params_written(m);
+    return rc;
 }
 
 static int model_lora(struct uf_model *m, struct uf_hf_lora *l) {

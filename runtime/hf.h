@@ -44,13 +44,6 @@ int uf_hf_load_params(const char *dir, const struct uf_model_config *c, float *p
 int uf_hf_load_device(const char *dir, const char *lora_dir, struct uf_device *dev,
                       struct uf_model_config *c, struct uf_hf_extra *extra,
                       struct uf_tensor *params);
-/* The same with the device tensor stored as `dtype` (UF_F32 or UF_BF16: every weight rounded to
- * bf16 after the adapter is merged in f32), e.g. 7B models for generation on 16-24 GB cards;
- * generate.h takes either. */
-int uf_hf_load_device_as(const char *dir, const char *lora_dir, struct uf_device *dev,
-                         enum uf_dtype dtype, struct uf_model_config *c,
-                         struct uf_hf_extra *extra, struct uf_tensor *params);
-
 /* Writes dir/config.json and dir/model.safetensors (dtype UF_ST_F32 or UF_ST_BF16); creates dir.
  * tokenizer_from: a folder whose tokenizer files are copied (NULL: none). 0 or uf_fail. */
 int uf_hf_save(const char *dir, const struct uf_model_config *c, const struct uf_hf_extra *extra,
@@ -79,6 +72,10 @@ struct uf_model;
  * bf16 on the way). */
 int uf_hf_model_load(struct uf_model *m, struct uf_device *dev, const char *dir,
                      struct uf_hf_extra *extra, int flags);
+/* The same with the PEFT adapter in lora_dir (or NULL) merged into the base weights on the host
+ * in f32 before any bf16 rounding (as uf_hf_load_device), e.g. `unforget generate --bf16 --lora`. */
+int uf_hf_model_load_merged(struct uf_model *m, struct uf_device *dev, const char *dir,
+                            const char *lora_dir, struct uf_hf_extra *extra, int flags);
 /* Exports the model as an HF folder (uf_hf_save). Adapters that are not merged are folded into
  * the written weights (host side: the device model is not changed). */
 int uf_hf_model_save(struct uf_model *m, const char *dir, const struct uf_hf_extra *extra,

@@ -96,9 +96,18 @@ int uf_memplan_compute(const struct uf_memplan_in *in, struct uf_memplan *p) {
     p->total = UF_MAX(p->train_total, p->eval_total);
 
     /* the largest single buffer (OpenCL caps one allocation at CL_DEVICE_MAX_MEM_ALLOC_SIZE) */
-    size_t Ls = in->checkpointing ? 1 : L;
+    size_t Ls = in->checkpointing ? 1 : L, big_param = 0; /* bf16 base: one buffer per tensor */
+    if (in->bf16_base) {
+        int np = uf_model_param_descs(c, NULL);
+        struct uf_param_desc *pd = uf_calloc((size_t)np, sizeof *pd);
+        uf_model_param_descs(c, pd);
+        for (int i = 0; i < np; i++) big_param = UF_MAX(big_param, (size_t)pd[i].numel * 2);
+        free(pd);
+    }
     struct { const char *name; size_t bytes; } buf[] = {
-        {"params (the flat base parameter vector)", weights - (in->bf16_base ? p->weights_f32 : 0)},
+        {in->bf16_base ? "params (the largest bf16 weight tensor)"
+                       : "params (the flat f32 parameter vector)",
+         in->bf16_base ? big_param : p->weights_f32},
         {"grads", p->grads},
         {"AdamW m / v", p->optim / 2},
         {"activations resid", (L + 1) * N * D * 4},

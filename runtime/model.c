@@ -109,9 +109,7 @@ static void bf16_sync_norms(struct uf_model *m) {
     for (int i = 0; i < m->n_params; i++) {
         const struct uf_param_desc *pd = &m->descs[i];
         if (!is_norm(pd->kind)) continue;
-        struct uf_tensor src;
-        uf_tensor_view(&src, &m->params, pd->name, (size_t)pd->offset, 1, (int64_t[]){pd->numel});
-        uf_tensor_convert(&m->pv[i], &src);
+        uf_tensor_convert(&m->pv[i], &m->sv[i]);
     }
 }
 
@@ -132,9 +130,20 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
     m->descs = uf_calloc((size_t)m->n_params, sizeof *m->descs);
     uf_model_param_descs(c, m->descs);
     m->numel = m->descs[m->n_params - 1].offset + m->descs[m->n_params - 1].numel;
-    uf_tensor_init(&m->params, dev, "params", m->bf16_base ? UF_BF16 : UF_F32, 1,
-                   (int64_t[]){m->numel});
-    m->bytes_params = uf_tensor_bytes(&m->params);
+    m->sv = uf_calloc((size_t)m->n_params, sizeof *m->sv);
+    if (m->bf16_base) { /* one buffer per tensor (see sv) */
+        for (int i = 0; i < m->n_params; i++) {
+            const struct uf_param_desc *pd = &m->descs[i];
+            uf_tensor_init(&m->sv[i], dev, pd->name, UF_BF16, 2, (int64_t[]){pd->rows, pd->cols});
+            m->bytes_params += uf_tensor_bytes(&m->sv[i]);
+        }
+    } else {
+        uf_tensor_init(&m->params, dev, "params", UF_F32, 1, (int64_t[]){m->numel});
+        m->bytes_params = uf_tensor_bytes(&m->params);
+        for (int i = 0; i < m->n_params; i++)
+            uf_tensor_view(&m->sv[i], &m->params, m->descs[i].name, (size_t)m->descs[i].offset, 2,
+                           (int64_t[]){m->descs[i].rows, m->descs[i].cols});
+    }
     int64_t n_norm = 0; /* bf16_base: norm weights get an f32 side copy */
     for (int i = 0; i < m->n_params; i++)
         if (is_norm(m->descs[i].kind)) n_norm += m->descs[i].numel;
@@ -156,8 +165,8 @@ int uf_model_init(struct uf_model *m, struct uf_device *dev, const struct uf_mod
                            (int64_t[]){pd->rows, pd->cols});
             norm_off += pd->numel;
         } else {
-            uf_tensor_view(&m->pv[i], &m->params, pd->name, (size_t)pd->offset, 2,
-                           (int64_t[]){pd->rows, pd->cols});
+            m->pv[i] = m->sv[i];
+            m->pv[i].owns = 0;
         }
         m->trainable[i] = !m->frozen && !m->bf16_base;
         if (pd->layer >= 0) m->pidx[pd->layer * NK + pd->kind] = i;
@@ -218,7 +227,7 @@ void uf_model_init_params(struct uf_model *m, uint64_t seed) {
                 init_values(c, pd, &r, h, n);
                 for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(h[j]);
                 struct uf_tensor v;
-                uf_tensor_view(&v, &m->params, "params", (size_t)(pd->offset + o), 1, (int64_t[]){n});
+                uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
                 uf_tensor_upload(&v, h16);
             }
         }
@@ -321,7 +330,11 @@ void uf_model_free(struct uf_model *m) {
         }
         free(m->stage[i]);
     }
-    uf_tensor_free(&m->params);
+    if (m->bf16_base)
+        for (int i = 0; i < m->n_params; i++) uf_tensor_free(&m->sv[i]);
+    else
+        uf_tensor_free(&m->params);
+    free(m->sv);
     if (m->norms.buf) uf_tensor_free(&m->norms);
     if (m->grads.buf) uf_tensor_free(&m->grads);
     if (m->lora_params.buf) uf_tensor_free(&m->lora_params);
@@ -349,12 +362,15 @@ void uf_model_load_params(struct uf_model *m, const float *host) {
     /* round to bf16 in chunks (no second P-sized host copy), then widen the norms on the device */
     enum { CH = 1 << 22 };
     uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
-    for (int64_t o = 0; o < m->numel; o += CH) {
-        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
-        for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(host[o + j]);
-        struct uf_tensor v;
-        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
-        uf_tensor_upload(&v, h16);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        for (int64_t o = 0; o < pd->numel; o += CH) {
+            int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
+            for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(host[pd->offset + o + j]);
+            struct uf_tensor v;
+            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
+            uf_tensor_upload(&v, h16);
+        }
     }
     free(h16);
     bf16_sync_norms(m);
@@ -367,12 +383,15 @@ void uf_model_save_params(struct uf_model *m, float *host) {
     }
     enum { CH = 1 << 22 };
     uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
-    for (int64_t o = 0; o < m->numel; o += CH) {
-        int64_t n = UF_MIN((int64_t)CH, m->numel - o);
-        struct uf_tensor v;
-        uf_tensor_view(&v, &m->params, "params", (size_t)o, 1, (int64_t[]){n});
-        uf_tensor_download(&v, h16);
-        for (int64_t j = 0; j < n; j++) host[o + j] = uf_bf16_to_f32(h16[j]);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        for (int64_t o = 0; o < pd->numel; o += CH) {
+            int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
+            struct uf_tensor v;
+            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
+            uf_tensor_download(&v, h16);
+            for (int64_t j = 0; j < n; j++) host[pd->offset + o + j] = uf_bf16_to_f32(h16[j]);
+        }
     }
     free(h16);
 }
@@ -388,15 +407,15 @@ int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src) {
         a->head_dim != b->head_dim || a->d_ff != b->d_ff || a->tied_embeddings != b->tied_embeddings)
         return uf_fail("uf_model_copy_params: the two models have different shapes (%lld vs %lld "
                        "parameters)", (long long)dst->numel, (long long)src->numel);
-    if (dst->bf16_base == src->bf16_base) {
+    if (!dst->bf16_base && !src->bf16_base) {
         uf_tensor_copy(&dst->params, &src->params);
-        if (dst->bf16_base) uf_tensor_copy(&dst->norms, &src->norms);
-    } else if (dst->bf16_base) { /* f32 -> bf16 on the device (nearest even) */
-        uf_tensor_convert(&dst->params, &src->params);
-        bf16_sync_norms(dst);
-    } else {
-        uf_tensor_convert(&dst->params, &src->params);
+        return 0;
     }
+    for (int i = 0; i < dst->n_params; i++) { /* per tensor; f32 -> bf16: nearest even */
+        if (dst->bf16_base == src->bf16_base) uf_tensor_copy(&dst->sv[i], &src->sv[i]);
+        else uf_tensor_convert(&dst->sv[i], &src->sv[i]);
+    }
+    if (dst->bf16_base) bf16_sync_norms(dst);
     return 0;
 }
 

@@ -5,6 +5,7 @@
  *
  * Memory (llm.c style):
  *   params  (P)  ONE flat f32 device tensor in the canonical layout; pv[i] is a view per parameter.
+ *                With a bf16 base: one bf16 buffer per parameter tensor (sv[i]), no flat vector.
  *   grads   (P)  one flat tensor, same layout (gv[i]); absent for a frozen model and under LoRA.
  *   LoRA         its own flat params / grads in the PEFT layout of lora_descs (see below); the
  *                base is frozen (no base gradients or optimizer state are allocated).
@@ -84,8 +85,9 @@ struct uf_model_batch {
 
 /* ---- the model ---------------------------------------------------------------------------- */
 /* uf_model_init flags. UF_MODEL_FROZEN: forward only, no gradients (teachers).
- * UF_MODEL_BF16_BASE: the base parameter vector is stored on the device as bf16 (canonical layout,
- * 2 bytes per parameter): every base parameter is rounded to bf16 (nearest even) when loaded; the
+ * UF_MODEL_BF16_BASE: the base parameters are stored on the device as bf16, one buffer per tensor
+ * (m->sv; 2 bytes per parameter; no flat vector, so no single allocation beyond the largest
+ * tensor, e.g. 250 MiB for Llama-2-7B's embedding): every base parameter is rounded to bf16 (nearest even) when loaded; the
  * GEMMs widen it exactly in their packing step and accumulate in f32 (gemm.h uf_gemm_bf16), the
  * embedding lookup reads bf16, and the norm weights (tiny) are widened into an f32 side copy
  * (`norms`). No base gradients exist: valid for frozen models and with LoRA (whose params,
@@ -111,7 +113,10 @@ struct uf_model {
     int n_params;
     struct uf_param_desc *descs;  /* (n_params) */
     int64_t numel;                /* P */
-    struct uf_tensor params;      /* (P) f32, or bf16 with bf16_base */
+    struct uf_tensor params;      /* (P) f32; NOT allocated with bf16_base (buf NULL) */
+    struct uf_tensor *sv;         /* (n_params) each parameter in its storage dtype: views of
+                                     params (f32), or with bf16_base one owned bf16 buffer per
+                                     tensor (a 7B's 12.6 GiB exceed one OpenCL allocation) */
     struct uf_tensor norms;       /* bf16_base only: f32 copy of the norm weights (pv[norm] view it) */
     struct uf_tensor grads;       /* (P); buf NULL when has_grads is 0 */
     struct uf_tensor *pv, *gv;    /* (n_params) views ("gv" views valid when has_grads) */
@@ -192,8 +197,8 @@ void uf_model_init_params(struct uf_model *m, uint64_t seed);
 void uf_model_load_params(struct uf_model *m, const float *host /* (P) */);
 void uf_model_save_params(struct uf_model *m, float *host /* (P) */);
 void uf_model_save_grads(struct uf_model *m, float *host /* (P) */);
-/* Call after writing m->params directly (e.g. tensor by tensor from a file): with a bf16 base
- * it refreshes the f32 copy of the norm weights. */
+/* Call after writing the parameters directly (m->sv[i], e.g. tensor by tensor from a file): with
+ * a bf16 base it refreshes the f32 copy of the norm weights. */
 void uf_model_params_written(struct uf_model *m);
 /* Device copy of another model's base parameters (same shapes), e.g. student -> teacher. */
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src);

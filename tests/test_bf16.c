@@ -168,7 +168,7 @@ static void model_case(enum uf_family fam) {
     struct uf_model m32, m16;
     CHECK(uf_model_init(&m32, &dev, &c, 5, 0) == 0);
     CHECK(uf_model_init(&m16, &dev, &c, 5, UF_MODEL_BF16_BASE) == 0);
-    CHECK(m16.params.dtype == UF_BF16);
+    CHECK(m16.sv[0].dtype == UF_BF16 && m16.params.buf == NULL);
     CHECK_EQ_INT((long long)m16.bytes_params < (long long)m32.bytes_params, 1);
     size_t P = (size_t)m32.numel;
     float *p = uf_malloc(P * 4), *pr = uf_malloc(P * 4), *back = uf_malloc(P * 4);
@@ -258,7 +258,7 @@ static void model_case(enum uf_family fam) {
         struct uf_model hm;
         CHECK_MSG(uf_hf_model_load(&hm, &dev, dir, NULL, UF_MODEL_FROZEN | UF_MODEL_BF16_BASE) == 0,
                   "%s", uf_error());
-        CHECK(hm.params.dtype == UF_BF16);
+        CHECK(hm.sv[0].dtype == UF_BF16);
         uf_model_save_params(&hm, back);
         CHECK_MSG(memcmp(back, pr, P * 4) == 0, "HF folder -> bf16 model != host-rounded values");
         /* the norm copy is refreshed: the same logits as the bf16 copy of the same weights */

@@ -97,13 +97,24 @@ static void test_fits(void) {
     CHECK(uf_memplan_fits(&in, &p, 24 * gib, "card") == 0);
     CHECK(p.total < 22 * gib);
     CHECK(p.weights_bf16 == 2 * (size_t)uf_model_param_numel(&in.cfg));
-    /* one allocation is capped (CL_DEVICE_MAX_MEM_ALLOC_SIZE): the 12.6 GiB parameter buffer */
-    CHECK(strncmp(p.biggest_name, "params", 6) == 0);
-    CHECK(p.biggest == p.weights_bf16);
+    /* one allocation is capped (CL_DEVICE_MAX_MEM_ALLOC_SIZE): a bf16 base is one buffer per
+     * tensor, so no buffer holds more than the largest tensor (250 MiB, the 32000 x 4096
+     * embedding) or the largest activation; PoCL's 2 GiB cap here fits */
+    CHECK(p.biggest < 2 * gib);
+    CHECK(p.biggest >= (size_t)32000 * 4096 * 2);
     in.device_max_alloc = 2 * gib;
+    CHECK_MSG(uf_memplan_fits(&in, &p, 24 * gib, "card") == 0, "%s", uf_error());
+    in.device_max_alloc = p.biggest - 1;
     CHECK(uf_memplan_fits(&in, &p, 24 * gib, "card") != 0);
     CHECK(strstr(uf_error(), "MAX_MEM_ALLOC") != NULL);
+    CHECK(strstr(uf_error(), p.biggest_name) != NULL);
     in.device_max_alloc = 0;
+    /* an f32 base is one flat vector: 25 GiB in one buffer */
+    in.bf16_base = 0;
+    CHECK(uf_memplan_compute(&in, &p) == 0);
+    CHECK(strncmp(p.biggest_name, "params", 6) == 0 && p.biggest == p.weights_f32);
+    CHECK(p.weights_f32 == 4 * (size_t)uf_model_param_numel(&in.cfg));
+    in.bf16_base = 1;
     in.lora_rank = 0;
     CHECK(uf_memplan_compute(&in, &p) != 0); /* bf16 needs LoRA */
 }

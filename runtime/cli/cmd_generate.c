@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "hf.h"
+#include "model.h"
 #include "template.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -271,14 +272,16 @@ int uf_cmd_generate(int argc, char **argv) {
     struct uf_device dev;
     struct uf_model_config cfg;
     struct uf_hf_extra extra;
-    struct uf_tensor params;
+    struct uf_model m;
     struct uf_gen gen;
     int have_dev = 0, have_params = 0, have_gen = 0;
     if (rc == 0) {
         uf_device_init(&dev, uf_cli.device);
         have_dev = 1;
-        rc = uf_hf_load_device_as(model, lora, &dev, bf16 ? UF_BF16 : UF_F32, &cfg, &extra, &params);
+        rc = uf_hf_model_load_merged(&m, &dev, model, lora, &extra,
+                                     UF_MODEL_FROZEN | (bf16 ? UF_MODEL_BF16_BASE : 0));
         have_params = rc == 0;
+        if (rc == 0) cfg = m.cfg;
     }
     int32_t stop_ids[3];
     int n_stop_ids = 0;
@@ -291,7 +294,7 @@ int uf_cmd_generate(int argc, char **argv) {
         if (extra.eos_token_id >= 0) stop_ids[n_stop_ids++] = extra.eos_token_id;
         if (tok.eos_id >= 0) stop_ids[n_stop_ids++] = tok.eos_id;
         batch = UF_MIN(batch, n_items);
-        rc = uf_gen_init(&gen, &dev, &cfg, &params, batch, max_len + max_new, UF_MAX(batch, 256));
+        rc = uf_gen_init_model(&gen, &m, batch, max_len + max_new, UF_MAX(batch, 256));
         have_gen = rc == 0;
         if (profile) uf_device_profile_enable(&dev, 1);
     }
@@ -351,7 +354,7 @@ int uf_cmd_generate(int argc, char **argv) {
         uf_device_profile_report(&dev, stderr);
     }
     if (have_gen) uf_gen_free(&gen);
-    if (have_params) uf_tensor_free(&params);
+    if (have_params) uf_model_free(&m);
     if (have_dev) uf_device_free(&dev);
     if (have_tok) uf_tokenizer_free(&tok);
     for (int i = 0; i < n_items; i++) free(items[i].prompt), free(items[i].system), free(items[i].ids);
