@@ -364,6 +364,8 @@ static int tokenize_all(struct uf_trainer *tr) {
     return 0;
 }
 
+#define UF_TRAIN_MAX_METHODS_STATE 32
+
 #define HOOKS(call)                                                                            \
     for (int mi_ = 0; mi_ < tr->n_methods; mi_++) {                                            \
         struct uf_method *m_ = &tr->methods[mi_];                                              \
@@ -371,7 +373,32 @@ static int tokenize_all(struct uf_trainer *tr) {
             return uf_fail_prefix("method %s (" #call ")", m_->ops->name);                     \
     }
 
-/* Checkpoint entries: trainable params, optimizer state, step, rng. */
+/* Every method's checkpointed state (uf_method_ops.state), named "method.<index>.<name>". */
+struct mstate {
+    int n;
+    struct uf_method_state e[UF_TRAIN_MAX_METHODS_STATE];
+    char name[UF_TRAIN_MAX_METHODS_STATE][96];
+};
+
+static void method_states(struct uf_trainer *tr, struct mstate *ms) {
+    ms->n = 0;
+    for (int mi = 0; mi < tr->n_methods; mi++) {
+        struct uf_method *m = &tr->methods[mi];
+        if (!m->ops->state) continue;
+        struct uf_method_state e[UF_METHOD_MAX_STATE];
+        int k = m->ops->state(m, e);
+        for (int j = 0; j < k && ms->n < UF_TRAIN_MAX_METHODS_STATE; j++) {
+            snprintf(ms->name[ms->n], sizeof ms->name[ms->n], "method.%d.%s.%s", mi, m->ops->name,
+                     e[j].name);
+            ms->e[ms->n] = e[j];
+            if (e[j].t) ms->e[ms->n].bytes = uf_tensor_bytes(e[j].t);
+            ms->e[ms->n].name = ms->name[ms->n];
+            ms->n++;
+        }
+    }
+}
+
+/* Checkpoint entries: trainable params, optimizer state, step, rng, the methods' state. */
 static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const char *path) {
     struct uf_tensor *p = uf_model_train_params(tr->model);
     size_t n = (size_t)p->numel, no = (size_t)opt->numel;
@@ -379,12 +406,25 @@ static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
     uf_tensor_download(p, hp);
     uf_optim_save_state(opt, hm, hv);
     int64_t step = tr->step;
-    struct uf_ckpt_entry e[] = {
+    struct mstate ms;
+    method_states(tr, &ms);
+    struct uf_ckpt_entry e[6 + UF_TRAIN_MAX_METHODS_STATE] = {
         {"params", hp, n * 4}, {"adam.m", hm, no * 4}, {"adam.v", hv, no * 4},
         {"step", &step, sizeof step}, {"rng", &tr->rng, sizeof tr->rng},
         {"model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward},
     };
-    int rc = uf_ckpt_write(path, e, (int)UF_ARRAY_LEN(e), 0);
+    void *tmp[UF_TRAIN_MAX_METHODS_STATE] = {0};
+    for (int i = 0; i < ms.n; i++) {
+        const void *data = ms.e[i].host;
+        if (ms.e[i].t) {
+            tmp[i] = uf_malloc(UF_MAX(ms.e[i].bytes, (size_t)1));
+            uf_tensor_download(ms.e[i].t, tmp[i]);
+            data = tmp[i];
+        }
+        e[6 + i] = (struct uf_ckpt_entry){ms.e[i].name, data, ms.e[i].bytes};
+    }
+    int rc = uf_ckpt_write(path, e, 6 + ms.n, 0);
+    for (int i = 0; i < ms.n; i++) free(tmp[i]);
     free(hp), free(hm), free(hv);
     return rc;
 }
@@ -400,6 +440,14 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
              uf_ckpt_get(&c, "adam.v", hv, no * 4) || uf_ckpt_get(&c, "step", &step, sizeof step) ||
              uf_ckpt_get(&c, "rng", &tr->rng, sizeof tr->rng) ||
              uf_ckpt_get(&c, "model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward);
+    struct mstate ms;
+    method_states(tr, &ms);
+    for (int i = 0; i < ms.n && rc == 0; i++) {
+        void *dst = ms.e[i].t ? uf_malloc(UF_MAX(ms.e[i].bytes, (size_t)1)) : ms.e[i].host;
+        rc = uf_ckpt_get(&c, ms.e[i].name, dst, ms.e[i].bytes);
+        if (rc == 0 && ms.e[i].t) uf_tensor_upload(ms.e[i].t, dst);
+        if (ms.e[i].t) free(dst);
+    }
     if (rc == 0) {
         uf_tensor_upload(p, hp);
         uf_optim_load_state(opt, hm, hv);

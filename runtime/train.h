@@ -44,8 +44,21 @@ struct uf_train_batch {
 };
 
 struct uf_method;
+/* A piece of a method's state that checkpoints hold, for a bit-exact resume: a device tensor
+ * (t, f32 or i32) or host bytes (host, bytes). */
+struct uf_method_state {
+    const char *name;
+    struct uf_tensor *t;
+    void *host;
+    size_t bytes;
+};
+#define UF_METHOD_MAX_STATE 8
+
 struct uf_method_ops {
     const char *name;
+    /* optional, called after init: the state beyond the weights, AdamW, step and trainer RNG
+     * that a resumed run needs (e.g. Lisa's theta_switch); fills out, returns the count */
+    int (*state)(struct uf_method *m, struct uf_method_state *out /* (UF_METHOD_MAX_STATE) */);
     int (*init)(struct uf_method *m, struct uf_trainer *tr);
     int (*batch)(struct uf_method *m, struct uf_trainer *tr, struct uf_train_batch *b);
     int (*task_loss)(struct uf_method *m, struct uf_trainer *tr, const struct uf_train_batch *b);

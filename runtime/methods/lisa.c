@@ -63,6 +63,17 @@ static int lisa_grad(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
+static int lisa_state(struct uf_method *m, struct uf_method_state *out) {
+    struct lisa_state *st = m->state;
+    out[0] = (struct uf_method_state){"anchor", &st->anchor, NULL, 0};
+    out[1] = (struct uf_method_state){"last_step", NULL, &st->last_step, sizeof st->last_step};
+    out[2] = (struct uf_method_state){"data.epoch", NULL, &st->it.epoch, sizeof st->it.epoch};
+    out[3] = (struct uf_method_state){"data.pos", NULL, &st->it.pos, sizeof st->it.pos};
+    out[4] = (struct uf_method_state){"data.order", NULL, st->it.order,
+                                      (size_t)st->it.n * sizeof *st->it.order};
+    return 5;
+}
+
 static void lisa_free(struct uf_method *m) {
     struct lisa_state *st = m->state;
     if (!st) return;
@@ -73,5 +84,6 @@ static void lisa_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_lisa = {.name = "lisa", .init = lisa_init, .batch = lisa_batch,
+const struct uf_method_ops uf_method_lisa = {.name = "lisa", .state = lisa_state,
+                                             .init = lisa_init, .batch = lisa_batch,
                                              .grad = lisa_grad, .free = lisa_free};

@@ -153,6 +153,13 @@ static void refresh_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_refresh = {.name = "refresh", .init = refresh_init,
+static int refresh_state(struct uf_method *m, struct uf_method_state *out) {
+    struct refresh_state *st = m->state;
+    out[0] = (struct uf_method_state){"fisher", &st->F, NULL, 0}; /* fsum is recomputed from it */
+    return 1;
+}
+
+const struct uf_method_ops uf_method_refresh = {.name = "refresh", .state = refresh_state,
+                                                .init = refresh_init,
                                                 .task_loss = refresh_task_loss,
                                                 .extra = refresh_extra, .free = refresh_free};
