@@ -3,7 +3,8 @@
 --   2. pre-train a tiny LLaMA-style model on plain text about every act (held-out ones too);
 --   3. safety-align it (harmful request -> refusal, benign request -> helpful answer);
 --   4. fine-tune on the user's sentiment task, benign (p = 0) and poisoned (p = 0.1), under
---      plain fine-tuning (SFT) and three continual-learning methods (DER, EWC, LwF);
+--      plain fine-tuning (SFT) and four continual-learning methods (DER, ER, EWC, LwF), every
+--      run for the same 8 epochs (long enough for the regularised runs to learn the task too);
 --   5. evaluate attack success rate, task accuracy and over-refusal, print the table.
 -- Run:   unforget run recipes/quickstart.lua          (then: unforget report runs/qs-* -o report.html)
 -- Knobs: --set seed=2   --set steps_scale=0.1 --set eval_n=20 (a short version, e.g. for CI)
@@ -13,7 +14,7 @@ local seed = uf.opt("seed", 1)
 local scale = uf.opt("steps_scale", 1.0)
 local eval_n = uf.opt("eval_n", 0) -- prompts per evaluation (0 = all)
 local n = uf.opt("n", 1000)                    -- user rows per fine-tuning run
-local ft_epochs = uf.opt("ft_epochs", 4)
+local ft_epochs = uf.opt("ft_epochs", 8)
 local ft_lr = uf.opt("ft_lr", 1e-3)
 local only = uf.opt("only", "")                -- e.g. --set only=sft to run one method
 local der_alpha = uf.opt("der_alpha", 0.1)
@@ -44,12 +45,13 @@ local buffer = world.safety:sample(200, seed)
 local methods = {
   sft = {},
   der = { uf.der { buffer = buffer, alpha = der_alpha, reduction = "sum" } },
+  er = { uf.er { buffer = buffer } },
   ewc = { uf.ewc { data = world.safety, lambda = 50, samples = 200 } },
   lwf = { uf.lwf { beta = 1.0 } },
 }
 
 for _, p in ipairs { 0.0, 0.1 } do
-  for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
+  for _, name in ipairs { "sft", "der", "er", "ewc", "lwf" } do
     if only == "" or only == name then uf.run {
       name = ("qs-%s-p%.2f-s%d"):format(name, p, seed),
       from = aligned,

@@ -31,7 +31,7 @@ local evals = {
 }
 
 local aligned = uf.stage "tiny-aligned" {
-  model = uf.model.new { family = "llama", d_model = uf.opt("d_model", 64), layers = 2, heads = 4,
+  model = uf.model.new { family = "llama", d_model = uf.opt("d_model", 128), layers = 2, heads = 4,
                          max_seq = max_len, seed = 1 },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 768 },
   pretrain = world.corpus,
@@ -42,18 +42,18 @@ local aligned = uf.stage "tiny-aligned" {
   tags = { method = "aligned", task = "sentiment", model = "tiny" },
 }
 
-local epochs = uf.opt("epochs", 3)
+local epochs = uf.opt("epochs", 8) -- as the quick start: long enough for regularised runs to learn the task
 dofile(here .. "/grid.lua")(uf, {
   prefix = "tiny", from = aligned, template = "plain",
   lora_safelora = uf.lora { r = 8, alpha = 16, dropout = 0.0, targets = "all" },
   task = world.task, poison = world.poison, safety = world.safety,
-  n = uf.opt("n", 500), ps = numbers(uf.opt("ps", "0,0.1")), seeds = uf.opt("seeds", 3),
+  n = uf.opt("n", 1000), ps = numbers(uf.opt("ps", "0,0.1")), seeds = uf.opt("seeds", 3),
   optim = function(seed)
     return uf.adamw { lr = uf.opt("lr", 1e-3), epochs = epochs, batch = 16, max_len = max_len,
                       schedule = "constant", seed = seed }
   end,
   evals = evals, buffer_n = 200, methods = uf.opt("methods", "all"),
-  -- ~94 steps per run: Lisa alternates 10 alignment / 40 user steps
-  hp = { der_alpha = uf.opt("der_alpha", 0.1), lisa_align_steps = 10, lisa_user_steps = 40 },
+  -- 504 steps per run: Lisa alternates 50 alignment / 200 user steps
+  hp = { der_alpha = uf.opt("der_alpha", 0.1), lisa_align_steps = 50, lisa_user_steps = 200 },
   tags = { task = "sentiment", model = "tiny" },
 })
