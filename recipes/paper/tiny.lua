@@ -11,8 +11,9 @@
 -- Run:  unforget sweep recipes/paper/tiny.lua --jobs 2 --out runs/tiny
 --       unforget report runs/tiny/tiny-* -o tiny.html
 --   Measured on 2 CPU cores (PoCL): the stage (376 pre-training + 225 alignment steps, then
---   its evaluation) 3 minutes, each run (96 steps + 560 evaluated prompts) about 25 s, so the
---   whole grid (17 methods x 2 p x 3 seeds = 102 runs) about 45 minutes with --jobs 1.
+--   its evaluation) about 2 minutes, each run (504 steps + 560 evaluated prompts) 50-90 s, so
+--   17 methods x 1 p x 3 seeds = 51 runs took 73 minutes with --jobs 1 (README), the whole
+--   grid (x 2 p) about 2.5 hours.
 --   Fewer runs: --set methods=sft,der,ewc,lwf --set seeds=1   Poison sweep: --set ps=0,0.05,0.1,0.2
 local uf = require "unforget"
 local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/") or "."
