@@ -1,4 +1,4 @@
--- grid.lua: the paper's grid, shared by sst2.lua, gsm8k.lua and tiny.lua (loaded with dofile;
+-- grid.lua: the paper's grid, shared by sst2.lua, gsm8k.lua and tiny.lua (a module: `require "grid"`;
 --   on its own it declares nothing). For every seed, poison ratio p and method it declares one
 --   run: fine-tune the aligned model on the user data (round(p*n) harmful QA rows + the task
 --   rows) with the method, then evaluate ASR, utility and over-refusal. Methods (METHODS.md):
@@ -10,7 +10,7 @@
 --   Method hyper-parameters start from METHODS.md's defaults; the ones worth sweeping are
 --   parameters of the calling recipe (--set der_alpha=0.3 ...).
 --
--- usage: local grid = dofile(<this file>); grid(uf, cfg) with cfg fields:
+-- usage: local grid = require "grid"; grid(uf, cfg) with cfg fields:
 --   prefix         run-name prefix ("sst2")
 --   from | model   the aligned model: a stage, or a uf.hf / uf.checkpoint model
 --   base           pre-alignment weights theta_0 (a model) or nil: from a stage, theta_0 is

@@ -9,9 +9,7 @@
 --   unforget report runs/paper/gsm8k-* -o gsm8k.html
 -- Poison sweep: --set ps=0,0.05,0.1,0.2     Every parameter: recipes/paper/real.lua.
 local uf = require "unforget"
-local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/") or "."
-dofile(here .. "/real.lua")(uf, {
-  here = here,
+require "real"(uf, {
   prefix = "gsm8k",
   max_len = 512,
   train = function(path) return uf.gsm8k(path("gsm8k/train.jsonl")) end,

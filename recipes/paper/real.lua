@@ -1,5 +1,5 @@
 -- real.lua: the real-model half of the paper's experiment, shared by sst2.lua and gsm8k.lua
---   (loaded with dofile; on its own it declares nothing). It reads the recipe parameters
+--   (a module: `require "real"`; on its own it declares nothing). It reads the recipe parameters
 --   (--set key=value), builds the aligned model (a given chat checkpoint, or an alignment stage
 --   on top of a base model with --set align=true), the evaluations and the optimizer, and hands
 --   everything to grid.lua. Parameters (default):
@@ -66,7 +66,7 @@ return function(uf, task)
     base = base_dir ~= "" and uf.hf(base_dir) or nil
   end
 
-  local grid = dofile(task.here .. "/grid.lua")
+  local grid = require "grid"
   grid(uf, {
     prefix = task.prefix, from = from, model = model, base = base, template = template, lora = lora,
     task = task.train(path), poison = uf.beavertails(path("harmful_qa/beavertails_unsafe_200.jsonl")),

@@ -14,9 +14,7 @@
 -- Poison sweep: --set ps=0,0.05,0.1,0.2     Fewer runs: --set methods=sft,der,lisa --set seeds=1
 -- Every parameter: recipes/paper/real.lua.
 local uf = require "unforget"
-local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/") or "."
-dofile(here .. "/real.lua")(uf, {
-  here = here,
+require "real"(uf, {
   prefix = "sst2",
   max_len = 256,
   train = function(path) return uf.sst2(path("sst2/train.jsonl")) end,

@@ -16,7 +16,6 @@
 --   grid (x 2 p) about 2.5 hours.
 --   Fewer runs: --set methods=sft,der,ewc,lwf --set seeds=1   Poison sweep: --set ps=0,0.05,0.1,0.2
 local uf = require "unforget"
-local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/") or "."
 
 local function numbers(s)
   local t = {}
@@ -44,7 +43,7 @@ local aligned = uf.stage "tiny-aligned" {
 }
 
 local epochs = uf.opt("epochs", 8) -- as the quick start: long enough for regularised runs to learn the task
-dofile(here .. "/grid.lua")(uf, {
+require "grid"(uf, {
   prefix = "tiny", from = aligned, template = "plain",
   lora_safelora = uf.lora { r = 8, alpha = 16, dropout = 0.0, targets = "all" },
   task = world.task, poison = world.poison, safety = world.safety,
