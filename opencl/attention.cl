@@ -76,6 +76,28 @@ static inline void load_tile_t(__local float *tile, __global const float *x, int
     }
 }
 
+/* The lanes of d summed in a fixed order. */
+static inline float hsum16(vecf d) {
+    float8 e = d.lo + d.hi;
+    float4 f = e.lo + e.hi;
+    return (f.x + f.y) + (f.z + f.w);
+}
+
+/* Query row `row` of the backward: dos = dO_i and qs = scale * q_i (private, hdv vectors);
+ * returns D_i = rowsum(dO_i * O_i). */
+static inline float bwd_row(__global const float *q, __global const float *o,
+                            __global const float *dout, size_t row, int hd, const int hdv,
+                            float scale, float *qs, float *dos) {
+    vecf d = (vecf)(0.0f);
+    for (int c = 0; c < hdv; c++) {
+        vecf dv = load_vec(dout + row, c, hd);
+        d = fma(dv, load_vec(o + row, c, hd), d);
+        vstore16(dv, c, dos);
+        vstore16(load_vec(q + row, c, hd) * scale, c, qs);
+    }
+    return hsum16(d);
+}
+
 /* s[0..BK) = x . tile[:, r] for the BK rows of a transposed tile (D, BK); x (D) private.
  * Eight independent float16 accumulators (BK/16 row blocks x 8/(BK/16) partial sums over
  * dimensions) hide the FMA latency; the summation order is fixed. */
@@ -214,18 +236,9 @@ static inline void attn_bwd_dq(__global const float *q, ulong qoff, __global con
     float li = 0.0f, Di = 0.0f;
     size_t row = ((size_t)(b * T + i) * H + h) * hd;
     if (live) {
-        vecf d = (vecf)(0.0f);
-        for (int c = 0; c < hdv; c++) {
-            vecf dv = load_vec(dout + row, c, hd);
-            d = fma(dv, load_vec(o + row, c, hd), d);
-            vstore16(dv, c, dos);
-            vstore16(load_vec(q + row, c, hd) * scale, c, qs);
-            acc[c] = (vecf)(0.0f);
-        }
-        float8 e = d.lo + d.hi;
-        float4 f = e.lo + e.hi;
-        Di = (f.x + f.y) + (f.z + f.w);
+        Di = bwd_row(q, o, dout, row, hd, hdv, scale, qs, dos);
         li = lse[((size_t)b * H + h) * T + i];
+        for (int c = 0; c < hdv; c++) acc[c] = (vecf)(0.0f);
     }
     int jlo = window > 0 ? max(0, i0 - window + 1) : 0;
     int jhi = min(len, i0 + bq);
@@ -303,9 +316,7 @@ static inline void attn_bwd_dkdv(__global const float *q, ulong qoff, __global c
                     vecf d = (vecf)(0.0f);
                     for (int c = 0; c < hdv; c++)
                         d = fma(load_vec(dout + row, c, hd), load_vec(o + row, c, hd), d);
-                    float8 e = d.lo + d.hi;
-                    float4 f = e.lo + e.hi;
-                    di = (f.x + f.y) + (f.z + f.w);
+                    di = hsum16(d);
                     li = lse[((size_t)b * H + h) * T + i];
                 }
                 ls[rr] = li;
@@ -382,16 +393,7 @@ static inline void attn_bwd_pds(__global const float *q, ulong qoff, __global co
     float li = 0.0f, Di = 0.0f;
     size_t row = ((size_t)(b * T + i) * H + h) * hd;
     if (live) {
-        vecf d = (vecf)(0.0f);
-        for (int c = 0; c < hdv; c++) {
-            vecf dv = load_vec(dout + row, c, hd);
-            d = fma(dv, load_vec(o + row, c, hd), d);
-            vstore16(dv, c, dos);
-            vstore16(load_vec(q + row, c, hd) * scale, c, qs);
-        }
-        float8 e = d.lo + d.hi;
-        float4 f = e.lo + e.hi;
-        Di = (f.x + f.y) + (f.z + f.w);
+        Di = bwd_row(q, o, dout, row, hd, hdv, scale, qs, dos);
         li = lse[((size_t)b * H + h) * T + i];
     }
     int jlo = window > 0 ? max(0, i0 - window + 1) : 0;

@@ -223,21 +223,23 @@ static const char *jstr(const cJSON *o, const char *k, const char *def) {
     return cJSON_IsString(v) ? v->valuestring : def;
 }
 
+int uf_memplan_config_new(const cJSON *m, int vocab, struct uf_model_config *c) {
+    enum uf_family fam;
+    if (uf_family_parse(jstr(m, "family", "llama"), &fam)) return -1;
+    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
+    int ff = (int)jnum(m, "d_ff", 0);
+    if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
+    if ((int)jnum(m, "vocab", 0) > 0) vocab = (int)jnum(m, "vocab", 0);
+    uf_model_config_defaults(c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
+                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
+    if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
+    if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
+    return uf_model_config_validate(c);
+}
+
 int uf_memplan_config_from_spec(const cJSON *mspec, int vocab, struct uf_model_config *c) {
     const char *type = jstr(mspec, "type", "");
-    if (strcmp(type, "model.new") == 0) {
-        enum uf_family fam;
-        if (uf_family_parse(jstr(mspec, "family", "llama"), &fam)) return -1;
-        int D = (int)jnum(mspec, "d_model", 256), H = (int)jnum(mspec, "heads", 4);
-        int ff = (int)jnum(mspec, "d_ff", 0);
-        if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
-        if ((int)jnum(mspec, "vocab", 0) > 0) vocab = (int)jnum(mspec, "vocab", 0);
-        uf_model_config_defaults(c, fam, vocab, D, (int)jnum(mspec, "layers", 4), H,
-                                 (int)jnum(mspec, "kv_heads", 0), ff, (int)jnum(mspec, "max_seq", 256));
-        if ((int)jnum(mspec, "head_dim", 0) > 0) c->head_dim = (int)jnum(mspec, "head_dim", 0);
-        if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
-        return uf_model_config_validate(c);
-    }
+    if (strcmp(type, "model.new") == 0) return uf_memplan_config_new(mspec, vocab, c);
     const char *path = jstr(mspec, "path", NULL);
     if (!path) return uf_fail("memory plan: model spec of type '%s' has no path", type);
     char *cfg = strcmp(type, "checkpoint") == 0 ? uf_sprintf("%s/model/config.json", path)

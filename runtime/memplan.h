@@ -86,6 +86,9 @@ int uf_memplan_fits(const struct uf_memplan_in *in, const struct uf_memplan *p,
 /* The model config of a recipe model spec (uf.model.new with `vocab` standing in for the
  * tokenizer's when the spec has none; uf.hf / uf.checkpoint: their config.json only). 0 or uf_fail. */
 int uf_memplan_config_from_spec(const cJSON *mspec, int vocab, struct uf_model_config *c);
+/* The config of a uf.model.new spec (family, d_model, layers, heads, kv_heads, d_ff, head_dim,
+ * max_seq; vocab from the spec or the given tokenizer size); the engine builds the same. */
+int uf_memplan_config_new(const cJSON *mspec, int vocab, struct uf_model_config *c);
 /* The plan inputs of a recipe stage/run node (lora, optim: micro_batch / batch, max_len, bf16,
  * checkpointing; eval: max_new_tokens) for config cfg. 0 or uf_fail. */
 int uf_memplan_from_node(const cJSON *node, const struct uf_model_config *cfg, size_t device_bytes,

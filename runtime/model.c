@@ -354,47 +354,43 @@ void uf_model_free(struct uf_model *m) {
 }
 
 /* ---- parameters to / from the host ---------------------------------------------------------- */
+/* bf16 base <-> host f32 vector in the canonical layout, tensor by tensor in chunks (no second
+ * P-sized host copy): src != NULL rounds src onto the device, else the device is widened into dst */
+static void bf16_host_copy(struct uf_model *m, const float *src, float *dst) {
+    enum { CH = 1 << 22 };
+    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        for (int64_t o = 0; o < pd->numel; o += CH) {
+            int64_t n = UF_MIN((int64_t)CH, pd->numel - o), at = pd->offset + o;
+            struct uf_tensor v;
+            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
+            if (src) {
+                for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(src[at + j]);
+                uf_tensor_upload(&v, h16);
+            } else {
+                uf_tensor_download(&v, h16);
+                for (int64_t j = 0; j < n; j++) dst[at + j] = uf_bf16_to_f32(h16[j]);
+            }
+        }
+    }
+    free(h16);
+}
+
 void uf_model_load_params(struct uf_model *m, const float *host) {
     if (!m->bf16_base) {
         uf_tensor_upload(&m->params, host);
         return;
     }
-    /* round to bf16 in chunks (no second P-sized host copy), then widen the norms on the device */
-    enum { CH = 1 << 22 };
-    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
-    for (int i = 0; i < m->n_params; i++) {
-        const struct uf_param_desc *pd = &m->descs[i];
-        for (int64_t o = 0; o < pd->numel; o += CH) {
-            int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
-            for (int64_t j = 0; j < n; j++) h16[j] = uf_f32_to_bf16(host[pd->offset + o + j]);
-            struct uf_tensor v;
-            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
-            uf_tensor_upload(&v, h16);
-        }
-    }
-    free(h16);
-    bf16_sync_norms(m);
+    bf16_host_copy(m, host, NULL);
+    bf16_sync_norms(m); /* widen the norms on the device */
 }
 
 void uf_model_save_params(struct uf_model *m, float *host) {
-    if (!m->bf16_base) {
-        uf_tensor_download(&m->params, host);
-        return;
-    }
-    enum { CH = 1 << 22 };
-    uint16_t *h16 = uf_malloc((size_t)UF_MIN(m->numel, (int64_t)CH) * sizeof *h16);
-    for (int i = 0; i < m->n_params; i++) {
-        const struct uf_param_desc *pd = &m->descs[i];
-        for (int64_t o = 0; o < pd->numel; o += CH) {
-            int64_t n = UF_MIN((int64_t)CH, pd->numel - o);
-            struct uf_tensor v;
-            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
-            uf_tensor_download(&v, h16);
-            for (int64_t j = 0; j < n; j++) host[pd->offset + o + j] = uf_bf16_to_f32(h16[j]);
-        }
-    }
-    free(h16);
+    if (!m->bf16_base) uf_tensor_download(&m->params, host);
+    else bf16_host_copy(m, NULL, host);
 }
+
 void uf_model_save_grads(struct uf_model *m, float *host) {
     if (m->has_grads) uf_tensor_download(&m->grads, host);
     else memset(host, 0, (size_t)m->numel * sizeof *host);

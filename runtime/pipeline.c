@@ -102,19 +102,6 @@ static int build_tokenizer(const cJSON *spec, const char *model_dir, const char 
     return uf_tokenizer_save(tok, save_path);
 }
 
-static int new_model_config(const cJSON *m, int vocab, struct uf_model_config *c) {
-    enum uf_family fam;
-    if (uf_family_parse(jstr(m, "family", "llama"), &fam)) return -1;
-    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
-    int ff = (int)jnum(m, "d_ff", 0);
-    if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if ((int)jnum(m, "vocab", 0) > 0) vocab = (int)jnum(m, "vocab", 0);
-    uf_model_config_defaults(c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
-                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
-    if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
-    if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
-    return uf_model_config_validate(c);
-}
 
 /* The memory plan of a stage/run on this device (memplan.h), checked before anything is
  * allocated, and the model flags it implies (bf16 base weights). 0, or uf_fail naming the knob. */
@@ -144,7 +131,7 @@ static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *sta
         rc = uf_hf_config_load(cfg, &c, NULL);
         free(cfg);
     } else {
-        rc = new_model_config(mspec, vocab, &c);
+        rc = uf_memplan_config_new(mspec, vocab, &c);
     }
     if (rc) return -1;
     struct uf_memplan_in in;
@@ -377,7 +364,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             rc = uf_hf_model_load(&model, &p->dev, start_dir, NULL, mflags);
         } else {
             struct uf_model_config c;
-            rc = new_model_config(mspec, tok.n_vocab, &c);
+            rc = uf_memplan_config_new(mspec, tok.n_vocab, &c);
             if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), mflags);
         }
         if (rc == 0) {

@@ -387,7 +387,10 @@ static void method_states(struct uf_trainer *tr, struct mstate *ms) {
         if (!m->ops->state) continue;
         struct uf_method_state e[UF_METHOD_MAX_STATE];
         int k = m->ops->state(m, e);
-        for (int j = 0; j < k && ms->n < UF_TRAIN_MAX_METHODS_STATE; j++) {
+        if (ms->n + k > UF_TRAIN_MAX_METHODS_STATE)
+            uf_fatal(1, "checkpoint: the methods hold more than %d state entries "
+                        "(UF_TRAIN_MAX_METHODS_STATE in train.c)", UF_TRAIN_MAX_METHODS_STATE);
+        for (int j = 0; j < k; j++) {
             snprintf(ms->name[ms->n], sizeof ms->name[ms->n], "method.%d.%s.%s", mi, m->ops->name,
                      e[j].name);
             ms->e[ms->n] = e[j];
