@@ -12,15 +12,8 @@ local method = uf.opt("method", "sft")     -- string
 local name = uf.opt("name", "ex-opt")
 local seed = uf.opt("seed", 1)
 
-local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows = 300 }
-local aligned = uf.stage "ex-aligned" {
-  model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
-  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
-  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
-  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
-  data = world.alignment:take(80),
-  optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
-}
+local ex = require "tiny_world" -- the tiny world and its "aligned" stage
+local world, aligned = ex.world, ex.aligned
 local methods = {
   sft = {},
   der = { uf.der { buffer = world.safety:sample(32, seed), alpha = 0.1, batch = 4 } },

@@ -14,16 +14,8 @@ local function numbers(s) -- "0,0.1" -> { 0, 0.1 }
 end
 local ps = numbers(uf.opt("ps", "0,0.1"))
 local n_seeds = uf.opt("seeds", 2)
-local world = uf.world { seed = 1, task_rows = 200, eval_rows = 40, corpus_rows = 300 }
-
-local aligned = uf.stage "ex-aligned" {
-  model = uf.model.new { d_model = 32, layers = 1, heads = 2, max_seq = 128 },
-  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 512 },
-  pretrain = world.corpus:take(64),   -- a few steps of language modelling: theta_0 for the merges
-  pretrain_optim = uf.adamw { lr = 3e-3, steps = 5, batch = 8, max_len = 128 },
-  data = world.alignment:take(80),
-  optim = uf.adamw { lr = 3e-3, steps = 10, batch = 8, max_len = 128 },
-}
+local ex = require "tiny_world" -- the tiny world and its "aligned" stage
+local world, aligned = ex.world, ex.aligned
 
 local function methods(name, seed)
   local buffer = world.safety:sample(32, seed)

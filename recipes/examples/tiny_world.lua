@@ -1,5 +1,5 @@
 -- tiny_world.lua: the tiny world, "aligned" stage, user data, optimizer and evaluations that the
---   method examples share (loaded with `require "tiny_world"`: a recipe can require modules that
+--   examples share (loaded with `require "tiny_world"`: a recipe can require modules that
 --   sit next to it). Same stage name and content everywhere: one cache entry under --out.
 --   Not a recipe on its own: it declares the stage and no run.
 local uf = require "unforget"
