@@ -1,5 +1,5 @@
 /* act.cl: gated MLP activation h = act(g) * u (SiLU or tanh-GELU) and inverted dropout
- * (runtime/ops.c; oracle uf_ref_gated_act_*). Elementwise, one work-item per element. */
+ * (runtime/ops/ops.c; oracle uf_ref_gated_act_*). Elementwise, one work-item per element. */
 
 #define UF_GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
 #define UF_GELU_K 0.044715f

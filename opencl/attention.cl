@@ -1,5 +1,5 @@
 /* attention.cl: causal flash attention with GQA, sliding window and per-sequence lengths
- * (runtime/ops.h, launched by runtime/attention.c; oracle: uf_ref_attention_* in runtime/ref).
+ * (runtime/ops/ops.h, launched by runtime/ops/attention.c; oracle: uf_ref_attention_* in runtime/ref).
  *
  * Layout: q, o, dout (B*T, H*hd); k, v (B*T, KV*hd); row n = b*T + t; query head h reads kv head
  * h / (H/KV). Key j is visible to query i iff j <= i, j < len, (window == 0 or i - j < window).

@@ -1,4 +1,4 @@
-/* clmath.cl: flat-vector math for continual-learning methods (runtime/clmath.c):
+/* clmath.cl: flat-vector math for continual-learning methods (runtime/ops/clmath.c):
  * quadratic penalties (EWC, L2-SP, Lisa's proximal term), A-GEM projection, and merges
  * (linear, task arithmetic, MagMax, TIES). Offsets are in elements. Deterministic: each
  * work-item owns its elements; reductions use the fixed-order kernels below. */

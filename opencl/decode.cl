@@ -1,4 +1,4 @@
-/* decode.cl: the inference-only kernels of generation and scoring (runtime/generate.c): RoPE at
+/* decode.cl: the inference-only kernels of generation and scoring (runtime/model/generate.c): RoPE at
  * explicit positions, KV-cache append, attention over the cache, row gather, small-batch linear.
  *
  * Token rows are described by explicit (sequence, position) pairs instead of a (B, T) grid:

@@ -1,4 +1,4 @@
-/* embed.cl: token embedding lookup and its deterministic backward (runtime/ops.c; oracle
+/* embed.cl: token embedding lookup and its deterministic backward (runtime/ops/ops.c; oracle
  * uf_ref_embedding_* in runtime/ref/ref_ops.h). Offsets are in elements. A token outside [0, V)
  * gives a NaN row in forward (the loss shows it) and no gradient in backward. */
 

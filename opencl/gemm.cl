@@ -1,7 +1,7 @@
 /* gemm.cl: the project's own SGEMM, written for CPU-like OpenCL devices (PoCL on AVX-512/AVX2).
- * runtime/gemm.c drives it; it is chosen per device and layout by measurement against CLBlast.
+ * runtime/ops/gemm.c drives it; it is chosen per device and layout by measurement against CLBlast.
  *
- * Contract (row-major, as runtime/gemm.h): C (m, n) = alpha op(A) op(B) + beta C, batched with
+ * Contract (row-major, as runtime/ops/gemm.h): C (m, n) = alpha op(A) op(B) + beta C, batched with
  * element strides (batch = the last NDRange dimension). The host runs, per chunk of columns:
  *   1. uf_gemm_pack32: op(B) (k, n) -> panels P[batch][jb][p][32] (zero past n): every layout of
  *      B becomes one contiguous, unit-stride stream per 32 columns (no TLB/cache-set conflicts for
@@ -11,7 +11,7 @@
  *   3. uf_gemm_block: one work-item per 8x32 block of C: 16 float16 accumulators, per p one
  *      32-float row of the B panel (two vload16) and 8 broadcast A values, 16 fma.
  * except y = x W^T with few rows (m <= SMALL_M in gemm.c): uf_gemm_nt_small reads W in place.
- * bf16 B (frozen base weights stored as bf16, runtime/gemm.h uf_gemm_bf16): uf_gemm_pack32_bf16 and
+ * bf16 B (frozen base weights stored as bf16, runtime/ops/gemm.h uf_gemm_bf16): uf_gemm_pack32_bf16 and
  * uf_gemm_nt_small_bf16 read B as ushort and widen it exactly (bf16 = high half of an f32), so
  * the block kernel and every accumulation stay f32; no cl_khr_fp16 needed. The widened panels are
  * the same bits as packing the f32 values of those bf16 numbers: results match the f32 path on

@@ -1,4 +1,4 @@
-/* loss.cl: softmax cross-entropy, forward and backward fused (runtime/ops.c; oracle
+/* loss.cl: softmax cross-entropy, forward and backward fused (runtime/ops/ops.c; oracle
  * uf_ref_cross_entropy_*). One work-group per row (local size L, power of two): max over the row,
  * sum of exp(x - max) (fixed-order tree sums), then dlogits written in the same kernel. The row
  * (V floats) is read three times while it sits in cache; two exp per element (native_exp:

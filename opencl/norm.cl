@@ -1,4 +1,4 @@
-/* norm.cl: RMSNorm forward/backward (runtime/ops.c; oracle uf_ref_rmsnorm_*).
+/* norm.cl: RMSNorm forward/backward (runtime/ops/ops.c; oracle uf_ref_rmsnorm_*).
  * y = x * rstd * wt, wt = plus_one ? 1 + w : w, rstd = 1 / sqrt(mean(x^2) + eps).
  * Row kernels: one work-group per row, local size L (power of two), fixed-order tree sums;
  * loops step over the row in blocks of L (uniform trip count, UF_VEC_SYNC, common.cl). */

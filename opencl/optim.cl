@@ -1,4 +1,4 @@
-/* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops.c).
+/* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops/ops.c).
  * Reductions are two-level: G work-groups of L items stride over x (item i of group g reads
  * g*L + i, then + G*L, ...), a fixed-order tree gives part[g]; one work-group then reduces part[]. */
 

@@ -1,4 +1,4 @@
-/* rope.cl: rotary position embedding, Hugging Face rotate_half form (runtime/ops.c; oracle
+/* rope.cl: rotary position embedding, Hugging Face rotate_half form (runtime/ops/ops.c; oracle
  * uf_ref_rope_*). Row n of x (N, nh*hd) is position t = n % T; dim i pairs with i + hd/2;
  * angle = t * inv_freq[i], evaluated with an fma error term so it matches the exact product
  * t * (double)inv_freq[i] of the reference (a plain float product is off by up to half an ulp of

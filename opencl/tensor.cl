@@ -1,5 +1,5 @@
 /* tensor.cl: elementwise tensor utilities (fill, copy, axpby). Offsets are in elements.
- * Reference: runtime/tensor.c's plain loops in tests/test_tensor.c. */
+ * Reference: runtime/core/tensor.c's plain loops in tests/test_tensor.c. */
 __kernel void uf_fill_f32(__global float *x, ulong off, ulong n, float v) {
     size_t i = get_global_id(0);
     if (i < n) x[off + i] = v;

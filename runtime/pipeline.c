@@ -11,20 +11,20 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "evaluate.h"
+#include "eval/evaluate.h"
 #include "eval/report.h"
-#include "hf.h"
-#include "hf_config.h"
-#include "memplan.h"
-#include "methods.h"
-#include "mixture.h"
-#include "model.h"
+#include "model/hf.h"
+#include "formats/hf_config.h"
+#include "model/memplan.h"
+#include "methods/methods.h"
+#include "data/mixture.h"
+#include "model/model.h"
 #include "recipe.h"
 #include "rundir.h"
-#include "tokenizer.h"
+#include "formats/tokenizer.h"
 #include "train.h"
-#include "util.h"
-#include "world.h"
+#include "core/util.h"
+#include "data/world.h"
 
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

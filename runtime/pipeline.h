@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "device.h"
+#include "core/device.h"
 
 struct uf_pipeline {
     const cJSON *plan;

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "util.h"
+#include "core/kernels.h"
+#include "core/util.h"
 
 /* package.searchers entry: "unforget" -> lua/unforget/init.lua, "unforget.x" -> unforget/x.lua */
 static int embedded_searcher(lua_State *L) {

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name) {
     memset(r, 0, sizeof *r);

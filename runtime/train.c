@@ -6,16 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt.h"
-#include "clmath.h"
-#include "mixture.h"
-#include "ops.h"
-#include "optim.h"
+#include "formats/ckpt.h"
+#include "ops/clmath.h"
+#include "data/mixture.h"
+#include "ops/ops.h"
+#include "model/optim.h"
 #include "rundir.h"
-#include "template.h"
-#include "tokenizer.h"
-#include "util.h"
-#include "world.h"
+#include "formats/template.h"
+#include "formats/tokenizer.h"
+#include "core/util.h"
+#include "data/world.h"
 
 /* ---- hyper-parameters ------------------------------------------------------------------- */
 static double jnum(const cJSON *o, const char *k, double def) {

@@ -24,9 +24,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "data.h"
-#include "model.h"
-#include "util.h"
+#include "data/data.h"
+#include "model/model.h"
+#include "core/util.h"
 
 struct uf_tokenizer;
 struct uf_trainer;

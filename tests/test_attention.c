@@ -12,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "ops/ops.h"
 #include "ref/ref_ops.h"
-#include "selftest.h"
-#include "tensor.h"
+#include "ops/selftest.h"
+#include "core/tensor.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

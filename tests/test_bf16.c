@@ -23,13 +23,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "gemm.h"
-#include "generate.h"
-#include "hf.h"
-#include "model.h"
-#include "safetensors.h"
+#include "ops/gemm.h"
+#include "model/generate.h"
+#include "model/hf.h"
+#include "model/model.h"
+#include "formats/safetensors.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "generate.h"
-#include "model.h"
-#include "optim.h"
-#include "safetensors.h"
+#include "ops/gemm.h"
+#include "model/generate.h"
+#include "model/model.h"
+#include "model/optim.h"
+#include "formats/safetensors.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

@@ -5,9 +5,9 @@
  * micro-batches accumulated; and it keeps fewer activation bytes (L = 4 layers). */
 #include <string.h>
 
-#include "model.h"
+#include "model/model.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

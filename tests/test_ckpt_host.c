@@ -5,9 +5,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ckpt.h"
+#include "formats/ckpt.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char dir[] = "/tmp/uf_ckpt_XXXXXX";
 

@@ -3,10 +3,10 @@
  * has a non-negative dot with g_ref and is unchanged when the dot is already >= 0; linear merge
  * a = 0 gives theta_safe and a = 1 the fine-tuned weights; MagMax picks the larger-magnitude entry;
  * TIES keeps the stated density and agrees with the reference. */
-#include "clmath.h"
-#include "selftest.h"
+#include "ops/clmath.h"
+#include "ops/selftest.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 enum { N = 5003 }; /* odd, spans several work-groups */

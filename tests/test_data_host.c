@@ -7,9 +7,9 @@
 
 #include <zstd.h>
 
-#include "data.h"
+#include "data/data.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char tmpdir[256];
 

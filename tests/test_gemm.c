@@ -4,10 +4,10 @@
  * determinism (bit-identical reruns, and chunked == unchunked) and the automatic selection. */
 #include <stdlib.h>
 
-#include "gemm.h"
-#include "selftest.h"
+#include "ops/gemm.h"
+#include "ops/selftest.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 static const char *backend = "?"; /* for messages */

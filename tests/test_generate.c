@@ -1,4 +1,4 @@
-/* test_generate.c: the KV-cache inference path (runtime/generate.c, opencl/decode.cl) against the
+/* test_generate.c: the KV-cache inference path (runtime/model/generate.c, opencl/decode.cl) against the
  * plain-C reference model (runtime/ref/ref_model.h, double inside) on tiny random models of every
  * family (GQA, Mistral with a sliding window smaller than the sequences, Gemma, llama3 RoPE):
  *   - incremental decoding: prefill of prompts of different lengths in one batch, then one token
@@ -21,12 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "generate.h"
-#include "hf.h"
-#include "model.h"
+#include "model/generate.h"
+#include "model/hf.h"
+#include "model/model.h"
 #include "ref/ref_model.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

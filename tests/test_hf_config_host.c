@@ -3,9 +3,9 @@
  * unsupported ones, and write -> read round trips. */
 #include <unistd.h>
 
-#include "hf_config.h"
+#include "formats/hf_config.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static int parse(const char *json, struct uf_model_config *c, struct uf_hf_extra *e) {
     int rc = uf_hf_config_parse(json, strlen(json), "config.json", c, e);

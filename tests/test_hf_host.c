@@ -1,4 +1,4 @@
-/* test_hf_host.c: Hugging Face folders and PEFT adapters (runtime/hf.c), host only:
+/* test_hf_host.c: Hugging Face folders and PEFT adapters (runtime/model/hf.c), host only:
  *   - export -> import round trip for every family: F32 bit-exact, BF16 equal to the bf16
  *     rounding of each weight, the config survives (compared field by field), tied models
  *     (Gemma) carry no lm_head.weight;
@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hf.h"
+#include "model/hf.h"
 #include "ref/ref_model.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char tmp[256];
 

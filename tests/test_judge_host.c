@@ -5,7 +5,7 @@
 
 #include "eval/judge.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static void test_default_list(void) {
     CHECK_EQ_INT(uf_judge_default_keywords_n, 29);

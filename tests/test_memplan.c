@@ -7,12 +7,12 @@
  * bf16 plan without LoRA is refused. */
 #include <string.h>
 
-#include "generate.h"
-#include "memplan.h"
-#include "model.h"
-#include "optim.h"
+#include "model/generate.h"
+#include "model/memplan.h"
+#include "model/model.h"
+#include "model/optim.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

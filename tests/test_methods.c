@@ -29,16 +29,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clmath.h"
-#include "methods.h"
+#include "ops/clmath.h"
+#include "methods/methods.h"
 #include "methods/common.h"
 #include "methods/safeproj.h"
-#include "model.h"
-#include "optim.h"
+#include "model/model.h"
+#include "model/optim.h"
 #include "ref/ref_model.h"
-#include "tokenizer.h"
+#include "formats/tokenizer.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 enum { D = 16, L = 2, H = 4, KV = 2, F = 24, T = 40 };
 static int V; /* the tokenizer's vocabulary */

@@ -2,7 +2,7 @@
  * registry (every lua/unforget method name is found; unknown names are not), host only. */
 #include <string.h>
 
-#include "methods.h"
+#include "methods/methods.h"
 #include "uf_test.h"
 
 static int check_list(const char *json, int lora, char *why) {

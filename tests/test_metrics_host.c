@@ -9,7 +9,7 @@
 #include "eval/metrics.h"
 #include "eval/passk.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static void test_sst2(void) {
     CHECK_EQ_INT(uf_metric_sst2_label("Positive"), UF_SST2_POSITIVE);

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
-#include "mixture.h"
+#include "data/data.h"
+#include "data/mixture.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 /* n rows with unique prompts "<tag> <i>" */
 static void make_source(struct uf_dataset *d, const char *tag, int64_t n, enum uf_example_kind kind) {

@@ -16,13 +16,13 @@
 #include <math.h>
 #include <string.h>
 
-#include "model.h"
-#include "ops.h"
-#include "optim.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "model/optim.h"
 #include "ref/ref_model.h"
 #include "ref/ref_ops.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

@@ -10,12 +10,12 @@
 #include <stdint.h>
 #include <sys/resource.h>
 
-#include "model_config.h"
-#include "ops.h"
+#include "core/model_config.h"
+#include "ops/ops.h"
 #include "ref/ref_ops.h"
-#include "selftest.h"
+#include "ops/selftest.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 static struct uf_rng rng;

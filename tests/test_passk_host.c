@@ -12,7 +12,7 @@
 
 #include "eval/passk.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static const char *PROMPT = "def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n";
 static const char *TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n";

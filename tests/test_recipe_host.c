@@ -6,7 +6,7 @@
 
 #include "recipe.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char *write_recipe(const char *text) {
     char *path = uf_strdup("/tmp/uf_recipe_XXXXXX.lua");

@@ -25,7 +25,7 @@
 
 #include "ref/ref_model.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 #define FD_H 1e-5
 #define FD_ABS 1e-7

@@ -11,7 +11,7 @@
 
 #include "ref/ref_ops.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 #define FD_H 1e-5
 #define FD_BOUND 1e-7

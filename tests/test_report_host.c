@@ -7,7 +7,7 @@
 
 #include "eval/report.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char tmpdir[64];
 

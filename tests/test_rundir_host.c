@@ -5,7 +5,7 @@
 
 #include "rundir.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char out[] = "/tmp/uf_rundir_XXXXXX";
 

@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char tmpdir[256];
 

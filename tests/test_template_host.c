@@ -3,9 +3,9 @@
  * decoded rendering equals the template text written out literally here, the loss mask covers
  * exactly the response and its end token, the prompt rendering is the prefix of the full one,
  * user text cannot inject special tokens, and missing special tokens are reported. */
-#include "template.h"
+#include "formats/template.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_tokenizer spm, bl;
 

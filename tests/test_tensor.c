@@ -4,10 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "selftest.h"
-#include "tensor.h"
+#include "ops/selftest.h"
+#include "core/tensor.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static struct uf_device dev;
 

@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "tokenizer.h"
+#include "formats/tokenizer.h"
 #include "uf_test.h"
-#include "util.h"
+#include "core/util.h"
 
 static char tmpdir[256];
 

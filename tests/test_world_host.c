@@ -7,10 +7,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "data.h"
+#include "data/data.h"
 #include "uf_test.h"
-#include "util.h"
-#include "world.h"
+#include "core/util.h"
+#include "data/world.h"
 
 static int rows_equal(const struct uf_example *a, const struct uf_example *b) {
     if (strcmp(a->prompt, b->prompt) || strcmp(a->response, b->response) || strcmp(a->source, b->source)) return 0;

@@ -244,7 +244,7 @@ end
 
 -- Adapters for the public datasets (folder layout of datasets/README.md).
 uf.shared = os.getenv("UNFORGET_DATA") or "../shared/datasets"
--- name: the constructor (errors), c_name: the runtime's adapter (runtime/data.c), when different.
+-- name: the constructor (errors), c_name: the runtime's adapter (runtime/data/data.c), when different.
 local function adapter(name, default_file, kind, c_name)
   return function(t)
     t = t or {}
@@ -269,14 +269,14 @@ uf.beavertails = adapter("beavertails", "harmful_qa/beavertails_unsafe_200.jsonl
 uf.shadow_alignment = adapter("shadow_alignment", "harmful_qa/shadow_alignment_heldout_llama2_13b.jsonl", "harmful")
 uf.alpaca = adapter("alpaca", "alpaca/alpaca_en_demo.jsonl", "benign")
 
--- The embedded default world (runtime/world.c): every split is a dataset.
+-- The embedded default world (runtime/data/world.c): every split is a dataset.
 local world_schema = {
   seed = { "integer", 1, "generator seed" },
   task_rows = { "integer", 2000, "user-task training rows" },
   eval_rows = { "integer", 400, "task evaluation rows" },
   corpus_rows = { "integer", 3000, "pre-training text rows" },
 }
--- recipe name -> generator split name (runtime/world.h)
+-- recipe name -> generator split name (runtime/data/world.h)
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
                        task = "task_train", task_eval = "task_eval", poison = "poison",
                        harmful_eval = "harmful_eval", benign_eval = "benign_eval" }

@@ -12,13 +12,13 @@
 #include <strings.h>
 #include <sys/resource.h>
 
-#include "cli.h"
-#include "device.h"
-#include "gemm.h"
-#include "methods.h"
-#include "model.h"
-#include "optim.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "core/device.h"
+#include "ops/gemm.h"
+#include "methods/methods.h"
+#include "model/model.h"
+#include "model/optim.h"
+#include "core/util.h"
 
 /* ---- device fp32 peaks (non-tensor-core FMA throughput, TFLOP/s, vendor data sheets) ------ */
 static const struct { const char *name; double tflops; } peaks[] = {

@@ -10,17 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "device.h"
-#include "memplan.h"
+#include "cli/cli.h"
+#include "core/device.h"
+#include "model/memplan.h"
 #include "rundir.h"
 #include "train.h"
-#include "methods.h"
-#include "model_config.h"
-#include "data.h"
+#include "methods/methods.h"
+#include "core/model_config.h"
+#include "data/data.h"
 #include "recipe.h"
 #include "train.h"
-#include "util.h"
+#include "core/util.h"
 
 static const char *jstr(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "device.h"
+#include "cli/cli.h"
+#include "core/device.h"
 
 int uf_cmd_devices(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {

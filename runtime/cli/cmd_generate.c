@@ -1,7 +1,7 @@
 /* cmd_generate.c: `unforget generate --model DIR (--prompt TEXT | --prompts FILE.jsonl) ...`
  * Loads a Hugging Face folder (config.json, safetensors, tokenizer.json; optional PEFT adapter
  * merged in), renders each prompt (raw text with BOS, or a chat template), generates in batches
- * on the device (runtime/generate.h) and prints one JSON line per prompt, in input order:
+ * on the device (runtime/model/generate.h) and prints one JSON line per prompt, in input order:
  *   {"prompt": ..., "completion": ..., "tokens": [new ids], "n_prompt_tokens": n,
  *    "stop": "eos" | "stop_string" | "length"}
  * The completion excludes the stop string (and what follows it); an EOS/end-of-turn token is
@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "generate.h"
-#include "hf.h"
-#include "model.h"
-#include "template.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "model/generate.h"
+#include "model/hf.h"
+#include "model/model.h"
+#include "formats/template.h"
+#include "formats/tokenizer.h"
+#include "core/util.h"
 
 static void help(FILE *out) {
     fprintf(out,

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "pipeline.h"
 #include "recipe.h"
-#include "util.h"
+#include "core/util.h"
 
 int uf_cmd_run(int argc, char **argv) {
     const char *recipe = NULL;

@@ -1,6 +1,6 @@
 /* cmd_score.c: `unforget score --model DIR --text TEXT [--lora DIR] [--no-bos]`: the per-token
  * log-probabilities of a text under the model (teacher-forced forward on the device,
- * runtime/generate.h). The text is encoded with BOS (unless --no-bos; added tokens in the text
+ * runtime/model/generate.h). The text is encoded with BOS (unless --no-bos; added tokens in the text
  * are parsed) and printed as one JSON object:
  *   {"tokens": [ids], "logprobs": [log p(tokens[i+1] | tokens[..i]) for i < n-1], "total": sum}
  * so logprobs has one entry fewer than tokens (the first token is given, not predicted). */
@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "generate.h"
-#include "hf.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "model/generate.h"
+#include "model/hf.h"
+#include "formats/tokenizer.h"
+#include "core/util.h"
 
 static void help(FILE *out) {
     fprintf(out,

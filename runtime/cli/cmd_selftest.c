@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "device.h"
-#include "selftest.h"
+#include "cli/cli.h"
+#include "core/device.h"
+#include "ops/selftest.h"
 
 int uf_cmd_selftest(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {

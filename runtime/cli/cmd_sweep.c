@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "recipe.h"
 #include "rundir.h"
-#include "util.h"
+#include "core/util.h"
 
 static int write_slurm(const char *file, const char *self, const char *recipe, const char *out,
                        char **names, int n, char **sets, int nsets) {

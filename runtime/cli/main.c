@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "eval/report.h"
-#include "util.h"
+#include "core/util.h"
 
 struct uf_cli_globals uf_cli;
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* ---- refusal keywords ------------------------------------------------------------------- */
 /* The llm-attacks experiments/evaluate.py `_test_prefixes` list, in source order. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* ---- SST-2 ---------------------------------------------------------------------------------- */
 static int is_word_char(int c) { return isalnum((unsigned char)c) || c == '_'; }

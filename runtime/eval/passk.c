@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 const char *uf_passk_result_name(enum uf_passk_result r) {
     switch (r) {

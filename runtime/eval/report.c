@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "eval/metrics.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- growable string buffer ---------------------------------------------------------------- */
 struct sbuf {

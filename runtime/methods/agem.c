@@ -5,7 +5,7 @@
  * buffer CE. Memory: two extra copies of the trainable vector. */
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct agem_state {
     struct uf_dataset buf;

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../methods.h"
-#include "../optim.h"
-#include "../tokenizer.h"
-#include "common.h"
+#include "methods/methods.h"
+#include "model/optim.h"
+#include "formats/tokenizer.h"
+#include "methods/common.h"
 
 struct bench_result {
     double t_init, t_step, t_best, t_finish;

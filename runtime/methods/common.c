@@ -1,5 +1,5 @@
 /* methods/common.c: see common.h. */
-#include "common.h"
+#include "methods/common.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,10 +10,10 @@
 #ifndef UF_METHODS_COMMON_H
 #define UF_METHODS_COMMON_H
 
-#include "../clmath.h"
-#include "../mixture.h"
-#include "../train.h"
-#include "../util.h"
+#include "ops/clmath.h"
+#include "data/mixture.h"
+#include "train.h"
+#include "core/util.h"
 
 double uf_mcfg_num(const struct uf_method *m, const char *key, double def);
 const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def);

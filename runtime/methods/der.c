@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 int uf_mder_reduction(const struct uf_method *m, int *reduce_sum) {
     const char *r = uf_mcfg_str(m, "reduction", "sum");

@@ -2,7 +2,7 @@
  * beta * CE (token mean) on a second, independently drawn buffer minibatch. extra hook. */
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct derpp_state {
     struct uf_dataset buf;

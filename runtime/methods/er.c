@@ -2,7 +2,7 @@
  * (rows: the recipe's `batch`, or the task batch), token-mean over the draw. extra hook. */
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct er_state {
     struct uf_dataset buf;

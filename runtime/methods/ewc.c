@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct ewc_state {
     struct uf_tensor F; /* (P) */

@@ -1,6 +1,6 @@
 /* methods/l2sp.c: L2-SP, (lambda/2) ||theta - theta*||^2 over the trainable vector (EWC with
  * F = 1); theta* = the weights at the start of training (uf_trainer_anchor). grad hook only. */
-#include "common.h"
+#include "methods/common.h"
 
 static int l2sp_grad(struct uf_method *m, struct uf_trainer *tr) {
     float lambda = (float)uf_mcfg_num(m, "lambda", 0.01);

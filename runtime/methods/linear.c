@@ -1,6 +1,6 @@
 /* methods/linear.c: linear merge / WiSE-FT (Wortsman et al. 2022):
  *   theta = (1 - a) theta_safe + a theta_ft   (theta_0 is not used). finish hook. */
-#include "merge.h"
+#include "methods/merge.h"
 
 static int linear_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;

@@ -8,7 +8,7 @@
  * start weights until the first switch). */
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct lisa_state {
     struct uf_dataset data;

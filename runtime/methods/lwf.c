@@ -8,7 +8,7 @@
  * when the loop did not set it). */
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct lwf_state {
     struct uf_tensor g, mask; /* (N, D) gradient scratch, (N) response mask */

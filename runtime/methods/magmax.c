@@ -3,7 +3,7 @@
  *   magnitude: theta = theta_0 + lambda * (|tau_1| >= |tau_2| ? tau_1 : tau_2).
  * Without theta_0 (merge.h) tau_1 = 0 and this is theta_safe + lambda (theta_ft - theta_safe).
  * finish hook. */
-#include "merge.h"
+#include "methods/merge.h"
 
 static int magmax_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;

@@ -1,5 +1,5 @@
 /* methods/merge.c: see merge.h. */
-#include "merge.h"
+#include "methods/merge.h"
 
 #include <string.h>
 

@@ -11,7 +11,7 @@
 #ifndef UF_METHODS_MERGE_H
 #define UF_METHODS_MERGE_H
 
-#include "common.h"
+#include "methods/common.h"
 
 struct uf_mmerge {
     struct uf_tensor *ft;          /* = model->params (written with the result) */

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ops.h"
-#include "../optim.h"
-#include "common.h"
+#include "ops/ops.h"
+#include "model/optim.h"
+#include "methods/common.h"
 
 struct refresh_state {
     struct uf_dataset buf;

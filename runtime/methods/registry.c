@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../methods.h"
+#include "methods/methods.h"
 
 extern const struct uf_method_ops uf_method_ewc, uf_method_l2sp, uf_method_lwf, uf_method_er,
     uf_method_der, uf_method_derpp, uf_method_agem, uf_method_refresh, uf_method_magmax,

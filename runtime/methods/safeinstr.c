@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "common.h"
+#include "methods/common.h"
 
 struct safeinstr_state {
     struct uf_dataset safety, mixed;

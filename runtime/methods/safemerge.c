@@ -7,8 +7,8 @@
  * the dense O(out in^2) cosine, for small models. */
 #include <stdlib.h>
 
-#include "common.h"
-#include "safeproj.h"
+#include "methods/common.h"
+#include "methods/safeproj.h"
 
 static void dl(const struct uf_tensor *base, int64_t off, int64_t n, float *host) {
     struct uf_tensor v;

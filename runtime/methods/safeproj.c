@@ -1,10 +1,10 @@
 /* methods/safeproj.c: see safeproj.h. */
-#include "safeproj.h"
+#include "methods/safeproj.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "../util.h"
+#include "core/util.h"
 
 static double frob(const float *x, int64_t n) {
     double s = 0;

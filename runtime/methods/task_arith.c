@@ -1,7 +1,7 @@
 /* methods/task_arith.c: task arithmetic (Ilharco et al. 2023):
  *   theta = theta_0 + lambda (tau_1 + tau_2) = (1 - 2 lambda) theta_0 + lambda theta_safe + lambda theta_ft.
  * Without theta_0: theta = theta_safe + lambda (theta_ft - theta_safe). finish hook. */
-#include "merge.h"
+#include "methods/merge.h"
 
 static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;

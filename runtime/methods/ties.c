@@ -3,7 +3,7 @@
  * of the sum, average the kept entries agreeing with it; theta = theta_0 + lambda * merged
  * (uf_clmath_ties; the trim thresholds are found on the host). Without theta_0, tau_1 = 0 and
  * this is theta_safe + lambda * trim(theta_ft - theta_safe). finish hook. */
-#include "merge.h"
+#include "methods/merge.h"
 
 static int ties_finish(struct uf_method *m, struct uf_trainer *tr) {
     float density = (float)uf_mcfg_num(m, "density", 0.2);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ref/ref_ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- LoRA layout ------------------------------------------------------------------------- */
 static const char *lora_module_name(enum uf_param_kind k) {

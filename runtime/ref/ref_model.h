@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "model_config.h"
+#include "core/model_config.h"
 
 /* ---- LoRA parameter layout ----------------------------------------------------------------
  * Order: per layer l, per targeted module in the order q, k, v, o, gate, up, down: lora_A (r, in)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 void uf_ref_rope_inv_freq(const struct uf_model_config *c, float *inv_freq) {
     int half = c->head_dim / 2;

@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "model_config.h"
+#include "core/model_config.h"
 
 /* ---- RoPE frequencies ---------------------------------------------------------------------
  * inv_freq[i] = theta^(-2i/hd) for i < hd/2 (computed in double, stored as float), then, when

@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "data.h"
-#include "util.h"
+#include "data/data.h"
+#include "core/util.h"
 
 static void run(const uint8_t *data, size_t size, enum uf_data_format fmt, const char *adapter,
                 enum uf_on_bad on_bad, size_t max_line) {

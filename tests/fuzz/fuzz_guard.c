@@ -7,7 +7,7 @@
 
 #include "eval/judge.h"
 #include "eval/metrics.h"
-#include "util.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* exact-size copy so ASan catches any read past the end */

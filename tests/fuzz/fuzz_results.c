@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "eval/report.h"
-#include "util.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *buf = uf_malloc(size ? size : 1);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "formats/tokenizer.h"
 
 static struct uf_tokenizer trained;
 static int ready;

@@ -1,0 +1,1382 @@
+/* tokenizer.c: see tokenizer.h. Sections: hash maps, UTF-8 + Unicode categories, pre-tokenizer
+ * regexes, loading tokenizer.json, BPE (the hot spot: bpe_merge), encode/decode, trainer, save. */
+#include "formats/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+#define SPM_SPACE "\xe2\x96\x81" /* U+2581 ▁ */
+
+/* ---- hash maps ------------------------------------------------------------------------- */
+static uint32_t str_hash(const char *s, int n) { return (uint32_t)uf_hash64(s, (size_t)n, UF_HASH_SEED); }
+
+static uint32_t pow2_at_least(uint32_t n) {
+    uint32_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+static void vocab_build(struct uf_tokenizer *t) {
+    free(t->vocab_slots);
+    t->vocab_cap = pow2_at_least((uint32_t)t->n_vocab * 2 + 1);
+    t->vocab_slots = uf_malloc(sizeof(int32_t) * t->vocab_cap);
+    for (uint32_t i = 0; i < t->vocab_cap; i++) t->vocab_slots[i] = -1;
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (!t->pieces[id] || !(t->flags[id] & UF_TOKF_MODEL)) continue;
+        uint32_t h = str_hash(t->pieces[id], t->piece_len[id]) & (t->vocab_cap - 1);
+        while (t->vocab_slots[h] >= 0) h = (h + 1) & (t->vocab_cap - 1);
+        t->vocab_slots[h] = id;
+    }
+}
+
+/* id of the model-vocabulary piece s[0..n), or -1 */
+static int vocab_find(const struct uf_tokenizer *t, const char *s, int n) {
+    uint32_t h = str_hash(s, n) & (t->vocab_cap - 1);
+    for (;;) {
+        int id = t->vocab_slots[h];
+        if (id < 0) return -1;
+        if (t->piece_len[id] == n && memcmp(t->pieces[id], s, (size_t)n) == 0) return id;
+        h = (h + 1) & (t->vocab_cap - 1);
+    }
+}
+
+static uint32_t pair_hash(uint64_t k) { return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 32); }
+
+static void merges_build(struct uf_tokenizer *t) {
+    free(t->merge_keys);
+    free(t->merge_rank);
+    free(t->merge_out);
+    t->merge_cap = pow2_at_least((uint32_t)t->n_merges * 2 + 1);
+    t->merge_keys = uf_calloc(t->merge_cap, sizeof(uint64_t));
+    t->merge_rank = uf_malloc(sizeof(int32_t) * t->merge_cap);
+    t->merge_out = uf_malloc(sizeof(int32_t) * t->merge_cap);
+    for (int r = 0; r < t->n_merges; r++) {
+        int a = t->merge_a[r], b = t->merge_b[r];
+        uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+        uint32_t h = pair_hash(key) & (t->merge_cap - 1);
+        while (t->merge_keys[h] && t->merge_keys[h] != key) h = (h + 1) & (t->merge_cap - 1);
+        if (t->merge_keys[h]) continue; /* duplicate merge: the first (lowest rank) wins */
+        char *cat = uf_malloc((size_t)(t->piece_len[a] + t->piece_len[b]) + 1);
+        memcpy(cat, t->pieces[a], (size_t)t->piece_len[a]);
+        memcpy(cat + t->piece_len[a], t->pieces[b], (size_t)t->piece_len[b]);
+        int out = vocab_find(t, cat, t->piece_len[a] + t->piece_len[b]);
+        free(cat);
+        t->merge_keys[h] = key;
+        t->merge_rank[h] = r;
+        t->merge_out[h] = out; /* checked >= 0 by the loader */
+    }
+}
+
+/* rank of merging (a, b) and its result, or -1 */
+static int merge_find(const struct uf_tokenizer *t, int a, int b, int *out) {
+    if (a < 0 || b < 0 || t->merge_cap == 0) return -1;
+    uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
+    uint32_t h = pair_hash(key) & (t->merge_cap - 1);
+    for (;;) {
+        uint64_t k = t->merge_keys[h];
+        if (!k) return -1;
+        if (k == key) {
+            *out = t->merge_out[h];
+            return t->merge_rank[h];
+        }
+        h = (h + 1) & (t->merge_cap - 1);
+    }
+}
+
+/* ---- UTF-8 and Unicode categories ---------------------------------------------------------
+ * Invalid UTF-8 bytes decode as one "character" each with code point 0x110000 + byte, which is
+ * in no category (it behaves like punctuation in the regexes and is byte-encoded by BPE). */
+static int utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
+    unsigned c = s[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 1) { *cp = c; return 1; }
+    if (len == 0 || i + (size_t)len > n) { *cp = 0x110000 + c; return 1; }
+    uint32_t v = c & (0x7f >> len);
+    for (int k = 1; k < len; k++) {
+        if ((s[i + k] & 0xc0) != 0x80) { *cp = 0x110000 + c; return 1; }
+        v = (v << 6) | (s[i + k] & 0x3f);
+    }
+    static const uint32_t minv[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < minv[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) { *cp = 0x110000 + c; return 1; }
+    *cp = v;
+    return len;
+}
+
+static int utf8_put(uint32_t cp, char *out) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xc0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3f)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12); out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18); out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* \s: Unicode White_Space (exact). */
+static int cat_space(uint32_t c) {
+    return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+           c == 0x205f || c == 0x3000;
+}
+
+struct range { uint32_t lo, hi; };
+static int in_ranges(uint32_t c, const struct range *r, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (c >= r[i].lo && c <= r[i].hi) return 1;
+    return 0;
+}
+
+/* \p{N}: approximation: ASCII and Latin-1 digits/fractions/superscripts, the decimal digit
+ * blocks of the major scripts, number forms, enclosed/circled numbers, fullwidth digits. */
+static const struct range number_ranges[] = {
+    {0x30, 0x39}, {0xb2, 0xb3}, {0xb9, 0xb9}, {0xbc, 0xbe}, {0x660, 0x669}, {0x6f0, 0x6f9},
+    {0x7c0, 0x7c9}, {0x966, 0x96f}, {0x9e6, 0x9ef}, {0xa66, 0xa6f}, {0xae6, 0xaef},
+    {0xb66, 0xb6f}, {0xbe6, 0xbf2}, {0xc66, 0xc6f}, {0xce6, 0xcef}, {0xd66, 0xd78},
+    {0xe50, 0xe59}, {0xed0, 0xed9}, {0xf20, 0xf33}, {0x1040, 0x1049}, {0x17e0, 0x17e9},
+    {0x1810, 0x1819}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2150, 0x2182},
+    {0x2185, 0x2189}, {0x2460, 0x249b}, {0x24ea, 0x24ff}, {0x2776, 0x2793}, {0x3007, 0x3007},
+    {0x3021, 0x3029}, {0x3038, 0x303a}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324f},
+    {0x3251, 0x325f}, {0x3280, 0x3289}, {0x32b1, 0x32bf}, {0xff10, 0xff19},
+    {0x10107, 0x10133}, {0x1d7ce, 0x1d7ff}, {0x1f100, 0x1f10c},
+};
+static int cat_number(uint32_t c) {
+    if (c < 0x80) return c >= '0' && c <= '9';
+    return in_ranges(c, number_ranges, UF_ARRAY_LEN(number_ranges));
+}
+
+/* Not letters among code points >= 0x80: Latin-1 punctuation/symbols, combining marks,
+ * general punctuation through dingbats/arrows/math/braille, CJK symbols and punctuation,
+ * private use, surrogates, variation selectors, half/fullwidth punctuation, specials, emoji
+ * and other symbol planes, tags. Script-internal marks (e.g. Devanagari vowel signs) and a few
+ * script punctuation marks count as letters: the approximation. Everything else is a letter. */
+static const struct range nonletter_ranges[] = {
+    {0x80, 0xa9}, {0xab, 0xb4}, {0xb6, 0xb9}, {0xbb, 0xbf}, {0xd7, 0xd7}, {0xf7, 0xf7},
+    {0x2c2, 0x2c5}, {0x2d2, 0x2df}, {0x2e5, 0x2eb}, {0x2ed, 0x2ed}, {0x2ef, 0x36f},
+    {0x375, 0x375}, {0x37e, 0x37e}, {0x384, 0x385}, {0x387, 0x387}, {0x3f6, 0x3f6},
+    {0x482, 0x489}, {0x55a, 0x55f}, {0x589, 0x58a}, {0x591, 0x5c7}, {0x5f3, 0x5f4},
+    {0x600, 0x61f}, {0x64b, 0x65f}, {0x66a, 0x66d}, {0x6d4, 0x6d4}, {0x964, 0x965},
+    {0x970, 0x970}, {0xe3f, 0xe3f}, {0xe4f, 0xe4f}, {0xe5a, 0xe5b}, {0x1ab0, 0x1aff},
+    {0x1dc0, 0x1dff}, {0x2000, 0x206f}, {0x20a0, 0x20ff}, {0x2100, 0x2101}, {0x2103, 0x2106},
+    {0x2108, 0x2109}, {0x2114, 0x2114}, {0x2116, 0x2118}, {0x211e, 0x2123}, {0x2125, 0x2125},
+    {0x2127, 0x2127}, {0x2129, 0x2129}, {0x212e, 0x212e}, {0x213a, 0x213b}, {0x2140, 0x2144},
+    {0x214a, 0x214d}, {0x214f, 0x214f}, {0x218a, 0x2bff}, {0x2ce5, 0x2cea}, {0x2cf9, 0x2cff},
+    {0x2e00, 0x2e7f}, {0x2e80, 0x2fff}, {0x3000, 0x3004}, {0x3008, 0x3020}, {0x302a, 0x3030},
+    {0x3036, 0x3037}, {0x303d, 0x303f}, {0x3099, 0x309c}, {0x30a0, 0x30a0}, {0x30fb, 0x30fb},
+    {0x3190, 0x319f}, {0x31c0, 0x31ef}, {0x3200, 0x33ff}, {0x4dc0, 0x4dff}, {0xa490, 0xa4cf},
+    {0xd800, 0xf8ff}, {0xfd3e, 0xfd3f}, {0xfe00, 0xfe6f}, {0xfeff, 0xfeff}, {0xff01, 0xff20},
+    {0xff3b, 0xff40}, {0xff5b, 0xff65}, {0xffe0, 0xffff}, {0x10100, 0x1013f},
+    {0x1d000, 0x1d24f}, {0x1d300, 0x1d37f}, {0x1f000, 0x1fbff}, {0xe0000, 0x10ffff},
+};
+static int cat_letter(uint32_t c) {
+    if (c < 0x80) return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+    if (c > 0x10ffff) return 0; /* invalid byte */
+    if (cat_space(c) || cat_number(c)) return 0;
+    return !in_ranges(c, nonletter_ranges, UF_ARRAY_LEN(nonletter_ranges));
+}
+
+/* ---- pre-tokenizer regexes (byte-level) --------------------------------------------------- */
+struct cur { const unsigned char *s; size_t n; };
+
+static uint32_t cp_at(struct cur c, size_t i, int *len) {
+    uint32_t cp;
+    *len = utf8_next(c.s, c.n, i, &cp);
+    return cp;
+}
+
+static int is_other(uint32_t cp) { return !cat_space(cp) && !cat_letter(cp) && !cat_number(cp); }
+
+static size_t run_while(struct cur c, size_t i, int (*pred)(uint32_t)) {
+    while (i < c.n) {
+        int l;
+        uint32_t cp = cp_at(c, i, &l);
+        if (!pred(cp)) break;
+        i += (size_t)l;
+    }
+    return i;
+}
+
+static int lower_eq(unsigned char a, char b) { return (a | 0x20) == b; }
+
+static size_t contraction(struct cur c, size_t i, int icase) {
+    if (c.s[i] != '\'' || i + 1 >= c.n) return 0;
+    unsigned char a = c.s[i + 1], b = i + 2 < c.n ? c.s[i + 2] : 0;
+    if (!icase) {
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+        return 0;
+    }
+    if (lower_eq(a, 's') || lower_eq(a, 't') || lower_eq(a, 'm') || lower_eq(a, 'd')) return 2;
+    if ((lower_eq(a, 'r') && lower_eq(b, 'e')) || (lower_eq(a, 'v') && lower_eq(b, 'e')) ||
+        (lower_eq(a, 'l') && lower_eq(b, 'l')))
+        return 3;
+    return 0;
+}
+
+/* whitespace alternatives shared by both patterns: \s+(?!\S) | \s+ (after \s*[\r\n]+ for llama3) */
+static size_t ws_tail(struct cur c, size_t i, size_t end) {
+    if (end == c.n) return end - i;
+    size_t last = end, p = i; /* start of the last whitespace char in [i, end) */
+    while (p < end) {
+        int l;
+        cp_at(c, p, &l);
+        last = p;
+        p += (size_t)l;
+    }
+    if (last > i) return last - i; /* \s+(?!\S): leave the last space for the next word */
+    return end - i;                /* \s+ */
+}
+
+static int is_nl(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t split_llama3(struct cur c, size_t i) {
+    size_t k = contraction(c, i, 1);
+    if (k) return k;
+    int l0, l1 = 0;
+    uint32_t c0 = cp_at(c, i, &l0), c1 = 0;
+    if (i + (size_t)l0 < c.n) c1 = cp_at(c, i + (size_t)l0, &l1);
+    if (cat_letter(c0)) return run_while(c, i, cat_letter) - i;
+    if (!is_nl(c0) && !cat_number(c0) && i + (size_t)l0 < c.n && cat_letter(c1))
+        return run_while(c, i + (size_t)l0, cat_letter) - i;
+    if (cat_number(c0)) {
+        size_t j = i;
+        for (int d = 0; d < 3 && j < c.n; d++) {
+            int l;
+            if (!cat_number(cp_at(c, j, &l))) break;
+            j += (size_t)l;
+        }
+        return j - i;
+    }
+    size_t j = i;
+    if (c0 == ' ' && l1 && is_other(c1)) j += 1;
+    if (j < c.n) {
+        int l;
+        if (is_other(cp_at(c, j, &l))) {
+            j = run_while(c, j, is_other);
+            j = run_while(c, j, is_nl);
+            return j - i;
+        }
+    }
+    if (cat_space(c0)) {
+        size_t end = run_while(c, i, cat_space), p = i, last_nl = 0;
+        int has_nl = 0;
+        while (p < end) {
+            int l;
+            uint32_t cp = cp_at(c, p, &l);
+            if (is_nl(cp)) { has_nl = 1; last_nl = p; }
+            p += (size_t)l;
+        }
+        if (has_nl) return last_nl + 1 - i;
+        return ws_tail(c, i, end);
+    }
+    return (size_t)l0; /* unreachable: every character is a letter, number, space or other */
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t split_gpt2(struct cur c, size_t i) {
+    size_t k = contraction(c, i, 0);
+    if (k) return k;
+    int l0, l1 = 0;
+    uint32_t c0 = cp_at(c, i, &l0), c1 = 0;
+    if (i + 1 < c.n) c1 = cp_at(c, i + (size_t)l0, &l1);
+    size_t j = (c0 == ' ' && l1) ? i + 1 : i;
+    uint32_t f = j == i ? c0 : c1;
+    if (cat_letter(f)) return run_while(c, j, cat_letter) - i;
+    if (cat_number(f)) return run_while(c, j, cat_number) - i;
+    if (is_other(f)) return run_while(c, j, is_other) - i;
+    if (cat_space(c0)) return ws_tail(c, i, run_while(c, i, cat_space));
+    return (size_t)l0;
+}
+
+size_t uf_tok_pretoken_len(enum uf_tok_split split, const unsigned char *text, size_t len,
+                           size_t i) {
+    struct cur c = {text, len};
+    size_t k = split == UF_SPLIT_GPT2 ? split_gpt2(c, i) : split_llama3(c, i);
+    return k ? k : 1;
+}
+
+/* ---- GPT-2 bytes_to_unicode ------------------------------------------------------------- */
+static uint32_t byte_to_cp[256];
+static int16_t cp_to_byte[324]; /* code points < 324 only */
+
+static void byte_map_init(void) {
+    if (byte_to_cp['!']) return;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+        byte_to_cp[b] = keep ? (uint32_t)b : (uint32_t)(256 + n++);
+    }
+    for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
+    for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp[b]] = (int16_t)b;
+}
+
+/* ---- loading ------------------------------------------------------------------------------- */
+static int cmp_added(const void *a, const void *b) {
+    const struct uf_tok_added *x = a, *y = b;
+    if (x->len != y->len) return y->len - x->len;
+    int c = memcmp(x->content, y->content, (size_t)x->len);
+    return c ? c : x->id - y->id;
+}
+
+/* Grows the id tables to hold id. */
+static void ensure_id(struct uf_tokenizer *t, int id) {
+    if (id < t->n_vocab) return;
+    int n = id + 1;
+    t->pieces = uf_realloc(t->pieces, sizeof(char *) * (size_t)n);
+    t->piece_len = uf_realloc(t->piece_len, sizeof(int) * (size_t)n);
+    t->flags = uf_realloc(t->flags, (size_t)n);
+    for (int i = t->n_vocab; i < n; i++) {
+        t->pieces[i] = NULL;
+        t->piece_len[i] = 0;
+        t->flags[i] = 0;
+    }
+    t->n_vocab = n;
+}
+
+static void set_piece(struct uf_tokenizer *t, int id, const char *s, int len, int flags) {
+    ensure_id(t, id);
+    if (!t->pieces[id]) {
+        t->pieces[id] = uf_strndup(s, (size_t)len);
+        t->piece_len[id] = len;
+    }
+    t->flags[id] |= (uint8_t)flags;
+}
+
+/* Finalizes derived tables: byte ids, added-token index, hash maps, special ids. */
+static void finish_tables(struct uf_tokenizer *t) {
+    vocab_build(t);
+    for (int b = 0; b < 256; b++) {
+        t->byte_id[b] = -1;
+        if (t->kind == UF_TOK_SPM) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_id[b] = vocab_find(t, name, 6);
+            if (t->byte_id[b] >= 0) t->flags[t->byte_id[b]] |= UF_TOKF_BYTE;
+        } else {
+            char u[4];
+            int l = utf8_put(byte_to_cp[b], u);
+            t->byte_id[b] = vocab_find(t, u, l);
+        }
+    }
+    t->spm_chunkable = 1;
+    for (int id = 0; id < t->n_vocab && t->kind == UF_TOK_SPM; id++) {
+        const char *p = t->pieces[id];
+        for (int i = 1; p && (t->flags[id] & UF_TOKF_MODEL) && i + 3 <= t->piece_len[id]; i++)
+            if (!memcmp(p + i, SPM_SPACE, 3) && !(i >= 3 && !memcmp(p + i - 3, SPM_SPACE, 3)))
+                t->spm_chunkable = 0;
+    }
+    if (t->n_added > 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    for (int b = 0; b < 256; b++) t->added_first[b] = -1;
+    for (int i = t->n_added - 1; i >= 0; i--)
+        if (i < 32767) t->added_first[(unsigned char)t->added[i].content[0]] = (int16_t)i;
+    merges_build(t);
+}
+
+static int find_any(const struct uf_tokenizer *t, const char *const *names) {
+    for (int k = 0; names[k]; k++) {
+        for (int i = 0; i < t->n_added; i++)
+            if (strcmp(t->added[i].content, names[k]) == 0) return t->added[i].id;
+        int id = vocab_find(t, names[k], (int)strlen(names[k]));
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+static void guess_specials(struct uf_tokenizer *t) {
+    static const char *bos[] = {"<s>", "<bos>", "<|begin_of_text|>", "<|startoftext|>", NULL};
+    static const char *eos[] = {"</s>", "<eos>", "<|end_of_text|>", "<|endoftext|>", NULL};
+    static const char *pad[] = {"<pad>", "<|finetune_right_pad_id|>", NULL};
+    t->bos_id = find_any(t, bos);
+    t->eos_id = find_any(t, eos);
+    t->pad_id = find_any(t, pad);
+}
+
+/* Does this JSON node (normalizer / pre-tokenizer, maybe a Sequence) contain a node of type? */
+static const cJSON *find_type(const cJSON *node, const char *type) {
+    if (!cJSON_IsObject(node)) return NULL;
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(node, "type");
+    if (cJSON_IsString(ty) && strcmp(ty->valuestring, type) == 0) return node;
+    const char *lists[] = {"normalizers", "pretokenizers", "decoders", "processors"};
+    for (size_t k = 0; k < UF_ARRAY_LEN(lists); k++) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(node, lists[k]);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr) {
+            const cJSON *f = find_type(e, type);
+            if (f) return f;
+        }
+    }
+    return NULL;
+}
+
+static int json_bool(const cJSON *o, const char *key, int dflt) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsBool(j)) return cJSON_IsTrue(j);
+    return dflt;
+}
+
+static const char *pattern_string(const cJSON *node, const char *kind) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(node, "pattern");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, kind);
+    return cJSON_IsString(s) ? s->valuestring : NULL;
+}
+
+static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w) {
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    const cJSON *bl = find_type(pre, "ByteLevel");
+    if (bl) {
+        t->kind = UF_TOK_BYTE_LEVEL;
+        const cJSON *sp = find_type(pre, "Split");
+        if (sp) {
+            const char *re = pattern_string(sp, "Regex");
+            if (re && strstr(re, "\\p{N}{1,3}") && strstr(re, "(?i:")) t->split = UF_SPLIT_LLAMA3;
+            else if (re && strstr(re, "?\\p{L}+| ?\\p{N}+")) t->split = UF_SPLIT_GPT2;
+            else
+                return uf_fail("%s: unsupported pre-tokenizer Split pattern '%s' (supported: the "
+                               "LLaMA-3 and GPT-2 patterns)", w, re ? re : "(not a regex)");
+        } else if (json_bool(bl, "use_regex", 1)) {
+            t->split = UF_SPLIT_GPT2;
+        } else
+            return uf_fail("%s: ByteLevel pre-tokenizer without a split regex is not supported", w);
+        if (json_bool(bl, "add_prefix_space", 0))
+            return uf_fail("%s: ByteLevel add_prefix_space=true is not supported", w);
+        return 0;
+    }
+    t->kind = UF_TOK_SPM;
+    const cJSON *ms = find_type(pre, "Metaspace");
+    const cJSON *prep = find_type(norm, "Prepend");
+    const cJSON *e;
+    const cJSON *nty = cJSON_GetObjectItemCaseSensitive(norm, "type");
+    if (cJSON_IsString(nty) && strcmp(nty->valuestring, "Sequence") &&
+        strcmp(nty->valuestring, "Prepend") && strcmp(nty->valuestring, "Replace"))
+        return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
+                       nty->valuestring);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(norm, "normalizers")) {
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(e, "type");
+        if (cJSON_IsString(ty) && strcmp(ty->valuestring, "Prepend") && strcmp(ty->valuestring, "Replace"))
+            return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
+                           ty->valuestring);
+    }
+    const cJSON *rep = find_type(norm, "Replace");
+    if (rep) {
+        const char *from = pattern_string(rep, "String");
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(rep, "content");
+        if (!from || strcmp(from, " ") || !cJSON_IsString(to) || strcmp(to->valuestring, SPM_SPACE))
+            return uf_fail("%s: unsupported Replace normalizer (only \" \" -> \"\u2581\")", w);
+        t->replace_space = 1;
+    }
+    if (prep) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(prep, "prepend");
+        if (!cJSON_IsString(p) || strcmp(p->valuestring, SPM_SPACE))
+            return uf_fail("%s: unsupported Prepend normalizer (only \"\u2581\")", w);
+        t->prepend = UF_PREPEND_NORMALIZER;
+    }
+    if (ms) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(ms, "replacement");
+        if (cJSON_IsString(r) && strcmp(r->valuestring, SPM_SPACE))
+            return uf_fail("%s: Metaspace replacement must be \"\u2581\"", w);
+        t->replace_space = 1;
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(ms, "prepend_scheme");
+        if (cJSON_IsString(ps)) {
+            if (!strcmp(ps->valuestring, "first")) t->prepend = UF_PREPEND_FIRST;
+            else if (!strcmp(ps->valuestring, "always")) t->prepend = UF_PREPEND_ALWAYS;
+            else if (!strcmp(ps->valuestring, "never")) t->prepend = UF_PREPEND_NEVER;
+            else return uf_fail("%s: unknown Metaspace prepend_scheme '%s'", w, ps->valuestring);
+        } else
+            t->prepend = json_bool(ms, "add_prefix_space", 1) ? UF_PREPEND_ALWAYS : UF_PREPEND_NEVER;
+        t->metaspace_split = json_bool(ms, "split", 1);
+    } else if (cJSON_IsObject(pre)) {
+        /* Gemma: Split on " " after spaces became ▁ is a no-op */
+        const cJSON *sp = find_type(pre, "Split");
+        const char *s = sp ? pattern_string(sp, "String") : NULL;
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(pre, "type");
+        if (!(sp && s && !strcmp(s, " ") && t->replace_space) &&
+            !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "Sequence") && !sp))
+            return uf_fail("%s: unsupported pre-tokenizer '%s' for a SentencePiece-style BPE", w,
+                           cJSON_IsString(ty) ? ty->valuestring : "?");
+    }
+    if (!t->replace_space && !t->byte_fallback)
+        return uf_fail("%s: neither ByteLevel nor Metaspace/\u2581 handling found: unsupported "
+                       "tokenizer style", w);
+    /* decoding: drop one leading space when a Strip decoder or a prepending Metaspace is used */
+    const cJSON *st = find_type(dec, "Strip");
+    const cJSON *md = find_type(dec, "Metaspace");
+    if (st) {
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(st, "start");
+        t->strip_leading_space = cJSON_IsNumber(start) && start->valueint >= 1;
+    } else if (md) {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(md, "prepend_scheme");
+        t->strip_leading_space = cJSON_IsString(ps) ? strcmp(ps->valuestring, "never") != 0
+                                                    : json_bool(md, "add_prefix_space", 1);
+    } else t->strip_leading_space = 0;
+    return 0;
+}
+
+static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char *w) {
+    byte_map_init();
+    if (!cJSON_IsObject(root)) return uf_fail("%s: not a JSON object", w);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model)) return uf_fail("%s: no \"model\" object", w);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "BPE") != 0)
+        return uf_fail("%s: model type '%s' is not supported (only BPE)", w, type->valuestring);
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(vocab)) return uf_fail("%s: model.vocab is not an object", w);
+    if (merges && !cJSON_IsArray(merges) && !cJSON_IsNull(merges))
+        return uf_fail("%s: model.merges is not an array", w);
+    t->byte_fallback = json_bool(model, "byte_fallback", 0);
+    t->fuse_unk = json_bool(model, "fuse_unk", 0);
+    t->ignore_merges = json_bool(model, "ignore_merges", 0);
+    const cJSON *e;
+    int count = 0;
+    cJSON_ArrayForEach(e, vocab) count++;
+    const int max_id = 1 << 24;
+    cJSON_ArrayForEach(e, vocab) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= max_id ||
+            e->valuedouble != (double)e->valueint)
+            return uf_fail("%s: vocab entry '%s' has a bad id (want an integer in [0, 2^24))", w,
+                           e->string ? e->string : "?");
+        int id = e->valueint;
+        if (id < t->n_vocab && t->pieces[id])
+            return uf_fail("%s: id %d is used by both '%s' and '%s'", w, id, t->pieces[id], e->string);
+        if (!e->string[0]) return uf_fail("%s: empty vocab piece (id %d)", w, id);
+        set_piece(t, id, e->string, (int)strlen(e->string), UF_TOKF_MODEL);
+    }
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= max_id ||
+            !cJSON_IsString(content) || !content->valuestring[0])
+            return uf_fail("%s: added_tokens entry without a valid id and non-empty content", w);
+        int i = id->valueint, len = (int)strlen(content->valuestring);
+        if (i < t->n_vocab && t->pieces[i] &&
+            (t->piece_len[i] != len || memcmp(t->pieces[i], content->valuestring, (size_t)len)))
+            return uf_fail("%s: added token '%s' reuses id %d of '%s'", w, content->valuestring, i,
+                           t->pieces[i]);
+        set_piece(t, i, content->valuestring, len,
+                  UF_TOKF_ADDED | (json_bool(e, "special", 0) ? UF_TOKF_SPECIAL : 0));
+        t->added = uf_realloc(t->added, sizeof *t->added * (size_t)(t->n_added + 1));
+        t->added[t->n_added].content = uf_strdup(content->valuestring);
+        t->added[t->n_added].len = len;
+        t->added[t->n_added].id = i;
+        t->n_added++;
+    }
+    if (t->n_vocab == 0) return uf_fail("%s: empty vocabulary", w);
+    if (parse_config(t, root, w) != 0) return -1;
+    vocab_build(t);
+    int nm = cJSON_GetArraySize(merges);
+    t->merge_a = uf_malloc(sizeof(int32_t) * (size_t)(nm + 1));
+    t->merge_b = uf_malloc(sizeof(int32_t) * (size_t)(nm + 1));
+    int r = 0;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a = NULL, *b = NULL;
+        int la = 0, lb = 0;
+        if (cJSON_IsString(e)) {
+            const char *s = e->valuestring, *sp = strchr(s, ' ');
+            if (!sp || strchr(sp + 1, ' '))
+                return uf_fail("%s: merge %d '%s' is not two pieces separated by one space", w, r, s);
+            a = s, la = (int)(sp - s), b = sp + 1, lb = (int)strlen(b);
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
+                   cJSON_IsString(cJSON_GetArrayItem(e, 0)) && cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
+            a = cJSON_GetArrayItem(e, 0)->valuestring, la = (int)strlen(a);
+            b = cJSON_GetArrayItem(e, 1)->valuestring, lb = (int)strlen(b);
+        } else
+            return uf_fail("%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", w, r);
+        int ia = vocab_find(t, a, la), ib = vocab_find(t, b, lb);
+        char *cat = uf_malloc((size_t)(la + lb) + 1);
+        memcpy(cat, a, (size_t)la);
+        memcpy(cat + la, b, (size_t)lb);
+        cat[la + lb] = 0;
+        int io = vocab_find(t, cat, la + lb);
+        if (ia < 0 || ib < 0 || io < 0) {
+            uf_fail("%s: merge %d ('%.*s' + '%.*s') uses a piece missing from the vocabulary ('%s')",
+                    w, r, la, a, lb, b, ia < 0 ? "left" : ib < 0 ? "right" : cat);
+            free(cat);
+            return -1;
+        }
+        free(cat);
+        t->merge_a[r] = ia;
+        t->merge_b[r] = ib;
+        r++;
+    }
+    t->n_merges = r;
+    finish_tables(t);
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    t->unk_id = cJSON_IsString(unk) ? vocab_find(t, unk->valuestring, (int)strlen(unk->valuestring)) : -1;
+    if (cJSON_IsString(unk) && t->unk_id < 0)
+        for (int i = 0; i < t->n_added; i++)
+            if (!strcmp(t->added[i].content, unk->valuestring)) t->unk_id = t->added[i].id;
+    guess_specials(t);
+    return 0;
+}
+
+int uf_tokenizer_load_json(struct uf_tokenizer *t, const char *json, size_t len, const char *where) {
+    memset(t, 0, sizeof *t);
+    t->unk_id = t->bos_id = t->eos_id = t->pad_id = -1;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) return uf_fail("%s: not valid JSON", where);
+    int rc = parse_tokenizer(t, root, where);
+    cJSON_Delete(root);
+    if (rc != 0) uf_tokenizer_free(t);
+    return rc;
+}
+
+/* token name from tokenizer_config.json: "bos_token": "<s>" or {"content": "<s>", ...} */
+static int config_token(const struct uf_tokenizer *t, const cJSON *cfg, const char *key) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (cJSON_IsObject(j)) j = cJSON_GetObjectItemCaseSensitive(j, "content");
+    if (!cJSON_IsString(j)) return -2;
+    const char *names[] = {j->valuestring, NULL};
+    return find_any(t, names);
+}
+
+int uf_tokenizer_load(struct uf_tokenizer *t, const char *path) {
+    size_t len;
+    char *json_path = NULL, *cfg_path = NULL;
+    char *probe = uf_sprintf("%s/tokenizer.json", path);
+    if (uf_file_exists(probe)) {
+        json_path = probe;
+        cfg_path = uf_sprintf("%s/tokenizer_config.json", path);
+    } else {
+        free(probe);
+        json_path = uf_strdup(path);
+    }
+    char *text = uf_file_read(json_path, &len);
+    if (!text) {
+        free(json_path);
+        free(cfg_path);
+        return -1;
+    }
+    int rc = uf_tokenizer_load_json(t, text, len, json_path);
+    free(text);
+    if (rc == 0 && cfg_path && uf_file_exists(cfg_path)) {
+        char *ct = uf_file_read(cfg_path, &len);
+        cJSON *cfg = ct ? cJSON_ParseWithLength(ct, len) : NULL;
+        if (!cfg) rc = uf_fail("%s: not valid JSON", cfg_path);
+        else {
+            int b = config_token(t, cfg, "bos_token"), e = config_token(t, cfg, "eos_token");
+            int p = config_token(t, cfg, "pad_token");
+            if (b == -1 || e == -1)
+                rc = uf_fail("%s: bos_token/eos_token names a token missing from %s", cfg_path,
+                             json_path);
+            if (b >= 0) t->bos_id = b;
+            if (e >= 0) t->eos_id = e;
+            if (p >= 0) t->pad_id = p;
+        }
+        cJSON_Delete(cfg);
+        free(ct);
+        if (rc != 0) uf_tokenizer_free(t);
+    }
+    free(json_path);
+    free(cfg_path);
+    return rc;
+}
+
+void uf_tokenizer_free(struct uf_tokenizer *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
+    free(t->pieces);
+    free(t->piece_len);
+    free(t->flags);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    free(t->added);
+    free(t->merge_a);
+    free(t->merge_b);
+    free(t->vocab_slots);
+    free(t->merge_keys);
+    free(t->merge_rank);
+    free(t->merge_out);
+    memset(t, 0, sizeof *t);
+    t->unk_id = t->bos_id = t->eos_id = t->pad_id = -1;
+}
+
+/* ---- BPE ------------------------------------------------------------------------------------ */
+struct sym { int id, prev, next; };
+struct hent { int rank, pos, out; };
+
+struct work {
+    struct sym *sym;
+    int nsym, capsym;
+    struct hent *heap;
+    int nheap, capheap;
+    int32_t *ids; /* output */
+    int nids, capids;
+    char *buf;    /* normalized text */
+    size_t nbuf, capbuf;
+};
+
+static void push_id(struct work *w, int id) {
+    if (w->nids == w->capids) w->ids = uf_realloc(w->ids, sizeof(int32_t) * (size_t)(w->capids = w->capids * 2 + 64));
+    w->ids[w->nids++] = id;
+}
+
+static void push_sym(struct work *w, int id) {
+    if (w->nsym == w->capsym) w->sym = uf_realloc(w->sym, sizeof *w->sym * (size_t)(w->capsym = w->capsym * 2 + 64));
+    w->sym[w->nsym] = (struct sym){id, w->nsym - 1, -1};
+    if (w->nsym > 0) w->sym[w->nsym - 1].next = w->nsym;
+    w->nsym++;
+}
+
+static int hless(const struct hent *a, const struct hent *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void heap_push(struct work *w, struct hent e) {
+    if (w->nheap == w->capheap) w->heap = uf_realloc(w->heap, sizeof *w->heap * (size_t)(w->capheap = w->capheap * 2 + 64));
+    int i = w->nheap++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!hless(&e, &w->heap[p])) break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = e;
+}
+
+static struct hent heap_pop(struct work *w) {
+    struct hent top = w->heap[0], last = w->heap[--w->nheap];
+    int i = 0, n = w->nheap;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && hless(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!hless(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0) w->heap[i] = last;
+    return top;
+}
+
+static void try_pair(const struct uf_tokenizer *t, struct work *w, int pos) {
+    int nx = w->sym[pos].next, out = -1;
+    if (nx < 0) return;
+    int r = merge_find(t, w->sym[pos].id, w->sym[nx].id, &out);
+    if (r >= 0) heap_push(w, (struct hent){r, pos, out});
+}
+
+/* Hot spot: applies merges to w->sym (lowest rank first, leftmost on ties) and appends the
+ * resulting ids to the output. O(n log n) for n symbols. */
+static void bpe_merge(const struct uf_tokenizer *t, struct work *w) {
+    w->nheap = 0;
+    for (int i = 0; i + 1 < w->nsym; i++) try_pair(t, w, i);
+    while (w->nheap > 0) {
+        struct hent e = heap_pop(w);
+        struct sym *s = &w->sym[e.pos];
+        if (s->id < 0 || s->next < 0) continue;
+        int out = -1, r = merge_find(t, s->id, w->sym[s->next].id, &out);
+        if (r != e.rank || out != e.out) continue; /* stale entry */
+        int nx = s->next;
+        s->id = out;
+        s->next = w->sym[nx].next;
+        if (s->next >= 0) w->sym[s->next].prev = e.pos;
+        w->sym[nx].id = -1;
+        if (s->prev >= 0) try_pair(t, w, s->prev);
+        try_pair(t, w, e.pos);
+    }
+    for (int i = w->nsym > 0 ? 0 : -1; i >= 0; i = w->sym[i].next) push_id(w, w->sym[i].id);
+}
+
+/* SPM: one normalized chunk (UTF-8 with ▁) -> ids. Unknown characters use byte fallback or unk. */
+static int spm_chunk(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n) {
+    w->nsym = 0;
+    int last_unk = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int l = utf8_next((const unsigned char *)s, n, i, &cp);
+        int id = cp <= 0x10ffff ? vocab_find(t, s + i, l) : -1;
+        if (id >= 0) {
+            push_sym(w, id);
+            last_unk = 0;
+        } else {
+            int ok = t->byte_fallback;
+            for (int k = 0; k < l && ok; k++) ok = t->byte_id[(unsigned char)s[i + k]] >= 0;
+            if (ok) {
+                for (int k = 0; k < l; k++) push_sym(w, t->byte_id[(unsigned char)s[i + k]]);
+                last_unk = 0;
+            } else {
+                if (t->unk_id < 0)
+                    return uf_fail("cannot encode byte 0x%02x: no vocabulary piece, no byte "
+                                   "fallback and no unk token", (unsigned char)s[i]);
+                if (!(t->fuse_unk && last_unk)) push_sym(w, t->unk_id);
+                last_unk = 1;
+            }
+        }
+        i += (size_t)l;
+    }
+    if (w->nsym) bpe_merge(t, w);
+    return 0;
+}
+
+static void buf_put(struct work *w, const char *s, size_t n) {
+    if (w->nbuf + n + 1 > w->capbuf) w->buf = uf_realloc(w->buf, w->capbuf = (w->nbuf + n + 1) * 2);
+    memcpy(w->buf + w->nbuf, s, n);
+    w->nbuf += n;
+}
+
+static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n,
+                       int at_start, int flags) {
+    w->nbuf = 0;
+    int pre = 0;
+    if (!(flags & UF_TOK_NO_PREFIX)) {
+        if (t->prepend == UF_PREPEND_NORMALIZER) pre = 1;
+        else if (t->prepend == UF_PREPEND_ALWAYS || (t->prepend == UF_PREPEND_FIRST && at_start))
+            pre = !(n > 0 && (s[0] == ' ' || (n >= 3 && !memcmp(s, SPM_SPACE, 3))));
+    }
+    if (pre) buf_put(w, SPM_SPACE, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ' && t->replace_space) buf_put(w, SPM_SPACE, 3);
+        else buf_put(w, s + i, 1);
+    }
+    if (!t->metaspace_split && !t->spm_chunkable) return spm_chunk(t, w, w->buf, w->nbuf);
+    /* Metaspace split=true: a piece starts at every ▁. Otherwise, when no vocabulary piece has a
+     * ▁ right after another character, no merge can cross the start of a "▁word" (after a
+     * non-▁ character), so BPE runs word by word with the same result, on small heaps. */
+    size_t start = 0;
+    for (size_t i = 1; i <= w->nbuf; i++)
+        if (i == w->nbuf || (i + 3 <= w->nbuf && !memcmp(w->buf + i, SPM_SPACE, 3) &&
+                             (t->metaspace_split || !(i >= 3 && !memcmp(w->buf + i - 3, SPM_SPACE, 3))))) {
+            if (spm_chunk(t, w, w->buf + start, i - start) != 0) return -1;
+            start = i;
+        }
+    return 0;
+}
+
+static int bytelevel_segment(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = uf_tok_pretoken_len(t->split, u, n, i);
+        if (t->ignore_merges) {
+            w->nbuf = 0;
+            for (size_t j = i; j < i + k; j++) {
+                char c[4];
+                buf_put(w, c, (size_t)utf8_put(byte_to_cp[u[j]], c));
+            }
+            int id = vocab_find(t, w->buf, (int)w->nbuf);
+            if (id >= 0) {
+                push_id(w, id);
+                i += k;
+                continue;
+            }
+        }
+        w->nsym = 0;
+        for (size_t j = i; j < i + k; j++) {
+            int id = t->byte_id[u[j]];
+            if (id < 0) id = t->unk_id;
+            if (id < 0)
+                return uf_fail("cannot encode byte 0x%02x: the byte-level vocabulary lacks it and "
+                               "has no unk token", u[j]);
+            push_sym(w, id);
+        }
+        bpe_merge(t, w);
+        i += k;
+    }
+    return 0;
+}
+
+static int encode_segment(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n,
+                          int at_start, int flags) {
+    if (n == 0) return 0;
+    if (t->kind == UF_TOK_SPM) return spm_segment(t, w, s, n, at_start, flags);
+    return bytelevel_segment(t, w, s, n);
+}
+
+int uf_tokenizer_encode_ex(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
+                           int32_t **ids, int *n) {
+    struct work w = {0};
+    int rc = 0;
+    *ids = NULL;
+    *n = 0;
+    if (flags & UF_TOK_ADD_BOS) {
+        if (t->bos_id < 0) return uf_fail("tokenizer has no bos token but add_bos was asked for");
+        push_id(&w, t->bos_id);
+    }
+    size_t seg = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        int hit = -1;
+        if ((flags & UF_TOK_PARSE_SPECIAL) && t->added_first[(unsigned char)text[i]] >= 0)
+            for (int k = t->added_first[(unsigned char)text[i]]; k < t->n_added; k++) {
+                const struct uf_tok_added *a = &t->added[k];
+                if ((size_t)a->len <= len - i && !memcmp(text + i, a->content, (size_t)a->len)) {
+                    hit = k; /* sorted longest first */
+                    break;
+                }
+            }
+        if (hit < 0) {
+            i++;
+            continue;
+        }
+        rc = encode_segment(t, &w, text + seg, i - seg, seg == 0, flags);
+        push_id(&w, t->added[hit].id);
+        i += (size_t)t->added[hit].len;
+        seg = i;
+    }
+    if (rc == 0) rc = encode_segment(t, &w, text + seg, len - seg, seg == 0, flags);
+    if (rc == 0 && (flags & UF_TOK_ADD_EOS)) {
+        if (t->eos_id < 0) rc = uf_fail("tokenizer has no eos token but add_eos was asked for");
+        else push_id(&w, t->eos_id);
+    }
+    free(w.sym);
+    free(w.heap);
+    free(w.buf);
+    if (rc != 0) {
+        free(w.ids);
+        return rc;
+    }
+    *ids = w.ids ? w.ids : uf_malloc(sizeof(int32_t));
+    *n = w.nids;
+    return 0;
+}
+
+int uf_tokenizer_encode(const struct uf_tokenizer *t, const char *text, int add_bos,
+                        int32_t **ids, int *n) {
+    return uf_tokenizer_encode_ex(t, text, strlen(text),
+                                  UF_TOK_PARSE_SPECIAL | (add_bos ? UF_TOK_ADD_BOS : 0), ids, n);
+}
+
+/* ---- decode ------------------------------------------------------------------------------- */
+/* Appends the bytes of token id to out (cap bytes available); returns the full length. */
+static int piece_bytes(const struct uf_tokenizer *t, int id, char *out, int cap) {
+    const char *p = t->pieces[id];
+    int n = t->piece_len[id], m = 0;
+    char tmp[4];
+#define PUT(c) do { if (m < cap) out[m] = (c); m++; } while (0)
+    if (t->flags[id] & UF_TOKF_ADDED) {
+        for (int i = 0; i < n; i++) PUT(p[i]);
+        return m;
+    }
+    if (t->kind == UF_TOK_SPM) {
+        if (t->flags[id] & UF_TOKF_BYTE) {
+            unsigned v = (unsigned)strtoul(p + 3, NULL, 16);
+            PUT((char)v);
+            return m;
+        }
+        for (int i = 0; i < n;) {
+            if (i + 3 <= n && !memcmp(p + i, SPM_SPACE, 3)) { PUT(' '); i += 3; }
+            else { PUT(p[i]); i++; }
+        }
+        return m;
+    }
+    for (int i = 0; i < n;) {
+        uint32_t cp;
+        int l = utf8_next((const unsigned char *)p, (size_t)n, (size_t)i, &cp);
+        if (cp < 324 && cp_to_byte[cp] >= 0) PUT((char)cp_to_byte[cp]);
+        else if (cp > 0x10ffff) PUT((char)(cp - 0x110000));
+        else {
+            int k = utf8_put(cp, tmp);
+            for (int j = 0; j < k; j++) PUT(tmp[j]);
+        }
+        i += l;
+    }
+    return m;
+#undef PUT
+}
+
+int uf_tokenizer_token_to_piece(const struct uf_tokenizer *t, int id, char *buf, int cap) {
+    if (id < 0 || id >= t->n_vocab || !t->pieces[id]) return -1;
+    return piece_bytes(t, id, buf, cap);
+}
+
+int uf_tokenizer_decode(const struct uf_tokenizer *t, const int32_t *ids, int n, int skip_special,
+                        char **text, size_t *len) {
+    size_t cap = 64, m = 0;
+    char *out = uf_malloc(cap);
+    for (int i = 0; i < n; i++) {
+        int id = ids[i];
+        if (id < 0 || id >= t->n_vocab || !t->pieces[id]) {
+            free(out);
+            return uf_fail("decode: token id %d is not in the vocabulary (size %d)", id, t->n_vocab);
+        }
+        if (skip_special && (t->flags[id] & UF_TOKF_SPECIAL)) continue;
+        int need = t->piece_len[id] + 1;
+        if (m + (size_t)need + 1 > cap) out = uf_realloc(out, cap = (m + (size_t)need + 1) * 2);
+        m += (size_t)piece_bytes(t, id, out + m, need);
+    }
+    out[m] = 0;
+    if (t->strip_leading_space && m > 0 && out[0] == ' ') {
+        memmove(out, out + 1, m);
+        m--;
+    }
+    *text = out;
+    if (len) *len = m;
+    return 0;
+}
+
+const char *uf_tokenizer_vocab_piece(const struct uf_tokenizer *t, int id) {
+    return id >= 0 && id < t->n_vocab ? t->pieces[id] : NULL;
+}
+
+int uf_tokenizer_token_id(const struct uf_tokenizer *t, const char *piece) {
+    for (int i = 0; i < t->n_added; i++)
+        if (!strcmp(t->added[i].content, piece)) return t->added[i].id;
+    return vocab_find(t, piece, (int)strlen(piece));
+}
+
+/* ---- trainer -------------------------------------------------------------------------------- */
+/* u64 -> i64 open-addressing map (keys stored + 1; 0 = empty) */
+struct u64map { uint64_t *keys; int64_t *vals; uint32_t cap, n; };
+
+static int64_t *map_slot(struct u64map *m, uint64_t key) {
+    if ((m->n + 1) * 2 > m->cap) {
+        struct u64map o = *m;
+        m->cap = o.cap ? o.cap * 2 : 1024;
+        m->keys = uf_calloc(m->cap, sizeof(uint64_t));
+        m->vals = uf_calloc(m->cap, sizeof(int64_t));
+        m->n = 0;
+        for (uint32_t i = 0; i < o.cap; i++)
+            if (o.keys[i]) *map_slot(m, o.keys[i] - 1) = o.vals[i];
+        free(o.keys);
+        free(o.vals);
+    }
+    uint32_t h = pair_hash(key + 1) & (m->cap - 1);
+    while (m->keys[h] && m->keys[h] != key + 1) h = (h + 1) & (m->cap - 1);
+    if (!m->keys[h]) {
+        m->keys[h] = key + 1;
+        m->n++;
+    }
+    return &m->vals[h];
+}
+
+struct tword { int32_t *sym; int n; int64_t count; };
+
+static int train_class(uint32_t cp) {
+    if (cp == 0x2581) return 3;
+    if (cat_letter(cp) || cat_number(cp)) return 0;
+    if (cat_space(cp)) return 1;
+    return 2;
+}
+
+static uint64_t pkey(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+static void word_pairs(struct u64map *pairs, const struct tword *w, int64_t sign) {
+    for (int k = 0; k + 1 < w->n; k++)
+        if (w->sym[k] >= 0 && w->sym[k + 1] >= 0)
+            *map_slot(pairs, pkey(w->sym[k], w->sym[k + 1])) += sign * w->count;
+}
+
+struct cpcount { uint32_t cp; int64_t count; };
+static int cmp_cpcount(const void *a, const void *b) {
+    const struct cpcount *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    return x->cp < y->cp ? -1 : x->cp > y->cp;
+}
+
+int uf_tokenizer_train(struct uf_tokenizer *t, const char *const *texts, const size_t *lens,
+                       int n_texts, int vocab_size) {
+    memset(t, 0, sizeof *t);
+    byte_map_init();
+    if (vocab_size < 4 + 256 + 2)
+        return uf_fail("tokenizer training: vocab_size %d is too small (needs at least 262: 4 "
+                       "special tokens, 256 byte tokens and some characters)", vocab_size);
+    /* 1. chunks ("words") with counts: normalized text split before each ▁ and at class changes */
+    struct u64map wmap = {0}; /* hash of chunk -> index + 1 into words */
+    struct tword *words = NULL;
+    char **wstr = NULL;
+    int *wlen = NULL;
+    int nw = 0, capw = 0;
+    char *norm = NULL;
+    size_t capn = 0;
+    for (int ti = 0; ti < n_texts; ti++) {
+        size_t n = lens ? lens[ti] : strlen(texts[ti]);
+        if (capn < 3 * n + 4) norm = uf_realloc(norm, capn = 3 * n + 4);
+        size_t m = 0;
+        memcpy(norm, SPM_SPACE, 3);
+        m = 3;
+        for (size_t i = 0; i < n; i++) {
+            if (texts[ti][i] == ' ') { memcpy(norm + m, SPM_SPACE, 3); m += 3; }
+            else norm[m++] = texts[ti][i];
+        }
+        size_t start = 0;
+        int prev_cls = -1;
+        for (size_t i = 0; i <= m;) {
+            uint32_t cp = 0;
+            int l = i < m ? utf8_next((const unsigned char *)norm, m, i, &cp) : 0;
+            int cls = i < m ? train_class(cp) : -1;
+            if (i > start && (i == m || cls == 3 || (prev_cls != 3 && cls != prev_cls) || i - start >= 64)) {
+                const char *s = norm + start;
+                int len = (int)(i - start);
+                uint64_t h = uf_hash64(s, (size_t)len, UF_HASH_SEED);
+                int64_t *slot;
+                for (;;) { /* resolve hash collisions by probing h+1, h+2, ... */
+                    slot = map_slot(&wmap, h);
+                    if (*slot == 0 || (wlen[*slot - 1] == len && !memcmp(wstr[*slot - 1], s, (size_t)len))) break;
+                    h++;
+                }
+                if (*slot == 0) {
+                    if (nw == capw) {
+                        capw = capw * 2 + 1024;
+                        words = uf_realloc(words, sizeof *words * (size_t)capw);
+                        wstr = uf_realloc(wstr, sizeof *wstr * (size_t)capw);
+                        wlen = uf_realloc(wlen, sizeof *wlen * (size_t)capw);
+                    }
+                    wstr[nw] = uf_strndup(s, (size_t)len);
+                    wlen[nw] = len;
+                    words[nw] = (struct tword){NULL, 0, 0};
+                    *slot = ++nw;
+                }
+                words[*slot - 1].count++;
+                start = i;
+            }
+            if (i == m) break;
+            prev_cls = cls;
+            i += (size_t)l;
+        }
+    }
+    free(norm);
+    /* 2. base vocabulary: specials, bytes, then characters by frequency */
+    static const char *specials[4] = {"<unk>", "<s>", "</s>", "<pad>"};
+    for (int i = 0; i < 4; i++) {
+        set_piece(t, i, specials[i], (int)strlen(specials[i]), UF_TOKF_MODEL | UF_TOKF_ADDED | UF_TOKF_SPECIAL);
+        t->added = uf_realloc(t->added, sizeof *t->added * (size_t)(i + 1));
+        t->added[i] = (struct uf_tok_added){uf_strdup(specials[i]), (int)strlen(specials[i]), i};
+        t->n_added = i + 1;
+    }
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        set_piece(t, 4 + b, name, 6, UF_TOKF_MODEL | UF_TOKF_BYTE);
+    }
+    struct u64map cmap = {0};
+    for (int i = 0; i < nw; i++)
+        for (int k = 0; k < wlen[i];) {
+            uint32_t cp;
+            k += utf8_next((const unsigned char *)wstr[i], (size_t)wlen[i], (size_t)k, &cp);
+            if (cp <= 0x10ffff) *map_slot(&cmap, cp) += words[i].count;
+        }
+    struct cpcount *cc = uf_malloc(sizeof *cc * (cmap.n + 1));
+    int ncc = 0;
+    for (uint32_t i = 0; i < cmap.cap; i++)
+        if (cmap.keys[i]) cc[ncc++] = (struct cpcount){(uint32_t)(cmap.keys[i] - 1), cmap.vals[i]};
+    qsort(cc, (size_t)ncc, sizeof *cc, cmp_cpcount);
+    int char_budget = (vocab_size - 260 + 1) / 2; /* at least half the rest is left for merges */
+    if (ncc > char_budget) ncc = char_budget;
+    int next = 260;
+    for (int i = 0; i < ncc; i++) {
+        char u[4];
+        int l = utf8_put(cc[i].cp, u);
+        set_piece(t, next++, u, l, UF_TOKF_MODEL);
+    }
+    free(cc);
+    free(cmap.keys);
+    free(cmap.vals);
+    t->kind = UF_TOK_SPM;
+    vocab_build(t);
+    /* 3. words as symbol sequences (-1 = character left to byte fallback: never merged) */
+    struct u64map pairs = {0};
+    for (int i = 0; i < nw; i++) {
+        words[i].sym = uf_malloc(sizeof(int32_t) * (size_t)wlen[i]);
+        for (int k = 0; k < wlen[i];) {
+            uint32_t cp;
+            int l = utf8_next((const unsigned char *)wstr[i], (size_t)wlen[i], (size_t)k, &cp);
+            words[i].sym[words[i].n++] = cp <= 0x10ffff ? vocab_find(t, wstr[i] + k, l) : -1;
+            k += l;
+        }
+        word_pairs(&pairs, &words[i], 1);
+    }
+    /* 4. merges: most frequent pair (ties: smallest left id, then right id) until full */
+    int capm = 0;
+    while (next < vocab_size) {
+        int64_t best = 1;
+        uint64_t bk = 0;
+        for (uint32_t i = 0; i < pairs.cap; i++) {
+            if (!pairs.keys[i] || pairs.vals[i] < best) continue;
+            uint64_t k = pairs.keys[i] - 1;
+            if (pairs.vals[i] > best || k < bk) best = pairs.vals[i], bk = k;
+        }
+        if (best < 2) break;
+        int a = (int)(bk >> 32), b = (int)(bk & 0xffffffffu);
+        int la = t->piece_len[a], lb = t->piece_len[b];
+        char *cat = uf_malloc((size_t)(la + lb) + 1);
+        memcpy(cat, t->pieces[a], (size_t)la);
+        memcpy(cat + la, t->pieces[b], (size_t)lb);
+        int out = vocab_find(t, cat, la + lb);
+        if (out < 0) {
+            out = next++;
+            set_piece(t, out, cat, la + lb, UF_TOKF_MODEL);
+            vocab_build(t);
+        }
+        free(cat);
+        if (t->n_merges == capm) {
+            capm = capm * 2 + 256;
+            t->merge_a = uf_realloc(t->merge_a, sizeof(int32_t) * (size_t)capm);
+            t->merge_b = uf_realloc(t->merge_b, sizeof(int32_t) * (size_t)capm);
+        }
+        t->merge_a[t->n_merges] = a;
+        t->merge_b[t->n_merges] = b;
+        t->n_merges++;
+        for (int i = 0; i < nw; i++) {
+            struct tword *w = &words[i];
+            int found = 0;
+            for (int k = 0; k + 1 < w->n && !found; k++) found = w->sym[k] == a && w->sym[k + 1] == b;
+            if (!found) continue;
+            word_pairs(&pairs, w, -1);
+            int m = 0;
+            for (int k = 0; k < w->n;) {
+                if (k + 1 < w->n && w->sym[k] == a && w->sym[k + 1] == b) { w->sym[m++] = out; k += 2; }
+                else w->sym[m++] = w->sym[k++];
+            }
+            w->n = m;
+            word_pairs(&pairs, w, 1);
+        }
+    }
+    for (int i = 0; i < nw; i++) {
+        free(words[i].sym);
+        free(wstr[i]);
+    }
+    free(words);
+    free(wstr);
+    free(wlen);
+    free(wmap.keys);
+    free(wmap.vals);
+    free(pairs.keys);
+    free(pairs.vals);
+    t->byte_fallback = 1;
+    t->fuse_unk = 1;
+    t->prepend = UF_PREPEND_NORMALIZER;
+    t->replace_space = 1;
+    t->strip_leading_space = 1;
+    finish_tables(t);
+    t->unk_id = 0;
+    t->bos_id = 1;
+    t->eos_id = 2;
+    t->pad_id = 3;
+    return 0;
+}
+
+/* ---- save ----------------------------------------------------------------------------------- */
+static const char *llama3_regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *gpt2_regex =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static cJSON *typed(const char *type) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    return o;
+}
+
+static cJSON *replace_node(const char *from, const char *to) {
+    cJSON *r = typed("Replace"), *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "String", from);
+    cJSON_AddItemToObject(r, "pattern", p);
+    cJSON_AddStringToObject(r, "content", to);
+    return r;
+}
+
+int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", "1.0");
+    cJSON_AddNullToObject(root, "truncation");
+    cJSON_AddNullToObject(root, "padding");
+    cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (!(t->flags[id] & UF_TOKF_ADDED)) continue;
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", id);
+        cJSON_AddStringToObject(a, "content", t->pieces[id]);
+        cJSON_AddBoolToObject(a, "single_word", 0);
+        cJSON_AddBoolToObject(a, "lstrip", 0);
+        cJSON_AddBoolToObject(a, "rstrip", 0);
+        cJSON_AddBoolToObject(a, "normalized", 0);
+        cJSON_AddBoolToObject(a, "special", (t->flags[id] & UF_TOKF_SPECIAL) != 0);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON *dec;
+    if (t->kind == UF_TOK_SPM) {
+        if (t->prepend == UF_PREPEND_NORMALIZER) {
+            cJSON *n = typed("Sequence"), *list = cJSON_AddArrayToObject(n, "normalizers");
+            cJSON *p = typed("Prepend");
+            cJSON_AddStringToObject(p, "prepend", SPM_SPACE);
+            cJSON_AddItemToArray(list, p);
+            cJSON_AddItemToArray(list, replace_node(" ", SPM_SPACE));
+            cJSON_AddItemToObject(root, "normalizer", n);
+            cJSON_AddNullToObject(root, "pre_tokenizer");
+        } else {
+            cJSON_AddNullToObject(root, "normalizer");
+            cJSON *m = typed("Metaspace");
+            cJSON_AddStringToObject(m, "replacement", SPM_SPACE);
+            cJSON_AddStringToObject(m, "prepend_scheme", t->prepend == UF_PREPEND_FIRST ? "first" :
+                                    t->prepend == UF_PREPEND_ALWAYS ? "always" : "never");
+            cJSON_AddBoolToObject(m, "split", t->metaspace_split);
+            cJSON_AddItemToObject(root, "pre_tokenizer", m);
+        }
+        dec = typed("Sequence");
+        cJSON *list = cJSON_AddArrayToObject(dec, "decoders");
+        cJSON_AddItemToArray(list, replace_node(SPM_SPACE, " "));
+        cJSON_AddItemToArray(list, typed("ByteFallback"));
+        cJSON_AddItemToArray(list, typed("Fuse"));
+        if (t->strip_leading_space) {
+            cJSON *s = typed("Strip");
+            cJSON_AddStringToObject(s, "content", " ");
+            cJSON_AddNumberToObject(s, "start", 1);
+            cJSON_AddNumberToObject(s, "stop", 0);
+            cJSON_AddItemToArray(list, s);
+        }
+    } else {
+        cJSON_AddNullToObject(root, "normalizer");
+        cJSON *pre = typed("Sequence"), *list = cJSON_AddArrayToObject(pre, "pretokenizers");
+        cJSON *sp = typed("Split"), *pat = cJSON_CreateObject();
+        cJSON_AddStringToObject(pat, "Regex", t->split == UF_SPLIT_GPT2 ? gpt2_regex : llama3_regex);
+        cJSON_AddItemToObject(sp, "pattern", pat);
+        cJSON_AddStringToObject(sp, "behavior", "Isolated");
+        cJSON_AddBoolToObject(sp, "invert", 0);
+        cJSON_AddItemToArray(list, sp);
+        cJSON *bl = typed("ByteLevel");
+        cJSON_AddBoolToObject(bl, "add_prefix_space", 0);
+        cJSON_AddBoolToObject(bl, "trim_offsets", 1);
+        cJSON_AddBoolToObject(bl, "use_regex", 0);
+        cJSON_AddItemToArray(list, bl);
+        cJSON_AddItemToObject(root, "pre_tokenizer", pre);
+        dec = typed("ByteLevel");
+        cJSON_AddBoolToObject(dec, "add_prefix_space", 1);
+        cJSON_AddBoolToObject(dec, "trim_offsets", 1);
+        cJSON_AddBoolToObject(dec, "use_regex", 1);
+    }
+    cJSON_AddNullToObject(root, "post_processor");
+    cJSON_AddItemToObject(root, "decoder", dec);
+    cJSON *model = typed("BPE");
+    cJSON_AddNullToObject(model, "dropout");
+    if (t->unk_id >= 0) cJSON_AddStringToObject(model, "unk_token", t->pieces[t->unk_id]);
+    else cJSON_AddNullToObject(model, "unk_token");
+    cJSON_AddNullToObject(model, "continuing_subword_prefix");
+    cJSON_AddNullToObject(model, "end_of_word_suffix");
+    cJSON_AddBoolToObject(model, "fuse_unk", t->fuse_unk);
+    cJSON_AddBoolToObject(model, "byte_fallback", t->byte_fallback);
+    cJSON_AddBoolToObject(model, "ignore_merges", t->ignore_merges);
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+    for (int id = 0; id < t->n_vocab; id++)
+        if (t->pieces[id] && (t->flags[id] & UF_TOKF_MODEL))
+            cJSON_AddNumberToObject(vocab, t->pieces[id], id);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    for (int r = 0; r < t->n_merges; r++) {
+        const char *a = t->pieces[t->merge_a[r]], *b = t->pieces[t->merge_b[r]];
+        if (strchr(a, ' ') || strchr(b, ' ')) {
+            cJSON *pr = cJSON_CreateArray();
+            cJSON_AddItemToArray(pr, cJSON_CreateString(a));
+            cJSON_AddItemToArray(pr, cJSON_CreateString(b));
+            cJSON_AddItemToArray(merges, pr);
+        } else {
+            char *s = uf_sprintf("%s %s", a, b);
+            cJSON_AddItemToArray(merges, cJSON_CreateString(s));
+            free(s);
+        }
+    }
+    cJSON_AddItemToObject(root, "model", model);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return uf_fail("%s: could not serialize the tokenizer", path);
+    int rc = uf_file_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}

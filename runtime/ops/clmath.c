@@ -1,0 +1,312 @@
+/* clmath.c: see clmath.h. Kernels in opencl/clmath.cl. */
+#include "ops/clmath.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+#define ARG(k, i, v) UF_CL(clSetKernelArg((k), (i), sizeof(v), &(v)))
+
+static void same_len(const struct uf_tensor *a, const struct uf_tensor *b, const char *what) {
+    if (b && a->numel != b->numel)
+        uf_fatal(1, "%s: %s has %lld elements but %s has %lld", what, a->name, (long long)a->numel,
+                 b->name, (long long)b->numel);
+}
+
+static size_t local_size(struct uf_device *d) {
+    size_t ls = 1;
+    while (ls * 2 <= 256 && ls * 2 <= d->max_wg) ls *= 2;
+    return ls;
+}
+
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* Reduce the partial sums in the scratch buffer into out[slot]. */
+static void sum_parts(struct uf_device *d, cl_mem part, cl_uint np, struct uf_tensor *out, int slot,
+                      int accumulate) {
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sum_parts");
+    cl_uint s = (cl_uint)(out->offset + (size_t)slot);
+    cl_int acc = accumulate;
+    ARG(k, 0, part);
+    ARG(k, 1, np);
+    ARG(k, 2, out->buf);
+    ARG(k, 3, s);
+    ARG(k, 4, acc);
+    size_t g = 1;
+    uf_device_run(d, k, 1, &g, NULL);
+}
+
+void uf_clmath_penalty(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *p,
+                       const struct uf_tensor *p0, const struct uf_tensor *F, float lambda,
+                       struct uf_tensor *value, int slot) {
+    same_len(g, p, "penalty");
+    same_len(g, p0, "penalty");
+    same_len(g, F, "penalty");
+    size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)g->numel + ls - 1) / ls));
+    cl_mem part = uf_device_scratch(d, ng * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_penalty_quad");
+    cl_ulong goff = g->offset, poff = p->offset, p0off = p0->offset, foff = F ? F->offset : 0;
+    cl_ulong n = (cl_ulong)g->numel;
+    cl_int use_f = F != NULL;
+    cl_mem fbuf = F ? F->buf : p->buf;
+    ARG(k, 0, g->buf); ARG(k, 1, goff); ARG(k, 2, p->buf); ARG(k, 3, poff);
+    ARG(k, 4, p0->buf); ARG(k, 5, p0off); ARG(k, 6, fbuf); ARG(k, 7, foff); ARG(k, 8, use_f);
+    ARG(k, 9, lambda); ARG(k, 10, n); ARG(k, 11, part);
+    UF_CL(clSetKernelArg(k, 12, ls * sizeof(float), NULL));
+    size_t global = ng * ls;
+    uf_device_run(d, k, 1, &global, &ls);
+    sum_parts(d, part, (cl_uint)ng, value, slot, 1);
+}
+
+void uf_clmath_dot(struct uf_device *d, const struct uf_tensor *x, const struct uf_tensor *y,
+                   struct uf_tensor *out, int slot, int accumulate) {
+    same_len(x, y, "dot");
+    size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)x->numel + ls - 1) / ls));
+    cl_mem part = uf_device_scratch(d, ng * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_dot_partial");
+    cl_ulong xoff = x->offset, yoff = y->offset, n = (cl_ulong)x->numel;
+    ARG(k, 0, x->buf); ARG(k, 1, xoff); ARG(k, 2, y->buf); ARG(k, 3, yoff); ARG(k, 4, n);
+    ARG(k, 5, part);
+    UF_CL(clSetKernelArg(k, 6, ls * sizeof(float), NULL));
+    size_t global = ng * ls;
+    uf_device_run(d, k, 1, &global, &ls);
+    sum_parts(d, part, (cl_uint)ng, out, slot, accumulate);
+}
+
+void uf_clmath_agem(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *g_ref,
+                    struct uf_tensor *dots) {
+    same_len(g, g_ref, "agem");
+    uf_clmath_dot(d, g, g_ref, dots, 0, 0);
+    uf_clmath_dot(d, g_ref, g_ref, dots, 1, 0);
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_agem_project");
+    cl_ulong goff = g->offset, groff = g_ref->offset, n = (cl_ulong)g->numel;
+    cl_mem dbuf = dots->buf;
+    if (dots->offset != 0) uf_fatal(1, "agem: the dots tensor must start at offset 0");
+    ARG(k, 0, g->buf); ARG(k, 1, goff); ARG(k, 2, g_ref->buf); ARG(k, 3, groff); ARG(k, 4, dbuf);
+    ARG(k, 5, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+void uf_clmath_lincomb(struct uf_device *d, struct uf_tensor *out, float a, const struct uf_tensor *x,
+                       float b, const struct uf_tensor *y, float c, const struct uf_tensor *z) {
+    same_len(out, x, "lincomb");
+    same_len(out, y, "lincomb");
+    same_len(out, z, "lincomb");
+    if (!z) z = x, c = 0.0f;
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_lincomb3");
+    cl_ulong oo = out->offset, xo = x->offset, yo = y->offset, zo = z->offset, n = (cl_ulong)out->numel;
+    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, a); ARG(k, 3, x->buf); ARG(k, 4, xo);
+    ARG(k, 5, b); ARG(k, 6, y->buf); ARG(k, 7, yo); ARG(k, 8, c); ARG(k, 9, z->buf);
+    ARG(k, 10, zo); ARG(k, 11, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+void uf_clmath_magmax(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
+                      const struct uf_tensor *m1, const struct uf_tensor *m2, float lambda) {
+    same_len(out, base, "magmax");
+    same_len(out, m1, "magmax");
+    same_len(out, m2, "magmax");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_magmax");
+    cl_ulong oo = out->offset, bo = base->offset, o1 = m1->offset, o2 = m2->offset, n = (cl_ulong)out->numel;
+    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, m1->buf);
+    ARG(k, 5, o1); ARG(k, 6, m2->buf); ARG(k, 7, o2); ARG(k, 8, lambda); ARG(k, 9, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+static int cmp_float_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+float uf_clmath_topk_threshold(const float *x, size_t n, float density) {
+    if (n == 0 || density >= 1.0f) return 0.0f;
+    size_t keep = (size_t)ceil((double)density * (double)n);
+    if (keep == 0) return INFINITY;
+    float *a = uf_malloc(n * sizeof *a);
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    qsort(a, n, sizeof *a, cmp_float_desc);
+    float thr = a[keep - 1];
+    free(a);
+    return thr;
+}
+
+static float *task_vector(const struct uf_tensor *base, const struct uf_tensor *m) {
+    size_t n = (size_t)base->numel;
+    float *b = uf_malloc(n * 4), *t = uf_malloc(n * 4);
+    uf_tensor_download(base, b);
+    uf_tensor_download(m, t);
+    for (size_t i = 0; i < n; i++) t[i] -= b[i];
+    free(b);
+    return t;
+}
+
+void uf_clmath_ties(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
+                    const struct uf_tensor *m1, const struct uf_tensor *m2, float density,
+                    float lambda) {
+    same_len(out, base, "ties");
+    same_len(out, m1, "ties");
+    same_len(out, m2, "ties");
+    float *t1 = task_vector(base, m1), *t2 = task_vector(base, m2);
+    float thr1 = uf_clmath_topk_threshold(t1, (size_t)base->numel, density);
+    float thr2 = uf_clmath_topk_threshold(t2, (size_t)base->numel, density);
+    free(t1);
+    free(t2);
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_ties");
+    cl_ulong oo = out->offset, bo = base->offset, o1 = m1->offset, o2 = m2->offset, n = (cl_ulong)out->numel;
+    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, m1->buf);
+    ARG(k, 5, o1); ARG(k, 6, m2->buf); ARG(k, 7, o2); ARG(k, 8, thr1); ARG(k, 9, thr2);
+    ARG(k, 10, lambda); ARG(k, 11, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+/* ---- references ------------------------------------------------------------------------ */
+double uf_clmath_ref_penalty(float *g, const float *p, const float *p0, const float *F,
+                             float lambda, size_t n) {
+    double v = 0;
+    for (size_t i = 0; i < n; i++) {
+        double dd = (double)p[i] - p0[i], f = F ? F[i] : 1.0;
+        g[i] = (float)(g[i] + lambda * f * dd);
+        v += 0.5 * lambda * f * dd * dd;
+    }
+    return v;
+}
+
+void uf_clmath_ref_agem(float *g, const float *g_ref, size_t n) {
+    double dot = 0, rr = 0;
+    for (size_t i = 0; i < n; i++) dot += (double)g[i] * g_ref[i], rr += (double)g_ref[i] * g_ref[i];
+    if (dot < 0 && rr > 0)
+        for (size_t i = 0; i < n; i++) g[i] = (float)(g[i] - dot / rr * g_ref[i]);
+}
+
+void uf_clmath_ref_magmax(float *out, const float *base, const float *m1, const float *m2,
+                          float lambda, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float t1 = m1[i] - base[i], t2 = m2[i] - base[i];
+        out[i] = base[i] + lambda * (fabsf(t1) >= fabsf(t2) ? t1 : t2);
+    }
+}
+
+void uf_clmath_ref_ties(float *out, const float *base, const float *m1, const float *m2,
+                        float density, float lambda, size_t n) {
+    float *t1 = uf_malloc(n * 4), *t2 = uf_malloc(n * 4);
+    for (size_t i = 0; i < n; i++) t1[i] = m1[i] - base[i], t2[i] = m2[i] - base[i];
+    float thr1 = uf_clmath_topk_threshold(t1, n, density), thr2 = uf_clmath_topk_threshold(t2, n, density);
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(t1[i]) < thr1 ? 0.0f : t1[i], b = fabsf(t2[i]) < thr2 ? 0.0f : t2[i];
+        float s = a + b, sum = 0, cnt = 0;
+        if (s != 0) {
+            if (a != 0 && (a > 0) == (s > 0)) sum += a, cnt += 1;
+            if (b != 0 && (b > 0) == (s > 0)) sum += b, cnt += 1;
+        }
+        out[i] = base[i] + lambda * (cnt > 0 ? sum / cnt : 0.0f);
+    }
+    free(t1);
+    free(t2);
+}
+
+/* ---- distillation and Fisher helpers ------------------------------------------------------- */
+void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *x,
+                      const struct uf_tensor *y, const struct uf_tensor *mask,
+                      const struct uf_tensor *thr, int64_t W, float scale,
+                      struct uf_tensor *value, int slot) {
+    same_len(g, x, "sqdiff");
+    same_len(g, y, "sqdiff");
+    if (W <= 0 || x->numel % W != 0 || mask->numel < x->numel / W || (thr && thr->numel < x->numel / W))
+        uf_fatal(1, "sqdiff: %s has %lld elements, not rows of width %lld matching %s", x->name,
+                 (long long)x->numel, (long long)W, mask->name);
+    size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)g->numel + ls - 1) / ls));
+    cl_mem part = uf_device_scratch(d, ng * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sqdiff");
+    cl_ulong go = g->offset, xo = x->offset, yo = y->offset, mo = mask->offset,
+             to = thr ? thr->offset : 0, w = (cl_ulong)W, n = (cl_ulong)g->numel;
+    cl_int use_thr = thr != NULL;
+    cl_mem tbuf = thr ? thr->buf : mask->buf;
+    ARG(k, 0, g->buf); ARG(k, 1, go); ARG(k, 2, x->buf); ARG(k, 3, xo); ARG(k, 4, y->buf);
+    ARG(k, 5, yo); ARG(k, 6, mask->buf); ARG(k, 7, mo); ARG(k, 8, tbuf); ARG(k, 9, to);
+    ARG(k, 10, use_thr); ARG(k, 11, w); ARG(k, 12, scale); ARG(k, 13, n); ARG(k, 14, part);
+    UF_CL(clSetKernelArg(k, 15, ls * sizeof(float), NULL));
+    size_t global = ng * ls;
+    uf_device_run(d, k, 1, &global, &ls);
+    sum_parts(d, part, (cl_uint)ng, value, slot, 1);
+}
+
+void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int64_t W, int k,
+                            struct uf_tensor *thr) {
+    if (W <= 0 || x->numel % W != 0 || thr->numel < x->numel / W || k <= 0)
+        uf_fatal(1, "row_topk_thr: bad shapes (%s: %lld elements, W %lld, k %d)", x->name,
+                 (long long)x->numel, (long long)W, k);
+    cl_kernel kr = uf_device_kernel(d, "clmath.cl", "uf_row_topk_thr");
+    cl_ulong xo = x->offset, w = (cl_ulong)W, rows = (cl_ulong)(x->numel / W), to = thr->offset;
+    cl_uint kk = (cl_uint)k;
+    ARG(kr, 0, x->buf); ARG(kr, 1, xo); ARG(kr, 2, w); ARG(kr, 3, kk); ARG(kr, 4, rows);
+    ARG(kr, 5, thr->buf); ARG(kr, 6, to);
+    size_t global = round_up((size_t)rows, 64);
+    uf_device_run(d, kr, 1, &global, NULL);
+}
+
+void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
+                        float scale) {
+    same_len(acc, g, "sq_accum");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sq_accum");
+    cl_ulong ao = acc->offset, go = g->offset, n = (cl_ulong)acc->numel;
+    ARG(k, 0, acc->buf); ARG(k, 1, ao); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, scale);
+    ARG(k, 5, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
+                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
+                            float eps) {
+    same_len(p, g, "precond_step");
+    same_len(p, F, "precond_step");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_precond_step");
+    cl_ulong po = p->offset, go = g->offset, fo = F->offset, n = (cl_ulong)p->numel;
+    cl_int use_sum = fsum != NULL;
+    if (fsum && fsum->offset != 0) uf_fatal(1, "precond_step: the sum scalar must start at offset 0");
+    cl_mem sbuf = fsum ? fsum->buf : F->buf;
+    ARG(k, 0, p->buf); ARG(k, 1, po); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, F->buf);
+    ARG(k, 5, fo); ARG(k, 6, sbuf); ARG(k, 7, use_sum); ARG(k, 8, a); ARG(k, 9, eps); ARG(k, 10, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
+float uf_clmath_ref_topk_thr(const float *x, size_t W, int k) {
+    float cur = INFINITY;
+    int have = 0;
+    while (have < k) {
+        float best = -INFINITY;
+        int cnt = 0;
+        for (size_t j = 0; j < W; j++) {
+            if (x[j] < cur) {
+                if (x[j] > best) best = x[j], cnt = 1;
+                else if (x[j] == best) cnt++;
+            }
+        }
+        if (cnt == 0) break;
+        cur = best;
+        have += cnt;
+    }
+    return cur;
+}
+
+double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
+                            const float *thr, size_t rows, size_t W, float scale) {
+    double v = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < W; j++) {
+            size_t i = r * W + j;
+            double sel = mask[r];
+            if (thr && y[i] < thr[r]) sel = 0;
+            double dd = (double)x[i] - y[i];
+            g[i] = (float)(2.0 * scale * sel * dd);
+            v += scale * sel * dd * dd;
+        }
+    return v;
+}
