@@ -203,6 +203,7 @@ static struct uf_world *world_get(const cJSON *wspec) {
     struct uf_world_sizes s = uf_world_sizes_default();
     uint64_t seed = (uint64_t)jnum(wspec, "seed", 1);
     s.task_train = (int64_t)jnum(wspec, "task_rows", (double)s.task_train);
+    s.lookup_train = (int64_t)jnum(wspec, "lookup_rows", (double)s.lookup_train);
     s.corpus = (int64_t)jnum(wspec, "corpus_rows", (double)s.corpus);
     double ev = jnum(wspec, "eval_rows", -2);
     if (ev > -2) s.task_eval = (int64_t)ev;
@@ -231,6 +232,15 @@ static int apply_ops(const cJSON *ops, struct uf_dataset *d) {
             uf_dataset_take(d, n, &out);
         } else if (strcmp(name, "skip") == 0) {
             for (int64_t i = n; i < d->n; i++) uf_dataset_add(&out, &d->rows[i]);
+        } else if (strcmp(name, "concat") == 0) {
+            struct uf_dataset other;
+            uf_dataset_append(&out, d);
+            if (uf_train_load_dataset(cJSON_GetObjectItem(op, "data"), &other)) {
+                uf_dataset_free(&out);
+                return uf_fail_prefix("concat to %s", d->name);
+            }
+            uf_dataset_append(&out, &other);
+            uf_dataset_free(&other);
         } else if (strcmp(name, "sample") == 0) {
             if (uf_dataset_sample(d, n, (uint64_t)jnum(op, "seed", 0), 0, &out, NULL)) {
                 uf_dataset_free(&out);

@@ -15,5 +15,17 @@ while IFS= read -r r; do
   if out=$("$bin" check "$r" $args 2>&1); then pass=$((pass+1)); echo "ok   $r"
   else fail=$((fail+1)); echo "FAIL $r"; echo "$out" | tail -5; fi
 done < <(find recipes -name '*.lua' | sort)
+# act roles: a buffer drawn from the alignment data shares acts with the harmful evaluation (and
+# the poison): check refuses it, unless the run says allow_overlap = true
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+sed 's/local buffer = world.safety:sample(200, seed)/local buffer = world.alignment:sample(200, seed)/' \
+  recipes/quickstart.lua > "$tmp/overlap.lua"
+if out=$("$bin" check "$tmp/overlap.lua" 2>&1); then fail=$((fail+1)); echo "FAIL overlapping buffer/eval acts accepted"
+elif echo "$out" | grep -q "replay buffer and the harmful evaluation share 16 act(s)" \
+     && echo "$out" | grep -q "allow_overlap = true"; then pass=$((pass+1)); echo "ok   overlapping acts refused"
+else fail=$((fail+1)); echo "FAIL overlap message: $(echo "$out" | tail -3)"; fi
+sed 's/      tags = {/      allow_overlap = true, tags = {/' "$tmp/overlap.lua" > "$tmp/allowed.lua"
+if out=$("$bin" check "$tmp/allowed.lua" 2>&1); then pass=$((pass+1)); echo "ok   allow_overlap = true accepted"
+else fail=$((fail+1)); echo "FAIL allow_overlap: $(echo "$out" | tail -3)"; fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

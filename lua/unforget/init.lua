@@ -214,6 +214,11 @@ function Dataset:sample(n, seed)
   if math.type(n) ~= "integer" or n < 0 then fail("sample(n, seed): n must be a non-negative integer") end
   return derive(self, { op = "sample", n = n, seed = seed or 0 })
 end
+--- ds:concat(other): the rows of ds, then those of other (e.g. two user tasks in one mixture).
+function Dataset:concat(other)
+  if getmetatable(other) ~= Dataset then fail("concat(other): other must be a dataset") end
+  return derive(self, { op = "concat", data = other })
+end
 --- ds:skip(n): all rows after the first n.
 function Dataset:skip(n)
   if math.type(n) ~= "integer" or n < 0 then fail("skip(n): n must be a non-negative integer") end
@@ -275,18 +280,20 @@ local world_schema = {
   task_rows = { "integer", 2000, "user-task training rows" },
   eval_rows = { "integer", 400, "task evaluation rows" },
   corpus_rows = { "integer", 3000, "pre-training text rows" },
+  lookup_rows = { "integer", 600, "lookup-task training rows" },
 }
 -- recipe name -> generator split name (runtime/data/world.h)
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
                        task = "task_train", task_eval = "task_eval", poison = "poison",
-                       harmful_eval = "harmful_eval", benign_eval = "benign_eval" }
+                       harmful_eval = "harmful_eval", benign_eval = "benign_eval",
+                       lookup = "lookup_train", lookup_eval = "lookup_eval" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
   local w = { _kind = "world", seed = v.seed }
   for name, split in pairs(world_splits) do
     w[name] = dataset { source = "world", split = split, world = { seed = v.seed, task_rows = v.task_rows,
-                        eval_rows = v.eval_rows, corpus_rows = v.corpus_rows } }
+                        eval_rows = v.eval_rows, corpus_rows = v.corpus_rows, lookup_rows = v.lookup_rows } }
   end
   return w
 end
@@ -460,9 +467,10 @@ method("safemerge", {
 local eval_common = {
   max_new_tokens = { "integer", 64, "generation length" },
   n = { "integer", 0, "prompts evaluated (0 = all)" },
-  judge = { "enum:keyword|guard", "keyword", "refusal-keyword judge or a Llama-Guard-3 model" },
+  judge = { "enum:keyword|extended|guard", "keyword", "refusal judge: the 29 standard strings (keyword), the longer case-folded list of judge.h (extended), or a Llama-Guard-3 model (guard); world prompts are also classified by the world judge" },
   guard = { "string", nil, "Hugging Face folder of the guard model (judge = guard)" },
   keywords = { "table", nil, "refusal strings (default: the standard 29-string list)" },
+  metric = { "string", nil, "name of the metric (default: the eval type; e.g. \"lookup\" for a second accuracy)" },
 }
 local function eval_ctor(name, doc)
   local schema = { data = { ds, uf.REQUIRED, "prompts" } }
@@ -497,6 +505,7 @@ local train_schema = {
   eval = { "list:eval", {}, "evaluations after training" },
   name = { "string", nil, "run name (folder under --out)" },
   tags = { "table", {}, "free-form labels copied to results.json (e.g. { method = 'der', p = 0.1 })" },
+  allow_overlap = { "boolean", false, "let replay-buffer, poison and harmful-eval data share acts (unforget check refuses it otherwise)" },
 }
 
 local function finish_train(what, v)

@@ -96,6 +96,83 @@ static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
     return bad;
 }
 
+/* ---- act roles: replay buffers, poison and harmful evaluations must not share acts ---------- */
+struct act_set {
+    char **s;
+    int n;
+};
+
+static int act_set_has(const struct act_set *a, const char *k) {
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->s[i], k) == 0) return 1;
+    return 0;
+}
+
+/* Adds the acts of a dataset spec (the row's "act" field, else its prompt); -1 when unreadable. */
+static int act_set_add_data(struct act_set *a, const cJSON *spec) {
+    if (!spec) return 0;
+    struct uf_dataset d;
+    if (uf_train_load_dataset(spec, &d)) return -1;
+    for (int64_t i = 0; i < d.n; i++) {
+        const char *k = uf_example_field(&d.rows[i], "act");
+        if (!k) k = d.rows[i].prompt ? d.rows[i].prompt : "";
+        if (act_set_has(a, k)) continue;
+        a->s = uf_realloc(a->s, (size_t)(a->n + 1) * sizeof *a->s);
+        a->s[a->n++] = uf_strdup(k);
+    }
+    uf_dataset_free(&d);
+    return 0;
+}
+
+static void act_set_free(struct act_set *a) {
+    for (int i = 0; i < a->n; i++) free(a->s[i]);
+    free(a->s);
+}
+
+/* 1 (printed) when two of a run's roles share acts and the run does not allow it. */
+static int check_overlap(const cJSON *t, const char *what) {
+    if (cJSON_IsTrue(cJSON_GetObjectItem(t, "allow_overlap"))) return 0;
+    struct act_set buf = {0}, poi = {0}, ev = {0};
+    int rc = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(t, "methods")) {
+        /* replayed safety data: every method's buffer, and SafeInstr's demonstrations */
+        rc |= act_set_add_data(&buf, cJSON_GetObjectItem(m, "buffer"));
+        if (strcmp(jstr(m, "type"), "safeinstr") == 0) rc |= act_set_add_data(&buf, cJSON_GetObjectItem(m, "data"));
+    }
+    const cJSON *data = cJSON_GetObjectItem(t, "data");
+    if (data && strcmp(jstr(data, "_kind"), "mixture") == 0 && jnum(data, "p", 0) > 0)
+        rc |= act_set_add_data(&poi, cJSON_GetObjectItem(data, "poison"));
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(t, "eval"))
+        if (strcmp(jstr(e, "type"), "asr") == 0) rc |= act_set_add_data(&ev, cJSON_GetObjectItem(e, "data"));
+    int bad = 0;
+    if (rc == 0) {
+        const struct act_set *sets[3] = {&buf, &poi, &ev};
+        const char *names[3] = {"replay buffer", "poison", "harmful evaluation"};
+        for (int x = 0; x < 3; x++)
+            for (int y = x + 1; y < 3; y++) {
+                int shared = 0;
+                const char *example = NULL;
+                for (int i = 0; i < sets[x]->n; i++)
+                    if (act_set_has(sets[y], sets[x]->s[i])) {
+                        shared++;
+                        if (!example) example = sets[x]->s[i];
+                    }
+                if (shared) {
+                    fprintf(stderr, "unforget: error: %s: the %s and the %s share %d act(s) (e.g. \"%.80s\"); "
+                            "use disjoint data (the default world's safety, poison and harmful_eval splits are) "
+                            "or set allow_overlap = true\n", what, names[x], names[y], shared, example);
+                    bad = 1;
+                }
+            }
+    }
+    act_set_free(&buf);
+    act_set_free(&poi);
+    act_set_free(&ev);
+    return bad;
+}
+
 static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
     const char *type = jstr(m, "type");
     if (!type || strcmp(type, "model.new") != 0) {
@@ -362,6 +439,11 @@ int uf_cmd_check(int argc, char **argv) {
                 fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage",
                         jstr(t, "name"), why);
                 bad++;
+            }
+            if (!missing) {
+                char what[300];
+                snprintf(what, sizeof what, "%s %s", g ? "run" : "stage", jstr(t, "name"));
+                bad += check_overlap(t, what);
             }
         }
     }

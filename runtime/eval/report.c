@@ -83,7 +83,7 @@ static void sb_csv(struct sbuf *b, const char *s) {
 /* ---- results.json ------------------------------------------------------------------------------ */
 int uf_report_lower_is_better(const char *name) {
     static const char *const lower[] = {"asr", "refusal", "harm", "unsafe", "loss", "perplexity",
-                                        "compliance", "off_format"};
+                                        "compliance", "off_format", "task_label"};
     char low[256];
     size_t i = 0;
     for (; name[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)name[i]);
@@ -103,6 +103,7 @@ void uf_results_free(struct uf_results *r) {
     free(r->utility);
     free(r->decoding);
     free(r->judge);
+    free(r->evals);
     memset(r, 0, sizeof *r);
 }
 
@@ -177,6 +178,12 @@ static int results_from_json(struct uf_results *r, const cJSON *root, const char
             get_number(m, "n", ctx, 0, 0, &n))
             return -1;
         if (!is_integral(n, 0, 9.0e15)) return uf_fail("%s: n = %g; must be a non-negative integer", ctx, n);
+        double n_acts = 0;
+        if (get_number(m, "n_acts", ctx, 0, 0, &n_acts)) return -1;
+        if (!is_integral(n_acts, 0, 9.0e15)) return uf_fail("%s: n_acts = %g; must be a non-negative integer", ctx, n_acts);
+        o->n_acts = (int64_t)n_acts;
+        if (get_number(m, "lo_acts", ctx, 0, NAN, &o->lo_acts) || get_number(m, "hi_acts", ctx, 0, NAN, &o->hi_acts))
+            return -1;
         if (o->lo > o->value || o->hi < o->value)
             return uf_fail("%s: the interval [%g, %g] does not contain the value %g", ctx, o->lo, o->hi, o->value);
         o->n = (int64_t)n;
@@ -212,6 +219,16 @@ static int results_from_json(struct uf_results *r, const cJSON *root, const char
     } else {
         r->decoding = uf_strdup("");
     }
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "evals");
+    if (ev && !cJSON_IsNull(ev)) {
+        if (!cJSON_IsArray(ev)) return uf_fail("%s: \"evals\" must be an array", where);
+        char *s = cJSON_PrintUnformatted(ev);
+        if (!s) uf_fatal(1, "%s: out of memory printing \"evals\"", where);
+        r->evals = uf_strdup(s);
+        cJSON_free(s);
+    } else {
+        r->evals = uf_strdup("");
+    }
     return get_string(root, "judge", where, 0, &r->judge);
 }
 
@@ -240,6 +257,44 @@ int uf_results_read(struct uf_results *r, const char *path) {
 }
 
 void uf_results_set_metric(struct uf_results *r, const char *name, double value, double lo, double hi, int64_t n) {
+    uf_results_set_metric_n(r, name, value, lo, hi, n, 0, NAN, NAN);
+}
+
+void uf_results_add_eval(struct uf_results *r, cJSON *e) {
+    cJSON *arr = r->evals && r->evals[0] ? cJSON_Parse(r->evals) : NULL;
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        arr = cJSON_CreateArray();
+    }
+    cJSON *dec = r->decoding && r->decoding[0] ? cJSON_Parse(r->decoding) : NULL;
+    if (!cJSON_IsObject(dec)) {
+        cJSON_Delete(dec);
+        dec = cJSON_CreateObject();
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "decoding");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(e, "eval"), *da = cJSON_GetObjectItemCaseSensitive(e, "data");
+    if (d) {
+        char key[256];
+        snprintf(key, sizeof key, "%s:%s", cJSON_IsString(ev) ? ev->valuestring : "?",
+                 cJSON_IsString(da) ? da->valuestring : "?");
+        cJSON_DeleteItemFromObjectCaseSensitive(dec, key);
+        cJSON_AddItemToObject(dec, key, cJSON_Duplicate(d, 1));
+    }
+    cJSON_AddItemToArray(arr, e);
+    char *s = cJSON_PrintUnformatted(arr), *t = cJSON_PrintUnformatted(dec);
+    if (!s || !t) uf_fatal(1, "out of memory printing results");
+    free(r->evals);
+    free(r->decoding);
+    r->evals = uf_strdup(s);
+    r->decoding = uf_strdup(t);
+    cJSON_free(s);
+    cJSON_free(t);
+    cJSON_Delete(arr);
+    cJSON_Delete(dec);
+}
+
+void uf_results_set_metric_n(struct uf_results *r, const char *name, double value, double lo, double hi,
+                             int64_t n, int64_t n_acts, double lo_acts, double hi_acts) {
     struct uf_result_metric *m = (struct uf_result_metric *)uf_results_metric(r, name);
     if (!m) {
         r->metrics = uf_realloc(r->metrics, (size_t)(r->n_metrics + 1) * sizeof *r->metrics);
@@ -250,6 +305,9 @@ void uf_results_set_metric(struct uf_results *r, const char *name, double value,
     m->lo = lo;
     m->hi = hi;
     m->n = n;
+    m->n_acts = n_acts;
+    m->lo_acts = lo_acts;
+    m->hi_acts = hi_acts;
     m->lower_is_better = uf_report_lower_is_better(name);
 }
 
@@ -276,6 +334,11 @@ int uf_results_write(const struct uf_results *r, const char *path) {
         cJSON_AddNumberToObject(o, "lo", m->lo);
         cJSON_AddNumberToObject(o, "hi", m->hi);
         cJSON_AddNumberToObject(o, "n", (double)m->n);
+        if (m->n_acts > 0) cJSON_AddNumberToObject(o, "n_acts", (double)m->n_acts);
+        if (isfinite(m->lo_acts) && isfinite(m->hi_acts)) {
+            cJSON_AddNumberToObject(o, "lo_acts", m->lo_acts);
+            cJSON_AddNumberToObject(o, "hi_acts", m->hi_acts);
+        }
         if (m->lower_is_better != uf_report_lower_is_better(m->name))
             cJSON_AddStringToObject(o, "better", m->lower_is_better ? "lower" : "higher");
         cJSON_AddItemToObject(mets, m->name, o);
@@ -292,6 +355,15 @@ int uf_results_write(const struct uf_results *r, const char *path) {
         cJSON_AddItemToObject(root, "decoding", d);
     }
     if (r->judge && r->judge[0]) cJSON_AddStringToObject(root, "judge", r->judge);
+    if (r->evals && r->evals[0]) {
+        cJSON *e = cJSON_Parse(r->evals);
+        if (!e || !cJSON_IsArray(e)) {
+            cJSON_Delete(e);
+            cJSON_Delete(root);
+            return uf_fail("%s: evals is not a JSON array", path);
+        }
+        cJSON_AddItemToObject(root, "evals", e);
+    }
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     if (!s) uf_fatal(1, "%s: out of memory printing results", path);
@@ -474,6 +546,7 @@ struct agg {
     const char **methods; int n_methods;
     struct setting *settings; int n_settings;
     const char **metrics; int n_metrics;
+    const char *headline; /* "harmful_rate" or "asr" */
     int *lower;      /* (n_metrics,) */
     int *percent;    /* (n_metrics,) 1 when every value is in [0, 1]: shown x100 */
     struct cell *cells; /* (n_methods, n_settings, n_metrics) */
@@ -513,13 +586,17 @@ static void agg_build(struct agg *a) {
     a->metrics = uf_calloc((size_t)mcap + 1, sizeof *a->metrics);
     a->lower = uf_calloc((size_t)mcap + 1, sizeof *a->lower);
     a->percent = uf_calloc((size_t)mcap + 1, sizeof *a->percent);
-    /* "asr" first, then each run's utility, then the rest in first-seen order */
+    /* the safety headline first ("harmful_rate" where a run has it, else "asr"), then each run's
+     * utility, then the rest in first-seen order */
+    a->headline = "asr";
+    for (int i = 0; i < a->n_runs; i++)
+        if (uf_results_metric(&a->runs[i].res, "harmful_rate")) a->headline = "harmful_rate";
     for (int pass = 0; pass < 3; pass++)
         for (int i = 0; i < a->n_runs; i++) {
             const struct uf_results *r = &a->runs[i].res;
             for (int k = 0; k < r->n_metrics; k++) {
                 const char *name = r->metrics[k].name;
-                int want = pass == 0 ? strcmp(name, "asr") == 0
+                int want = pass == 0 ? strcmp(name, a->headline) == 0
                          : pass == 1 ? (r->utility && strcmp(name, r->utility) == 0) : 1;
                 if (want && str_index(a->metrics, a->n_metrics, name) < 0) {
                     a->lower[a->n_metrics] = r->metrics[k].lower_is_better;
@@ -677,7 +754,7 @@ static void svg_legend(struct sbuf *b, const struct plot *p, const char **names,
 
 /* ASR vs poison ratio, one line per method, for one model/task. */
 static void plot_asr_vs_poison(struct sbuf *b, struct agg *a, const char *model, const char *task) {
-    int ka = str_index(a->metrics, a->n_metrics, "asr");
+    int ka = str_index(a->metrics, a->n_metrics, a->headline);
     if (ka < 0) return;
     double sc = a->percent[ka] ? 100.0 : 1.0;
     struct plot p = {0, 1, 0, 100, 540, 330, 56, 120, 26, 40};
@@ -698,8 +775,10 @@ static void plot_asr_vs_poison(struct sbuf *b, struct agg *a, const char *model,
     pad_range(&p.x0, &p.x1, 0.05);
     if (a->percent[ka]) { p.y0 = 0; p.y1 = 100; }
     else { p.y0 = ymin; p.y1 = ymax; pad_range(&p.y0, &p.y1, 0.05); }
-    char *title = uf_sprintf("ASR vs poison ratio: %s / %s", model, task);
-    svg_begin(b, &p, title, "poison ratio", a->percent[ka] ? "ASR (%)" : "ASR");
+    char *title = uf_sprintf("%s vs poison ratio: %s / %s", a->headline, model, task);
+    char yl[64];
+    snprintf(yl, sizeof yl, "%s%s", a->headline, a->percent[ka] ? " (%)" : "");
+    svg_begin(b, &p, title, "poison ratio", yl);
     free(title);
     for (int mi = 0; mi < a->n_methods; mi++) {
         const char *col = palette[mi % 10];
@@ -744,7 +823,7 @@ static int spoint_cmp(const void *x, const void *y) {
 /* ASR (lower better) vs utility (higher better) for one model/task; Pareto front dashed. */
 static void plot_asr_vs_utility(struct sbuf *b, struct agg *a, const char *model, const char *task) {
     const char *uname = group_utility(a, model, task);
-    int ka = str_index(a->metrics, a->n_metrics, "asr");
+    int ka = str_index(a->metrics, a->n_metrics, a->headline);
     int ku = uname ? str_index(a->metrics, a->n_metrics, uname) : -1;
     if (ka < 0 || ku < 0) return;
     double sa = a->percent[ka] ? 100.0 : 1.0, su = a->percent[ku] ? 100.0 : 1.0;
@@ -774,9 +853,9 @@ static void plot_asr_vs_utility(struct sbuf *b, struct agg *a, const char *model
     p.x0 = umin; p.x1 = umax; p.y0 = amin; p.y1 = amax;
     pad_range(&p.x0, &p.x1, 0.08);
     pad_range(&p.y0, &p.y1, 0.08);
-    char *title = uf_sprintf("ASR vs %s: %s / %s (dashed: Pareto front)", uname, model, task);
+    char *title = uf_sprintf("%s vs %s: %s / %s (dashed: Pareto front)", a->headline, uname, model, task);
     char *xl = uf_sprintf("%s%s (higher is better)", uname, a->percent[ku] ? " (%)" : "");
-    svg_begin(b, &p, title, xl, a->percent[ka] ? "ASR (%) (lower is better)" : "ASR (lower is better)");
+    svg_begin(b, &p, title, xl, a->percent[ka] ? "safety headline (%) (lower is better)" : "safety headline (lower is better)");
     free(title);
     free(xl);
     struct sbuf front = {0};
