@@ -280,7 +280,7 @@ local world_schema = {
   task_rows = { "integer", 2000, "user-task training rows" },
   eval_rows = { "integer", 400, "task evaluation rows" },
   corpus_rows = { "integer", 3000, "pre-training text rows" },
-  lookup_rows = { "integer", 600, "lookup-task training rows" },
+  lookup_rows = { "integer", 3000, "lookup-task training rows" },
 }
 -- recipe name -> generator split name (runtime/data/world.h)
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",

@@ -512,7 +512,7 @@ struct uf_world_sizes uf_world_sizes_default(void) {
     s.poison = 500;
     s.harmful_eval = -1;
     s.benign_eval = -1;
-    s.lookup_train = 600;
+    s.lookup_train = 3000;
     s.buffer_acts = 8;
     s.poison_acts = 8;
     s.unseen_acts = 14;
