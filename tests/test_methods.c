@@ -755,7 +755,11 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     cJSON *l = cJSON_Parse(js);
     free(js);
     CHECK(l != NULL);
-    CHECK(uf_trainer_add_methods(&tr, l) == 0);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, l) {
+        const struct uf_method_ops *ops = uf_method_find(cJSON_GetObjectItem(it, "type")->valuestring);
+        CHECK(ops != NULL && uf_trainer_add_method(&tr, ops, it) == 0);
+    }
     CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
     if (data_rows) *data_rows = tr.data->n;
     uf_model_save_params(&m, out);

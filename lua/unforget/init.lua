@@ -485,7 +485,7 @@ eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
 local train_schema = {
   model = { "kind:model", nil, "model to start from (or from = a stage)" },
   from = { "kind:stage", nil, "a stage whose output model this run starts from" },
-  base = { "kind:model", nil, "pre-alignment weights theta_0 for magmax, task_arith, ties, safelora, safemerge (default: the from-stage's weights before its alignment data)" },
+  base = { "kind:model", nil, "pre-alignment weights theta_0 for the methods that read it (runtime/methods/README.md; default: the from-stage's weights before its alignment data)" },
   tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
   template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
   data = { "kind:dataset|mixture", nil, "training data" },
