@@ -38,6 +38,7 @@ int main(int argc, char **argv) {
     for (int a = 1; a < argc; a++) {
         double best_load = 1e9, best_enc = 1e9;
         int ntok = 0;
+        uint64_t hash = 1469598103934665603ull; /* FNV-1a of the ids: compares encodings across builds */
         for (int r = 0; r < 9; r++) {
             struct uf_tokenizer t;
             double t0 = now();
@@ -46,13 +47,16 @@ int main(int argc, char **argv) {
             int32_t *ids;
             if (uf_tokenizer_encode_ex(&t, text, n, 0, &ids, &ntok)) { fprintf(stderr, "%s\n", uf_error()); return 1; }
             double t2 = now();
+            hash = 1469598103934665603ull;
+            for (int i = 0; i < ntok; i++) hash = (hash ^ (uint32_t)ids[i]) * 1099511628211ull;
             free(ids);
             uf_tokenizer_free(&t);
             if (t1 - t0 < best_load) best_load = t1 - t0;
             if (t2 - t1 < best_enc) best_enc = t2 - t1;
         }
-        printf("%s: load %.1f ms, encode %.2f MB/s (%zu bytes -> %d tokens, %.1f ms)\n", argv[a],
-               best_load * 1e3, (double)n / 1e6 / best_enc, n, ntok, best_enc * 1e3);
+        printf("%s: load %.1f ms, encode %.2f MB/s (%zu bytes -> %d tokens, %.1f ms, ids hash %016llx)\n",
+               argv[a], best_load * 1e3, (double)n / 1e6 / best_enc, n, ntok, best_enc * 1e3,
+               (unsigned long long)hash);
     }
     free(text);
     return 0;
