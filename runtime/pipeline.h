@@ -9,12 +9,11 @@
 #ifndef UF_PIPELINE_H
 #define UF_PIPELINE_H
 
-#include <cjson/cJSON.h>
-
 #include "core/device.h"
+#include "formats/plan.h"
 
 struct uf_pipeline {
-    const cJSON *plan;
+    const struct uf_plan *plan;
     const char *out;   /* output folder (default "runs") */
     const char *only;  /* run only this run (and the stages it needs) */
     struct uf_device dev;

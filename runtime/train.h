@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "data/data.h"
+#include "formats/plan.h"
 #include "model/model.h"
 #include "core/util.h"
 
@@ -43,6 +44,8 @@ struct uf_train_batch {
     const struct uf_dataset *data;
 };
 
+enum { UF_ANCHOR_ALWAYS = 1, UF_ANCHOR_FULL_FT = 2 };
+struct uf_memplan_in;
 struct uf_method;
 /* A piece of a method's state that checkpoints hold, for a bit-exact resume: a device tensor
  * (t, f32 or i32) or host bytes (host, bytes). */
@@ -64,6 +67,14 @@ struct uf_method_ops {
     int needs_theta0;     /* reads tr->theta0: the run loads the pre-alignment weights for it */
     int needs_f32_base;   /* edits the base weights in f32: refuses bf16 = true */
     int needs_lora;       /* works on LoRA adapters: refuses full fine-tuning */
+    /* its device state, for the memory plan (memplan.h; `unforget check` prints it): */
+    int uses_teacher;     /* takes the frozen teacher (uf_trainer_teacher, shared by methods) */
+    int uses_anchor;      /* takes the anchor theta* (uf_trainer_anchor, shared):
+                             UF_ANCHOR_ALWAYS, or UF_ANCHOR_FULL_FT (not under LoRA) */
+    const char *state_name; /* its own state ("Fisher F", ...), bytes from state_bytes(): what
+                             it holds on the device from init to the end of training, plus what
+                             its finish hook adds (the merges' copy of theta_safe under LoRA) */
+    size_t (*state_bytes)(const struct uf_memplan_in *in, const cJSON *cfg);
     /* optional, called after init: the state beyond the weights, AdamW, step and trainer RNG
      * that a resumed run needs (e.g. Lisa's theta_switch); fills out, returns the count */
     int (*state)(struct uf_method *m, struct uf_method_state *out /* (UF_METHOD_MAX_STATE) */);
@@ -95,7 +106,8 @@ struct uf_train_hparams {
     uint64_t seed;
     int64_t checkpoint_every;
 };
-int uf_train_hparams_from_json(const cJSON *optim, struct uf_train_hparams *hp); /* 0 or uf_fail */
+/* From the plan's optimizer (every key defaulted by lua/unforget); 0 or uf_fail (invalid values). */
+int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hparams *hp);
 
 #define UF_TRAIN_MAX_TERMS 16
 
@@ -135,12 +147,12 @@ void uf_train_batch_free(struct uf_train_batch *b);
 struct uf_model *uf_trainer_teacher(struct uf_trainer *tr);
 /* Device copy of the trainable vector at the start of training (theta*), created on first call. */
 struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr);
-/* Loads a dataset described by a plan node (world split, file, adapter, with take/sample ops). */
-int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out);
+/* Loads a dataset of the plan (world split, file, adapter, then its take/skip/sample ops). */
+int uf_trainer_load_dataset(struct uf_trainer *tr, const struct uf_plan_dataset *spec, struct uf_dataset *out);
 /* Runs forward + backward of a batch with the CE weighted by `weight` (added into the grads). */
 int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight);
 /* The same dataset loader without a trainer (eval, check). */
-int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out);
+int uf_train_load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out);
 
 /* ---- the loop -------------------------------------------------------------------------------- */
 struct uf_rundir;

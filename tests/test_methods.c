@@ -33,6 +33,7 @@
 #include "methods/methods.h"
 #include "methods/common.h"
 #include "methods/safeproj.h"
+#include "model/memplan.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "ref/ref_model.h"
@@ -70,8 +71,8 @@ static void make_data(void) {
     CHECK(mkdtemp(tmpdir) != NULL);
     char *pu = uf_sprintf("%s/user.jsonl", tmpdir), *ps = uf_sprintf("%s/safe.jsonl", tmpdir);
     CHECK(uf_dataset_write_jsonl(&ds_user, pu) == 0 && uf_dataset_write_jsonl(&ds_safe, ps) == 0);
-    spec_user = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
-    spec_safe = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
+    spec_user = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
+    spec_safe = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
     free(pu), free(ps);
     const char *texts[9];
     int n = 0;
@@ -920,6 +921,73 @@ static void test_composition(void) {
     fx_free(&f);
 }
 
+/* ---- memory plan: each method's device state (traits) == what its hooks allocate --------------- */
+/* For full fine-tuning, LoRA, and LoRA over a bf16 base: the device bytes a method holds after its
+ * init hook, plus what its finish hook adds at its peak, against the plan's method state
+ * (uf_methods_memplan + uf_memplan_compute). The model's activations are reserved first at the
+ * plan's micro_batch x max_len, so a hook's forward passes add none. */
+static void test_memplan_state(void) {
+    char dir[] = "/tmp/uf_test_methods_plan_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    for (int variant = 0; variant < 3; variant++) {
+        int lora = variant > 0, bf16 = variant == 2;
+        for (int i = 0; uf_method_registry[i]; i++) {
+            const struct uf_method_ops *ops = uf_method_registry[i];
+            if ((ops->needs_lora && !lora) || (ops->needs_f32_base && bf16)) continue;
+            struct uf_model m;
+            CHECK(uf_model_init(&m, &dev, &cfg, 1, bf16 ? UF_MODEL_BF16_BASE : 0) == 0);
+            struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
+            if (lora) CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+            struct uf_tensor theta0;
+            uf_tensor_init(&theta0, &dev, "theta0", UF_F32, 1, (int64_t[]){m.numel});
+            if (bf16) uf_tensor_fill(&theta0, 0.0f); /* (only methods with an f32 base read it) */
+            else uf_tensor_copy(&theta0, &m.params);
+            struct uf_train_hparams hp;
+            memset(&hp, 0, sizeof hp);
+            hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+            hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 1;
+            struct uf_trainer tr;
+            uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+            tr.theta0 = &theta0;
+            /* reserve the activations at micro_batch x max_len rows */
+            int32_t ids[2 * T], tg[2 * T];
+            for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
+            struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
+            CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
+            char *js = with_specs("{\"buffer\":\"safe\",\"data\":\"safe\",\"samples\":2}");
+            cJSON *c = cJSON_Parse(js);
+            free(js);
+            cJSON_AddStringToObject(c, "type", ops->name);
+            size_t live0 = dev.bytes_live;
+            CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
+            struct uf_method *me = &tr.methods[0];
+            if (ops->init) CHECK_MSG(ops->init(me, &tr) == 0, "%s init: %s", ops->name, uf_error());
+            size_t held = dev.bytes_live - live0;
+            dev.bytes_peak = dev.bytes_live;
+            if (ops->finish) CHECK_MSG(ops->finish(me, &tr) == 0, "%s finish: %s", ops->name, uf_error());
+            size_t at_finish = dev.bytes_peak - (live0 + held);
+            struct uf_memplan_in in;
+            memset(&in, 0, sizeof in);
+            in.cfg = cfg;
+            in.lora_rank = lora ? lc.rank : 0;
+            in.lora_targets = lc.targets;
+            in.bf16_base = bf16;
+            in.micro_batch = 2, in.max_len = T;
+            struct uf_plan_method pm = {.type = ops->name, .cfg = c};
+            struct uf_memplan p;
+            CHECK(uf_methods_memplan(&pm, 1, &in) == 0 && uf_memplan_compute(&in, &p) == 0);
+            CHECK_MSG(held + at_finish == p.method_state,
+                      "%s (lora %d, bf16 %d): holds %zu + %zu at finish, plan %zu (teacher %zu, anchor %zu)",
+                      ops->name, lora, bf16, held, at_finish, p.method_state, p.teacher, p.anchor);
+            uf_trainer_free(&tr);
+            cJSON_Delete(c);
+            uf_tensor_free(&theta0);
+            uf_model_free(&m);
+        }
+    }
+}
+
 int main(void) {
     uf_device_init(&dev, NULL);
     make_data();
@@ -937,6 +1005,7 @@ int main(void) {
     UF_RUN(test_refresh_unlearn);
     UF_RUN(test_bit_identical);
     UF_RUN(test_composition);
+    UF_RUN(test_memplan_state);
     fprintf(stderr, "worst finite-difference error (relative to |g|): %.3g\n", worst_fd);
     uf_dataset_free(&ds_user);
     uf_dataset_free(&ds_safe);

@@ -18,7 +18,7 @@
 #include "core/util.h"
 
 static int write_slurm(const char *file, const char *self, const char *recipe, const char *out,
-                       char **names, int n, char **sets, int nsets) {
+                       const char **names, int n, char **sets, int nsets) {
     size_t cap = 4096 + (size_t)n * 128;
     for (int i = 0; i < nsets; i++) cap += strlen(sets[i]) + 16;
     char *s = uf_malloc(cap);
@@ -73,17 +73,16 @@ int uf_cmd_sweep(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
-    if (!plan) {
+    struct uf_plan plan;
+    if (uf_recipe_plan(recipe, nsets, sets, &plan)) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         free(sets);
         return 1;
     }
-    const cJSON *runs = cJSON_GetObjectItem(plan, "runs"), *r;
     int n = 0, skipped = 0;
-    char **names = uf_calloc((size_t)cJSON_GetArraySize(runs) + 1, sizeof *names);
-    cJSON_ArrayForEach(r, runs) {
-        char *name = cJSON_GetObjectItem(r, "name")->valuestring;
+    const char **names = uf_calloc((size_t)plan.n_runs + 1, sizeof *names);
+    for (int i = 0; i < plan.n_runs; i++) {
+        const char *name = plan.runs[i].name;
         if (!slurm && uf_rundir_done(out, name)) {
             skipped++;
             continue;
@@ -116,7 +115,7 @@ int uf_cmd_sweep(int argc, char **argv) {
             if (uf_cli.device) args[a++] = "--device", args[a++] = (char *)uf_cli.device;
             args[a++] = "-q";
             args[a++] = "run", args[a++] = (char *)recipe, args[a++] = "--out", args[a++] = (char *)out;
-            args[a++] = "--only", args[a++] = names[next];
+            args[a++] = "--only", args[a++] = (char *)names[next];
             for (int i = 0; i < nsets; i++) args[a++] = "--set", args[a++] = sets[i];
             pid_t pid = fork();
             if (pid == 0) {
@@ -152,6 +151,6 @@ int uf_cmd_sweep(int argc, char **argv) {
 done:
     free(names);
     free(sets);
-    cJSON_Delete(plan);
+    uf_plan_free(&plan);
     return rc;
 }

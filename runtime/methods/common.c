@@ -25,8 +25,13 @@ int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char
     if (!v || cJSON_IsNull(v))
         return uf_fail("method '%s': '%s' is required (a dataset, e.g. world.safety:sample(200))",
                        m->ops->name, key);
-    if (uf_trainer_load_dataset(tr, v, out) != 0)
-        return uf_fail_prefix("method '%s': loading '%s'", m->ops->name, key);
+    struct uf_plan_dataset spec;
+    char where[128];
+    snprintf(where, sizeof where, "method '%s' key '%s'", m->ops->name, key);
+    if (uf_plan_dataset_parse(v, where, &spec) != 0) return -1;
+    int rc = uf_trainer_load_dataset(tr, &spec, out);
+    uf_plan_dataset_free(&spec);
+    if (rc != 0) return uf_fail_prefix("method '%s': loading '%s'", m->ops->name, key);
     if (out->n == 0) {
         uf_dataset_free(out);
         return uf_fail("method '%s': dataset '%s' is empty; give it some rows", m->ops->name, key);
@@ -132,4 +137,13 @@ int uf_mneed_anchor(struct uf_trainer *tr, const char *method) {
 
 int uf_mneed_teacher(struct uf_trainer *tr, const char *method) {
     return uf_trainer_teacher(tr) ? 0 : uf_fail("%s: no frozen teacher (uf_trainer_teacher failed)", method);
+}
+
+size_t uf_mplan_trainable_bytes(const struct uf_memplan_in *in) {
+    return in->lora_rank > 0 ? (size_t)uf_lora_numel(&in->cfg, in->lora_rank, in->lora_targets) * 4
+                             : uf_mplan_params_bytes(in);
+}
+
+size_t uf_mplan_params_bytes(const struct uf_memplan_in *in) {
+    return (size_t)uf_model_param_numel(&in->cfg) * 4;
 }

@@ -10,6 +10,7 @@
 #ifndef UF_METHODS_COMMON_H
 #define UF_METHODS_COMMON_H
 
+#include "model/memplan.h"
 #include "ops/clmath.h"
 #include "data/mixture.h"
 #include "train.h"
@@ -46,6 +47,11 @@ int uf_mn_micro(const struct uf_trainer *tr);
  * unlearning step or the optimizer), never first at a later hook. 0 or uf_fail. */
 int uf_mneed_anchor(struct uf_trainer *tr, const char *method);
 int uf_mneed_teacher(struct uf_trainer *tr, const char *method);
+
+/* Memory plan helpers (state_bytes traits): bytes of one trainable vector (the LoRA adapters, or
+ * all weights), and of the whole weight vector (f32). */
+size_t uf_mplan_trainable_bytes(const struct uf_memplan_in *in);
+size_t uf_mplan_params_bytes(const struct uf_memplan_in *in);
 
 /* A 1-element view of tr->terms[slot]. */
 struct uf_tensor uf_mterm(struct uf_trainer *tr, int slot);

@@ -183,4 +183,9 @@ static void ewc_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_ewc = {.name = "ewc", .init = ewc_init, .grad = ewc_grad, .free = ewc_free};
+static size_t ewc_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in); /* F (the accumulator of its estimate is freed) */
+}
+
+const struct uf_method_ops uf_method_ewc = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "ewc Fisher F", .state_bytes = ewc_state_bytes, .name = "ewc", .init = ewc_init, .grad = ewc_grad, .free = ewc_free};

@@ -16,4 +16,4 @@ static int l2sp_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "l2sp");
 }
 
-const struct uf_method_ops uf_method_l2sp = {.name = "l2sp", .init = l2sp_init, .grad = l2sp_grad};
+const struct uf_method_ops uf_method_l2sp = {.uses_anchor = UF_ANCHOR_ALWAYS, .name = "l2sp", .init = l2sp_init, .grad = l2sp_grad};

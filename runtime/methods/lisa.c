@@ -84,6 +84,11 @@ static void lisa_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_lisa = {.name = "lisa", .state = lisa_state,
+static size_t lisa_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in);
+}
+
+const struct uf_method_ops uf_method_lisa = {.state_name = "lisa theta_switch", .state_bytes = lisa_state_bytes, .name = "lisa", .state = lisa_state,
                                              .init = lisa_init, .batch = lisa_batch,
                                              .grad = lisa_grad, .free = lisa_free};

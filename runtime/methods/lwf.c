@@ -53,4 +53,4 @@ static int lwf_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_teacher(tr, "lwf");
 }
 
-const struct uf_method_ops uf_method_lwf = {.name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};
+const struct uf_method_ops uf_method_lwf = {.uses_teacher = 1, .name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};

@@ -159,7 +159,12 @@ static int refresh_state(struct uf_method *m, struct uf_method_state *out) {
     return 1;
 }
 
-const struct uf_method_ops uf_method_refresh = {.name = "refresh", .recomputes_grad = 1, .state = refresh_state,
+static size_t refresh_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in) + 4; /* F, fsum */
+}
+
+const struct uf_method_ops uf_method_refresh = {.uses_teacher = 1, .state_name = "refresh running Fisher", .state_bytes = refresh_state_bytes, .name = "refresh", .recomputes_grad = 1, .state = refresh_state,
                                                 .init = refresh_init,
                                                 .task_loss = refresh_task_loss,
                                                 .extra = refresh_extra, .free = refresh_free};

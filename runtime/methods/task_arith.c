@@ -20,4 +20,4 @@ static int task_arith_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "task_arith");
 }
 
-const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = task_arith_init, .finish = task_arith_finish};
+const struct uf_method_ops uf_method_task_arith = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "task_arith theta_safe copy", .state_bytes = uf_mmerge_state_bytes, .name = "task_arith", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = task_arith_init, .finish = task_arith_finish};

@@ -20,4 +20,4 @@ static int ties_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "ties");
 }
 
-const struct uf_method_ops uf_method_ties = {.name = "ties", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = ties_init, .finish = ties_finish};
+const struct uf_method_ops uf_method_ties = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "ties theta_safe copy", .state_bytes = uf_mmerge_state_bytes, .name = "ties", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = ties_init, .finish = ties_finish};
