@@ -25,7 +25,8 @@
     X(safeinstr)      \
     X(safelora)       \
     X(lisa)           \
-    X(safemerge)
+    X(safemerge)      \
+    /* a new method: one line X(name) \ above this one */
 
 #define UF_METHOD_DECL(name) extern const struct uf_method_ops uf_method_##name;
 #define UF_METHOD_ENTRY(name) &uf_method_##name,
