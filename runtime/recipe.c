@@ -256,6 +256,16 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
         }
         lua_pop(L, 1);
     }
+    lua_getfield(L, plan_idx, "slurm"); /* uf.slurm { ... }, when given */
+    if (!lua_isnil(L, -1)) {
+        cJSON *sl = walk(L, lua_gettop(L), 0, "slurm", 0);
+        if (!sl) {
+            cJSON_Delete(result);
+            result = NULL;
+            goto out;
+        }
+        cJSON_AddItemToObject(result, "slurm", sl);
+    }
 out:
     lua_close(L);
     return result;

@@ -326,6 +326,29 @@ int uf_plan_parse(cJSON *json, struct uf_plan *p) {
     p->runs = palloc(p, (size_t)cJSON_GetArraySize(runs), sizeof *p->runs);
     cJSON_ArrayForEach(x, stages) if (node(p, x, 1, &p->stages[p->n_stages++])) goto fail;
     cJSON_ArrayForEach(x, runs) if (node(p, x, 0, &p->runs[p->n_runs++])) goto fail;
+    const cJSON *sl = item(json, "slurm");
+    if (sl) {
+        struct uf_plan_slurm *o = palloc(p, 1, sizeof *o);
+        o->partition = opt_str(sl, "partition");
+        o->account = opt_str(sl, "account");
+        o->time = opt_str(sl, "time");
+        o->mem = opt_str(sl, "mem");
+        o->gres = opt_str(sl, "gres");
+        const char *ik[3] = {"cpus_per_task", "gpus_per_task", "array_limit"};
+        int *iv[3] = {&o->cpus_per_task, &o->gpus_per_task, &o->array_limit};
+        for (int i = 0; i < 3; i++)
+            if (item(sl, ik[i]) && i32(sl, ik[i], "slurm", iv[i])) goto fail;
+        const cJSON *sb = item(sl, "sbatch");
+        o->sbatch = palloc(p, (size_t)cJSON_GetArraySize(sb), sizeof *o->sbatch);
+        cJSON_ArrayForEach(x, sb) {
+            if (!cJSON_IsString(x)) {
+                uf_fail("plan: slurm: sbatch must be a list of strings");
+                goto fail;
+            }
+            o->sbatch[o->n_sbatch++] = x->valuestring;
+        }
+        p->slurm = o;
+    }
     return 0;
 fail:
     uf_plan_free(p);

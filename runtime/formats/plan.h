@@ -141,10 +141,19 @@ struct uf_plan_node {
     struct uf_plan_tags tags;
 };
 
+/* uf.slurm { ... }: defaults for `unforget sweep --slurm`; NULL / 0 = not given */
+struct uf_plan_slurm {
+    const char *partition, *account, *time, *mem, *gres;
+    int cpus_per_task, gpus_per_task, array_limit;
+    int n_sbatch;
+    const char **sbatch;          /* (n_sbatch) extra #SBATCH options */
+};
+
 struct uf_plan {
-    cJSON *json;                  /* {"stages": [...], "runs": [...]} */
+    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}} */
     int n_stages, n_runs;
     struct uf_plan_node *stages, *runs;
+    const struct uf_plan_slurm *slurm; /* NULL: the recipe has no uf.slurm */
     void *mem;                    /* allocations (plan.c) */
 };
 
