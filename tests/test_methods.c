@@ -925,6 +925,16 @@ static void test_clip_on(void) {
     CHECK_MSG(rel_err(g, g_sum, P) < 1e-6, "clip_on total changed the gradient: %.3g", rel_err(g, g_sum, P));
     loop_grads = NULL, loop_steps = 6, loop_clip = 1.0f, loop_clip_on = 0;
     free(a), free(b), free(g_task), free(g_sum), free(g);
+    /* Refresh recomputes the step's gradient: it refuses clip_on = "task" */
+    struct fx f;
+    fx_init(&f, 0);
+    f.tr.hp.clip = 1.0f, f.tr.hp.clip_on = 1;
+    cJSON *rc = cJSON_Parse("{\"type\":\"refresh\"}");
+    struct uf_method rm = {.ops = uf_method_find("refresh"), .cfg = rc, .slot = 1};
+    CHECK(rm.ops->init(&rm, &f.tr) != 0 && strstr(uf_error(), "clip_on"));
+    if (rm.ops->free) rm.ops->free(&rm);
+    cJSON_Delete(rc);
+    fx_free(&f);
 }
 
 /* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
