@@ -167,6 +167,8 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
                       (long long)tr.total_steps, hp.batch);
         rc = uf_trainer_run(&tr, &rd, label);
+        if (rc == 0 && strcmp(name, ".") == 0) /* the data phase, not pre-training */
+            p->clip_share = tr.clip_share, p->clip_steps = tr.total_steps;
     }
     if (rc) uf_fail_prefix("%s", label);
     uf_trainer_free(&tr);
@@ -210,6 +212,10 @@ static int write_results(struct uf_pipeline *p, const struct uf_plan_node *node,
     else res.model = uf_sprintf("%s-d%d-L%d", uf_family_name(model->cfg.family), model->cfg.d_model,
                                 model->cfg.n_layers);
     res.task = uf_strdup(node->tags.task ? node->tags.task : "task");
+    if (!label && isfinite(p->clip_share)) { /* the run's share of clipped steps (optim.clip_on) */
+        uf_results_set_metric(&res, "clip_share", p->clip_share, p->clip_share, p->clip_share, p->clip_steps);
+        res.metrics[res.n_metrics - 1].lower_is_better = 1;
+    }
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
     FILE *sf = fopen(samples, "w");
@@ -382,6 +388,7 @@ static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char
             free(pd);
         }
     }
+    p->clip_share = NAN;
     if (rc == 0 && node->data)
         rc = train_phase(p, &model, &tok, template_name, node->data, &node->optim, node->n_methods,
                          node->methods, theta0.buf ? &theta0 : NULL, dir, ".", name);

@@ -18,6 +18,8 @@ struct uf_pipeline {
     const char *only;  /* run only this run (and the stages it needs) */
     int stages_only;   /* build every stage, no run (a sweep's first Slurm job) */
     struct uf_device dev;
+    double clip_share;       /* the last run's share of clipped steps (NAN: none), for results.json */
+    int64_t clip_steps;
 };
 
 int uf_pipeline_run(struct uf_pipeline *p); /* 0 or uf_fail */

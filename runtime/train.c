@@ -26,6 +26,10 @@ int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hp
     hp->eps = o->eps;
     hp->weight_decay = o->weight_decay;
     hp->clip = o->clip;
+    const char *co = o->clip_on;
+    if (strcmp(co, "total") != 0 && strcmp(co, "task") != 0)
+        return uf_fail("optimizer: clip_on must be \"task\" or \"total\", not \"%s\"", co);
+    hp->clip_on = strcmp(co, "task") == 0;
     hp->warmup = o->warmup;
     hp->epochs = o->epochs;
     hp->steps = o->steps;
@@ -55,6 +59,8 @@ struct tok_row {
 struct train_priv {
     const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
     struct tok_row *rows;
+    struct uf_tensor clip_sq, clip_count; /* (1) each: the clipped gradient's squared norm (clip_on
+                                             "task"), clipped steps so far (in checkpoints) */
 };
 
 /* Renders one example into ids + loss mask. */
@@ -302,6 +308,7 @@ void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_mod
     if (tr->total_steps < 1) tr->total_steps = 1;
     struct train_priv *pv = uf_calloc(1, sizeof *pv);
     tr->priv = pv;
+    tr->clip_share = NAN;
 }
 
 int uf_trainer_add_method(struct uf_trainer *tr, const struct uf_method_ops *ops, const cJSON *cfg) {
@@ -372,10 +379,14 @@ static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
     int64_t step = tr->step;
     struct mstate ms;
     method_states(tr, &ms);
-    struct uf_ckpt_entry e[6 + UF_TRAIN_MAX_METHODS_STATE] = {
+    struct train_priv *pv = tr->priv;
+    float clipped = 0;
+    uf_tensor_download(&pv->clip_count, &clipped);
+    struct uf_ckpt_entry e[7 + UF_TRAIN_MAX_METHODS_STATE] = {
         {"params", hp, n * 4}, {"adam.m", hm, no * 4}, {"adam.v", hv, no * 4},
         {"step", &step, sizeof step}, {"rng", &tr->rng, sizeof tr->rng},
         {"model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward},
+        {"clip.count", &clipped, sizeof clipped},
     };
     void *tmp[UF_TRAIN_MAX_METHODS_STATE] = {0};
     for (int i = 0; i < ms.n; i++) {
@@ -385,9 +396,9 @@ static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
             uf_tensor_download(ms.e[i].t, tmp[i]);
             data = tmp[i];
         }
-        e[6 + i] = (struct uf_ckpt_entry){ms.e[i].name, data, ms.e[i].bytes};
+        e[7 + i] = (struct uf_ckpt_entry){ms.e[i].name, data, ms.e[i].bytes};
     }
-    int rc = uf_ckpt_write(path, e, 6 + ms.n, 0);
+    int rc = uf_ckpt_write(path, e, 7 + ms.n, 0);
     for (int i = 0; i < ms.n; i++) free(tmp[i]);
     free(hp), free(hm), free(hv);
     return rc;
@@ -412,7 +423,10 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
         if (rc == 0 && ms.e[i].t) uf_tensor_upload(ms.e[i].t, dst);
         if (ms.e[i].t) free(dst);
     }
+    float clipped = 0; /* absent from checkpoints written before clip_on: counted from here */
+    if (rc == 0 && uf_ckpt_find(&c, "clip.count")) rc = uf_ckpt_get(&c, "clip.count", &clipped, sizeof clipped);
     if (rc == 0) {
+        uf_tensor_upload(&((struct train_priv *)tr->priv)->clip_count, &clipped);
         uf_tensor_upload(p, hp);
         uf_optim_load_state(opt, hm, hv);
         opt->step = (int)step;
@@ -433,13 +447,18 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     struct uf_optim_config oc;
     uf_optim_config_defaults(&oc);
     oc.lr = hp->lr, oc.beta1 = hp->beta1, oc.beta2 = hp->beta2, oc.eps = hp->eps;
-    oc.weight_decay = hp->weight_decay, oc.max_norm = hp->clip;
+    oc.weight_decay = hp->weight_decay, oc.max_norm = hp->clip_on ? 0.0f : hp->clip;
     oc.schedule = (enum uf_lr_schedule)hp->schedule;
     oc.total_steps = (int)tr->total_steps;
     oc.warmup_steps = hp->warmup < 1.0f ? (int)lround(hp->warmup * (double)tr->total_steps)
                                         : (int)hp->warmup;
     oc.min_lr_ratio = 0.0f;
     if (uf_optim_init(&opt, tr->model, &oc)) return -1;
+    struct train_priv *pv = tr->priv;
+    uf_tensor_init(&pv->clip_sq, tr->dev, "clip.sq", UF_F32, 1, (int64_t[]){1});
+    uf_tensor_init(&pv->clip_count, tr->dev, "clip.count", UF_F32, 1, (int64_t[]){1});
+    uf_tensor_fill(&pv->clip_count, 0);
+    tr->clip_share = NAN;
 
     /* resume: the data order is a pure function of (seed, step), so it is replayed */
     int64_t start = 0;
@@ -448,6 +467,8 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         if (load_checkpoint(tr, &opt, latest)) {
             free(latest);
             uf_optim_free(&opt);
+            uf_tensor_free(&pv->clip_sq);
+            uf_tensor_free(&pv->clip_count);
             return -1;
         }
         start = tr->step;
@@ -506,11 +527,16 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         for (int k = 0; k < micro; k++) uf_train_batch_free(&mb[k]);
         free(mb);
         if (rc) break;
+        if (hp->clip_on && hp->clip > 0) { /* clip_on = "task": before the hooks add theirs */
+            uf_optim_clip_now(&opt, hp->clip, &pv->clip_sq);
+            uf_optim_count_clipped(&opt, &pv->clip_sq, hp->clip, &pv->clip_count);
+        }
         HOOKS(extra);
         HOOKS(grad);
         HOOKS(project);
         float lr = uf_optim_lr(&opt.cfg, (int)step1);
         uf_optim_step(&opt, 1.0f); /* micro-batch losses already share one denominator */
+        if (!hp->clip_on && hp->clip > 0) uf_optim_count_clipped(&opt, &opt.gnorm_sq, hp->clip, &pv->clip_count);
         tr->step = step1;
 
         if (step1 % log_every == 0 || step1 == tr->total_steps || step1 == start + 1) {
@@ -528,7 +554,13 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
             o += snprintf(line + o, sizeof line - (size_t)o, ",\"loss\":{\"total\":%.6g", total);
             for (int i = 0; i <= tr->n_methods; i++)
                 o += snprintf(line + o, sizeof line - (size_t)o, ",\"%s\":%.6g", tr->term_names[i], terms[i]);
-            snprintf(line + o, sizeof line - (size_t)o, "}}");
+            o += snprintf(line + o, sizeof line - (size_t)o, "}");
+            if (hp->clip > 0) {
+                float clipped = 0;
+                uf_tensor_download(&pv->clip_count, &clipped);
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"clip_share\":%.6g", clipped / (double)step1);
+            }
+            snprintf(line + o, sizeof line - (size_t)o, "}");
             if (rd) uf_rundir_metric(rd, line);
             uf_progress_update(&prog, (long)step1, terms[0], tps);
         }
@@ -544,6 +576,13 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     free(idx);
     uf_epoch_iter_free(&it);
     uf_optim_free(&opt);
+    if (rc == 0 && hp->clip > 0 && tr->total_steps > 0) {
+        float clipped = 0;
+        uf_tensor_download(&pv->clip_count, &clipped);
+        tr->clip_share = clipped / (double)tr->total_steps;
+    }
+    uf_tensor_free(&pv->clip_sq);
+    uf_tensor_free(&pv->clip_count);
     if (rc) return -1;
     HOOKS(finish);
     return 0;
@@ -558,6 +597,8 @@ void uf_trainer_free(struct uf_trainer *tr) {
         if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
             for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
+        uf_tensor_free(&pv->clip_sq); /* freed by uf_trainer_run unless a hook failed */
+        uf_tensor_free(&pv->clip_count);
         free(pv);
     }
     if (tr->teacher) {

@@ -15,6 +15,8 @@
  *   every method's  grad()              add penalty gradients on the flat vectors (EWC, L2-SP, Lisa)
  *   every method's  project()           project the accumulated gradient (A-GEM)
  *   clip by the global norm, AdamW (learning-rate schedule), log, checkpoint
+ *   (clip_on = "task": the clip runs right after the micro-batches' backward instead, on the
+ *   task gradient, and the hooks' gradients are added unclipped)
  * init() runs once before training (Fisher, buffers, teacher), finish() once after (merges,
  * SafeLoRA). Each method reports its loss term into its slot of tr->terms (a device vector): the
  * loop reads all terms at logging steps only, so no hook needs a host sync.
@@ -99,6 +101,9 @@ struct uf_method {
 /* Optimizer and schedule settings (the recipe's uf.adamw table). */
 struct uf_train_hparams {
     float lr, beta1, beta2, eps, weight_decay, clip, warmup;
+    int clip_on;      /* 0 "total": clip the step's whole gradient (task + methods) in AdamW;
+                         1 "task": clip the task micro-batches' gradient before the methods'
+                         extra / grad / project hooks add theirs (README: clip_on) */
     int schedule;     /* 0 constant, 1 cosine, 2 linear (after warm-up) */
     double epochs;
     int64_t steps;    /* 0: from epochs */
@@ -132,6 +137,8 @@ struct uf_trainer {
     struct uf_tensor terms;          /* (UF_TRAIN_MAX_TERMS) device scalars, zeroed each step */
     struct uf_rng rng;               /* for methods' sampling (seeded from hp.seed) */
     const char *plan_dir;            /* where datasets named by relative paths are resolved */
+    double clip_share;               /* after uf_trainer_run: share of the run's steps whose
+                                        clipped gradient (clip_on) was clipped; NAN if clip = 0 */
     void *priv;                      /* loop state (train.c) */
 };
 

@@ -21,6 +21,8 @@
  *     computation;
  *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
  *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
+ *   - clip_on: "task" without methods is "total" bit for bit; with ER the step's gradient is
+ *     clip(g_task) + g_er (against unclipped runs and the plain-C clip factor); clip shares;
  *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone (uf_methods_check:
  *     test_methods_check_host.c).
  * The trainer is train.c's (uf_trainer_init, a BPE tokenizer trained on the test rows, datasets
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "ops/clmath.h"
+#include "ops/ops.h"
 #include "methods/methods.h"
 #include "methods/common.h"
 #include "methods/safeproj.h"
@@ -775,6 +778,10 @@ static void test_safeinstr(void) {
  * "user" replaced by dataset nodes; NULL = none) through uf_trainer_run; final params into out. */
 static struct uf_tensor *loop_theta0; /* set: the run knows theta_0 */
 static int loop_lora;
+static int loop_clip_on, loop_steps = 6;   /* hp.clip_on; steps */
+static float loop_clip = 1.0f;             /* hp.clip */
+static double loop_share;                  /* out: tr.clip_share */
+static float *loop_grads;                  /* out when set: the last step's final gradient */
 static void run_loop(const char *list, float *out, int64_t *data_rows) {
     struct uf_model m;
     CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
@@ -784,8 +791,9 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     }
     struct uf_train_hparams hp;
     memset(&hp, 0, sizeof hp);
-    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = 1.0f;
-    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = 6;
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = loop_clip;
+    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = loop_steps;
+    hp.clip_on = loop_clip_on;
     struct uf_trainer tr;
     uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
     tr.theta0 = loop_theta0;
@@ -800,6 +808,8 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     }
     CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
     if (data_rows) *data_rows = tr.data->n;
+    loop_share = tr.clip_share;
+    if (loop_grads) uf_tensor_download(uf_model_train_grads(&m), loop_grads);
     uf_model_save_params(&m, out);
     uf_trainer_free(&tr);
     cJSON_Delete(l);
@@ -869,6 +879,63 @@ static void test_bit_identical(void) {
     free(rm);
     unsetenv("UNFORGET_CACHE_DIR");
     free(a), free(b), free(c), free(start);
+}
+
+/* ---- clip_on = "task" | "total" ------------------------------------------------------------- */
+static void test_clip_on(void) {
+    int64_t P = uf_model_param_numel(&cfg);
+    float *a = uf_malloc((size_t)P * 4), *b = uf_malloc((size_t)P * 4);
+    /* without methods the task gradient is the whole gradient: "task" = "total" bit for bit */
+    loop_clip = 0.05f; /* clips most steps */
+    run_loop(NULL, a, NULL);
+    double share_total = loop_share;
+    loop_clip_on = 1;
+    run_loop(NULL, b, NULL);
+    CHECK_MSG(memcmp(a, b, (size_t)P * 4) == 0, "clip_on task without methods differs from total");
+    CHECK_MSG(loop_share == share_total && share_total > 0, "clip shares %g %g", loop_share, share_total);
+    /* shares at the extremes: every step / no step clipped; clip 0: none */
+    loop_clip = 1e-7f;
+    run_loop(NULL, b, NULL);
+    CHECK_NEAR(loop_share, 1.0, 0);
+    loop_clip = 1e9f;
+    run_loop(NULL, b, NULL);
+    CHECK_NEAR(loop_share, 0.0, 0);
+    loop_clip = 0;
+    run_loop(NULL, b, NULL);
+    CHECK(isnan(loop_share));
+    /* "task" with ER (a gradient already at the start weights): one step's final gradient is
+     * clip(g_task) + g_er, with g_task (no method) and g_task + g_er (ER) from unclipped runs */
+    float *g_task = uf_malloc((size_t)P * 4), *g_sum = uf_malloc((size_t)P * 4), *g = uf_malloc((size_t)P * 4);
+    const char *er = "[{\"type\":\"er\",\"buffer\":\"safe\",\"weight\":2}]";
+    loop_steps = 1, loop_clip_on = 0, loop_clip = 0;
+    loop_grads = g_task, run_loop(NULL, b, NULL);
+    loop_grads = g_sum, run_loop(er, b, NULL);
+    double nt = 0, ne = 0;
+    for (int64_t i = 0; i < P; i++) nt += (double)g_task[i] * g_task[i], ne += ((double)g_sum[i] - g_task[i]) * (g_sum[i] - g_task[i]);
+    CHECK(ne > 0);
+    loop_clip = (float)(0.3 * sqrt(nt)), loop_clip_on = 1;
+    loop_grads = g, run_loop(er, b, NULL);
+    float c = uf_ref_clip_factor((float)nt, loop_clip);
+    CHECK(c < 0.31f && c > 0.29f);
+    for (int64_t i = 0; i < P; i++) a[i] = c * g_task[i] + (g_sum[i] - g_task[i]);
+    CHECK_MSG(rel_err(g, a, P) < 1e-5, "clip_on task: %.3g from clip(g_task) + g_er", rel_err(g, a, P));
+    CHECK_NEAR(loop_share, 1.0, 0);
+    /* and "total" leaves the gradient whole (AdamW clips it): g = g_task + g_er */
+    loop_clip_on = 0;
+    run_loop(er, b, NULL);
+    CHECK_MSG(rel_err(g, g_sum, P) < 1e-6, "clip_on total changed the gradient: %.3g", rel_err(g, g_sum, P));
+    loop_grads = NULL, loop_steps = 6, loop_clip = 1.0f, loop_clip_on = 0;
+    free(a), free(b), free(g_task), free(g_sum), free(g);
+    /* Refresh recomputes the step's gradient: it refuses clip_on = "task" */
+    struct fx f;
+    fx_init(&f, 0);
+    f.tr.hp.clip = 1.0f, f.tr.hp.clip_on = 1;
+    cJSON *rc = cJSON_Parse("{\"type\":\"refresh\"}");
+    struct uf_method rm = {.ops = uf_method_find("refresh"), .cfg = rc, .slot = 1};
+    CHECK(rm.ops->init(&rm, &f.tr) != 0 && strstr(uf_error(), "clip_on"));
+    if (rm.ops->free) rm.ops->free(&rm);
+    cJSON_Delete(rc);
+    fx_free(&f);
 }
 
 /* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
@@ -1037,6 +1104,7 @@ int main(void) {
     UF_RUN(test_ewc);
     UF_RUN(test_agem);
     UF_RUN(test_merges);
+    UF_RUN(test_clip_on);
     UF_RUN(test_safelora);
     UF_RUN(test_safeinstr);
     UF_RUN(test_refresh_unlearn);

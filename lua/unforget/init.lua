@@ -366,6 +366,7 @@ uf.adamw = ctor("optim", "adamw", {
   beta2 = { "number", 0.999, "Adam beta2" },
   eps = { "number", 1e-8, "Adam epsilon" },
   clip = { "number", 1.0, "global gradient-norm clip (0 = off)" },
+  clip_on = { "enum:task|total", "total", "clip the whole step gradient (total: task + methods' terms) or the task gradient alone before the methods add theirs (task)" },
   seed = { "integer", 1, "data order and dropout seed" },
   checkpoint_every = { "integer", 0, "steps between checkpoints (0 = about every 10% of the run)" },
   checkpointing = { "boolean", false, "activation checkpointing: keep each layer's input only and recompute its forward in backward (less memory, about 1/3 more compute)" },

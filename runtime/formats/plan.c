@@ -189,7 +189,8 @@ static int optim(const cJSON *j, const char *where, struct uf_plan_optim *o) {
     memset(o, 0, sizeof *o);
     if (f32(j, "lr", where, &o->lr) || f32(j, "beta1", where, &o->beta1) || f32(j, "beta2", where, &o->beta2) ||
         f32(j, "eps", where, &o->eps) || f32(j, "weight_decay", where, &o->weight_decay) ||
-        f32(j, "clip", where, &o->clip) || f32(j, "warmup", where, &o->warmup) ||
+        f32(j, "clip", where, &o->clip) || str(j, "clip_on", where, &o->clip_on) ||
+        f32(j, "warmup", where, &o->warmup) ||
         num(j, "epochs", where, &o->epochs) || i64(j, "steps", where, &o->steps) ||
         i32(j, "batch", where, &o->batch) || i32(j, "micro_batch", where, &o->micro_batch) ||
         i32(j, "max_len", where, &o->max_len) || str(j, "schedule", where, &o->schedule) ||

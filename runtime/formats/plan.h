@@ -84,6 +84,7 @@ struct uf_plan_lora {
 /* uf.adamw { ... } */
 struct uf_plan_optim {
     float lr, beta1, beta2, eps, weight_decay, clip, warmup;
+    const char *clip_on;          /* total | task */
     double epochs;
     int64_t steps;
     int batch, micro_batch, max_len;

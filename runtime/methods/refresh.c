@@ -52,6 +52,9 @@ static void saved_clear(struct refresh_state *st) {
 }
 
 static int refresh_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (tr->hp.clip_on && tr->hp.clip > 0) /* the relearn gradient replaces the clipped task one */
+        return uf_fail("refresh: recomputes the step's gradient, so clip_on = \"task\" cannot apply; "
+                       "use clip_on = \"total\" (or clip = 0)");
     if (uf_mneed_teacher(tr, "refresh") != 0) return -1;
     struct refresh_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
