@@ -39,6 +39,7 @@
 #include "methods/common.h"
 #include "methods/safeproj.h"
 #include "model/memplan.h"
+#include "recipe.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "ref/ref_model.h"
@@ -55,6 +56,7 @@ static struct uf_model_config cfg;
 static struct uf_tokenizer tok;
 static char tmpdir[] = "/tmp/uf_test_methods_data_XXXXXX";
 static char *spec_user, *spec_safe; /* dataset plan nodes (JSON) */
+static char *safe_path;             /* the safety rows' file (spec_safe's) */
 
 /* ---- fixture ---------------------------------------------------------------------------------- */
 struct fx {
@@ -78,7 +80,8 @@ static void make_data(void) {
     CHECK(uf_dataset_write_jsonl(&ds_user, pu) == 0 && uf_dataset_write_jsonl(&ds_safe, ps) == 0);
     spec_user = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
     spec_safe = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
-    free(pu), free(ps);
+    safe_path = ps;
+    free(pu);
     const char *texts[9];
     int n = 0;
     for (int i = 0; i < 5; i++) texts[n++] = ds_user.rows[i].response;
@@ -101,6 +104,32 @@ static char *with_specs(const char *json) {
         }
     }
     return out;
+}
+
+/* A method's table as a recipe gets it (lua/unforget's schema defaults, every dataset key the
+ * safety file; recipe.h uf_recipe_method_plan) with the keys of `json` (after with_specs) over it. */
+static cJSON *method_cfg(const char *name, const char *json) {
+    struct uf_plan p;
+    CHECK_MSG(uf_recipe_method_plan(name, safe_path, &p) == 0, "%s", uf_error());
+    cJSON *c = cJSON_Duplicate(p.runs[0].methods[0].cfg, 1);
+    uf_plan_free(&p);
+    char *js = with_specs(json);
+    cJSON *o = cJSON_Parse(js);
+    free(js);
+    CHECK(o != NULL);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(c, it->string);
+        cJSON_AddItemToObject(c, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(o);
+    return c;
+}
+
+/* a key of a method's table when it has it (tables of several methods are read alike below) */
+static double key_or(const struct uf_method *m, const char *k, double absent) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->cfg, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : absent;
 }
 
 static void perturb(struct uf_model *m, uint64_t seed, float s) {
@@ -143,11 +172,7 @@ static void fx_init(struct fx *f, int lora) {
 /* adds method `name` with JSON config (type added) at slot n+1 and runs its init */
 static struct uf_method *fx_add(struct fx *f, const char *name, const char *json) {
     int k = f->tr.n_methods++;
-    char *js = with_specs(json);
-    f->cfgs[k] = cJSON_Parse(js);
-    free(js);
-    CHECK(f->cfgs[k] != NULL);
-    cJSON_AddStringToObject(f->cfgs[k], "type", name);
+    f->cfgs[k] = method_cfg(name, json);
     struct uf_method *m = &f->meth[k];
     m->ops = uf_method_find(name);
     CHECK(m->ops != NULL);
@@ -261,7 +286,7 @@ static void test_der_grad(void) {
         struct uf_mdraw d;
         CHECK(uf_mdraw_make(&f.tr, &ds_safe, uf_mcfg_rows(&f.tr, m), &d) == 0);
         CHECK_EQ_INT(d.n, c == 2 ? 2 : 1);
-        struct der_ctx ctx = {&d, f.theta_t, (float)uf_mcfg_num(m, "alpha", 0), c != 1, c == 2 ? 5 : 0};
+        struct der_ctx ctx = {&d, f.theta_t, (float)key_or(m, "alpha", 0), c != 1, c == 2 ? 5 : 0};
         double want = der_loss(f.theta, &ctx);
         CHECK_MSG(fabs(term - want) <= 1e-4 * fabs(want) && want > 0, "der case %d: term %.7g vs host %.7g", c, term, want);
         check_fd(cases[c], der_loss, &ctx, f.theta, g, f.P);
@@ -586,8 +611,8 @@ static void test_merges(void) {
         CHECK(m->ops->finish(m, &f.tr) == 0);
         uf_model_save_params(&f.model, out);
         const float *b = cases[c].theta0 ? base : safe;
-        double a = uf_mcfg_num(m, "a", 0), l = uf_mcfg_num(m, "lambda", 0);
-        double ls = uf_mcfg_num(m, "lambda_safe", 1), lu = uf_mcfg_num(m, "lambda_user", 1);
+        double a = key_or(m, "a", 0), l = key_or(m, "lambda", 0);
+        double ls = key_or(m, "lambda_safe", 1), lu = key_or(m, "lambda_user", 1);
         int exact = 0;
         if (!strcmp(cases[c].name, "linear")) {
             if (a == 0) memcpy(want, safe, (size_t)P * 4), exact = 1;
@@ -601,8 +626,8 @@ static void test_merges(void) {
         } else if (!strcmp(cases[c].name, "magmax")) {
             uf_clmath_ref_magmax(want, b, safe, ft, (float)l, (size_t)P);
         } else {
-            uf_clmath_ref_ties(want, b, safe, ft, (float)uf_mcfg_num(m, "density_safe", 1),
-                               (float)uf_mcfg_num(m, "density", 0.2), (float)ls, (float)lu, (size_t)P);
+            uf_clmath_ref_ties(want, b, safe, ft, (float)key_or(m, "density_safe", 1),
+                               (float)key_or(m, "density", 0.2), (float)ls, (float)lu, (size_t)P);
         }
         if (exact) CHECK_MSG(memcmp(out, want, (size_t)P * 4) == 0, "%s %s not exact", cases[c].name, cases[c].json);
         else CHECK_MSG(rel_err(out, want, P) < 1e-6, "%s %s: %.3g", cases[c].name, cases[c].json, rel_err(out, want, P));
@@ -797,11 +822,15 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     struct uf_trainer tr;
     uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
     tr.theta0 = loop_theta0;
-    char *js = with_specs(list ? list : "[]");
-    cJSON *l = cJSON_Parse(js);
-    free(js);
-    CHECK(l != NULL);
+    cJSON *given = cJSON_Parse(list ? list : "[]"), *l = cJSON_CreateArray();
+    CHECK(given != NULL);
     const cJSON *it;
+    cJSON_ArrayForEach(it, given) { /* each method's full table: the schema's defaults, then these keys */
+        char *one = cJSON_PrintUnformatted(it);
+        cJSON_AddItemToArray(l, method_cfg(cJSON_GetObjectItem(it, "type")->valuestring, one));
+        free(one);
+    }
+    cJSON_Delete(given);
     cJSON_ArrayForEach(it, l) {
         const struct uf_method_ops *ops = uf_method_find(cJSON_GetObjectItem(it, "type")->valuestring);
         CHECK(ops != NULL && uf_trainer_add_method(&tr, ops, it) == 0);
@@ -1059,10 +1088,7 @@ static void test_memplan_state(void) {
             for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
             struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
             CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
-            char *js = with_specs("{\"buffer\":\"safe\",\"data\":\"safe\",\"samples\":2}");
-            cJSON *c = cJSON_Parse(js);
-            free(js);
-            cJSON_AddStringToObject(c, "type", ops->name);
+            cJSON *c = method_cfg(ops->name, ops == uf_method_find("ewc") ? "{\"samples\":2}" : "{}");
             size_t live0 = dev.bytes_live;
             CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
             struct uf_method *me = &tr.methods[0];
@@ -1117,7 +1143,7 @@ int main(void) {
     uf_tokenizer_free(&tok);
     char *rm = uf_sprintf("rm -rf %s", tmpdir);
     if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    free(rm), free(spec_user), free(spec_safe);
+    free(rm), free(spec_user), free(spec_safe), free(safe_path);
     uf_device_free(&dev);
     return uf_test_summary();
 }

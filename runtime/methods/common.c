@@ -4,19 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-double uf_mcfg_num(const struct uf_method *m, const char *key, double def) {
+/* The method's table comes from lua/unforget with every key of its schema set (the schema holds
+ * the defaults); a missing key is a caller that bypassed the library: a fatal internal error. */
+static const cJSON *mcfg_key(const struct uf_method *m, const char *key, cJSON_bool (*is)(const cJSON *),
+                             const char *what) {
     const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
+    if (!is(v))
+        uf_fatal(1, "method '%s': key '%s' is not %s in its table (lua/unforget's schema sets every key)",
+                 m->ops ? m->ops->name : "?", key, what);
+    return v;
 }
 
-const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def) {
-    const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsString(v) ? v->valuestring : def;
+double uf_mcfg_num(const struct uf_method *m, const char *key) {
+    return mcfg_key(m, key, cJSON_IsNumber, "a number")->valuedouble;
 }
 
-int uf_mcfg_bool(const struct uf_method *m, const char *key, int def) {
-    const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+const char *uf_mcfg_str(const struct uf_method *m, const char *key) {
+    return mcfg_key(m, key, cJSON_IsString, "a string")->valuestring;
+}
+
+int uf_mcfg_bool(const struct uf_method *m, const char *key) {
+    return cJSON_IsTrue(mcfg_key(m, key, cJSON_IsBool, "a boolean"));
 }
 
 int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
@@ -40,7 +48,8 @@ int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char
 }
 
 int uf_mcfg_rows(const struct uf_trainer *tr, const struct uf_method *m) {
-    int r = (int)uf_mcfg_num(m, "batch", 0);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(m->cfg, "batch"); /* refresh has none */
+    int r = cJSON_IsNumber(b) ? (int)b->valuedouble : 0;
     return r > 0 ? r : (tr->hp.batch > 0 ? tr->hp.batch : 1);
 }
 

@@ -16,13 +16,16 @@
 #include "train.h"
 #include "core/util.h"
 
-double uf_mcfg_num(const struct uf_method *m, const char *key, double def);
-const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def);
-int uf_mcfg_bool(const struct uf_method *m, const char *key, int def);
+/* A key of the method's recipe table: lua/unforget's schema sets every key with its default
+ * (the only defaults); a missing one is a fatal internal error naming method and key. */
+double uf_mcfg_num(const struct uf_method *m, const char *key);
+const char *uf_mcfg_str(const struct uf_method *m, const char *key);
+int uf_mcfg_bool(const struct uf_method *m, const char *key);
 /* Loads the dataset of recipe key `key` (required, non-empty); uf_fail names method and key. */
 int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
                     struct uf_dataset *out);
-/* Rows per replay draw: the method's `batch` key, or hp.batch when it is 0 or absent. */
+/* Rows per replay draw: the method's `batch` key, or hp.batch when it is 0 or the method has
+ * none (refresh draws the task batch). */
 int uf_mcfg_rows(const struct uf_trainer *tr, const struct uf_method *m);
 
 struct uf_mdraw {

@@ -3,7 +3,7 @@
 #include "methods/common.h"
 
 static int l2sp_grad(struct uf_method *m, struct uf_trainer *tr) {
-    float lambda = (float)uf_mcfg_num(m, "lambda", 0.01);
+    float lambda = (float)uf_mcfg_num(m, "lambda");
     struct uf_tensor *anchor = uf_trainer_anchor(tr);
     if (!anchor) return uf_fail("l2sp: no anchor weights (uf_trainer_anchor failed)");
     uf_clmath_penalty(tr->dev, uf_model_train_grads(tr->model), uf_model_train_params(tr->model),

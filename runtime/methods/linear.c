@@ -5,7 +5,7 @@
 static int linear_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "linear", 0, &mm) != 0) return -1;
-    float a = (float)uf_mcfg_num(m, "a", 0.5);
+    float a = (float)uf_mcfg_num(m, "a");
     uf_clmath_lincomb(tr->dev, mm.ft, 1.0f - a, mm.safe, a, mm.ft, 0.0f, NULL);
     uf_mmerge_end(&mm);
     return 0;

@@ -17,7 +17,7 @@ struct lwf_state {
 static int lwf_task_loss(struct uf_method *m, struct uf_trainer *tr, const struct uf_train_batch *b) {
     struct lwf_state *st = m->state;
     if (!st) st = m->state = uf_calloc(1, sizeof *st);
-    float beta = (float)uf_mcfg_num(m, "beta", 1.0);
+    float beta = (float)uf_mcfg_num(m, "beta");
     if (beta == 0.0f || b->n_masked == 0) return 0;
     struct uf_model *teacher = uf_trainer_teacher(tr);
     if (!teacher) return uf_fail("lwf: no teacher model");

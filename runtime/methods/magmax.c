@@ -8,7 +8,7 @@
 static int magmax_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "magmax", 1, &mm) != 0) return -1;
-    uf_clmath_magmax(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, (float)uf_mcfg_num(m, "lambda", 1.0));
+    uf_clmath_magmax(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, (float)uf_mcfg_num(m, "lambda"));
     uf_mmerge_end(&mm);
     return 0;
 }

@@ -114,8 +114,8 @@ static int refresh_extra(struct uf_method *m, struct uf_trainer *tr) {
     if (st->saved_step != tr->step || st->nb == 0) return 0; /* no task batch this step */
     struct uf_tensor *p = uf_model_train_params(tr->model), *g = uf_model_train_grads(tr->model);
     float lr = step_lr(tr);
-    float gamma = (float)uf_mcfg_num(m, "unlearn_lr", 0.03) * lr;
-    int steps = (int)uf_mcfg_num(m, "unlearn_steps", 1);
+    float gamma = (float)uf_mcfg_num(m, "unlearn_lr") * lr;
+    int steps = (int)uf_mcfg_num(m, "unlearn_steps");
     for (int s = 0; s < steps; s++) {
         if (s > 0 && task_gradient(m, tr, st) != 0) return uf_fail_prefix("refresh: unlearning gradient");
         uf_tensor_scale(&st->F, 0.9f);
@@ -125,7 +125,7 @@ static int refresh_extra(struct uf_method *m, struct uf_trainer *tr) {
     }
     if (steps > 0 && task_gradient(m, tr, st) != 0) return uf_fail_prefix("refresh: relearning gradient");
     saved_clear(st);
-    float alpha = (float)uf_mcfg_num(m, "alpha", 0.1), beta = (float)uf_mcfg_num(m, "beta", 0.5);
+    float alpha = (float)uf_mcfg_num(m, "alpha"), beta = (float)uf_mcfg_num(m, "beta");
     int rows = uf_mcfg_rows(tr, m), rc = 0;
     struct uf_mdraw d;
     if (alpha != 0.0f) {

@@ -22,8 +22,8 @@ static int safemerge_finish(struct uf_method *m, struct uf_trainer *tr) {
         return uf_fail("safemerge: needs the pre-alignment base weights theta_0 (V = W_safe - W_0); "
                        "this run does not know them");
     if (md->lora_merged) return uf_fail("safemerge: the adapters were already merged (list safemerge before any merge)");
-    double cthr = uf_mcfg_num(m, "cos", 0.35);
-    float w = (float)uf_mcfg_num(m, "w_ft", 0.8);
+    double cthr = uf_mcfg_num(m, "cos");
+    float w = (float)uf_mcfg_num(m, "w_ft");
     int lora = md->lora.rank > 0, merged = 0, total = 0;
     const struct uf_tensor *safe = lora ? &md->params : uf_trainer_anchor(tr);
     if (!safe) return uf_fail("safemerge: no start weights");

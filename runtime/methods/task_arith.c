@@ -13,7 +13,7 @@
 static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "task_arith", 1, &mm) != 0) return -1;
-    float ls = (float)uf_mcfg_num(m, "lambda_safe", 1.0), lu = (float)uf_mcfg_num(m, "lambda_user", 0.5);
+    float ls = (float)uf_mcfg_num(m, "lambda_safe"), lu = (float)uf_mcfg_num(m, "lambda_user");
     uf_log(1, "task_arith: theta_0 + %g tau_safe + %g tau_user%s", ls, lu,
            mm.have_theta0 ? "" : " (no theta_0: tau_safe = 0)");
     uf_clmath_task_arith(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, ls, lu);

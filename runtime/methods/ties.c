@@ -10,12 +10,12 @@
 #include "methods/merge.h"
 
 static int ties_finish(struct uf_method *m, struct uf_trainer *tr) {
-    float du = (float)uf_mcfg_num(m, "density", 0.2), ds = (float)uf_mcfg_num(m, "density_safe", 1.0);
+    float du = (float)uf_mcfg_num(m, "density"), ds = (float)uf_mcfg_num(m, "density_safe");
     if (!(du > 0 && du <= 1)) return uf_fail("ties: density %g must be in (0, 1]", du);
     if (!(ds > 0 && ds <= 1)) return uf_fail("ties: density_safe %g must be in (0, 1]", ds);
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "ties", 1, &mm) != 0) return -1;
-    float ls = (float)uf_mcfg_num(m, "lambda_safe", 1.0), lu = (float)uf_mcfg_num(m, "lambda_user", 1.0);
+    float ls = (float)uf_mcfg_num(m, "lambda_safe"), lu = (float)uf_mcfg_num(m, "lambda_user");
     uf_log(1, "ties: tau_safe (density %g, x %g) and tau_user (density %g, x %g)%s", ds, ls, du, lu,
            mm.have_theta0 ? "" : " (no theta_0: tau_safe = 0)");
     uf_clmath_ties(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, ds, du, ls, lu);
