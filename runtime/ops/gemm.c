@@ -132,13 +132,12 @@ static void clblast_run(struct uf_device *d, const struct call *c) {
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
-static void set_arg(cl_kernel k, cl_uint *i, size_t size, const void *v) {
-    UF_CL(clSetKernelArg(k, (*i)++, size, v));
-}
-#define ARG_I(k, i, v) set_arg(k, i, sizeof(cl_int), &(cl_int){(cl_int)(v)})
-#define ARG_U(k, i, v) set_arg(k, i, sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)})
-#define ARG_F(k, i, v) set_arg(k, i, sizeof(cl_float), &(cl_float){(cl_float)(v)})
-#define ARG_M(k, i, v) set_arg(k, i, sizeof(cl_mem), &(cl_mem){(v)})
+/* Kernel arguments (core/device.h); sizes and offsets are ulong in gemm.cl. */
+#define I_ UF_ARG_I32
+#define U_ UF_ARG_U64
+#define F_ UF_ARG_F32
+#define M_ UF_ARG_MEM
+static const size_t ones[3] = {1, 1, 1}; /* work-groups of one work-item */
 
 static cl_mem scratch(struct uf_device *d, size_t bytes) {
     struct uf_gemm_state *st = state(d);
@@ -159,19 +158,9 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
     if (k == 0) return;
     cl_kernel kr = uf_device_kernel(d, "gemm.cl", W == 8 ? "uf_gemm_pack8"
                                                   : bf16 ? "uf_gemm_pack32_bf16" : "uf_gemm_pack32");
-    cl_uint i = 0;
-    ARG_I(kr, &i, k);
-    ARG_I(kr, &i, n);
-    ARG_M(kr, &i, X);
-    ARG_U(kr, &i, off);
-    ARG_U(kr, &i, ld);
-    ARG_U(kr, &i, x_bstride);
-    ARG_I(kr, &i, trans);
-    ARG_M(kr, &i, P);
-    ARG_U(kr, &i, p_off);
-    ARG_U(kr, &i, p_bstride);
     size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 63) / 64, batch};
-    uf_device_run(d, kr, 3, global, (size_t[]){1, 1, 1});
+    UF_LAUNCH(d, kr, 3, global, ones, I_(k), I_(n), M_(X), U_(off), U_(ld),
+              U_(x_bstride), I_(trans), M_(P), U_(p_off), U_(p_bstride));
 }
 
 /* Row-blocks per group (see uf_gemm_block): measured on PoCL/Zen 4 for k = 256..2048, 16..64
@@ -180,26 +169,11 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
 
 static void own_nt_small(struct uf_device *d, const struct call *c) {
     cl_kernel kr = uf_device_kernel(d, "gemm.cl", c->b_bf16 ? "uf_gemm_nt_small_bf16" : "uf_gemm_nt_small");
-    cl_uint q = 0;
-    ARG_I(kr, &q, c->m);
-    ARG_I(kr, &q, c->n);
-    ARG_I(kr, &q, c->k);
-    ARG_F(kr, &q, c->alpha);
-    ARG_F(kr, &q, c->beta);
-    ARG_M(kr, &q, c->A);
-    ARG_U(kr, &q, c->a_off);
-    ARG_U(kr, &q, c->lda);
-    ARG_U(kr, &q, c->a_stride);
-    ARG_M(kr, &q, c->B);
-    ARG_U(kr, &q, c->b_off);
-    ARG_U(kr, &q, c->ldb);
-    ARG_U(kr, &q, c->b_stride);
-    ARG_M(kr, &q, c->C);
-    ARG_U(kr, &q, c->c_off);
-    ARG_U(kr, &q, c->ldc);
-    ARG_U(kr, &q, c->c_stride);
     size_t global[2] = {(c->n + 3) / 4, c->batch};
-    uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
+    UF_LAUNCH(d, kr, 2, global, ones, I_(c->m), I_(c->n), I_(c->k), F_(c->alpha),
+              F_(c->beta), M_(c->A), U_(c->a_off), U_(c->lda), U_(c->a_stride), M_(c->B),
+              U_(c->b_off), U_(c->ldb), U_(c->b_stride), M_(c->C), U_(c->c_off), U_(c->ldc),
+              U_(c->c_stride));
 }
 
 static void own_run(struct uf_device *d, const struct call *c) {
@@ -244,27 +218,12 @@ static void own_run(struct uf_device *d, const struct call *c) {
                     a_off = c->a_off + b0 * c->a_stride + i * c->lda, a_bs = MR * c->lda;
                     a_rs = c->lda, a_ps = 1, a_bstride = c->a_stride;
                 }
-                cl_uint q = 0;
-                ARG_I(kr, &q, mcur);
-                ARG_I(kr, &q, ncur);
-                ARG_I(kr, &q, k);
-                ARG_I(kr, &q, GROUP_ROWS);
-                ARG_F(kr, &q, c->alpha);
-                ARG_F(kr, &q, c->beta);
-                ARG_M(kr, &q, A);
-                ARG_U(kr, &q, a_off);
-                ARG_U(kr, &q, a_bs);
-                ARG_U(kr, &q, a_rs);
-                ARG_U(kr, &q, a_ps);
-                ARG_U(kr, &q, a_bstride);
-                ARG_M(kr, &q, P);
-                ARG_U(kr, &q, kk * ncpad);
-                ARG_M(kr, &q, c->C);
-                ARG_U(kr, &q, c->c_off + b0 * c->c_stride + i * c->ldc + j);
-                ARG_U(kr, &q, c->ldc);
-                ARG_U(kr, &q, c->c_stride);
                 size_t global[2] = {mcpad / MR * (ncpad / NR), gb};
-                uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
+                UF_LAUNCH(d, kr, 2, global, ones, I_(mcur), I_(ncur), I_(k),
+                          I_(GROUP_ROWS), F_(c->alpha), F_(c->beta), M_(A), U_(a_off), U_(a_bs),
+                          U_(a_rs), U_(a_ps), U_(a_bstride), M_(P), U_(kk * ncpad), M_(c->C),
+                          U_(c->c_off + b0 * c->c_stride + i * c->ldc + j), U_(c->ldc),
+                          U_(c->c_stride));
             }
         }
     }
@@ -462,14 +421,9 @@ static void bf16_widen_run(struct uf_device *d, const struct call *c) {
     cl_kernel kr = uf_device_kernel(d, "tensor.cl", "uf_bf16_to_f32");
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         size_t nr = UF_MIN(chunk, rows - r0);
-        cl_uint q = 0;
-        ARG_M(kr, &q, st->widen);
-        ARG_U(kr, &q, 0);
-        ARG_M(kr, &q, c->B);
-        ARG_U(kr, &q, c->b_off + r0 * ld);
-        ARG_U(kr, &q, (nr - 1) * ld + cols);
         size_t g = round_up((nr - 1) * ld + cols, 64);
-        uf_device_run(d, kr, 1, &g, NULL);
+        UF_LAUNCH(d, kr, 1, &g, NULL, M_(st->widen), U_(0), M_(c->B), U_(c->b_off + r0 * ld),
+                  U_((nr - 1) * ld + cols));
         struct call cc = *c;
         cc.B = st->widen, cc.b_off = 0, cc.b_bf16 = false;
         if (c->tb) {
