@@ -19,5 +19,6 @@ int uf_cmd_eval(int argc, char **argv);
 int uf_cmd_sweep(int argc, char **argv);
 int uf_cmd_generate(int argc, char **argv);
 int uf_cmd_score(int argc, char **argv);
+int uf_cmd_report(int argc, char **argv);
 
 #endif
