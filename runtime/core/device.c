@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/gemm.h"
 #include "core/kernels.h"
 #include "core/util.h"
 
@@ -513,7 +512,7 @@ void uf_device_profile_report(struct uf_device *d, FILE *out) {
 
 void uf_device_free(struct uf_device *d) {
     if (!d->ctx) return;
-    uf_gemm_release(d);
+    if (d->gemm_free) d->gemm_free(d);
     uf_device_profile_enable(d, 0);
     uf_device_release(d, d->scratch, d->scratch_bytes);
     for (struct uf_program *p = d->programs, *pn; p; p = pn) {

@@ -45,7 +45,10 @@ struct uf_device {
     struct uf_profile *prof;       /* NULL unless profiling is on */
     cl_mem scratch;                /* small shared workspace (uf_device_scratch) */
     size_t scratch_bytes;
-    struct uf_gemm_state *gemm;    /* gemm.c's backend choice and packing buffer (lazily) */
+    struct uf_gemm_state *gemm;    /* ops/gemm.c's backend choice and packing buffer (lazily) */
+    void (*gemm_free)(struct uf_device *d); /* set with gemm by ops/gemm.c, which frees it;
+                                               uf_device_free calls it first (core/ does not
+                                               depend on ops/) */
 };
 
 /* Initialise on the selected device; exits 2 with the device list on a bad selector. */

@@ -74,6 +74,7 @@ static struct uf_gemm_state *state(struct uf_device *d) {
             uf_fatal(2, "UNFORGET_GEMM='%s' is not a GEMM backend (valid: own, clblast, auto)", e);
     }
     d->gemm = st;
+    d->gemm_free = uf_gemm_release;
     return st;
 }
 
@@ -456,75 +457,6 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
                      .a_stride = a_stride, .b_off = b_off, .ldb = ldb, .b_stride = b_stride,
                      .c_off = c_off, .ldc = ldc, .c_stride = c_stride};
     run(d, &c);
-}
-
-/* ---- benchmark ---------------------------------------------------------------------------- */
-int uf_gemm_bench(struct uf_device *d, FILE *out) {
-    /* (layout, m, n, k, batch): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048
-     * tokens; y = x W^T for 8 rows (generation); per-head products of attention-like paths
-     * (16 heads, 512 positions, 64 dims) */
-    static const struct { int l; size_t m, n, k, batch; } shapes[] = {
-        {2, 2048, 256, 256, 1},  {2, 2048, 2048, 2048, 1}, {2, 2048, 8192, 2048, 1},
-        {2, 2048, 2048, 1024, 1}, {0, 2048, 256, 256, 1},  {0, 2048, 2048, 2048, 1},
-        {0, 2048, 2048, 8192, 1}, {1, 256, 256, 2048, 1},  {1, 2048, 2048, 2048, 1},
-        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 8, 4096, 2048, 1},
-        {2, 512, 512, 64, 16},
-        {0, 512, 64, 512, 16},
-    };
-    size_t na = 0, nb = 0, nc = 0;
-    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        na = UF_MAX(na, shapes[s].m * shapes[s].k * shapes[s].batch);
-        nb = UF_MAX(nb, shapes[s].k * shapes[s].n * shapes[s].batch);
-        nc = UF_MAX(nc, shapes[s].m * shapes[s].n * shapes[s].batch);
-    }
-    float *host = uf_malloc(UF_MAX(UF_MAX(na, nb), nc) * 4), *c_own = uf_malloc(nc * 4);
-    struct uf_rng r;
-    uf_rng_init(&r, 2);
-    for (size_t i = 0; i < UF_MAX(na, nb); i++) host[i] = (float)(uf_rng_uniform(&r) - 0.5);
-    cl_mem A = uf_device_alloc(d, na * 4, "gemm bench A"), B = uf_device_alloc(d, nb * 4, "gemm bench B");
-    cl_mem C = uf_device_alloc(d, nc * 4, "gemm bench C");
-    UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
-    UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
-    bool cpu = d->type & CL_DEVICE_TYPE_CPU;
-    fprintf(out, "gemm bench on %s (%s): GFLOP/s of the best timed run (wall clock)%s\n", d->name,
-            d->driver, cpu ? ";\n  per cpu-s: GFLOP per CPU-second of this process (all driver "
-                             "threads), robust to other load on the machine" : "");
-    fprintf(out, "%-6s %5s %6s %6s %6s %9s %9s %7s %12s", "layout", "batch", "m", "n", "k", "own",
-            "clblast", "own/cl", "max rel diff");
-    if (cpu) fprintf(out, " %13s %13s", "own per cpu-s", "cl per cpu-s");
-    fputc('\n', out);
-    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        int l = shapes[s].l;
-        bool ta = l & 1, tb = l & 2;
-        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k, batch = shapes[s].batch;
-        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
-                         .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
-                         .a_stride = m * k, .ldb = tb ? k : n, .b_stride = k * n, .ldc = n,
-                         .c_stride = m * n};
-        size_t mn = m * n * batch;
-        double c_own_cpu, c_cl_cpu, g_own = measure(d, UF_GEMM_OWN, &c, &c_own_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, c_own, 0, NULL, NULL));
-        float nan = NAN; /* CLBlast must overwrite all of C (beta = 0) */
-        UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, mn * 4, 0, NULL, NULL));
-        double g_cl = measure(d, UF_GEMM_CLBLAST, &c, &c_cl_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, host, 0, NULL, NULL));
-        double scale = 1e-30, diff = 0;
-        for (size_t i = 0; i < mn; i++) {
-            scale = UF_MAX(scale, fabs((double)host[i]));
-            double e = fabs((double)c_own[i] - (double)host[i]);
-            diff = isnan(e) ? INFINITY : UF_MAX(diff, e);
-        }
-        fprintf(out, "%-6s %5zu %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], batch, m,
-                n, k, g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
-        if (cpu) fprintf(out, " %13.1f %13.1f", c_own_cpu, c_cl_cpu);
-        fputc('\n', out);
-        fflush(out);
-    }
-    uf_device_release(d, A, na * 4);
-    uf_device_release(d, B, nb * 4);
-    uf_device_release(d, C, nc * 4);
-    free(host), free(c_own);
-    return 0;
 }
 
 void uf_gemm_ref(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *A,
