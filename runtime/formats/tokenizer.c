@@ -4,12 +4,12 @@
 #include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <utf8proc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
 #include "formats/tokenizer_impl.h"
-
 
 /* ---- hash maps ------------------------------------------------------------------------- */
 static uint32_t str_hash(const char *s, int n) { return (uint32_t)uf_hash64(s, (size_t)n, UF_HASH_SEED); }
@@ -126,59 +126,21 @@ int uf_tok_cat_space(uint32_t c) {
            c == 0x205f || c == 0x3000;
 }
 
-struct range { uint32_t lo, hi; };
-static int in_ranges(uint32_t c, const struct range *r, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (c >= r[i].lo && c <= r[i].hi) return 1;
-    return 0;
-}
-
-/* \p{N}: approximation: ASCII and Latin-1 digits/fractions/superscripts, the decimal digit
- * blocks of the major scripts, number forms, enclosed/circled numbers, fullwidth digits. */
-static const struct range number_ranges[] = {
-    {0x30, 0x39}, {0xb2, 0xb3}, {0xb9, 0xb9}, {0xbc, 0xbe}, {0x660, 0x669}, {0x6f0, 0x6f9},
-    {0x7c0, 0x7c9}, {0x966, 0x96f}, {0x9e6, 0x9ef}, {0xa66, 0xa6f}, {0xae6, 0xaef},
-    {0xb66, 0xb6f}, {0xbe6, 0xbf2}, {0xc66, 0xc6f}, {0xce6, 0xcef}, {0xd66, 0xd78},
-    {0xe50, 0xe59}, {0xed0, 0xed9}, {0xf20, 0xf33}, {0x1040, 0x1049}, {0x17e0, 0x17e9},
-    {0x1810, 0x1819}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2150, 0x2182},
-    {0x2185, 0x2189}, {0x2460, 0x249b}, {0x24ea, 0x24ff}, {0x2776, 0x2793}, {0x3007, 0x3007},
-    {0x3021, 0x3029}, {0x3038, 0x303a}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324f},
-    {0x3251, 0x325f}, {0x3280, 0x3289}, {0x32b1, 0x32bf}, {0xff10, 0xff19},
-    {0x10107, 0x10133}, {0x1d7ce, 0x1d7ff}, {0x1f100, 0x1f10c},
-};
+/* \p{L} and \p{N}: the Unicode general categories L* (Lu Ll Lt Lm Lo) and N* (Nd Nl No), exact,
+ * from utf8proc's tables (its Unicode version: utf8proc_unicode_version()). ASCII is decided
+ * inline: it is most of the text and the hot spot of the pre-tokenizer. */
 int uf_tok_cat_number(uint32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
-    return in_ranges(c, number_ranges, UF_ARRAY_LEN(number_ranges));
+    if (c > 0x10ffff) return 0; /* invalid byte */
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
-/* Not letters among code points >= 0x80: Latin-1 punctuation/symbols, combining marks,
- * general punctuation through dingbats/arrows/math/braille, CJK symbols and punctuation,
- * private use, surrogates, variation selectors, half/fullwidth punctuation, specials, emoji
- * and other symbol planes, tags. Script-internal marks (e.g. Devanagari vowel signs) and a few
- * script punctuation marks count as letters: the approximation. Everything else is a letter. */
-static const struct range nonletter_ranges[] = {
-    {0x80, 0xa9}, {0xab, 0xb4}, {0xb6, 0xb9}, {0xbb, 0xbf}, {0xd7, 0xd7}, {0xf7, 0xf7},
-    {0x2c2, 0x2c5}, {0x2d2, 0x2df}, {0x2e5, 0x2eb}, {0x2ed, 0x2ed}, {0x2ef, 0x36f},
-    {0x375, 0x375}, {0x37e, 0x37e}, {0x384, 0x385}, {0x387, 0x387}, {0x3f6, 0x3f6},
-    {0x482, 0x489}, {0x55a, 0x55f}, {0x589, 0x58a}, {0x591, 0x5c7}, {0x5f3, 0x5f4},
-    {0x600, 0x61f}, {0x64b, 0x65f}, {0x66a, 0x66d}, {0x6d4, 0x6d4}, {0x964, 0x965},
-    {0x970, 0x970}, {0xe3f, 0xe3f}, {0xe4f, 0xe4f}, {0xe5a, 0xe5b}, {0x1ab0, 0x1aff},
-    {0x1dc0, 0x1dff}, {0x2000, 0x206f}, {0x20a0, 0x20ff}, {0x2100, 0x2101}, {0x2103, 0x2106},
-    {0x2108, 0x2109}, {0x2114, 0x2114}, {0x2116, 0x2118}, {0x211e, 0x2123}, {0x2125, 0x2125},
-    {0x2127, 0x2127}, {0x2129, 0x2129}, {0x212e, 0x212e}, {0x213a, 0x213b}, {0x2140, 0x2144},
-    {0x214a, 0x214d}, {0x214f, 0x214f}, {0x218a, 0x2bff}, {0x2ce5, 0x2cea}, {0x2cf9, 0x2cff},
-    {0x2e00, 0x2e7f}, {0x2e80, 0x2fff}, {0x3000, 0x3004}, {0x3008, 0x3020}, {0x302a, 0x3030},
-    {0x3036, 0x3037}, {0x303d, 0x303f}, {0x3099, 0x309c}, {0x30a0, 0x30a0}, {0x30fb, 0x30fb},
-    {0x3190, 0x319f}, {0x31c0, 0x31ef}, {0x3200, 0x33ff}, {0x4dc0, 0x4dff}, {0xa490, 0xa4cf},
-    {0xd800, 0xf8ff}, {0xfd3e, 0xfd3f}, {0xfe00, 0xfe6f}, {0xfeff, 0xfeff}, {0xff01, 0xff20},
-    {0xff3b, 0xff40}, {0xff5b, 0xff65}, {0xffe0, 0xffff}, {0x10100, 0x1013f},
-    {0x1d000, 0x1d24f}, {0x1d300, 0x1d37f}, {0x1f000, 0x1fbff}, {0xe0000, 0x10ffff},
-};
 int uf_tok_cat_letter(uint32_t c) {
     if (c < 0x80) return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
     if (c > 0x10ffff) return 0; /* invalid byte */
-    if (uf_tok_cat_space(c) || uf_tok_cat_number(c)) return 0;
-    return !in_ranges(c, nonletter_ranges, UF_ARRAY_LEN(nonletter_ranges));
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
 }
 
 /* ---- pre-tokenizer regexes (byte-level) --------------------------------------------------- */
@@ -213,6 +175,7 @@ static size_t contraction(struct cur c, size_t i, int icase) {
         return 0;
     }
     if (lower_eq(a, 's') || lower_eq(a, 't') || lower_eq(a, 'm') || lower_eq(a, 'd')) return 2;
+    if (a == 0xc5 && b == 0xbf) return 3; /* U+017F long s: simple case folding makes it 's' */
     if ((lower_eq(a, 'r') && lower_eq(b, 'e')) || (lower_eq(a, 'v') && lower_eq(b, 'e')) ||
         (lower_eq(a, 'l') && lower_eq(b, 'l')))
         return 3;

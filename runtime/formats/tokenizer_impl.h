@@ -14,7 +14,7 @@
  * 0x110000 + byte); utf8_put writes cp and returns its length. */
 int uf_tok_utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp);
 int uf_tok_utf8_put(uint32_t cp, char *out);
-/* Unicode categories (approximations documented in tokenizer.c) */
+/* Unicode categories: \s (White_Space), \p{L}, \p{N} (utf8proc; see tokenizer.c) */
 int uf_tok_cat_letter(uint32_t c);
 int uf_tok_cat_number(uint32_t c);
 int uf_tok_cat_space(uint32_t c);
