@@ -33,13 +33,15 @@
  * metrics.jsonl (one JSON object per line, appended by the trainer every logged step), in
  * either of two forms:
  *   nested  {"step": 10, "lr": 3e-4, "grad_norm": 1.2, "tokens_per_s": 5120,
- *            "loss": {"total": 2.31, "ce": 2.10, "der": 0.21}}   (what train.c writes: "total"
- *            and "ce", then one term per method)
+ *            "loss": {"total": 2.31, "ce": 2.10, "der": 0.21}, "clip_share": 0.4}   (what
+ *            train.c writes: "total" and "ce", then one term per method; clip_share when
+ *            clipping is on)
  *   flat    {"step": 10, "lr": 3e-4, "grad_norm": 1.2, "tokens_per_s": 5120, "ce": 2.10,
  *            "der": 0.21, "loss": 2.31}           (accepted from other tools)
  *   step required (integer >= 0). Nested: "loss" is an object of loss terms by name. Flat: a
  *   numeric "loss" is the term "total" and every other numeric member except step, lr,
- *   grad_norm, tokens_per_s, elapsed_s, epoch is a loss term. lr, grad_norm, tokens_per_s are
+ *   grad_norm, tokens_per_s, elapsed_s, epoch, clip_share is a loss term (clip_share: the share
+ *   of the steps so far whose gradient was clipped, train.c). lr, grad_norm, tokens_per_s are
  *   optional numbers (NAN when absent). Blank lines are skipped; an unterminated malformed LAST
  *   line (a run still writing) is skipped with a warning; any other malformed line is an error
  *   naming file:line. */
