@@ -456,6 +456,7 @@ method("lisa", {
   rho = { "number", 1.0, "proximal weight toward the weights at the last switch" },
 }, "Lisa bi-state optimisation")
 method("safemerge", {
+  safety_lora = { "string", nil, "(required at run time) PEFT adapter folder of a safety LoRA (trained on safety data from the aligned model)" },
   cos = { "number", 0.35, "merge layers whose cosine to the safety subspace is below this" },
   w_ft = { "number", 0.8, "weight of the fine-tuned layer in the merge" },
 }, "SafeMERGE layer-wise merge")
