@@ -190,7 +190,7 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
                       (long long)tr.total_steps, hp.batch);
         rc = uf_trainer_run(&tr, &rd, label);
     }
-    if (rc) uf_fail_prefix("%s", label);
+    if (rc && strcmp(name, ".") != 0) uf_fail_prefix("%s", label); /* the run's name comes next */
     uf_trainer_free(&tr);
     uf_rundir_close(&rd);
     uf_dataset_free(&data);
@@ -286,13 +286,27 @@ static char *base_dir(struct uf_pipeline *p, const cJSON *node, const char *star
     return NULL;
 }
 
+/* results.json marks a node done when it is sound (report's parser); a damaged one (a write cut
+ * short by hand, a disk error) is removed, so the node re-evaluates from its last checkpoint. */
+static int results_done(const char *path, const char *name) {
+    if (!uf_file_exists(path)) return 0;
+    struct uf_results r;
+    if (uf_results_read(&r, path) == 0) {
+        uf_results_free(&r);
+        return 1;
+    }
+    uf_log(1, "notice: %s: %s; removed, %s is evaluated again", name, uf_error(), name);
+    unlink(path);
+    return 0;
+}
+
 static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
     const char *name = jstr(node, "name", "run");
     char *dir = node_dir(p, node, is_stage);
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
     int lock_fd = -1;
-    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+    if (results_done(results, name) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         free(results);
         free(dir);
@@ -312,7 +326,7 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
         if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
     }
-    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+    if (results_done(results, name) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         close(lock_fd);
         free(results);

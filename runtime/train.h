@@ -89,6 +89,7 @@ struct uf_train_hparams {
     int batch, micro_batch, max_len;
     uint64_t seed;
     int64_t checkpoint_every;
+    int skip_nonfinite; /* on_nonfinite: 0 "stop" (error at the first NaN/Inf step), 1 "skip" */
 };
 int uf_train_hparams_from_json(const cJSON *optim, struct uf_train_hparams *hp); /* 0 or uf_fail */
 

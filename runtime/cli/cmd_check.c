@@ -17,6 +17,8 @@
 #include "train.h"
 #include "methods/methods.h"
 #include "core/model_config.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
 #include "data/data.h"
 #include "recipe.h"
 #include "train.h"
@@ -59,6 +61,20 @@ static int check_files(const cJSON *node, const char *where) {
             fprintf(stderr, "  missing file: %s (%s)\n", path, where);
             missing++;
         }
+        if (strcmp(kind, "model") == 0 && strcmp(jstr(node, "type"), "hf") == 0) {
+            /* a Hugging Face folder: config.json and the safetensors headers must parse */
+            struct uf_model_config mc;
+            struct uf_st_model st;
+            if (!uf_file_exists(path)) {
+                fprintf(stderr, "  missing model folder: %s (%s)\n", path, where);
+                missing++;
+            } else if (uf_hf_config_load(path, &mc, NULL) != 0 || uf_st_model_open(&st, path) != 0) {
+                fprintf(stderr, "  bad model: %s\n", uf_error());
+                missing++;
+            } else {
+                uf_st_model_free(&st);
+            }
+        }
     }
     const cJSON *c;
     cJSON_ArrayForEach(c, node) missing += check_files(c, where);
@@ -87,6 +103,10 @@ static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
                 fprintf(stderr, "  bad data: %s\n", uf_error());
                 bad++;
             } else {
+                if (d.n == 0) { /* training or evaluating on nothing is never meant */
+                    fprintf(stderr, "  bad data: %s holds no rows\n", jstr(node, "path"));
+                    bad++;
+                }
                 uf_dataset_free(&d);
             }
         }
@@ -96,26 +116,26 @@ static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
     return bad;
 }
 
-static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
+/* The model line of a model.new spec; 1 (error printed) when its sizes are invalid. */
+static int print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
     const char *type = jstr(m, "type");
     if (!type || strcmp(type, "model.new") != 0) {
         printf("    model      %s %s\n", type ? type : "?", jstr(m, "path") ? jstr(m, "path") : "");
-        return;
+        return 0;
     }
-    enum uf_family fam = UF_FAMILY_LLAMA;
-    uf_family_parse(jstr(m, "family") ? jstr(m, "family") : "llama", &fam);
-    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
-    int ff = (int)jnum(m, "d_ff", 0), vocab = (int)jnum(m, "vocab", 0);
-    if (ff == 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if (vocab == 0) vocab = (int)jnum(tok, "vocab", 2048); /* the trained tokenizer's size */
-    struct uf_model_config c;
-    uf_model_config_defaults(&c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
-                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
-    if ((int)jnum(m, "head_dim", 0) > 0) c.head_dim = (int)jnum(m, "head_dim", 0);
-    double P = (double)uf_model_param_numel(&c);
     (void)batch, (void)seq; /* the memory plan follows the model line (plan_train) */
+    int vocab = 2048; /* model.new without vocab: the trained tokenizer's size */
+    if (jnum(tok, "vocab", 0) >= 1 && jnum(tok, "vocab", 0) <= 2147483647.0) vocab = (int)jnum(tok, "vocab", 0);
+    struct uf_model_config c;
+    if (uf_memplan_config_new(m, vocab, &c)) { /* the same config the run builds */
+        fprintf(stderr, "unforget: error: uf.model.new: %s\n", uf_error());
+        return 1;
+    }
+    double P = (double)uf_model_param_numel(&c);
     printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
-           uf_family_name(fam), D, c.n_layers, H, c.n_kv_heads, ff, vocab, P / 1e6);
+           uf_family_name(c.family), c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, c.vocab,
+           P / 1e6);
+    return 0;
 }
 
 /* The memory plan of a stage/run; 1 when it does not fit (printed to stderr), else 0. */
@@ -226,8 +246,8 @@ static int print_train(const cJSON *t, const char *label, size_t dev_bytes, size
     const cJSON *from = cJSON_GetObjectItem(t, "from");
     if (from) printf("    from       stage %s\n", jstr(from, "name"));
     const cJSON *model = cJSON_GetObjectItem(t, "model");
-    if (model) print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq);
-    int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
+    int bad = model ? print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq) : 0;
+    bad |= plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     const cJSON *data = cJSON_GetObjectItem(t, "data");
     if (data) {
         const char *kind = jstr(data, "_kind");
@@ -366,6 +386,11 @@ int uf_cmd_check(int argc, char **argv) {
         }
     }
     missing += bad;
+    if (cJSON_GetArraySize(cJSON_GetObjectItem(plan, "runs")) == 0 &&
+        !cJSON_IsTrue(cJSON_GetObjectItem(plan, "module"))) {
+        fprintf(stderr, "unforget: error: %s defines no runs (add uf.run { name = ..., ... })\n", recipe);
+        missing++;
+    }
     if (json) {
         char *s = cJSON_Print(plan);
         puts(s);

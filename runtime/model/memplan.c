@@ -223,16 +223,26 @@ static const char *jstr(const cJSON *o, const char *k, const char *def) {
     return cJSON_IsString(v) ? v->valuestring : def;
 }
 
+/* An int-sized field: a number beyond int (undefined behaviour to convert) becomes -1, which
+ * uf_model_config_validate refuses. */
+static int jint(const cJSON *o, const char *k, int def) {
+    double v = jnum(o, k, def);
+    return v >= -2147483648.0 && v <= 2147483647.0 ? (int)v : -1;
+}
+
 int uf_memplan_config_new(const cJSON *m, int vocab, struct uf_model_config *c) {
     enum uf_family fam;
     if (uf_family_parse(jstr(m, "family", "llama"), &fam)) return -1;
-    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
-    int ff = (int)jnum(m, "d_ff", 0);
-    if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if ((int)jnum(m, "vocab", 0) > 0) vocab = (int)jnum(m, "vocab", 0);
-    uf_model_config_defaults(c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
-                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
-    if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
+    int D = jint(m, "d_model", 256), H = jint(m, "heads", 4);
+    int ff = jint(m, "d_ff", 0);
+    if (ff == 0) { /* about 8/3 d_model rounded up to 32, in 64 bits */
+        int64_t f = ((int64_t)8 * D / 3 + 31) / 32 * 32;
+        ff = f > 0 && f <= 2147483647 ? (int)f : -1;
+    }
+    if (jint(m, "vocab", 0) != 0) vocab = jint(m, "vocab", 0);
+    uf_model_config_defaults(c, fam, vocab, D, jint(m, "layers", 4), H, jint(m, "kv_heads", 0), ff,
+                             jint(m, "max_seq", 256));
+    if (jint(m, "head_dim", 0) != 0) c->head_dim = jint(m, "head_dim", 0);
     if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
     return uf_model_config_validate(c);
 }

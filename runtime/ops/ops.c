@@ -386,7 +386,7 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     int64_t n = p->numel;
     need(p, UF_F32, n, op, "p"), need(g, UF_F32, n, op, "g");
     need(m, UF_F32, n, op, "m"), need(v, UF_F32, n, op, "v");
-    if (h->max_norm > 0) need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
+    if (h->max_norm > 0 || h->skip_nonfinite) need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
     if (h->step < 1) uf_fatal(1, "%s: step %d (1-based)", op, h->step);
     if (n == 0) return;
     float bc1 = (float)(1.0 - pow((double)h->beta1, h->step));
@@ -394,11 +394,25 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     int cpu = cpu_path(d);
     struct kargs a = kargs_begin(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
     arg_t(&a, p), arg_t(&a, g), arg_t(&a, m), arg_t(&a, v);
-    arg_t(&a, h->max_norm > 0 ? gnorm_sq : p), arg_n(&a, (uint64_t)n);
+    arg_t(&a, h->max_norm > 0 || h->skip_nonfinite ? gnorm_sq : p), arg_n(&a, (uint64_t)n);
     arg_f(&a, h->lr), arg_f(&a, h->beta1), arg_f(&a, h->beta2), arg_f(&a, h->eps);
     arg_f(&a, h->weight_decay), arg_f(&a, h->max_norm), arg_f(&a, h->grad_scale);
-    arg_f(&a, bc1), arg_f(&a, bc2);
+    arg_f(&a, bc1), arg_f(&a, bc2), arg_i(&a, h->skip_nonfinite != 0);
     run_elementwise(d, a.k, n, cpu);
+}
+
+void uf_op_nonfinite_guard(struct uf_device *d, const struct uf_tensor *terms,
+                           struct uf_tensor *gnorm_sq, struct uf_tensor *health, int step) {
+    const char *op = "uf_op_nonfinite_guard";
+    need(terms, UF_F32, terms->numel, op, "terms");
+    need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
+    need(health, UF_I32, 3, op, "health");
+    if (terms->numel > 30) uf_fatal(1, "%s: at most 30 terms (got %lld)", op, (long long)terms->numel);
+    struct kargs a = kargs_begin(d, "optim.cl", "uf_nonfinite_guard");
+    arg_t(&a, terms), arg_i(&a, (int)terms->numel), arg_t(&a, gnorm_sq), arg_t(&a, health);
+    arg_i(&a, step);
+    size_t g = 1;
+    uf_device_run(d, a.k, 1, &g, &g);
 }
 
 /* ---- RoPE frequencies --------------------------------------------------------------------------- */
