@@ -30,8 +30,16 @@ static const char *jstr(const cJSON *o, const char *k, const char *def) {
     return cJSON_IsString(v) ? v->valuestring : def;
 }
 
+/* Integer fields: a number outside the type (undefined behaviour to convert) becomes `bad`. */
+static int64_t jint(const cJSON *o, const char *k, double def, double lo, double hi, int64_t bad) {
+    double v = jnum(o, k, def);
+    return v >= lo && v <= hi ? (int64_t)v : bad;
+}
+
 int uf_train_hparams_from_json(const cJSON *o, struct uf_train_hparams *hp) {
     memset(hp, 0, sizeof *hp);
+    if (!(jnum(o, "seed", 1) >= 0 && jnum(o, "seed", 1) < 18446744073709551615.0))
+        return uf_fail("optimizer: seed must be in [0, 2^64)");
     hp->lr = (float)jnum(o, "lr", 3e-4);
     hp->beta1 = (float)jnum(o, "beta1", 0.9);
     hp->beta2 = (float)jnum(o, "beta2", 0.999);
@@ -40,18 +48,20 @@ int uf_train_hparams_from_json(const cJSON *o, struct uf_train_hparams *hp) {
     hp->clip = (float)jnum(o, "clip", 1.0);
     hp->warmup = (float)jnum(o, "warmup", 0);
     hp->epochs = jnum(o, "epochs", 1);
-    hp->steps = (int64_t)jnum(o, "steps", 0);
-    hp->batch = (int)jnum(o, "batch", 8);
-    hp->micro_batch = (int)jnum(o, "micro_batch", 0);
-    hp->max_len = (int)jnum(o, "max_len", 256);
+    hp->steps = jint(o, "steps", 0, 0, 2147483647.0, -1);
+    hp->batch = (int)jint(o, "batch", 8, 0, 2147483647.0, -1);
+    hp->micro_batch = (int)jint(o, "micro_batch", 0, 0, 2147483647.0, -1);
+    hp->max_len = (int)jint(o, "max_len", 256, 0, 2147483647.0, -1);
     hp->seed = (uint64_t)jnum(o, "seed", 1);
-    hp->checkpoint_every = (int64_t)jnum(o, "checkpoint_every", 0);
+    hp->checkpoint_every = jint(o, "checkpoint_every", 0, 0, 9e18, -1);
     hp->skip_nonfinite = strcmp(jstr(o, "on_nonfinite", "stop"), "skip") == 0;
     const char *s = jstr(o, "schedule", "cosine");
     hp->schedule = strcmp(s, "constant") == 0 ? 0 : strcmp(s, "linear") == 0 ? 2 : 1;
-    if (hp->micro_batch <= 0) hp->micro_batch = hp->batch;
-    if (hp->batch <= 0 || hp->max_len < 2 || hp->lr < 0)
-        return uf_fail("optimizer: batch must be > 0, max_len >= 2 and lr >= 0");
+    if (hp->micro_batch == 0) hp->micro_batch = hp->batch;
+    if (hp->batch <= 0 || hp->micro_batch <= 0 || hp->max_len < 2 || !(hp->lr >= 0) ||
+        hp->steps < 0 || hp->checkpoint_every < 0 || !(hp->epochs >= 0 && hp->epochs <= 1e9))
+        return uf_fail("optimizer: need batch, micro_batch >= 1, max_len >= 2, lr >= 0, steps and "
+                       "checkpoint_every in int range and >= 0, epochs in [0, 1e9]");
     if (hp->batch % hp->micro_batch != 0)
         return uf_fail("optimizer: batch (%d) must be a multiple of micro_batch (%d)", hp->batch,
                        hp->micro_batch);

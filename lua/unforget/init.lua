@@ -581,7 +581,9 @@ local function finish_train(what, v)
   if v.model and v.from then fail("%s: give model or from, not both", what) end
   if not v.data and not v.pretrain then fail("%s: needs data = ... (or pretrain = ...)", what) end
   v.optim = v.optim or uf.adamw {}
-  local m = v.model
+  local src = v -- the model.new this trains: its own, or the one of the stage it starts from
+  for _ = 1, 32 do if not src or src.model then break end src = src.from end
+  local m = src and src.model
   if m and m.type == "model.new" then
     for _, o in ipairs({ v.optim, v.pretrain_optim }) do
       if o and o.max_len > m.max_seq then
