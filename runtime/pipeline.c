@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eval/evaluate.h"
@@ -321,18 +321,25 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         free(results);
         goto fail;
     }
-    /* one process at a time per node (parallel sweep jobs share stages): wait for the lock, then
-     * use what the holder finished */
-    char *lock_path = uf_sprintf("%s/.lock", dir);
-    lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    free(lock_path);
-    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
-        if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
+    /* one process at a time per node (parallel sweep jobs and Slurm array tasks share stages):
+     * wait for the folder's lock (rundir.h: fcntl locks, NFS-safe), then use what the holder
+     * finished */
+    {
+        char holder[256] = "";
+        int t = uf_lock_take(dir, 0, &lock_fd, holder, sizeof holder);
+        if (t == 1) {
+            uf_log(1, "%s %s: waiting for the process that is training it (%s)", is_stage ? "stage" : "run",
+                   name, holder);
+            t = uf_lock_take(dir, 1, &lock_fd, NULL, 0);
+        }
+        if (t != 0) {
+            free(results);
+            goto fail;
+        }
     }
     if (results_done(results, name) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
-        close(lock_fd);
+        uf_lock_release(lock_fd);
         free(results);
         free(dir);
         *model_dir_out = final_dir;
@@ -452,18 +459,39 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
-    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
-    lock_fd = -1;
     if (rc) goto fail;
+    uf_lock_release(lock_fd);
     free(dir);
     *model_dir_out = final_dir;
     return 0;
 fail:
-    if (lock_fd >= 0) close(lock_fd);
     uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
+    if (lock_fd >= 0) { /* the error as the log's last line, for `unforget status` */
+        char *lp = uf_sprintf("%s/log.txt", dir);
+        FILE *lf = fopen(lp, "a");
+        if (lf) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char ts[32];
+            gmtime_r(&now, &tm);
+            strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            fprintf(lf, "%s error: %s\n", ts, uf_error());
+            fclose(lf);
+        }
+        free(lp);
+    }
+    uf_lock_release(lock_fd);
     free(dir);
     free(final_dir);
     return -1;
+}
+
+char *uf_pipeline_node_dir(const cJSON *plan, const char *out, const cJSON *node, int is_stage) {
+    struct uf_pipeline p;
+    memset(&p, 0, sizeof p);
+    p.plan = plan;
+    p.out = out;
+    return node_dir(&p, node, is_stage);
 }
 
 /* One line per finished node: name and every metric with its interval. */
@@ -499,13 +527,14 @@ static void print_table(struct uf_pipeline *p) {
 int uf_pipeline_run(struct uf_pipeline *p) {
     const cJSON *runs = cJSON_GetObjectItem(p->plan, "runs"), *r;
     int done = 0;
-    if (!p->only) { /* every stage too, so a recipe of stages alone works */
+    if (!p->only || p->stages_only) { /* every stage too, so a recipe of stages alone works */
         const cJSON *s;
         cJSON_ArrayForEach(s, cJSON_GetObjectItem(p->plan, "stages")) {
             char *md = NULL;
             if (run_node(p, s, 1, &md)) return -1;
             free(md);
         }
+        if (p->stages_only) return 0;
     }
     cJSON_ArrayForEach(r, runs) {
         if (p->only && strcmp(jstr(r, "name", ""), p->only) != 0) continue;

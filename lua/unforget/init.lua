@@ -629,6 +629,31 @@ function uf.run(t)
   return v
 end
 
+--- uf.slurm { partition = "gpu", time = "02:00:00", ... }: defaults for `unforget sweep --slurm`
+--- (each can be overridden on the command line); sbatch = { "--qos=high", ... } adds #SBATCH lines.
+local slurm_schema = {
+  partition = { "string", nil, "#SBATCH --partition" },
+  account = { "string", nil, "#SBATCH --account" },
+  time = { "string", nil, "#SBATCH --time (e.g. \"02:00:00\")" },
+  mem = { "string", nil, "#SBATCH --mem (e.g. \"16G\")" },
+  cpus_per_task = { "integer", nil, "#SBATCH --cpus-per-task (PoCL uses that many threads)" },
+  gpus_per_task = { "integer", nil, "#SBATCH --gpus-per-task" },
+  gres = { "string", nil, "#SBATCH --gres (e.g. \"gpu:a100:1\"; none unless given)" },
+  array_limit = { "integer", nil, "at most this many array tasks at once (--array=0-N%limit)" },
+  sbatch = { "table", {}, "extra #SBATCH options, e.g. { \"--qos=high\", \"--constraint=a100\" }" },
+}
+function uf.slurm(t)
+  if plan.slurm then fail("uf.slurm is given twice") end
+  local v = check("slurm", slurm_schema, t)
+  for i, line in ipairs(v.sbatch) do
+    if type(line) ~= "string" or line:find("[\n\r']") then
+      fail("slurm: sbatch[%d] must be one line of text without quotes, e.g. \"--qos=high\"", i)
+    end
+  end
+  plan.slurm = v
+  return v
+end
+
 -- ---- JSON for the C runtime ---------------------------------------------------------------------
 local function encode(v, out, seen_stages)
   local t = type(v)
@@ -699,7 +724,13 @@ function uf._plan_json()
             (near and (" (did you mean '" .. near .. "'?)") or "") , 0)
     end
   end
-  return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) ..
+  local slurm = ""
+  if plan.slurm then
+    local out = {}
+    encode(plan.slurm, out)
+    slurm = ',"slurm":' .. table.concat(out)
+  end
+  return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) .. slurm ..
          (uf._module and ',"module":true' or '') .. "}"
 end
 
