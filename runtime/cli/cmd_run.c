@@ -52,19 +52,20 @@ int uf_cmd_run(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    struct uf_plan plan;
+    int prc = uf_recipe_plan(recipe, nsets, sets, &plan);
     free(sets);
-    if (!plan) {
+    if (prc) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
     }
-    p.plan = plan;
+    p.plan = &plan;
     uf_device_init(&p.dev, uf_cli.device);
     uf_log(1, "device: %s (%s)", p.dev.name, p.dev.platform_name);
     int rc = uf_pipeline_run(&p);
     if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
     uf_device_free(&p.dev);
-    cJSON_Delete(plan);
+    uf_plan_free(&plan);
     return rc ? 1 : 0;
 }
 
@@ -106,9 +107,10 @@ int uf_cmd_eval(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    struct uf_plan plan;
+    int prc = uf_recipe_plan(recipe, nsets, sets, &plan);
     free(sets);
-    if (!plan) {
+    if (prc) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
     }
@@ -118,13 +120,13 @@ int uf_cmd_eval(int argc, char **argv) {
         base = base && base[1] ? base + 1 : model;
         out = def = uf_sprintf("eval-%s", base);
     }
-    p.plan = plan;
+    p.plan = &plan;
     uf_device_init(&p.dev, uf_cli.device);
     int rc = uf_pipeline_eval(&p, model, out);
     if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
     else printf("wrote %s/results.json\n", out);
     uf_device_free(&p.dev);
-    cJSON_Delete(plan);
+    uf_plan_free(&plan);
     free(def);
     return rc ? 1 : 0;
 }

@@ -63,16 +63,6 @@ struct slurm_opts {
     int nextra;
 };
 
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int jint(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valueint : 0;
-}
-
 /* one line of text that goes into the script: no newline, no NUL */
 static int check_line(const char *what, const char *v) {
     if (v && strpbrk(v, "\n\r")) {
@@ -466,27 +456,25 @@ int uf_cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < nsets; i++)
         if (check_line("--set", sets[i])) { rc = 2; goto done; }
 
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
-    if (!plan) {
+    struct uf_plan plan_s, *plan = &plan_s;
+    if (uf_recipe_plan(recipe, nsets, sets, plan)) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         rc = 1;
         goto done;
     }
-    const cJSON *runs = cJSON_GetObjectItem(plan, "runs"), *r;
-    const cJSON *stages = cJSON_GetObjectItem(plan, "stages");
-    int nruns = cJSON_GetArraySize(runs), nstages = cJSON_GetArraySize(stages);
+    int nruns = plan->n_runs, nstages = plan->n_stages;
     int n = 0, skipped = 0, stages_to_build = 0;
     char **all = uf_calloc((size_t)nruns + 1, sizeof *all), **todo = uf_calloc((size_t)nruns + 1, sizeof *todo);
     char **stage_rel = uf_calloc((size_t)nstages + 1, sizeof *stage_rel);
     int na = 0, ns = 0;
-    cJSON_ArrayForEach(r, runs) {
-        char *name = cJSON_GetObjectItem(r, "name")->valuestring;
+    for (int i = 0; i < nruns; i++) {
+        char *name = (char *)plan->runs[i].name;
         all[na++] = name;
         if (uf_rundir_done(out, name)) skipped++;
         else todo[n++] = name;
     }
-    cJSON_ArrayForEach(r, stages) {
-        char *d = uf_pipeline_node_dir(plan, out, r, 1);
+    for (int i = 0; i < nstages; i++) {
+        char *d = uf_pipeline_node_dir(plan, out, &plan->stages[i]);
         char *res = uf_sprintf("%s/results.json", d), *model = uf_sprintf("%s/model", d);
         stages_to_build += !(uf_file_exists(res) && uf_file_exists(model));
         stage_rel[ns++] = uf_strdup(d + strlen(out) + 1); /* stages/NAME-HASH */
@@ -514,13 +502,11 @@ int uf_cmd_sweep(int argc, char **argv) {
     }
     if (slurm) {
         /* the recipe's uf.slurm { ... } first, the command line over it */
-        const cJSON *rs = cJSON_GetObjectItem(plan, "slurm");
-        struct slurm_opts o = {jstr(rs, "partition"), jstr(rs, "account"), jstr(rs, "time"), jstr(rs, "mem"),
-                               jstr(rs, "gres"), jint(rs, "cpus_per_task"), jint(rs, "gpus_per_task"),
-                               jint(rs, "array_limit"), extra, 0};
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItem(rs, "sbatch"))
-            if (cJSON_IsString(e) && o.nextra < 64) extra[o.nextra++] = e->valuestring;
+        static const struct uf_plan_slurm none;
+        const struct uf_plan_slurm *rs = plan->slurm ? plan->slurm : &none;
+        struct slurm_opts o = {rs->partition, rs->account, rs->time, rs->mem, rs->gres, rs->cpus_per_task,
+                               rs->gpus_per_task, rs->array_limit, extra, 0};
+        for (int i = 0; i < rs->n_sbatch && o.nextra < 64; i++) extra[o.nextra++] = rs->sbatch[i];
         for (int i = 0; i < ncli_extra; i++) extra[o.nextra++] = cli_extra[i];
         if (cli.partition) o.partition = cli.partition;
         if (cli.account) o.account = cli.account;
@@ -619,7 +605,7 @@ free_plan:
     free(abs_script);
     free(all);
     free(todo);
-    cJSON_Delete(plan);
+    uf_plan_free(plan);
 done:
     free(sets);
     free(extra);
