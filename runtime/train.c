@@ -86,9 +86,19 @@ static int tokenize_row(struct uf_trainer *tr, const struct uf_example *ex, stru
         return 0;
     }
     enum uf_template tm;
-    if (uf_template_parse(tr->template_name, &tm)) return -1;
+    int tflags;
+    if (uf_template_resolve(tr->template_name, tr->tok, &tm, &tflags)) return -1;
     struct uf_chat_tokens ct;
-    if (uf_template_render(tr->tok, tm, NULL, ex->prompt, ex->response, &ct)) return -1;
+    const char *conv = uf_example_field(ex, "messages"); /* a multi-turn chat row (data.h) */
+    if (conv) {
+        struct uf_chat_msg *msgs;
+        int nm;
+        if (uf_chat_msgs_parse(conv, &msgs, &nm)) return -1;
+        int rc = uf_template_render_chat(tr->tok, tm, msgs, nm, tflags, &ct);
+        uf_chat_msgs_free(msgs, nm);
+        if (rc) return -1;
+    } else if (uf_template_render_ex(tr->tok, tm, tflags, NULL, ex->prompt, ex->response, &ct))
+        return -1;
     out->ids = ct.ids; /* ownership moves to the row */
     out->mask = ct.mask;
     out->n = ct.n;

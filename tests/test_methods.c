@@ -43,6 +43,7 @@
 #include "model/model.h"
 #include "model/optim.h"
 #include "ref/ref_model.h"
+#include "formats/template.h"
 #include "formats/tokenizer.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -1054,6 +1055,42 @@ static void test_composition(void) {
     fx_free(&f);
 }
 
+
+/* A multi-turn chat row (data.h's "messages" field) trains on every assistant turn: the batch is
+ * the template's rendering of the whole conversation, with the targets of both answers masked. */
+static void test_multi_turn_row(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_dataset d;
+    uf_dataset_init(&d, "chat");
+    const char *conv = "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
+                       "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]";
+    struct uf_example *ex = uf_dataset_push(&d, "c", "d", NULL, "task", NULL, UF_KIND_TASK);
+    uf_example_set_field(ex, "messages", conv);
+    struct uf_chat_msg *m;
+    int nm;
+    CHECK(uf_chat_msgs_parse(conv, &m, &nm) == 0);
+    struct uf_chat_tokens ct;
+    CHECK(uf_template_render_chat(&tok, UF_TMPL_LLAMA2, m, nm, 0, &ct) == 0);
+    uf_chat_msgs_free(m, nm);
+    struct uf_train_batch b;
+    f.tr.template_name = "llama-2"; /* shorter than plain's markup: fits in T */
+    CHECK(uf_trainer_make_batch(&f.tr, &d, (int64_t[]){0}, 1, &b) == 0);
+    int len = ct.n - 1 < T ? ct.n - 1 : T; /* the batch keeps the first T + 1 tokens */
+    int same = b.lengths[0] == len, answers = 0;
+    for (int t = 0; same && t < len; t++) {
+        same = b.tokens[t] == ct.ids[t] && b.targets[t] == ct.ids[t + 1] &&
+               (b.mask[t] != 0) == (ct.mask[t + 1] != 0);
+        answers += t > 0 && b.mask[t] != 0 && b.mask[t - 1] == 0; /* starts of masked runs */
+    }
+    CHECK_MSG(same, "batch (%d tokens) != rendering (%d tokens)", b.lengths[0], ct.n);
+    CHECK_EQ_INT(answers, 2);
+    uf_chat_tokens_free(&ct);
+    uf_train_batch_free(&b);
+    uf_dataset_free(&d);
+    fx_free(&f);
+}
+
 /* ---- memory plan: each method's device state (traits) == what its hooks allocate --------------- */
 /* For full fine-tuning, LoRA, and LoRA over a bf16 base: the device bytes a method holds after its
  * init hook, plus what its finish hook adds at its peak, against the plan's method state
@@ -1136,6 +1173,7 @@ int main(void) {
     UF_RUN(test_refresh_unlearn);
     UF_RUN(test_bit_identical);
     UF_RUN(test_composition);
+    UF_RUN(test_multi_turn_row);
     UF_RUN(test_memplan_state);
     fprintf(stderr, "worst finite-difference error (relative to |g|): %.3g\n", worst_fd);
     uf_dataset_free(&ds_user);

@@ -560,12 +560,20 @@ eval_ctor("over_refusal", "share of benign prompts refused")
 eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
 
 -- ---- stages and runs ----------------------------------------------------------------------------
+-- chat templates (runtime/formats/template.h); ",literal" keeps special-token strings in messages as text
+local template_names = { "plain", "llama-2", "mistral-v0.1", "mistral-v0.2", "mistral", "mistral-v0.3",
+  "gemma", "gemma-3", "llama-3", "llama-3.1", "auto" }
+local template_enum = {}
+for _, n in ipairs(template_names) do template_enum[#template_enum + 1] = n end
+for _, n in ipairs(template_names) do template_enum[#template_enum + 1] = n .. ",literal" end
+template_enum = "enum:" .. table.concat(template_enum, "|")
+
 local train_schema = {
   model = { "kind:model", nil, "model to start from (or from = a stage)" },
   from = { "kind:stage", nil, "a stage whose output model this run starts from" },
   base = { "kind:model", nil, "pre-alignment weights theta_0 for the methods that read it (runtime/methods/README.md; default: the from-stage's weights before its alignment data)" },
   tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
-  template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
+  template = { template_enum, "plain", "chat template (auto: recognised from the model folder's tokenizer_config.json)" },
   data = { "kind:dataset|mixture", nil, "training data" },
   pretrain = { "kind:dataset", nil, "plain text to pre-train on before `data` (language modelling on all tokens)" },
   pretrain_optim = { "kind:optim", nil, "optimizer for the pre-training phase" },

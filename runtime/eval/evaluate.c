@@ -21,12 +21,12 @@
 
 /* Greedy answers for every row of data (n rows), batched. answers[i] malloc'd. */
 static int generate_answers(struct uf_device *dev, struct uf_model *m, const struct uf_tokenizer *tok,
-                            enum uf_template tmpl, const struct uf_dataset *data, int64_t n,
-                            int max_new, char **answers) {
+                            enum uf_template tmpl, int tflags, const struct uf_dataset *data,
+                            int64_t n, int max_new, char **answers) {
     struct uf_chat_tokens *pr = uf_calloc((size_t)(n ? n : 1), sizeof *pr);
     int longest = 1, rc = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        rc = uf_template_render_prompt(tok, tmpl, NULL, data->rows[i].prompt, &pr[i]);
+        rc = uf_template_render_prompt_ex(tok, tmpl, tflags, NULL, data->rows[i].prompt, &pr[i]);
         if (rc == 0 && pr[i].n > longest) longest = pr[i].n;
     }
     /* the plan's rule (memplan.h): the KV cache stays within the training peak so far */
@@ -164,7 +164,8 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
                 FILE *samples) {
     const char *type = spec->type;
     enum uf_template tmpl;
-    if (uf_template_parse(template_name, &tmpl)) return -1;
+    int tflags;
+    if (uf_template_resolve(template_name, tok, &tmpl, &tflags)) return -1;
     int use_guard = strcmp(spec->judge, "guard") == 0;
     if (use_guard && !spec->guard)
         return uf_fail("eval %s: judge = \"guard\" needs guard = \"path/to/Llama-Guard-3-8B\"", type);
@@ -186,7 +187,7 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
     double t0 = uf_time_now();
     int was_training = m->training;
     m->training = 0;
-    int rc = generate_answers(dev, m, tok, tmpl, &data, n, max_new, answers);
+    int rc = generate_answers(dev, m, tok, tmpl, tflags, &data, n, max_new, answers);
     m->training = was_training;
     uf_log(1, "eval %s on %s: %lld prompts in %.1fs", type, data.name, (long long)n, uf_time_now() - t0);
     int *verdicts = NULL;
