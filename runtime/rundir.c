@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,7 +229,47 @@ static int lock_fail(const char *path, int err) {
                    path, strerror(err));
 }
 
+int uf_lock_nfs_local(const char *mountinfo, const char *abs_path, char *mnt, size_t n) {
+    size_t best = 0;
+    int local = 0;
+    for (const char *line = mountinfo; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char *l = uf_strndup(line, len);
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+         * (spaces inside paths are escaped as \040) */
+        char mp[1024] = "";
+        const char *sep = strstr(l, " - ");
+        if (sep && sscanf(l, "%*s %*s %*s %*s %1023s", mp) == 1) {
+            size_t ml = strlen(mp);
+            int under = strcmp(mp, "/") == 0 ||
+                        (strncmp(abs_path, mp, ml) == 0 && (abs_path[ml] == '/' || abs_path[ml] == 0));
+            if (under && ml >= best) {
+                char fstype[32] = "", source[512] = "", opts[1024] = "";
+                sscanf(sep + 3, "%31s %511s %1023s", fstype, source, opts);
+                best = ml;
+                local = strncmp(fstype, "nfs", 3) == 0 &&
+                        (strstr(opts, "local_lock=all") || strstr(opts, "local_lock=posix"));
+                if (mnt && n) snprintf(mnt, n, "%s", mp);
+            }
+        }
+        free(l);
+        line = nl ? nl + 1 : NULL;
+    }
+    return local;
+}
+
 int uf_lock_take(const char *dir, int wait, int *fd_out, char *holder, size_t n) {
+    {
+        char abs[PATH_MAX], mnt[1024] = "";
+        char *mi = realpath(dir, abs) ? uf_file_read("/proc/self/mountinfo", NULL) : NULL;
+        int local = mi && uf_lock_nfs_local(mi, abs, mnt, sizeof mnt);
+        free(mi);
+        if (local)
+            return uf_fail("cannot lock %s/.lock: %s is an NFS mount with local locks (-o nolock or "
+                           "local_lock=all|posix): a lock there does not keep other machines out; remount "
+                           "it with locking, or use an output folder on another file system", dir, mnt);
+    }
     char *path = uf_sprintf("%s/.lock", dir);
     int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     if (fd < 0) {

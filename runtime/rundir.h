@@ -46,10 +46,15 @@ int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep);
  * across machines, and the kernel (or the NFS server, when a client's lease expires) drops them
  * when the holder dies, so there are no stale locks to clean up. The holder writes
  * "host pid PID since TIME" into the file for `unforget status`. A file system that refuses
- * locks (NFS mounted with -o nolock, some FUSE file systems) is an error, never ignored. */
+ * locks (ENOLCK, EOPNOTSUPP: some FUSE file systems) is an error, never ignored; so is an NFS
+ * mount whose locks Linux keeps local to one machine (mounted -o nolock or local_lock=all|posix,
+ * found in /proc/self/mountinfo), where a lock would succeed and protect nothing across nodes. */
 /* 0: taken (*fd set); 1: held by another process (only when !wait; *holder filled); -1: uf_fail */
 int uf_lock_take(const char *dir, int wait, int *fd, char *holder, size_t n);
 void uf_lock_release(int fd);
+/* 1 when abs_path lies on an NFS mount whose POSIX locks stay local to this machine according to
+ * the text of a /proc/self/mountinfo (its mount point into mnt), else 0. */
+int uf_lock_nfs_local(const char *mountinfo, const char *abs_path, char *mnt, size_t n);
 /* 1 when another process holds dir's lock (holder text into buf), 0 when not, -1 when the lock
  * cannot be queried */
 int uf_lock_held(const char *dir, char *holder, size_t n);
