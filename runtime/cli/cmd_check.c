@@ -17,6 +17,8 @@
 #include "train.h"
 #include "methods/methods.h"
 #include "core/model_config.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
 #include "data/data.h"
 #include "recipe.h"
 #include "train.h"
@@ -67,6 +69,21 @@ static int check_files(const struct uf_plan_node *t, const char *where) {
             missing++;
         }
     }
+    if (t->model && t->model->type == UF_PLAN_MODEL_HF) {
+        /* a Hugging Face folder: config.json and the safetensors headers must parse */
+        const char *path = t->model->path;
+        struct uf_model_config mc;
+        struct uf_st_model st;
+        if (!uf_file_exists(path)) {
+            fprintf(stderr, "  missing model folder: %s (%s)\n", path, where);
+            missing++;
+        } else if (uf_hf_config_load(path, &mc, NULL) != 0 || uf_st_model_open(&st, path) != 0) {
+            fprintf(stderr, "  bad model: %s\n", uf_error());
+            missing++;
+        } else {
+            uf_st_model_free(&st);
+        }
+    }
     return missing;
 }
 
@@ -96,6 +113,10 @@ static int check_rows(const struct uf_plan_node *t, char ***seen, int *n_seen) {
             fprintf(stderr, "  bad data: %s\n", uf_error());
             bad++;
         } else {
+            if (rows.n == 0) { /* training or evaluating on nothing is never meant */
+                fprintf(stderr, "  bad data: %s holds no rows\n", d->path ? d->path : "?");
+                bad++;
+            }
             uf_dataset_free(&rows);
         }
     }
@@ -191,20 +212,22 @@ static int node_config(const struct uf_plan_node *t, struct uf_model_config *c) 
     return uf_memplan_config_from_spec(m, vocab, c);
 }
 
-static void print_model(const struct uf_plan_node *t) {
+/* The model line; 1 (error printed) when a uf.model.new's sizes are invalid. */
+static int print_model(const struct uf_plan_node *t) {
     const struct uf_plan_model *m = t->model;
     if (m->type != UF_PLAN_MODEL_NEW) {
         printf("    model      %s %s\n", m->type == UF_PLAN_MODEL_HF ? "hf" : "checkpoint", m->path);
-        return;
+        return 0;
     }
     struct uf_model_config c;
     if (node_config(t, &c)) {
-        printf("    model      new: %s\n", uf_error());
-        return;
+        fprintf(stderr, "unforget: error: %s: uf.model.new: %s\n", t->name, uf_error());
+        return 1;
     }
     double P = (double)uf_model_param_numel(&c);
     printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
            uf_family_name(c.family), c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, c.vocab, P / 1e6);
+    return 0;
 }
 
 /* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
@@ -283,8 +306,8 @@ static int print_train(const struct uf_plan_node *t, const char *label, size_t d
     printf("%s %s\n", label, t->name);
     const struct uf_plan_optim *optim = &t->optim;
     if (t->from) printf("    from       stage %s\n", t->from);
-    if (t->model) print_model(t);
-    int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
+    int bad = t->model ? print_model(t) : 0;
+    bad |= plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     if (t->data && t->data->is_mixture) {
         char task[256], poison[256] = "-";
         describe_dataset(&t->data->task, task, sizeof task);
@@ -421,6 +444,10 @@ int uf_cmd_check(int argc, char **argv) {
         }
     }
     missing += bad;
+    if (plan->n_runs == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(plan->json, "module"))) {
+        fprintf(stderr, "unforget: error: %s defines no runs (add uf.run { name = ..., ... })\n", recipe);
+        missing++;
+    }
     if (json) {
         char *s = cJSON_Print(plan->json);
         puts(s);

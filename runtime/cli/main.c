@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "recipe.h"
 #include "core/util.h"
 
 struct uf_cli_globals uf_cli;
@@ -41,6 +42,8 @@ static void usage(FILE *out) {
             "                 else CPU; also $UNFORGET_DEVICE)\n"
             "  -v, --verbose  more detail (e.g. kernel cache hits)\n"
             "  -q, --quiet    errors only\n"
+            "  --safe         evaluate recipes without io, os, debug, C modules and files beyond\n"
+            "                 the recipe's folder (recipes are trusted code otherwise)\n"
             "  -h, --help     this help;  unforget COMMAND --help for a command's options\n"
             "  --version      print the version\n\n"
             "environment: UNFORGET_DEVICE, UNFORGET_CACHE_DIR (kernel binary cache; default\n"
@@ -65,6 +68,9 @@ int main(int argc, char **argv) {
             uf_cli.device = a + 9;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             uf_verbosity = 2;
+        } else if (strcmp(a, "--safe") == 0) {
+            uf_recipe_safe = 1;
+            setenv("UNFORGET_SAFE", "1", 1); /* sweep's child processes too */
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             uf_verbosity = 0;
         } else if (strcmp(a, "--version") == 0) {

@@ -207,7 +207,8 @@ static int optim(const cJSON *j, const char *where, struct uf_plan_optim *o) {
         i32(j, "batch", where, &o->batch) || i32(j, "micro_batch", where, &o->micro_batch) ||
         i32(j, "max_len", where, &o->max_len) || str(j, "schedule", where, &o->schedule) ||
         u64(j, "seed", where, &o->seed) || i64(j, "checkpoint_every", where, &o->checkpoint_every) ||
-        boolean(j, "checkpointing", where, &o->checkpointing) || boolean(j, "bf16", where, &o->bf16))
+        boolean(j, "checkpointing", where, &o->checkpointing) || boolean(j, "bf16", where, &o->bf16) ||
+        str(j, "on_nonfinite", where, &o->on_nonfinite))
         return -1;
     return 0;
 }

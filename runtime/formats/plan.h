@@ -94,6 +94,7 @@ struct uf_plan_optim {
     uint64_t seed;
     int64_t checkpoint_every;
     int checkpointing, bf16;
+    const char *on_nonfinite;     /* stop | skip */
 };
 
 struct uf_plan_method {
