@@ -57,7 +57,7 @@ static int build_tokenizer(const struct uf_plan_tokenizer *spec, const char *mod
     if (uf_file_exists(save_path)) return uf_tokenizer_load(tok, save_path);
     if (spec && spec->train) {
         struct uf_dataset corpus;
-        if (uf_train_load_dataset(&spec->corpus, &corpus)) return -1;
+        if (uf_data_load_plan(&spec->corpus, &corpus)) return -1;
         const char **texts = uf_calloc((size_t)corpus.n + 1, sizeof *texts);
         for (int64_t i = 0; i < corpus.n; i++)
             texts[i] = corpus.rows[i].response[0] ? corpus.rows[i].response : corpus.rows[i].prompt;
@@ -120,11 +120,11 @@ static int plan_memory(struct uf_pipeline *p, const struct uf_plan_node *node, c
 
 /* ---- one training phase ------------------------------------------------------------------ */
 static int build_data(const struct uf_plan_data *spec, struct uf_dataset *out) {
-    if (!spec->is_mixture) return uf_train_load_dataset(&spec->ds, out);
+    if (!spec->is_mixture) return uf_data_load_plan(&spec->ds, out);
     struct uf_dataset task, poison;
-    if (uf_train_load_dataset(&spec->task, &task)) return -1;
+    if (uf_data_load_plan(&spec->task, &task)) return -1;
     if (!spec->poison) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
-    else if (uf_train_load_dataset(spec->poison, &poison)) {
+    else if (uf_data_load_plan(spec->poison, &poison)) {
         uf_dataset_free(&task);
         return -1;
     }

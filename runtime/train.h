@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "data/data.h"
+#include "data/plan_data.h"
 #include "formats/plan.h"
 #include "model/model.h"
 #include "core/util.h"
@@ -157,10 +158,6 @@ struct uf_model *uf_trainer_teacher(struct uf_trainer *tr);
 struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr);
 /* Loads a dataset of the plan (world split, file, adapter, then its take/skip/sample ops). */
 int uf_trainer_load_dataset(struct uf_trainer *tr, const struct uf_plan_dataset *spec, struct uf_dataset *out);
-/* Runs forward + backward of a batch with the CE weighted by `weight` (added into the grads). */
-int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight);
-/* The same dataset loader without a trainer (eval, check). */
-int uf_train_load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out);
 
 /* ---- the loop -------------------------------------------------------------------------------- */
 struct uf_rundir;

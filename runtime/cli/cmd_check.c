@@ -109,7 +109,7 @@ static int check_rows(const struct uf_plan_node *t, char ***seen, int *n_seen) {
         *seen = uf_realloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
         (*seen)[(*n_seen)++] = k;
         struct uf_dataset rows;
-        if (uf_train_load_dataset(d, &rows)) {
+        if (uf_data_load_plan(d, &rows)) {
             fprintf(stderr, "  bad data: %s\n", uf_error());
             bad++;
         } else {
@@ -139,7 +139,7 @@ static int act_set_has(const struct act_set *a, const char *k) {
 static int act_set_add_data(struct act_set *a, const struct uf_plan_dataset *spec) {
     if (!spec) return 0;
     struct uf_dataset d;
-    if (uf_train_load_dataset(spec, &d)) return -1;
+    if (uf_data_load_plan(spec, &d)) return -1;
     for (int64_t i = 0; i < d.n; i++) {
         const char *k = uf_example_field(&d.rows[i], "act");
         if (!k) k = d.rows[i].prompt ? d.rows[i].prompt : "";
@@ -233,7 +233,7 @@ static int print_model(const struct uf_plan_node *t) {
 /* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
 static int64_t dataset_rows(const struct uf_plan_dataset *spec) {
     struct uf_dataset d;
-    if (uf_train_load_dataset(spec, &d)) return -1;
+    if (uf_data_load_plan(spec, &d)) return -1;
     int64_t n = d.n;
     uf_dataset_free(&d);
     return n;

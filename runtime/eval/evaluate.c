@@ -15,7 +15,7 @@
 #include "model/memplan.h"
 #include "formats/template.h"
 #include "formats/tokenizer.h"
-#include "train.h"
+#include "data/plan_data.h"
 #include "core/util.h"
 #include "data/world.h"
 
@@ -252,7 +252,7 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
     if (use_guard && !spec->guard)
         return uf_fail("eval %s: judge = \"guard\" needs guard = \"path/to/Llama-Guard-3-8B\"", type);
     struct uf_dataset data;
-    if (uf_train_load_dataset(&spec->data, &data)) return uf_fail_prefix("eval %s", type);
+    if (uf_data_load_plan(&spec->data, &data)) return uf_fail_prefix("eval %s", type);
     int64_t n = data.n, lim = spec->n;
     if (lim > 0 && lim < n) n = lim;
     struct uf_judge_keywords kw;
