@@ -20,9 +20,9 @@
 #include "data/mixture.h"
 #include "model/model.h"
 #include "recipe.h"
-#include "rundir.h"
+#include "core/rundir.h"
 #include "formats/tokenizer.h"
-#include "train.h"
+#include "train/train.h"
 #include "core/util.h"
 #include "data/world.h"
 

@@ -166,7 +166,7 @@ static void test_metrics_log(void) {
         CHECK(m.lr[0] == 0.001 && isnan(m.lr[1]) && m.grad_norm[0] == 1.5 && m.tokens_per_s[0] == 100);
         uf_metrics_log_free(&m);
     }
-    /* the flat form runtime/train.c writes */
+    /* the flat form runtime/train/train.c writes */
     const char *flat = "{\"step\":1,\"lr\":0.001,\"grad_norm\":2,\"tokens_per_s\":50.5,\"elapsed_s\":3,\"ce\":2.5,\"der\":0.5,\"loss\":3}\n"
                        "{\"step\":2,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":60,\"ce\":2,\"der\":0.25,\"loss\":2.25,\"note\":\"x\"}\n";
     rc = uf_metrics_log_parse(&m, flat, strlen(flat), "flat.jsonl");

@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "rundir.h"
+#include "core/rundir.h"
 #include "uf_test.h"
 #include "core/util.h"
 

@@ -12,7 +12,7 @@
 #include "data/data.h"
 #include "formats/tokenizer.h"
 #include "model/model.h"
-#include "train.h"
+#include "train/train.h"
 #include "uf_test.h"
 
 static struct uf_device dev;

@@ -13,15 +13,15 @@
 #include "cli/cli.h"
 #include "core/device.h"
 #include "model/memplan.h"
-#include "rundir.h"
-#include "train.h"
+#include "core/rundir.h"
+#include "train/train.h"
 #include "methods/methods.h"
 #include "core/model_config.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "data/data.h"
 #include "recipe.h"
-#include "train.h"
+#include "train/train.h"
 #include "core/util.h"
 
 static const char *or_dash(const char *s) { return s ? s : "-"; }

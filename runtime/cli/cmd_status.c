@@ -18,7 +18,7 @@
 
 #include "cli/cli.h"
 #include "core/util.h"
-#include "rundir.h"
+#include "core/rundir.h"
 
 /* last non-empty line of a file (malloc'd) or NULL */
 static char *last_line(const char *path) {

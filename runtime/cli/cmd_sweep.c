@@ -21,7 +21,7 @@
 #include "core/util.h"
 #include "pipeline.h"
 #include "recipe.h"
-#include "rundir.h"
+#include "core/rundir.h"
 
 /* ---- a growable string ---------------------------------------------------------------------- */
 struct sbuf {

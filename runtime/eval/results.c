@@ -396,7 +396,7 @@ int uf_metrics_log_parse(struct uf_metrics_log *m, const char *text, size_t len,
         const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
         const cJSON *it;
         if (cJSON_IsNumber(loss) || !loss || cJSON_IsNull(loss)) {
-            /* flat form (runtime/train.c): "loss" is the total, other numeric members are terms */
+            /* flat form (runtime/train/train.c): "loss" is the total, other numeric members are terms */
             if (cJSON_IsNumber(loss)) {
                 if (n_ents == cap_ents) ents = uf_realloc(ents, (cap_ents = cap_ents ? cap_ents * 2 : 256) * sizeof *ents);
                 ents[n_ents++] = (struct loss_entry){row, term_index(m, "total"), loss->valuedouble};

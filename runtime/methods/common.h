@@ -13,7 +13,7 @@
 #include "model/memplan.h"
 #include "ops/clmath.h"
 #include "data/mixture.h"
-#include "train.h"
+#include "train/train.h"
 #include "core/util.h"
 
 /* A key of the method's recipe table: lua/unforget's schema sets every key with its default

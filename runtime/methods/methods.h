@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "formats/plan.h"
-#include "train.h"
+#include "train/train.h"
 
 /* The methods by name (registry.c's list), NULL-terminated; NULL for an unknown name. */
 extern const struct uf_method_ops *const uf_method_registry[];

@@ -10,7 +10,7 @@
 #include "core/util.h"
 #include "formats/plan.h"
 #include "model/memplan.h"
-#include "train.h"
+#include "train/train.h"
 
 static void node(const struct uf_plan_node *n) {
     struct uf_model_config c;

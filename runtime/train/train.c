@@ -1,6 +1,6 @@
 /* train.c: the training loop (see train.h): batches from tokenized rows, the method hooks, the
  * optimizer with schedule and clipping, metrics, checkpoints and bit-identical resume. */
-#include "train.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 #include "data/plan_data.h"
 #include "ops/ops.h"
 #include "model/optim.h"
-#include "rundir.h"
+#include "core/rundir.h"
 #include "formats/template.h"
 #include "formats/tokenizer.h"
 #include "core/util.h"

@@ -1,5 +1,5 @@
 /* rundir.c: see rundir.h. */
-#include "rundir.h"
+#include "core/rundir.h"
 
 #include <dirent.h>
 #include <errno.h>
