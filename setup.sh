@@ -16,8 +16,8 @@ build_pkgs="cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers pocl-ope
   libclblast-dev liblua5.4-dev lua5.4 libzstd-dev zstd libcjson-dev"
 # Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle
 # (with OpenBLAS so the PyTorch benchmark peer is not on the reference BLAS), Chromium to render
-# the HTML report.
-test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium"
+# the HTML report, oclgrind for the strict-device test (tests/test_oclgrind.sh).
+test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium oclgrind"
 
 install_missing() {
   local missing=()
