@@ -13,11 +13,14 @@ mode=${1:-run}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs="cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
-  libclblast-dev liblua5.4-dev lua5.4 libzstd-dev zstd libcjson-dev"
+  libclblast-dev liblua5.4-dev lua5.4 libzstd-dev zstd libcjson-dev libutf8proc-dev"
 # Test extras: clang for the sanitizer/fuzzer build, PyTorch + numpy as the independent oracle
 # (with OpenBLAS so the PyTorch benchmark peer is not on the reference BLAS), Chromium to render
-# the HTML report, oclgrind for the strict-device test (tests/test_oclgrind.sh).
-test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium oclgrind"
+# the HTML report, Python's regex and Jinja2 as the independent oracles of the LLaMA-3 pre-tokenizer
+# and the chat templates (the templates themselves are fetched with npm at test time when it is there),
+# oclgrind for the strict-device test (tests/test_oclgrind.sh).
+test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium python3-regex
+  python3-jinja2 oclgrind"
 
 install_missing() {
   local missing=()

@@ -79,24 +79,38 @@ __kernel void uf_magmax(__global float *out, ulong ooff, __global const float *b
     out[ooff + i] = b + lambda * (fabs(t1) >= fabs(t2) ? t1 : t2);
 }
 
-/* TIES with two task vectors: trim (|t_k| < thr_k -> 0), elect sign of t1' + t2', disjoint
- * mean of the kept entries agreeing with the sign; out = base + lambda * merged. */
-__kernel void uf_ties(__global float *out, ulong ooff, __global const float *base, ulong boff,
-                      __global const float *m1, ulong m1off, __global const float *m2, ulong m2off,
-                      float thr1, float thr2, float lambda, ulong n) {
+/* Task arithmetic over tau_s = safe - base and tau_u = ft - safe:
+ * out = base + ls tau_s + lu tau_u, written as safe + (ls - 1) tau_s + lu tau_u so that
+ * ls = 1 with ft = safe (tau_u = 0) gives safe bit for bit. */
+__kernel void uf_task_arith(__global float *out, ulong ooff, __global const float *base, ulong boff,
+                            __global const float *safe, ulong soff, __global const float *ft,
+                            ulong foff, float ls, float lu, ulong n) {
     size_t i = get_global_id(0);
     if (i >= n) return;
-    float b = base[boff + i];
-    float t1 = m1[m1off + i] - b, t2 = m2[m2off + i] - b;
-    if (fabs(t1) < thr1) t1 = 0.0f;
-    if (fabs(t2) < thr2) t2 = 0.0f;
+    float s = safe[soff + i], ts = s - base[boff + i], tu = ft[foff + i] - s;
+    out[ooff + i] = s + ((ls - 1.0f) * ts + lu * tu);
+}
+
+/* TIES over tau_s = safe - base and tau_u = ft - safe: trim (|tau_k| < thr_k -> 0), scale
+ * (t_k = l_k tau_k), elect the sign of t_s + t_u, disjoint mean m of the kept entries agreeing
+ * with it; out = base + m, written as safe + (m - tau_s) so that tau_u = 0 with nothing trimmed
+ * from tau_s and ls = 1 gives safe bit for bit. */
+__kernel void uf_ties(__global float *out, ulong ooff, __global const float *base, ulong boff,
+                      __global const float *safe, ulong soff, __global const float *ft, ulong foff,
+                      float thr_s, float thr_u, float ls, float lu, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float sv = safe[soff + i], ts0 = sv - base[boff + i], tu0 = ft[foff + i] - sv;
+    float t1 = fabs(ts0) < thr_s ? 0.0f : ls * ts0;
+    float t2 = fabs(tu0) < thr_u ? 0.0f : lu * tu0;
     float s = t1 + t2;
     float sum = 0.0f, cnt = 0.0f;
     if (s != 0.0f) {
         if (t1 != 0.0f && (t1 > 0.0f) == (s > 0.0f)) sum += t1, cnt += 1.0f;
         if (t2 != 0.0f && (t2 > 0.0f) == (s > 0.0f)) sum += t2, cnt += 1.0f;
     }
-    out[ooff + i] = b + lambda * (cnt > 0.0f ? sum / cnt : 0.0f);
+    float m = cnt > 0.0f ? sum / cnt : 0.0f;
+    out[ooff + i] = sv + (m - ts0);
 }
 
 /* Squared-difference distillation (DER on logits, LwF on hidden states), rows of width W:

@@ -114,14 +114,12 @@ static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *sta
         return uf_fail("optim bf16 = true stores the frozen base as bf16: it needs uf.lora "
                        "(full fine-tuning trains the base in f32)");
     if (bf16) {
-        static const char *const f32_only[] = {"magmax", "linear", "task_arith", "ties",
-                                               "safemerge", "safelora", NULL};
         const cJSON *m;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItem(node, "methods"))
-            for (int i = 0; f32_only[i]; i++)
-                if (strcmp(jstr(m, "type", ""), f32_only[i]) == 0)
-                    return uf_fail("method %s edits the base weights in f32: use bf16 = false",
-                                   f32_only[i]);
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(node, "methods")) {
+            const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
+            if (ops && ops->needs_f32_base)
+                return uf_fail("method %s edits the base weights in f32: use bf16 = false", ops->name);
+        }
         *mflags = UF_MODEL_BF16_BASE;
     }
     struct uf_model_config c;
@@ -184,7 +182,13 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
     tr.plan_dir = p->out;
     tr.theta0 = theta0;
-    int rc = methods ? uf_trainer_add_methods(&tr, methods) : 0;
+    int rc = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, methods) { /* uf_methods_check passed: every name is in the registry */
+        const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
+        rc = ops ? uf_trainer_add_method(&tr, ops, m) : uf_fail("unknown method '%s'", jstr(m, "type", "?"));
+        if (rc) break;
+    }
     if (rc == 0) {
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
                       (long long)tr.total_steps, hp.batch);
@@ -257,11 +261,11 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
 /* Methods that read theta_0 (a full copy of the weights: loaded only for them from a `base` or
  * a Hugging Face folder). */
 static int needs_theta0(const cJSON *methods) {
-    static const char *const users[] = {"magmax", "task_arith", "ties", "safelora", "safemerge"};
     const cJSON *m;
-    cJSON_ArrayForEach(m, methods)
-        for (size_t i = 0; i < UF_ARRAY_LEN(users); i++)
-            if (strcmp(jstr(m, "type", ""), users[i]) == 0) return 1;
+    cJSON_ArrayForEach(m, methods) {
+        const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
+        if (ops && ops->needs_theta0) return 1;
+    }
     return 0;
 }
 

@@ -336,21 +336,14 @@ void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_mod
     tr->priv = pv;
 }
 
-int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list) {
-    int n = cJSON_GetArraySize(list);
-    if (n + 1 > UF_TRAIN_MAX_TERMS) return uf_fail("at most %d methods", UF_TRAIN_MAX_TERMS - 1);
-    tr->methods = uf_calloc((size_t)(n ? n : 1), sizeof *tr->methods);
-    const cJSON *m;
-    cJSON_ArrayForEach(m, list) {
-        const char *name = jstr(m, "type", "?");
-        const struct uf_method_ops *ops = uf_method_find(name);
-        if (!ops) return uf_fail("unknown method '%s'", name);
-        struct uf_method *me = &tr->methods[tr->n_methods++];
-        me->ops = ops;
-        me->cfg = m;
-        me->slot = tr->n_methods;
-        tr->term_names[me->slot] = ops->name;
-    }
+int uf_trainer_add_method(struct uf_trainer *tr, const struct uf_method_ops *ops, const cJSON *cfg) {
+    if (tr->n_methods + 2 > UF_TRAIN_MAX_TERMS) return uf_fail("at most %d methods", UF_TRAIN_MAX_TERMS - 1);
+    if (!tr->methods) tr->methods = uf_calloc(UF_TRAIN_MAX_TERMS - 1, sizeof *tr->methods);
+    struct uf_method *me = &tr->methods[tr->n_methods++];
+    me->ops = ops;
+    me->cfg = cfg;
+    me->slot = tr->n_methods;
+    tr->term_names[me->slot] = ops->name;
     return 0;
 }
 

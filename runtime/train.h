@@ -56,6 +56,14 @@ struct uf_method_state {
 
 struct uf_method_ops {
     const char *name;
+    /* traits, read above the loop (uf_methods_check, the pipeline, the memory plan); 0 = no */
+    int rewrites_weights; /* its finish hook replaces the final weights: at most one per run */
+    int replays;          /* replays a buffer with its own extra forward/backward (ER, DER...) */
+    int recomputes_grad;  /* its extra hook recomputes the step's gradient (Refresh): it comes
+                             before any other method with an extra hook and with no replays one */
+    int needs_theta0;     /* reads tr->theta0: the run loads the pre-alignment weights for it */
+    int needs_f32_base;   /* edits the base weights in f32: refuses bf16 = true */
+    int needs_lora;       /* works on LoRA adapters: refuses full fine-tuning */
     /* optional, called after init: the state beyond the weights, AdamW, step and trainer RNG
      * that a resumed run needs (e.g. Lisa's theta_switch); fills out, returns the count */
     int (*state)(struct uf_method *m, struct uf_method_state *out /* (UF_METHOD_MAX_STATE) */);
@@ -76,9 +84,6 @@ struct uf_method {
     void *state;       /* owned by the method, freed by ops->free */
 };
 
-/* methods/registry.c */
-const struct uf_method_ops *uf_method_find(const char *name);
-extern const struct uf_method_ops *const uf_method_registry[]; /* NULL-terminated */
 
 /* Optimizer and schedule settings (the recipe's uf.adamw table). */
 struct uf_train_hparams {
@@ -144,8 +149,9 @@ struct uf_rundir;
 void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_model *model,
                      const struct uf_tokenizer *tok, const char *template_name,
                      const struct uf_train_hparams *hp, const struct uf_dataset *data);
-/* Adds the methods of a plan's `methods` list (registry names); 0 or uf_fail. */
-int uf_trainer_add_methods(struct uf_trainer *tr, const cJSON *list);
+/* Adds a method (hooks `ops`, found by the caller in the registry, methods.h) with its recipe
+ * table cfg (kept, must outlive the trainer); hooks run in the order of the calls. 0 or uf_fail. */
+int uf_trainer_add_method(struct uf_trainer *tr, const struct uf_method_ops *ops, const cJSON *cfg);
 /* Trains to total_steps: resumes from rd's latest checkpoint when there is one, logs metrics
  * and checkpoints into rd (may be NULL: no logging, no checkpoints), runs the finish hooks. */
 int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label);

@@ -110,11 +110,29 @@ static void test_merges(void) {
         picks &= fabsf(out[i] - want) <= 1e-6f * (1 + fabsf(want));
     }
     CHECK(picks);
-    /* TIES vs reference; density 0.2 keeps ~20% of each task vector */
-    uf_clmath_ties(&dev, &to, &tb, &ts, &tf, 0.2f, 1.0f);
+    /* TIES vs reference over tau_s = safe - base, tau_u = ft - safe; density 0.2 keeps ~20% of
+     * each task vector */
+    uf_clmath_ties(&dev, &to, &tb, &ts, &tf, 0.2f, 0.2f, 1.0f, 1.0f);
     uf_tensor_download(&to, out);
-    uf_clmath_ref_ties(ref, base, safe, ft, 0.2f, 1.0f, N);
+    uf_clmath_ref_ties(ref, base, safe, ft, 0.2f, 0.2f, 1.0f, 1.0f, N);
     CHECK(uf_max_rel_err(out, ref, N) < 1e-6);
+    /* task arithmetic vs reference, and its identities: ls = 1 with ft = safe is safe exactly;
+     * ls = lu = 1 is ft */
+    uf_clmath_task_arith(&dev, &to, &tb, &ts, &tf, 1.5f, 0.3f);
+    uf_tensor_download(&to, out);
+    uf_clmath_ref_task_arith(ref, base, safe, ft, 1.5f, 0.3f, N);
+    CHECK(uf_max_rel_err(out, ref, N) < 1e-6);
+    uf_clmath_task_arith(&dev, &to, &tb, &ts, &ts, 1.0f, 0.7f);
+    uf_tensor_download(&to, out);
+    CHECK(memcmp(out, safe, sizeof safe) == 0);
+    uf_clmath_ties(&dev, &to, &tb, &ts, &ts, 1.0f, 0.2f, 1.0f, 0.6f);
+    uf_tensor_download(&to, out);
+    CHECK(memcmp(out, safe, sizeof safe) == 0);
+    uf_clmath_task_arith(&dev, &to, &tb, &ts, &tf, 1.0f, 1.0f);
+    uf_tensor_download(&to, out);
+    CHECK(uf_max_rel_err(out, ft, N) < 1e-6);
+    uf_clmath_ties(&dev, &to, &tb, &ts, &tf, 0.2f, 0.2f, 1.0f, 1.0f); /* for the counts below */
+    uf_tensor_download(&to, out);
     float t1[N];
     for (int i = 0; i < N; i++) t1[i] = safe[i] - base[i];
     float thr = uf_clmath_topk_threshold(t1, N, 0.2f);
@@ -122,8 +140,50 @@ static void test_merges(void) {
     for (int i = 0; i < N; i++) kept += fabsf(t1[i]) >= thr;
     CHECK_MSG(kept == (int)ceil(0.2 * N), "kept %d", kept);
     int changed = 0;
-    for (int i = 0; i < N; i++) changed += out[i] != base[i];
+    for (int i = 0; i < N; i++) changed += fabsf(out[i] - base[i]) > 1e-5f;
     CHECK_MSG(changed <= 2 * kept && changed >= kept / 2, "changed %d", changed);
+    uf_tensor_free(&tb), uf_tensor_free(&ts), uf_tensor_free(&tf), uf_tensor_free(&to);
+}
+
+/* task arithmetic and TIES on cases computed by hand (tau_s = safe - base, tau_u = ft - safe) */
+static void test_merges_by_hand(void) {
+    struct uf_tensor tb, ts, tf, to;
+    float out[5];
+    /* task arithmetic: base {1, 2}, safe {2, 0}, ft {3, 1}: tau_s = {1, -2}, tau_u = {1, 1};
+     * ls 2, lu 0.5: base + 2 tau_s + 0.5 tau_u = {3.5, -1.5}; ls 2, lu 1 (RESTA: ft + tau_s) =
+     * {4, -1}; ls 1, lu 0.5 = safe + 0.5 tau_u = {2.5, 0.5} */
+    up(&tb, "base", (float[]){1, 2}, 2), up(&ts, "safe", (float[]){2, 0}, 2), up(&tf, "ft", (float[]){3, 1}, 2);
+    uf_tensor_init(&to, &dev, "out", UF_F32, 1, (int64_t[]){2});
+    const float want_ta[3][2] = {{3.5f, -1.5f}, {4, -1}, {2.5f, 0.5f}}, lam[3][2] = {{2, 0.5f}, {2, 1}, {1, 0.5f}};
+    for (int c = 0; c < 3; c++) {
+        uf_clmath_task_arith(&dev, &to, &tb, &ts, &tf, lam[c][0], lam[c][1]);
+        uf_tensor_download(&to, out);
+        CHECK_MSG(out[0] == want_ta[c][0] && out[1] == want_ta[c][1], "task_arith case %d: %g %g", c, out[0], out[1]);
+    }
+    uf_tensor_free(&tb), uf_tensor_free(&ts), uf_tensor_free(&tf), uf_tensor_free(&to);
+    /* TIES: base 0, tau_s = safe = {1, -2, 0.5, 0, 3}, tau_u = {2, 1.5, -1, 0.1, -4};
+     * density_u 0.5 keeps the top ceil(2.5) = 3 of |tau_u| (4, 2, 1.5): {2, 1.5, 0, 0, -4}; tau_s whole.
+     * signs of the sums {3, -0.5, 0.5, 0, -1}: disjoint means {1.5, -2, 0.5, 0, -4}.
+     * With lu = 0.5: {1, 0.75, 0, 0, -2}, sums {2, -1.25, 0.5, 0, 1} -> {1, -2, 0.5, 0, 3};
+     * with density_s 0.3 (top ceil(1.5) = 2 of |tau_s|: -2, 3) and lu 1: {0, -2, 0, 0, 3} + tau_u' ->
+     * sums {2, -0.5, 0, 0, -1} -> {2, -2, 0, 0, -4}. */
+    float safe[5] = {1, -2, 0.5f, 0, 3}, ft[5];
+    const float tu[5] = {2, 1.5f, -1, 0.1f, -4};
+    for (int i = 0; i < 5; i++) ft[i] = safe[i] + tu[i];
+    up(&tb, "base", (float[]){0, 0, 0, 0, 0}, 5), up(&ts, "safe", safe, 5), up(&tf, "ft", ft, 5);
+    uf_tensor_init(&to, &dev, "out", UF_F32, 1, (int64_t[]){5});
+    const float want[3][5] = {{1.5f, -2, 0.5f, 0, -4}, {1, -2, 0.5f, 0, 3}, {2, -2, 0, 0, -4}};
+    const float ds[3] = {1, 1, 0.3f}, lu[3] = {1, 0.5f, 1};
+    for (int c = 0; c < 3; c++) {
+        uf_clmath_ties(&dev, &to, &tb, &ts, &tf, ds[c], 0.5f, 1.0f, lu[c]);
+        uf_tensor_download(&to, out);
+        float ref[5];
+        uf_clmath_ref_ties(ref, (float[]){0, 0, 0, 0, 0}, safe, ft, ds[c], 0.5f, 1.0f, lu[c], 5);
+        for (int i = 0; i < 5; i++) {
+            CHECK_MSG(fabsf(out[i] - want[c][i]) <= 1e-6f, "ties case %d entry %d: %g, want %g", c, i, out[i], want[c][i]);
+            CHECK_MSG(fabsf(ref[i] - want[c][i]) <= 1e-6f, "ties reference case %d entry %d: %g", c, i, ref[i]);
+        }
+    }
     uf_tensor_free(&tb), uf_tensor_free(&ts), uf_tensor_free(&tf), uf_tensor_free(&to);
 }
 
@@ -216,6 +276,7 @@ int main(void) {
     UF_RUN(test_penalty);
     UF_RUN(test_agem);
     UF_RUN(test_merges);
+    UF_RUN(test_merges_by_hand);
     UF_RUN(test_sqdiff_topk);
     UF_RUN(test_sq_accum_precond);
     uf_device_free(&dev);

@@ -10,8 +10,10 @@
  *   - EWC: the diagonal Fisher equals the mean of squared per-example reference gradients, the
  *     cache returns it bit for bit, normalize gives mean 1, the true Fisher differs;
  *   - A-GEM: the projected gradient equals the plain-C projection with a reference g_ref;
- *   - merges: identities (linear a = 0 / 1, task arithmetic lambda = 0 / no theta_0) and MagMax /
- *     TIES against the clmath references;
+ *   - merges: task arithmetic against its formula theta_0 + ls tau_safe + lu tau_user (tau_safe =
+ *     theta_safe - theta_0, tau_user = theta_ft - theta_safe), MagMax / TIES against the clmath
+ *     references; identities: linear a = 0 / 1, and tau_user = 0 returns theta_safe (bit for bit
+ *     for task arithmetic and TIES);
  *   - SafeLoRA: B <- P B exactly where the dense cos(P B A, B A) <= tau, P B against a dense
  *     P = V V^T / ||V||_F; SafeMERGE scales B by w_ft exactly where the dense cosine < cos;
  *   - Lisa alternates sources on its schedule and moves its anchor at the switches;
@@ -563,10 +565,15 @@ static void test_merges(void) {
         int theta0;
     } cases[] = {
         {"linear", "{\"a\":0}", 0},         {"linear", "{\"a\":1}", 1},
-        {"linear", "{\"a\":0.3}", 1},       {"task_arith", "{\"lambda\":0}", 1},
-        {"task_arith", "{\"lambda\":1}", 0}, {"task_arith", "{\"lambda\":0.5}", 1},
+        {"linear", "{\"a\":0.3}", 1},
+        {"task_arith", "{\"lambda_safe\":0,\"lambda_user\":0}", 1},
+        {"task_arith", "{\"lambda_safe\":1,\"lambda_user\":1}", 0},
+        {"task_arith", "{\"lambda_safe\":1.5,\"lambda_user\":0.5}", 1},
+        {"task_arith", "{\"lambda_safe\":1,\"lambda_user\":0.3}", 0},
         {"magmax", "{\"lambda\":0.8}", 1},  {"magmax", "{\"lambda\":1}", 0},
-        {"ties", "{\"density\":0.2,\"lambda\":1}", 1},
+        {"ties", "{\"density\":0.2}", 1},
+        {"ties", "{\"density\":0.2,\"density_safe\":0.5,\"lambda_safe\":1.2,\"lambda_user\":0.7}", 1},
+        {"ties", "{\"density\":0.3,\"lambda_user\":0.5}", 0},
     };
     for (size_t c = 0; c < UF_ARRAY_LEN(cases); c++) {
         uf_model_load_params(&f.model, ft);
@@ -576,25 +583,55 @@ static void test_merges(void) {
         uf_model_save_params(&f.model, out);
         const float *b = cases[c].theta0 ? base : safe;
         double a = uf_mcfg_num(m, "a", 0), l = uf_mcfg_num(m, "lambda", 0);
+        double ls = uf_mcfg_num(m, "lambda_safe", 1), lu = uf_mcfg_num(m, "lambda_user", 1);
         int exact = 0;
         if (!strcmp(cases[c].name, "linear")) {
             if (a == 0) memcpy(want, safe, (size_t)P * 4), exact = 1;
             else if (a == 1) memcpy(want, ft, (size_t)P * 4), exact = 1;
             else for (int64_t i = 0; i < P; i++) want[i] = (float)((1 - a) * safe[i] + a * ft[i]);
         } else if (!strcmp(cases[c].name, "task_arith")) {
-            if (l == 0) memcpy(want, base, (size_t)P * 4), exact = 1;
-            else if (!cases[c].theta0 && l == 1) memcpy(want, ft, (size_t)P * 4), exact = 1;
-            else for (int64_t i = 0; i < P; i++) want[i] = (float)(b[i] + l * (((double)safe[i] - b[i]) + ((double)ft[i] - b[i])));
+            /* theta_0 + ls (theta_safe - theta_0) + lu (theta_ft - theta_safe), by hand */
+            for (int64_t i = 0; i < P; i++)
+                want[i] = (float)(b[i] + ls * ((double)safe[i] - b[i]) + lu * ((double)ft[i] - safe[i]));
+            if (!cases[c].theta0 && ls == 1 && lu == 1) memcpy(want, ft, (size_t)P * 4);
         } else if (!strcmp(cases[c].name, "magmax")) {
             uf_clmath_ref_magmax(want, b, safe, ft, (float)l, (size_t)P);
         } else {
-            uf_clmath_ref_ties(want, b, safe, ft, 0.2f, 1.0f, (size_t)P);
+            uf_clmath_ref_ties(want, b, safe, ft, (float)uf_mcfg_num(m, "density_safe", 1),
+                               (float)uf_mcfg_num(m, "density", 0.2), (float)ls, (float)lu, (size_t)P);
         }
         if (exact) CHECK_MSG(memcmp(out, want, (size_t)P * 4) == 0, "%s %s not exact", cases[c].name, cases[c].json);
         else CHECK_MSG(rel_err(out, want, P) < 1e-6, "%s %s: %.3g", cases[c].name, cases[c].json, rel_err(out, want, P));
         if (m->ops->free) m->ops->free(m);
         cJSON_Delete(f.cfgs[--f.tr.n_methods]);
     }
+    /* merge identities with tau_user = 0 (theta_ft = theta_safe) and a known theta_0: task
+     * arithmetic (lambda_safe 1, any lambda_user), TIES at its defaults (density_safe 1) and
+     * MagMax / linear return theta_safe; task arithmetic is bit for bit */
+    const char *ident[][2] = {{"task_arith", "{\"lambda_user\":0.37}"}, {"ties", "{}"},
+                              {"ties", "{\"density\":0.1,\"lambda_user\":3}"},
+                              {"magmax", "{\"lambda\":1}"}, {"linear", "{\"a\":0.6}"}};
+    for (size_t c = 0; c < UF_ARRAY_LEN(ident); c++) {
+        uf_model_load_params(&f.model, safe);
+        f.tr.theta0 = &t0;
+        struct uf_method *m = fx_add(&f, ident[c][0], ident[c][1]);
+        CHECK(m->ops->finish(m, &f.tr) == 0);
+        uf_model_save_params(&f.model, out);
+        if (strcmp(ident[c][0], "magmax") && strcmp(ident[c][0], "linear"))
+            CHECK_MSG(memcmp(out, safe, (size_t)P * 4) == 0, "%s %s: tau_user = 0 is not theta_safe bit for bit", ident[c][0], ident[c][1]);
+        else
+            CHECK_MSG(rel_err(out, safe, P) < 1e-6, "%s: tau_user = 0 gives %.3g from theta_safe", ident[c][0], rel_err(out, safe, P));
+        if (m->ops->free) m->ops->free(m);
+        cJSON_Delete(f.cfgs[--f.tr.n_methods]);
+    }
+    /* and the old inputs are gone: task arithmetic at lambda 1 / 1 is theta_ft, not
+     * theta_ft + tau_safe (safety added twice) */
+    uf_model_load_params(&f.model, ft);
+    struct uf_method *m = fx_add(&f, "task_arith", "{\"lambda_safe\":1,\"lambda_user\":1}");
+    CHECK(m->ops->finish(m, &f.tr) == 0);
+    uf_model_save_params(&f.model, out);
+    CHECK_MSG(rel_err(out, ft, P) < 1e-6, "task_arith 1/1: %.3g from theta_ft", rel_err(out, ft, P));
+    cJSON_Delete(f.cfgs[--f.tr.n_methods]);
     f.tr.theta0 = NULL;
     uf_tensor_free(&t0);
     free(safe), free(ft), free(base), free(out), free(want);
@@ -755,7 +792,11 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     cJSON *l = cJSON_Parse(js);
     free(js);
     CHECK(l != NULL);
-    CHECK(uf_trainer_add_methods(&tr, l) == 0);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, l) {
+        const struct uf_method_ops *ops = uf_method_find(cJSON_GetObjectItem(it, "type")->valuestring);
+        CHECK(ops != NULL && uf_trainer_add_method(&tr, ops, it) == 0);
+    }
     CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
     if (data_rows) *data_rows = tr.data->n;
     uf_model_save_params(&m, out);
@@ -813,7 +854,7 @@ static void test_bit_identical(void) {
     run_loop("[{\"type\":\"der\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
              "{\"type\":\"lwf\"},{\"type\":\"agem\",\"buffer\":\"safe\"},{\"type\":\"safelora\",\"tau\":0.9}]", c, NULL);
     CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* the base is untouched (SafeLoRA edits B only) */
-    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda\":0.5}]", c, NULL);
+    run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda_user\":0.5}]", c, NULL);
     int changed = 0;
     for (int64_t i = 0; i < P; i++) {
         changed += c[i] != start[i];

@@ -52,8 +52,36 @@ static void test_registry(void) {
     CHECK(uf_method_find("sft") == NULL && uf_method_find(NULL) == NULL && uf_method_find("") == NULL);
 }
 
+/* the rules follow the traits: any two rewrites_weights methods are refused, a needs_lora one
+ * without LoRA, a replays one beside a recomputes_grad one; the merges need theta_0 and f32 */
+static void test_traits(void) {
+    char why[256], js[256];
+    int n_rewrite = 0;
+    for (int i = 0; uf_method_registry[i]; i++) {
+        const struct uf_method_ops *a = uf_method_registry[i];
+        n_rewrite += a->rewrites_weights;
+        if (a->rewrites_weights) CHECK_MSG(a->needs_f32_base && a->finish, "%s", a->name);
+        snprintf(js, sizeof js, "[{\"type\":\"%s\"}]", a->name);
+        CHECK_MSG((check_list(js, 0, why) != 0) == (a->needs_lora != 0), "%s", a->name);
+        for (int j = 0; uf_method_registry[j]; j++) {
+            const struct uf_method_ops *b = uf_method_registry[j];
+            if (i == j) continue;
+            snprintf(js, sizeof js, "[{\"type\":\"%s\"},{\"type\":\"%s\"}]", a->name, b->name);
+            int refused = check_list(js, 1, why) != 0;
+            int want = (a->rewrites_weights && b->rewrites_weights) ||
+                       (a->recomputes_grad && (b->replays || b->extra)) ||
+                       (b->recomputes_grad && (a->replays || a->extra));
+            CHECK_MSG(refused == want, "%s + %s: %s", a->name, b->name, refused ? why : "accepted");
+        }
+    }
+    CHECK_EQ_INT(n_rewrite, 6);
+    CHECK(uf_method_find("magmax")->needs_theta0 && !uf_method_find("linear")->needs_theta0);
+    CHECK(uf_method_find("der")->replays && !uf_method_find("agem")->replays);
+}
+
 int main(void) {
     UF_RUN(test_rules);
+    UF_RUN(test_traits);
     UF_RUN(test_registry);
     return uf_test_summary();
 }

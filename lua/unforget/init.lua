@@ -431,11 +431,14 @@ method("linear", {
   a = { "number", 0.5, "(1-a) theta_safe + a theta_ft" },
 }, "linear / WiSE-FT merge")
 method("task_arith", {
-  lambda = { "number", 1.0, "theta_0 + lambda (tau_1 + tau_2)" },
+  lambda_safe = { "number", 1.0, "theta_0 + lambda_safe tau_safe + lambda_user tau_user, tau_safe = theta_safe - theta_0" },
+  lambda_user = { "number", 0.5, "weight of tau_user = theta_ft - theta_safe" },
 }, "task arithmetic merge")
 method("ties", {
-  density = { "number", 0.2, "share of each task vector kept (by magnitude)" },
-  lambda = { "number", 1.0, "scale of the merged vector" },
+  density = { "number", 0.2, "share of the user vector tau_user = theta_ft - theta_safe kept (by magnitude)" },
+  density_safe = { "number", 1.0, "share of the safety vector tau_safe = theta_safe - theta_0 kept" },
+  lambda_safe = { "number", 1.0, "scale of tau_safe before the sign election" },
+  lambda_user = { "number", 1.0, "scale of tau_user before the sign election" },
 }, "TIES merge")
 method("safeinstr", {
   data = { ds, uf.REQUIRED, "safety demonstrations (harmful -> refusal)" },
@@ -485,7 +488,7 @@ eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
 local train_schema = {
   model = { "kind:model", nil, "model to start from (or from = a stage)" },
   from = { "kind:stage", nil, "a stage whose output model this run starts from" },
-  base = { "kind:model", nil, "pre-alignment weights theta_0 for magmax, task_arith, ties, safelora, safemerge (default: the from-stage's weights before its alignment data)" },
+  base = { "kind:model", nil, "pre-alignment weights theta_0 for the methods that read it (runtime/methods/README.md; default: the from-stage's weights before its alignment data)" },
   tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
   template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
   data = { "kind:dataset|mixture", nil, "training data" },

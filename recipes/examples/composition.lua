@@ -16,7 +16,7 @@ uf.run {
   methods = {
     uf.der { buffer = world.safety:sample(32, 1), alpha = 0.1, batch = 4 },
     uf.ewc { data = world.safety, lambda = 10, samples = 16 },
-    uf.ties { density = 0.2, lambda = 1.0 },
+    uf.ties { density = 0.2, lambda_user = 1.0 },
   },
   optim = optim,
   eval = evals,

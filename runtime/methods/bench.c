@@ -48,7 +48,8 @@ static void make_rows(struct uf_dataset *d, struct uf_rng *r, int n, int resp_ch
 
 static int run_variant(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
                        int steps, int warmup, const struct uf_tokenizer *tok,
-                       const struct uf_dataset *data, const cJSON *methods, struct bench_result *res) {
+                       const struct uf_dataset *data, const struct uf_method_ops *ops, const cJSON *cfg,
+                       struct bench_result *res) {
     memset(res, 0, sizeof *res);
     d->bytes_peak = d->bytes_live;
     size_t base = d->bytes_live;
@@ -74,7 +75,7 @@ static int run_variant(struct uf_device *d, const struct uf_model_config *c, int
     uf_optim_config_defaults(&oc);
     oc.lr = hp.lr, oc.total_steps = (int)hp.steps;
     struct uf_optim o;
-    int rc = uf_trainer_add_methods(&tr, methods);
+    int rc = ops ? uf_trainer_add_method(&tr, ops, cfg) : 0;
     double t0 = uf_time_now();
     for (int i = 0; i < tr.n_methods && rc == 0; i++)
         if (tr.methods[i].ops->init) rc = tr.methods[i].ops->init(&tr.methods[i], &tr);
@@ -147,7 +148,8 @@ static int run_variant(struct uf_device *d, const struct uf_model_config *c, int
 
 int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
                      int steps, int warmup, const char *method, FILE *out) {
-    if (!uf_method_find(method)) {
+    const struct uf_method_ops *ops = uf_method_find(method);
+    if (!ops) {
         fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
         for (int i = 0; uf_method_registry[i]; i++) fprintf(stderr, " %s", uf_method_registry[i]->name);
         fprintf(stderr, ")\n");
@@ -192,13 +194,11 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
         cJSON_AddStringToObject(spec, "kind", "harmful");
         cJSON_AddItemToObject(m, "buffer", spec);
         cJSON_AddItemToObject(m, "data", cJSON_Duplicate(spec, 1));
-        cJSON *none = cJSON_CreateArray();
         /* a first plain run allocates the device's lazily created shared buffers (scratch,
          * GEMM packing) so that neither measured variant is charged for them */
-        rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &user, none, &plain);
-        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, none, &plain);
-        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, one, &with);
-        cJSON_Delete(none);
+        rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &user, NULL, NULL, &plain);
+        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, NULL, NULL, &plain);
+        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, ops, m, &with);
     }
     if (rc == 0) {
         const double MiB = 1024.0 * 1024.0;

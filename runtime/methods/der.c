@@ -91,4 +91,4 @@ static void der_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_der = {.name = "der", .init = der_init, .extra = der_extra, .free = der_free};
+const struct uf_method_ops uf_method_der = {.name = "der", .replays = 1, .init = der_init, .extra = der_extra, .free = der_free};

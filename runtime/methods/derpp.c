@@ -47,4 +47,4 @@ static void derpp_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_derpp = {.name = "derpp", .init = derpp_init, .extra = derpp_extra, .free = derpp_free};
+const struct uf_method_ops uf_method_derpp = {.name = "derpp", .replays = 1, .init = derpp_init, .extra = derpp_extra, .free = derpp_free};

@@ -35,4 +35,4 @@ static void er_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_er = {.name = "er", .init = er_init, .extra = er_extra, .free = er_free};
+const struct uf_method_ops uf_method_er = {.name = "er", .replays = 1, .init = er_init, .extra = er_extra, .free = er_free};

@@ -16,4 +16,4 @@ static int linear_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "linear");
 }
 
-const struct uf_method_ops uf_method_linear = {.name = "linear", .init = linear_init, .finish = linear_finish};
+const struct uf_method_ops uf_method_linear = {.name = "linear", .rewrites_weights = 1, .needs_f32_base = 1, .init = linear_init, .finish = linear_finish};

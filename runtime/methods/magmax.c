@@ -18,4 +18,4 @@ static int magmax_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "magmax");
 }
 
-const struct uf_method_ops uf_method_magmax = {.name = "magmax", .init = magmax_init, .finish = magmax_finish};
+const struct uf_method_ops uf_method_magmax = {.name = "magmax", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = magmax_init, .finish = magmax_finish};

@@ -12,15 +12,18 @@
 
 #include "train.h"
 
-/* Composition rules, checked before anything runs. methods_list: the plan's JSON list of method
- * tables (each with "type"); lora: 1 when the run trains LoRA adapters. Returns 0, or -1 with
- * the reason in why (never NULL-terminated beyond n):
+/* The methods by name (registry.c's list), NULL-terminated; NULL for an unknown name. */
+extern const struct uf_method_ops *const uf_method_registry[];
+const struct uf_method_ops *uf_method_find(const char *name);
+
+/* Composition rules, checked before anything runs, from the methods' traits (train.h).
+ * methods_list: the plan's JSON list of method tables (each with "type"); lora: 1 when the run
+ * trains LoRA adapters. Returns 0, or -1 with the reason in why (never NULL-terminated beyond n):
  *   - unknown method, a method listed twice;
- *   - safelora without LoRA;
- *   - two of magmax / linear / task_arith / ties / safemerge / safelora (each rewrites the
- *     final weights);
- *   - refresh with er / der / derpp (it runs DER++ itself), or after another method with an
- *     extra hook (it recomputes the step's gradient).
+ *   - a needs_lora method (safelora) without LoRA;
+ *   - two rewrites_weights methods (magmax, linear, task_arith, ties, safemerge, safelora);
+ *   - a recomputes_grad method (refresh) with a replays one (er, der, derpp: refresh runs
+ *     DER++ itself), or after another method with an extra hook.
  * Everything else composes: each hook runs over the methods in list order. */
 int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n);
 

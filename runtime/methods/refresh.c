@@ -159,7 +159,7 @@ static int refresh_state(struct uf_method *m, struct uf_method_state *out) {
     return 1;
 }
 
-const struct uf_method_ops uf_method_refresh = {.name = "refresh", .state = refresh_state,
+const struct uf_method_ops uf_method_refresh = {.name = "refresh", .recomputes_grad = 1, .state = refresh_state,
                                                 .init = refresh_init,
                                                 .task_loss = refresh_task_loss,
                                                 .extra = refresh_extra, .free = refresh_free};

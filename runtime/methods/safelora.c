@@ -86,4 +86,4 @@ static int safelora_init(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_safelora = {.name = "safelora", .init = safelora_init, .finish = safelora_finish};
+const struct uf_method_ops uf_method_safelora = {.name = "safelora", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .needs_lora = 1, .init = safelora_init, .finish = safelora_finish};

@@ -88,4 +88,4 @@ static int safemerge_init(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_safemerge = {.name = "safemerge", .init = safemerge_init, .finish = safemerge_finish};
+const struct uf_method_ops uf_method_safemerge = {.name = "safemerge", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = safemerge_init, .finish = safemerge_finish};

@@ -1,16 +1,22 @@
-/* methods/task_arith.c: task arithmetic (Ilharco et al. 2023):
- *   theta = theta_0 + lambda (tau_1 + tau_2) = (1 - 2 lambda) theta_0 + lambda theta_safe + lambda theta_ft.
- * Without theta_0: theta = theta_safe + lambda (theta_ft - theta_safe). finish hook. */
+/* methods/task_arith.c: task arithmetic (Ilharco et al. 2023) over the two task vectors of
+ * METHODS.md: the safety vector tau_s = theta_safe - theta_0 and the user's vector
+ * tau_u = theta_ft - theta_safe (theta_ft was fine-tuned FROM theta_safe, so tau_u is the user's
+ * update alone):
+ *   theta = theta_0 + lambda_safe tau_s + lambda_user tau_u   (uf_clmath_task_arith).
+ * lambda_safe = lambda_user = 1 gives theta_ft; lambda_safe = 1 gives
+ * theta_safe + lambda_user (theta_ft - theta_safe) (= linear with a = lambda_user);
+ * lambda_safe = 2, lambda_user = 1 is RESTA's theta_ft + tau_s (Bhardwaj et al. 2024);
+ * tau_u = 0 with lambda_safe = 1 gives theta_safe bit for bit. Without theta_0 tau_s = 0 and
+ * lambda_safe has no effect. finish hook. */
 #include "methods/merge.h"
 
 static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "task_arith", 1, &mm) != 0) return -1;
-    float l = (float)uf_mcfg_num(m, "lambda", 1.0);
-    if (mm.have_theta0)
-        uf_clmath_lincomb(tr->dev, mm.ft, l, mm.safe, l, mm.ft, 1.0f - 2.0f * l, mm.base);
-    else
-        uf_clmath_lincomb(tr->dev, mm.ft, 1.0f - l, mm.safe, l, mm.ft, 0.0f, NULL);
+    float ls = (float)uf_mcfg_num(m, "lambda_safe", 1.0), lu = (float)uf_mcfg_num(m, "lambda_user", 0.5);
+    uf_log(1, "task_arith: theta_0 + %g tau_safe + %g tau_user%s", ls, lu,
+           mm.have_theta0 ? "" : " (no theta_0: tau_safe = 0)");
+    uf_clmath_task_arith(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, ls, lu);
     uf_mmerge_end(&mm);
     return 0;
 }
@@ -20,4 +26,4 @@ static int task_arith_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "task_arith");
 }
 
-const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .init = task_arith_init, .finish = task_arith_finish};
+const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = task_arith_init, .finish = task_arith_finish};

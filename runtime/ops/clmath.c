@@ -125,7 +125,9 @@ static int cmp_float_desc(const void *a, const void *b) {
 
 float uf_clmath_topk_threshold(const float *x, size_t n, float density) {
     if (n == 0 || density >= 1.0f) return 0.0f;
-    size_t keep = (size_t)ceil((double)density * (double)n);
+    /* the float density's rounding (0.2f = 0.2000000030) must not add an entry: 0.2f of 10 is 2 */
+    size_t keep = (size_t)ceil((double)density * (double)n - 1e-6);
+    if (keep == 0 && density > 0) keep = 1;
     if (keep == 0) return INFINITY;
     float *a = uf_malloc(n * sizeof *a);
     for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
@@ -145,22 +147,35 @@ static float *task_vector(const struct uf_tensor *base, const struct uf_tensor *
     return t;
 }
 
+void uf_clmath_task_arith(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
+                          const struct uf_tensor *safe, const struct uf_tensor *ft, float ls, float lu) {
+    same_len(out, base, "task_arith");
+    same_len(out, safe, "task_arith");
+    same_len(out, ft, "task_arith");
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_task_arith");
+    cl_ulong oo = out->offset, bo = base->offset, so = safe->offset, fo = ft->offset, n = (cl_ulong)out->numel;
+    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, safe->buf);
+    ARG(k, 5, so); ARG(k, 6, ft->buf); ARG(k, 7, fo); ARG(k, 8, ls); ARG(k, 9, lu); ARG(k, 10, n);
+    size_t global = round_up((size_t)n, 64);
+    uf_device_run(d, k, 1, &global, NULL);
+}
+
 void uf_clmath_ties(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
-                    const struct uf_tensor *m1, const struct uf_tensor *m2, float density,
-                    float lambda) {
+                    const struct uf_tensor *safe, const struct uf_tensor *ft, float dens_s,
+                    float dens_u, float ls, float lu) {
     same_len(out, base, "ties");
-    same_len(out, m1, "ties");
-    same_len(out, m2, "ties");
-    float *t1 = task_vector(base, m1), *t2 = task_vector(base, m2);
-    float thr1 = uf_clmath_topk_threshold(t1, (size_t)base->numel, density);
-    float thr2 = uf_clmath_topk_threshold(t2, (size_t)base->numel, density);
-    free(t1);
-    free(t2);
+    same_len(out, safe, "ties");
+    same_len(out, ft, "ties");
+    float *ts = task_vector(base, safe), *tu = task_vector(safe, ft);
+    float thr_s = uf_clmath_topk_threshold(ts, (size_t)base->numel, dens_s);
+    float thr_u = uf_clmath_topk_threshold(tu, (size_t)base->numel, dens_u);
+    free(ts);
+    free(tu);
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_ties");
-    cl_ulong oo = out->offset, bo = base->offset, o1 = m1->offset, o2 = m2->offset, n = (cl_ulong)out->numel;
-    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, m1->buf);
-    ARG(k, 5, o1); ARG(k, 6, m2->buf); ARG(k, 7, o2); ARG(k, 8, thr1); ARG(k, 9, thr2);
-    ARG(k, 10, lambda); ARG(k, 11, n);
+    cl_ulong oo = out->offset, bo = base->offset, so = safe->offset, fo = ft->offset, n = (cl_ulong)out->numel;
+    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, safe->buf);
+    ARG(k, 5, so); ARG(k, 6, ft->buf); ARG(k, 7, fo); ARG(k, 8, thr_s); ARG(k, 9, thr_u);
+    ARG(k, 10, ls); ARG(k, 11, lu); ARG(k, 12, n);
     size_t global = round_up((size_t)n, 64);
     uf_device_run(d, k, 1, &global, NULL);
 }
@@ -192,22 +207,30 @@ void uf_clmath_ref_magmax(float *out, const float *base, const float *m1, const 
     }
 }
 
-void uf_clmath_ref_ties(float *out, const float *base, const float *m1, const float *m2,
-                        float density, float lambda, size_t n) {
-    float *t1 = uf_malloc(n * 4), *t2 = uf_malloc(n * 4);
-    for (size_t i = 0; i < n; i++) t1[i] = m1[i] - base[i], t2[i] = m2[i] - base[i];
-    float thr1 = uf_clmath_topk_threshold(t1, n, density), thr2 = uf_clmath_topk_threshold(t2, n, density);
+void uf_clmath_ref_task_arith(float *out, const float *base, const float *safe, const float *ft,
+                              float ls, float lu, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        float a = fabsf(t1[i]) < thr1 ? 0.0f : t1[i], b = fabsf(t2[i]) < thr2 ? 0.0f : t2[i];
-        float s = a + b, sum = 0, cnt = 0;
+        double ts = (double)safe[i] - base[i], tu = (double)ft[i] - safe[i];
+        out[i] = (float)(base[i] + ls * ts + lu * tu);
+    }
+}
+
+void uf_clmath_ref_ties(float *out, const float *base, const float *safe, const float *ft,
+                        float dens_s, float dens_u, float ls, float lu, size_t n) {
+    float *ts = uf_malloc(n * 4), *tu = uf_malloc(n * 4);
+    for (size_t i = 0; i < n; i++) ts[i] = safe[i] - base[i], tu[i] = ft[i] - safe[i];
+    float thr_s = uf_clmath_topk_threshold(ts, n, dens_s), thr_u = uf_clmath_topk_threshold(tu, n, dens_u);
+    for (size_t i = 0; i < n; i++) {
+        double a = fabsf(ts[i]) < thr_s ? 0.0 : (double)ls * ts[i], b = fabsf(tu[i]) < thr_u ? 0.0 : (double)lu * tu[i];
+        double s = a + b, sum = 0, cnt = 0;
         if (s != 0) {
             if (a != 0 && (a > 0) == (s > 0)) sum += a, cnt += 1;
             if (b != 0 && (b > 0) == (s > 0)) sum += b, cnt += 1;
         }
-        out[i] = base[i] + lambda * (cnt > 0 ? sum / cnt : 0.0f);
+        out[i] = (float)(base[i] + (cnt > 0 ? sum / cnt : 0.0));
     }
-    free(t1);
-    free(t2);
+    free(ts);
+    free(tu);
 }
 
 /* ---- distillation and Fisher helpers ------------------------------------------------------- */

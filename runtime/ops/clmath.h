@@ -3,7 +3,7 @@
  *   - quadratic penalty toward anchor weights (EWC with a diagonal Fisher F, L2-SP with F = 1,
  *     Lisa's proximal term): g += lambda F (p - p0), value += sum lambda/2 F (p - p0)^2;
  *   - dot products into device scalars and the A-GEM projection (no host sync);
- *   - merges: linear / WiSE-FT, task arithmetic, MagMax, TIES.
+ *   - merges: linear / WiSE-FT, task arithmetic, MagMax, TIES (task vectors of METHODS.md).
  * Each has a plain-C reference (uf_clmath_ref_*) that the tests compare against. */
 #ifndef UF_CLMATH_H
 #define UF_CLMATH_H
@@ -27,12 +27,19 @@ void uf_clmath_lincomb(struct uf_device *d, struct uf_tensor *out, float a, cons
 /* MagMax: out = base + lambda * maxabs(m1 - base, m2 - base) */
 void uf_clmath_magmax(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
                       const struct uf_tensor *m1, const struct uf_tensor *m2, float lambda);
-/* TIES: keep the top `density` share of each task vector by magnitude, elect signs, disjoint
- * mean; out = base + lambda * merged. The trim thresholds are found on the host (after training,
- * once): this one reads the vectors back. */
+/* Task arithmetic over the safety vector tau_s = safe - base and the user vector
+ * tau_u = ft - safe: out = base + ls tau_s + lu tau_u (computed as safe + (ls - 1) tau_s +
+ * lu tau_u: ls = 1, tau_u = 0 gives safe exactly). out may alias an input. */
+void uf_clmath_task_arith(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
+                          const struct uf_tensor *safe, const struct uf_tensor *ft, float ls, float lu);
+/* TIES over tau_s = safe - base and tau_u = ft - safe: keep the top `dens_s` / `dens_u` share of
+ * each by magnitude, scale them by ls / lu, elect the sign of their sum per entry, disjoint mean
+ * m of the kept entries agreeing with it; out = base + m (computed as safe + (m - tau_s): with
+ * tau_u = 0, dens_s = 1 and ls = 1 it is safe exactly). The trim thresholds are found on the host
+ * (after training, once): this one reads the vectors back. out may alias an input. */
 void uf_clmath_ties(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
-                    const struct uf_tensor *m1, const struct uf_tensor *m2, float density,
-                    float lambda);
+                    const struct uf_tensor *safe, const struct uf_tensor *ft, float dens_s,
+                    float dens_u, float ls, float lu);
 
 /* Plain-C references (double accumulation where it reduces). */
 double uf_clmath_ref_penalty(float *g, const float *p, const float *p0, const float *F,
@@ -40,8 +47,10 @@ double uf_clmath_ref_penalty(float *g, const float *p, const float *p0, const fl
 void uf_clmath_ref_agem(float *g, const float *g_ref, size_t n);
 void uf_clmath_ref_magmax(float *out, const float *base, const float *m1, const float *m2,
                           float lambda, size_t n);
-void uf_clmath_ref_ties(float *out, const float *base, const float *m1, const float *m2,
-                        float density, float lambda, size_t n);
+void uf_clmath_ref_task_arith(float *out, const float *base, const float *safe, const float *ft,
+                              float ls, float lu, size_t n);
+void uf_clmath_ref_ties(float *out, const float *base, const float *safe, const float *ft,
+                        float dens_s, float dens_u, float ls, float lu, size_t n);
 /* magnitude threshold keeping the top `density` share of |x| (entries >= it are kept) */
 float uf_clmath_topk_threshold(const float *x, size_t n, float density);
 
