@@ -43,6 +43,23 @@ __kernel void uf_reduce_final(__global const float *part, int np, __global float
     if (l == 0) out[oo] = accumulate ? out[oo] + r : r;
 }
 
+/* Gradient-norm clipping outside the optimizer (ops.h), with AdamW's factor:
+ * clip = min(1, max_norm / (sqrt(gn) + 1e-6)); g *= clip. */
+__kernel void uf_clip_scale(__global float *g, ulong go, __global const float *gn, ulong gno,
+                            float max_norm, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float clip = fmin(1.0f, max_norm / (sqrt(gn[gno]) + 1e-6f));
+    g[go + i] *= clip;
+}
+
+/* count[0] += 1 when AdamW's clip factor for gn is below 1 (the step is clipped); one work-item */
+__kernel void uf_clip_count(__global const float *gn, ulong gno, float max_norm,
+                            __global float *count, ulong co) {
+    if (get_global_id(0) != 0) return;
+    if (max_norm > 0.0f && max_norm / (sqrt(gn[gno]) + 1e-6f) < 1.0f) count[co] += 1.0f;
+}
+
 /* AdamW (ops.h): bc1 = 1 - b1^step, bc2 = 1 - b2^step; gnorm_sq read only when max_norm > 0. */
 __kernel void uf_adamw(__global float *p, ulong po, __global const float *g, ulong go,
                        __global float *m, ulong mo, __global float *v, ulong vo,

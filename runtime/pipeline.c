@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eval/evaluate.h"
@@ -26,40 +26,16 @@
 #include "core/util.h"
 #include "data/world.h"
 
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-/* a recipe boolean (Lua true/false; a number != 0 also counts as true) */
-static int jbool(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsTrue(v) || (cJSON_IsNumber(v) && v->valuedouble != 0);
-}
-
-static const char *jstr(const cJSON *o, const char *k, const char *def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : def;
-}
-
-static const cJSON *find_stage(const cJSON *plan, const char *name) {
-    const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItem(plan, "stages"))
-        if (strcmp(jstr(s, "name", ""), name) == 0) return s;
-    return NULL;
-}
-
 /* Content hash of a train node: its JSON plus the hashes of the stages it starts from. */
-static uint64_t node_hash(const cJSON *plan, const cJSON *node) {
-    char *text = cJSON_PrintUnformatted(node);
+static uint64_t node_hash(const struct uf_plan *plan, const struct uf_plan_node *node) {
+    char *text = cJSON_PrintUnformatted(node->json);
     /* the program version and the world generator's version are part of a stage's identity */
     char ver[64];
     snprintf(ver, sizeof ver, "%s/world%d", UF_VERSION, UF_WORLD_VERSION);
     uint64_t h = uf_hash_str(text, uf_hash_str(ver, UF_HASH_SEED));
     free(text);
-    const cJSON *from = cJSON_GetObjectItem(node, "from");
-    if (from) {
-        const cJSON *s = find_stage(plan, jstr(from, "name", ""));
+    if (node->from) {
+        const struct uf_plan_node *s = uf_plan_stage(plan, node->from);
         if (s) {
             uint64_t hs = node_hash(plan, s);
             h = uf_hash64(&hs, sizeof hs, h);
@@ -69,30 +45,29 @@ static uint64_t node_hash(const cJSON *plan, const cJSON *node) {
 }
 
 /* Output folder of a stage (shared by every run that starts from it) or of a run. */
-static char *node_dir(const struct uf_pipeline *p, const cJSON *node, int is_stage) {
-    if (!is_stage) return uf_sprintf("%s/%s", p->out, jstr(node, "name", "run"));
-    return uf_sprintf("%s/stages/%s-%016llx", p->out, jstr(node, "name", "stage"),
+static char *node_dir(const struct uf_pipeline *p, const struct uf_plan_node *node) {
+    if (!node->is_stage) return uf_sprintf("%s/%s", p->out, node->name);
+    return uf_sprintf("%s/stages/%s-%016llx", p->out, node->name,
                       (unsigned long long)node_hash(p->plan, node));
 }
 
 /* ---- tokenizer and model ----------------------------------------------------------------- */
-static int build_tokenizer(const cJSON *spec, const char *model_dir, const char *save_path,
-                           struct uf_tokenizer *tok) {
+static int build_tokenizer(const struct uf_plan_tokenizer *spec, const char *model_dir,
+                           const char *save_path, struct uf_tokenizer *tok) {
     if (uf_file_exists(save_path)) return uf_tokenizer_load(tok, save_path);
-    const char *type = jstr(spec, "type", "");
-    if (strcmp(type, "tokenizer.train") == 0) {
+    if (spec && spec->train) {
         struct uf_dataset corpus;
-        if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "corpus"), &corpus)) return -1;
+        if (uf_train_load_dataset(&spec->corpus, &corpus)) return -1;
         const char **texts = uf_calloc((size_t)corpus.n + 1, sizeof *texts);
         for (int64_t i = 0; i < corpus.n; i++)
             texts[i] = corpus.rows[i].response[0] ? corpus.rows[i].response : corpus.rows[i].prompt;
         /* also learn the instruction format: prompts and responses of the corpus rows */
-        int rc = uf_tokenizer_train(tok, texts, NULL, (int)corpus.n, (int)jnum(spec, "vocab", 2048));
+        int rc = uf_tokenizer_train(tok, texts, NULL, (int)corpus.n, spec->vocab);
         free(texts);
         uf_dataset_free(&corpus);
         if (rc) return -1;
-    } else if (strcmp(type, "file") == 0) {
-        if (uf_tokenizer_load(tok, jstr(spec, "path", "?"))) return -1;
+    } else if (spec) {
+        if (uf_tokenizer_load(tok, spec->path)) return -1;
     } else if (model_dir) {
         if (uf_tokenizer_load(tok, model_dir)) return -1;
     } else {
@@ -105,18 +80,16 @@ static int build_tokenizer(const cJSON *spec, const char *model_dir, const char 
 
 /* The memory plan of a stage/run on this device (memplan.h), checked before anything is
  * allocated, and the model flags it implies (bf16 base weights). 0, or uf_fail naming the knob. */
-static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *start_dir,
-                       const cJSON *mspec, int vocab, int *mflags) {
-    const cJSON *optim = cJSON_GetObjectItem(node, "optim");
-    int bf16 = jbool(optim, "bf16"), lora = cJSON_GetObjectItem(node, "lora") != NULL;
+static int plan_memory(struct uf_pipeline *p, const struct uf_plan_node *node, const char *start_dir,
+                       int vocab, int *mflags) {
+    int bf16 = node->optim.bf16, lora = node->lora != NULL;
     *mflags = 0;
     if (bf16 && !lora)
         return uf_fail("optim bf16 = true stores the frozen base as bf16: it needs uf.lora "
                        "(full fine-tuning trains the base in f32)");
     if (bf16) {
-        const cJSON *m;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItem(node, "methods")) {
-            const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
+        for (int i = 0; i < node->n_methods; i++) {
+            const struct uf_method_ops *ops = uf_method_find(node->methods[i].type);
             if (ops && ops->needs_f32_base)
                 return uf_fail("method %s edits the base weights in f32: use bf16 = false", ops->name);
         }
@@ -129,12 +102,14 @@ static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *sta
         rc = uf_hf_config_load(cfg, &c, NULL);
         free(cfg);
     } else {
-        rc = uf_memplan_config_new(mspec, vocab, &c);
+        rc = uf_memplan_config_new(node->model, vocab, &c);
     }
     if (rc) return -1;
     struct uf_memplan_in in;
     struct uf_memplan plan;
-    if (uf_memplan_from_node(node, &c, (size_t)p->dev.global_mem, &in)) return -1;
+    if (uf_memplan_from_node(node, &c, (size_t)p->dev.global_mem, &in) ||
+        uf_methods_memplan(node->methods, node->n_methods, &in))
+        return -1;
     in.device_max_alloc = (size_t)p->dev.max_alloc;
     if (uf_memplan_compute(&in, &plan)) return -1;
     uf_log(1, "memory plan: %.3f GiB peak (training %.3f, evaluation %.3f) on %s (%.2f GiB)",
@@ -144,33 +119,33 @@ static int plan_memory(struct uf_pipeline *p, const cJSON *node, const char *sta
 }
 
 /* ---- one training phase ------------------------------------------------------------------ */
-static int build_data(const cJSON *spec, struct uf_dataset *out) {
-    if (strcmp(jstr(spec, "_kind", ""), "mixture") != 0) return uf_train_load_dataset(spec, out);
+static int build_data(const struct uf_plan_data *spec, struct uf_dataset *out) {
+    if (!spec->is_mixture) return uf_train_load_dataset(&spec->ds, out);
     struct uf_dataset task, poison;
-    if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "task"), &task)) return -1;
-    const cJSON *poison_spec = cJSON_GetObjectItem(spec, "poison");
-    if (!poison_spec) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
-    else if (uf_train_load_dataset(poison_spec, &poison)) {
+    if (uf_train_load_dataset(&spec->task, &task)) return -1;
+    if (!spec->poison) uf_dataset_init(&poison, "poison"); /* the loader initialises it otherwise */
+    else if (uf_train_load_dataset(spec->poison, &poison)) {
         uf_dataset_free(&task);
         return -1;
     }
-    int64_t n = (int64_t)jnum(spec, "n", 0);
-    double p = jnum(spec, "p", 0);
+    int64_t n = spec->n;
+    double p = spec->p;
     if (n <= 0) n = (int64_t)llround((double)task.n / (1.0 - p > 1e-9 ? 1.0 - p : 1.0));
     struct uf_mix_info info;
     uf_dataset_init(out, "mixture");
-    int rc = uf_mix_poison(&task, &poison, n, p, (uint64_t)jnum(spec, "seed", 1), 0, out, &info);
+    int rc = uf_mix_poison(&task, &poison, n, p, spec->seed, 0, out, &info);
     uf_dataset_free(&task);
     uf_dataset_free(&poison);
     return rc;
 }
 
 static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
-                       const char *template_name, const cJSON *data_spec, const cJSON *optim,
-                       const cJSON *methods, const struct uf_tensor *theta0, const char *dir,
-                       const char *name, const char *label) {
+                       const char *template_name, const struct uf_plan_data *data_spec,
+                       const struct uf_plan_optim *optim, int n_methods,
+                       const struct uf_plan_method *methods, const struct uf_tensor *theta0,
+                       const char *dir, const char *name, const char *label) {
     struct uf_train_hparams hp;
-    if (uf_train_hparams_from_json(optim, &hp)) return uf_fail_prefix("%s", label);
+    if (uf_train_hparams_from_plan(optim, &hp)) return uf_fail_prefix("%s", label);
     struct uf_dataset data;
     if (build_data(data_spec, &data)) return uf_fail_prefix("%s: data", label);
     struct uf_rundir rd;
@@ -183,16 +158,17 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     tr.plan_dir = p->out;
     tr.theta0 = theta0;
     int rc = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, methods) { /* uf_methods_check passed: every name is in the registry */
-        const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
-        rc = ops ? uf_trainer_add_method(&tr, ops, m) : uf_fail("unknown method '%s'", jstr(m, "type", "?"));
-        if (rc) break;
+    for (int i = 0; i < n_methods && rc == 0; i++) { /* uf_methods_check passed: all known */
+        const struct uf_method_ops *ops = uf_method_find(methods[i].type);
+        rc = ops ? uf_trainer_add_method(&tr, ops, methods[i].cfg)
+                 : uf_fail("unknown method '%s'", methods[i].type);
     }
     if (rc == 0) {
         uf_rundir_log(&rd, "%s: %lld rows, %lld steps of batch %d", label, (long long)data.n,
                       (long long)tr.total_steps, hp.batch);
         rc = uf_trainer_run(&tr, &rd, label);
+        if (rc == 0 && strcmp(name, ".") == 0) /* the data phase, not pre-training */
+            p->clip_share = tr.clip_share, p->clip_steps = tr.total_steps;
     }
     if (rc) uf_fail_prefix("%s", label);
     uf_trainer_free(&tr);
@@ -202,50 +178,49 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
 }
 
 /* ---- a stage or a run ---------------------------------------------------------------------- */
-static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out);
+static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char **model_dir_out);
 
 static int ensure_stage(struct uf_pipeline *p, const char *name, char **model_dir) {
-    const cJSON *s = find_stage(p->plan, name);
+    const struct uf_plan_node *s = uf_plan_stage(p->plan, name);
     if (!s) return uf_fail("no stage named '%s'", name);
-    return run_node(p, s, 1, model_dir);
+    return run_node(p, s, model_dir);
 }
 
 /* label: NULL for a trained node; else the name of an evaluated model (`unforget eval`) */
-static int write_results(struct uf_pipeline *p, const cJSON *node, const char *dir,
+static int write_results(struct uf_pipeline *p, const struct uf_plan_node *node, const char *dir,
                          struct uf_model *model, const struct uf_tokenizer *tok,
                          const char *template_name, const char *label) {
     struct uf_results res;
     memset(&res, 0, sizeof res);
-    res.run = uf_strdup(label ? label : jstr(node, "name", "run"));
-    const cJSON *tags = cJSON_GetObjectItem(node, "tags");
-    const cJSON *methods = cJSON_GetObjectItem(node, "methods");
+    res.run = uf_strdup(label ? label : node->name);
     /* method label: the tag, else the method names joined by '+', else "sft" */
     char method[256] = "";
-    if (jstr(tags, "method", NULL)) snprintf(method, sizeof method, "%s", jstr(tags, "method", ""));
+    if (node->tags.method) snprintf(method, sizeof method, "%s", node->tags.method);
     else {
-        const cJSON *m;
-        cJSON_ArrayForEach(m, methods) {
+        for (int i = 0; i < node->n_methods; i++) {
             size_t l = strlen(method);
-            snprintf(method + l, sizeof method - l, "%s%s", l ? "+" : "", jstr(m, "type", "?"));
+            snprintf(method + l, sizeof method - l, "%s%s", l ? "+" : "", node->methods[i].type);
         }
-        if (!method[0]) snprintf(method, sizeof method, "%s", cJSON_GetObjectItem(node, "from") || !cJSON_GetObjectItem(node, "pretrain") ? "sft" : "aligned");
+        if (!method[0]) snprintf(method, sizeof method, "%s", node->from || !node->pretrain ? "sft" : "aligned");
     }
     res.method = uf_strdup(label ? "model" : method);
-    const cJSON *data = cJSON_GetObjectItem(node, "data");
-    res.poison_ratio = jnum(tags, "p", jnum(data, "p", 0));
-    res.seed = (int64_t)jnum(tags, "seed", jnum(data, "seed", 0));
-    if (jstr(tags, "model", NULL)) res.model = uf_strdup(jstr(tags, "model", ""));
+    const struct uf_plan_data *data = node->data;
+    int mix = data && data->is_mixture;
+    res.poison_ratio = node->tags.has_p ? node->tags.p : mix ? data->p : 0;
+    res.seed = (int64_t)(node->tags.has_seed ? node->tags.seed : mix ? (double)data->seed : 0);
+    if (node->tags.model) res.model = uf_strdup(node->tags.model);
     else res.model = uf_sprintf("%s-d%d-L%d", uf_family_name(model->cfg.family), model->cfg.d_model,
                                 model->cfg.n_layers);
-    res.task = uf_strdup(jstr(tags, "task", "task"));
-    const cJSON *ev;
+    res.task = uf_strdup(node->tags.task ? node->tags.task : "task");
+    if (!label && isfinite(p->clip_share)) { /* the run's share of clipped steps (optim.clip_on) */
+        uf_results_set_metric(&res, "clip_share", p->clip_share, p->clip_share, p->clip_share, p->clip_steps);
+        res.metrics[res.n_metrics - 1].lower_is_better = 1;
+    }
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);
     FILE *sf = fopen(samples, "w");
-    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(node, "eval")) {
-        rc = uf_evaluate(&p->dev, model, tok, template_name, ev, &res, sf);
-        if (rc) break;
-    }
+    for (int i = 0; i < node->n_evals && rc == 0; i++)
+        rc = uf_evaluate(&p->dev, model, tok, template_name, &node->evals[i], &res, sf);
     if (sf) fclose(sf);
     free(samples);
     if (rc == 0) {
@@ -260,39 +235,38 @@ static int write_results(struct uf_pipeline *p, const cJSON *node, const char *d
 
 /* Methods that read theta_0 (a full copy of the weights: loaded only for them from a `base` or
  * a Hugging Face folder). */
-static int needs_theta0(const cJSON *methods) {
-    const cJSON *m;
-    cJSON_ArrayForEach(m, methods) {
-        const struct uf_method_ops *ops = uf_method_find(jstr(m, "type", ""));
+static int needs_theta0(const struct uf_plan_node *node) {
+    for (int i = 0; i < node->n_methods; i++) {
+        const struct uf_method_ops *ops = uf_method_find(node->methods[i].type);
         if (ops && ops->needs_theta0) return 1;
     }
     return 0;
 }
 
+/* The folder of a model spec that is not new: hf's folder, or a checkpoint's model/. */
+static char *model_dir(const struct uf_plan_model *m) {
+    return m->type == UF_PLAN_MODEL_CHECKPOINT ? uf_sprintf("%s/model", m->path) : uf_strdup(m->path);
+}
+
 /* Folder of theta_0 for a node (malloc'd) or NULL when unknown; see run_node. */
-static char *base_dir(struct uf_pipeline *p, const cJSON *node, const char *start_dir) {
-    const cJSON *base = cJSON_GetObjectItem(node, "base"), *from = cJSON_GetObjectItem(node, "from");
-    int needed = needs_theta0(cJSON_GetObjectItem(node, "methods"));
-    if (base && !needed) return NULL;
-    if (base) {
-        const char *path = jstr(base, "path", "?");
-        return strcmp(jstr(base, "type", ""), "checkpoint") == 0 ? uf_sprintf("%s/model", path) : uf_strdup(path);
-    }
-    if (!from || !start_dir) return NULL;
+static char *base_dir(struct uf_pipeline *p, const struct uf_plan_node *node, const char *start_dir) {
+    int needed = needs_theta0(node);
+    if (node->base && !needed) return NULL;
+    if (node->base) return node->base->type == UF_PLAN_MODEL_NEW ? uf_strdup("(uf.model.new: not a saved model)")
+                                                                 : model_dir(node->base);
+    if (!node->from || !start_dir) return NULL;
     char *t0 = uf_sprintf("%s/../pretrain/model", start_dir);
     if (uf_file_exists(t0)) return t0;
     free(t0);
-    const cJSON *st = find_stage(p->plan, jstr(from, "name", ""));
-    const cJSON *sm = cJSON_GetObjectItem(st, "model");
-    if (!needed || !st || cJSON_GetObjectItem(st, "pretrain") || !sm) return NULL;
-    if (strcmp(jstr(sm, "type", ""), "hf") == 0) return uf_strdup(jstr(sm, "path", "?"));
-    if (strcmp(jstr(sm, "type", ""), "checkpoint") == 0) return uf_sprintf("%s/model", jstr(sm, "path", "?"));
-    return NULL;
+    const struct uf_plan_node *st = uf_plan_stage(p->plan, node->from);
+    if (!needed || !st || st->pretrain || !st->model || st->model->type == UF_PLAN_MODEL_NEW) return NULL;
+    return model_dir(st->model);
 }
 
-static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char **model_dir_out) {
-    const char *name = jstr(node, "name", "run");
-    char *dir = node_dir(p, node, is_stage);
+static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char **model_dir_out) {
+    const char *name = node->name;
+    int is_stage = node->is_stage;
+    char *dir = node_dir(p, node);
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
     int lock_fd = -1;
@@ -307,18 +281,25 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         free(results);
         goto fail;
     }
-    /* one process at a time per node (parallel sweep jobs share stages): wait for the lock, then
-     * use what the holder finished */
-    char *lock_path = uf_sprintf("%s/.lock", dir);
-    lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    free(lock_path);
-    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        uf_log(1, "%s %s: waiting for another process that is training it", is_stage ? "stage" : "run", name);
-        if (flock(lock_fd, LOCK_EX) != 0) uf_log(1, "%s: cannot lock (%s); going on", dir, strerror(errno));
+    /* one process at a time per node (parallel sweep jobs and Slurm array tasks share stages):
+     * wait for the folder's lock (rundir.h: fcntl locks, NFS-safe), then use what the holder
+     * finished */
+    {
+        char holder[256] = "";
+        int t = uf_lock_take(dir, 0, &lock_fd, holder, sizeof holder);
+        if (t == 1) {
+            uf_log(1, "%s %s: waiting for the process that is training it (%s)", is_stage ? "stage" : "run",
+                   name, holder);
+            t = uf_lock_take(dir, 1, &lock_fd, NULL, 0);
+        }
+        if (t != 0) {
+            free(results);
+            goto fail;
+        }
     }
     if (uf_file_exists(results) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
-        close(lock_fd);
+        uf_lock_release(lock_fd);
         free(results);
         free(dir);
         *model_dir_out = final_dir;
@@ -326,27 +307,20 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     }
     free(results);
     {
-        char *cfg = cJSON_Print(node);
+        char *cfg = cJSON_Print(node->json);
         char *cfg_path = uf_sprintf("%s/config.json", dir);
         uf_file_write_atomic(cfg_path, cfg, strlen(cfg));
         free(cfg_path);
         free(cfg);
     }
     char *start_dir = NULL;
-    const cJSON *from = cJSON_GetObjectItem(node, "from");
-    const cJSON *mspec = cJSON_GetObjectItem(node, "model");
-    if (from && ensure_stage(p, jstr(from, "name", ""), &start_dir)) goto fail;
-    if (mspec && strcmp(jstr(mspec, "type", ""), "model.new") != 0) start_dir = uf_strdup(jstr(mspec, "path", "?"));
-    if (mspec && strcmp(jstr(mspec, "type", ""), "checkpoint") == 0) {
-        char *m = uf_sprintf("%s/model", start_dir);
-        free(start_dir);
-        start_dir = m;
-    }
+    const struct uf_plan_model *mspec = node->model;
+    if (node->from && ensure_stage(p, node->from, &start_dir)) goto fail;
+    if (mspec && mspec->type != UF_PLAN_MODEL_NEW) start_dir = model_dir(mspec);
 
     {
         char why[512];
-        if (uf_methods_check(cJSON_GetObjectItem(node, "methods"), cJSON_GetObjectItem(node, "lora") != NULL,
-                             why, sizeof why)) {
+        if (uf_methods_check(node->methods, node->n_methods, node->lora != NULL, why, sizeof why)) {
             uf_fail("%s", why);
             goto fail;
         }
@@ -355,24 +329,23 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);
     char *tok_path = uf_sprintf("%s/tokenizer.json", dir);
-    int rc = build_tokenizer(cJSON_GetObjectItem(node, "tokenizer"), start_dir, tok_path, &tok);
+    int rc = build_tokenizer(node->tokenizer, start_dir, tok_path, &tok);
     free(tok_path);
     struct uf_model model;
     memset(&model, 0, sizeof model);
     /* memory plan before allocating (memplan.h); bf16 base weights and checkpointing (optim) */
-    const cJSON *optim_spec = cJSON_GetObjectItem(node, "optim");
     int mflags = 0;
-    if (rc == 0) rc = plan_memory(p, node, start_dir, mspec, tok.n_vocab, &mflags);
+    if (rc == 0) rc = plan_memory(p, node, start_dir, tok.n_vocab, &mflags);
     if (rc == 0) {
         if (start_dir) { /* tensor by tensor: no host copy of the whole model */
             rc = uf_hf_model_load(&model, &p->dev, start_dir, NULL, mflags);
         } else {
             struct uf_model_config c;
             rc = uf_memplan_config_new(mspec, tok.n_vocab, &c);
-            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, (uint64_t)jnum(mspec, "seed", 1), mflags);
+            if (rc == 0) rc = uf_model_init(&model, &p->dev, &c, mspec->seed, mflags);
         }
         if (rc == 0) {
-            model.checkpointing = jbool(optim_spec, "checkpointing");
+            model.checkpointing = node->optim.checkpointing;
             uf_log(1, "model: base weights %s, activation checkpointing %s",
                    model.bf16_base ? "bf16" : "f32", model.checkpointing ? "on" : "off");
         }
@@ -394,19 +367,18 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
         }
         free(t0);
     }
-    const char *template_name = jstr(node, "template", "plain");
-    const cJSON *lora = cJSON_GetObjectItem(node, "lora");
+    const char *template_name = node->template_name;
+    const struct uf_plan_lora *lora = node->lora;
     if (rc == 0 && lora) {
-        struct uf_lora_config lc = {(int)jnum(lora, "r", 8), (float)jnum(lora, "alpha", 16),
-                                    (float)jnum(lora, "dropout", 0.05), 0};
-        rc = uf_lora_targets_parse(jstr(lora, "targets", "all"), &lc.targets);
+        struct uf_lora_config lc = {lora->r, lora->alpha, lora->dropout, 0};
+        rc = uf_lora_targets_parse(lora->targets, &lc.targets);
         if (rc == 0) rc = uf_model_lora_init(&model, &lc, 1);
     }
-    const cJSON *pre = cJSON_GetObjectItem(node, "pretrain");
-    if (rc == 0 && pre) {
-        const cJSON *po = cJSON_GetObjectItem(node, "pretrain_optim");
-        rc = train_phase(p, &model, &tok, template_name, pre, po ? po : cJSON_GetObjectItem(node, "optim"),
-                         NULL, NULL, dir, "pretrain", "pre-training");
+    if (rc == 0 && node->pretrain) {
+        struct uf_plan_data pre = {.ds = *node->pretrain};
+        rc = train_phase(p, &model, &tok, template_name, &pre,
+                         node->pretrain_optim ? node->pretrain_optim : &node->optim, 0, NULL, NULL, dir,
+                         "pretrain", "pre-training");
         if (rc == 0) { /* theta_0 (pre-alignment weights) for merges and SafeLoRA of later runs */
             char *pd = uf_sprintf("%s/pretrain/model", dir);
             float *host = uf_malloc((size_t)model.numel * sizeof(float));
@@ -416,10 +388,10 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
             free(pd);
         }
     }
-    const cJSON *data = cJSON_GetObjectItem(node, "data");
-    if (rc == 0 && data)
-        rc = train_phase(p, &model, &tok, template_name, data, cJSON_GetObjectItem(node, "optim"),
-                         cJSON_GetObjectItem(node, "methods"), theta0.buf ? &theta0 : NULL, dir, ".", name);
+    p->clip_share = NAN;
+    if (rc == 0 && node->data)
+        rc = train_phase(p, &model, &tok, template_name, node->data, &node->optim, node->n_methods,
+                         node->methods, theta0.buf ? &theta0 : NULL, dir, ".", name);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {
         model.training = 0;
@@ -438,18 +410,39 @@ static int run_node(struct uf_pipeline *p, const cJSON *node, int is_stage, char
     if (model.dev) uf_model_free(&model);
     uf_tokenizer_free(&tok);
     free(start_dir);
-    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
-    lock_fd = -1;
     if (rc) goto fail;
+    uf_lock_release(lock_fd);
     free(dir);
     *model_dir_out = final_dir;
     return 0;
 fail:
-    if (lock_fd >= 0) close(lock_fd);
     uf_fail_prefix("%s %s", is_stage ? "stage" : "run", name);
+    if (lock_fd >= 0) { /* the error as the log's last line, for `unforget status` */
+        char *lp = uf_sprintf("%s/log.txt", dir);
+        FILE *lf = fopen(lp, "a");
+        if (lf) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char ts[32];
+            gmtime_r(&now, &tm);
+            strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            fprintf(lf, "%s error: %s\n", ts, uf_error());
+            fclose(lf);
+        }
+        free(lp);
+    }
+    uf_lock_release(lock_fd);
     free(dir);
     free(final_dir);
     return -1;
+}
+
+char *uf_pipeline_node_dir(const struct uf_plan *plan, const char *out, const struct uf_plan_node *node) {
+    struct uf_pipeline p;
+    memset(&p, 0, sizeof p);
+    p.plan = plan;
+    p.out = out;
+    return node_dir(&p, node);
 }
 
 /* One line per finished node: name and every metric with its interval. */
@@ -458,15 +451,15 @@ static void print_table(struct uf_pipeline *p) {
     printf("\n%-28s", "run");
     for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) printf(" %17s", cols[c]);
     printf("\n");
-    const char *groups[] = {"stages", "runs"};
     for (int g = 0; g < 2; g++) {
-        const cJSON *n;
-        cJSON_ArrayForEach(n, cJSON_GetObjectItem(p->plan, groups[g])) {
-            if (p->only && g == 1 && strcmp(jstr(n, "name", ""), p->only) != 0) continue;
-            char *dir = node_dir(p, n, g == 0), *path = uf_sprintf("%s/results.json", dir);
+        const struct uf_plan_node *list = g ? p->plan->runs : p->plan->stages;
+        for (int k = 0; k < (g ? p->plan->n_runs : p->plan->n_stages); k++) {
+            const struct uf_plan_node *n = &list[k];
+            if (p->only && g == 1 && strcmp(n->name, p->only) != 0) continue;
+            char *dir = node_dir(p, n), *path = uf_sprintf("%s/results.json", dir);
             struct uf_results r;
             if (uf_file_exists(path) && uf_results_read(&r, path) == 0) {
-                printf("%-28s", jstr(n, "name", "?"));
+                printf("%-28s", n->name);
                 for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) {
                     const struct uf_result_metric *m = uf_results_metric(&r, cols[c]);
                     if (m) printf("  %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
@@ -483,20 +476,19 @@ static void print_table(struct uf_pipeline *p) {
 }
 
 int uf_pipeline_run(struct uf_pipeline *p) {
-    const cJSON *runs = cJSON_GetObjectItem(p->plan, "runs"), *r;
     int done = 0;
-    if (!p->only) { /* every stage too, so a recipe of stages alone works */
-        const cJSON *s;
-        cJSON_ArrayForEach(s, cJSON_GetObjectItem(p->plan, "stages")) {
+    if (!p->only || p->stages_only) { /* every stage too, so a recipe of stages alone works */
+        for (int i = 0; i < p->plan->n_stages; i++) {
             char *md = NULL;
-            if (run_node(p, s, 1, &md)) return -1;
+            if (run_node(p, &p->plan->stages[i], &md)) return -1;
             free(md);
         }
+        if (p->stages_only) return 0;
     }
-    cJSON_ArrayForEach(r, runs) {
-        if (p->only && strcmp(jstr(r, "name", ""), p->only) != 0) continue;
+    for (int i = 0; i < p->plan->n_runs; i++) {
+        if (p->only && strcmp(p->plan->runs[i].name, p->only) != 0) continue;
         char *md = NULL;
-        if (run_node(p, r, 0, &md)) return -1;
+        if (run_node(p, &p->plan->runs[i], &md)) return -1;
         free(md);
         done++;
     }
@@ -506,14 +498,13 @@ int uf_pipeline_run(struct uf_pipeline *p) {
 }
 
 int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *out_dir) {
-    const cJSON *node = NULL, *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "runs"))
-        if (!node && (!p->only || strcmp(jstr(r, "name", ""), p->only) == 0)) node = r;
-    if (!node && !p->only) cJSON_ArrayForEach(r, cJSON_GetObjectItem(p->plan, "stages")) if (!node) node = r;
+    const struct uf_plan_node *node = NULL;
+    for (int i = 0; i < p->plan->n_runs && !node; i++)
+        if (!p->only || strcmp(p->plan->runs[i].name, p->only) == 0) node = &p->plan->runs[i];
+    if (!node && !p->only && p->plan->n_stages > 0) node = &p->plan->stages[0];
     if (!node) return uf_fail(p->only ? "the recipe has no run named '%s'" : "the recipe declares no run%s",
                               p->only ? p->only : "");
-    if (cJSON_GetArraySize(cJSON_GetObjectItem(node, "eval")) == 0)
-        return uf_fail("%s has no eval = { ... } list", jstr(node, "name", "?"));
+    if (node->n_evals == 0) return uf_fail("%s has no eval = { ... } list", node->name);
     if (uf_mkdir_p(out_dir)) return -1;
     struct uf_tokenizer tok;
     memset(&tok, 0, sizeof tok);
@@ -521,13 +512,12 @@ int uf_pipeline_eval(struct uf_pipeline *p, const char *model_dir, const char *o
     struct uf_model model;
     memset(&model, 0, sizeof model);
     /* the run's bf16 knob (uf.adamw bf16 = true) stores the evaluated weights as bf16 too */
-    int bf16 = jbool(cJSON_GetObjectItem(node, "optim"), "bf16");
     int rc = uf_hf_model_load(&model, &p->dev, model_dir, NULL,
-                              UF_MODEL_FROZEN | (bf16 ? UF_MODEL_BF16_BASE : 0));
+                              UF_MODEL_FROZEN | (node->optim.bf16 ? UF_MODEL_BF16_BASE : 0));
     if (rc == 0) {
-        uf_log(1, "evaluating %s with the evaluations of %s", model_dir, jstr(node, "name", "?"));
+        uf_log(1, "evaluating %s with the evaluations of %s", model_dir, node->name);
         const char *base = strrchr(out_dir, '/');
-        rc = write_results(p, node, out_dir, &model, &tok, jstr(node, "template", "plain"),
+        rc = write_results(p, node, out_dir, &model, &tok, node->template_name,
                            base && base[1] ? base + 1 : out_dir);
     }
     if (model.dev) uf_model_free(&model);

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,122 @@ int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep) {
     }
     free(dir);
     return 0;
+}
+
+/* ---- folder locks ---------------------------------------------------------------------- */
+static void lock_read_holder(int fd, char *holder, size_t n) {
+    if (!holder || n == 0) return;
+    ssize_t k = pread(fd, holder, n - 1, 0);
+    holder[k > 0 ? k : 0] = 0;
+    holder[strcspn(holder, "\n")] = 0;
+    if (!holder[0]) snprintf(holder, n, "another process");
+}
+
+static int lock_fail(const char *path, int err) {
+    return uf_fail("cannot lock %s: %s; the output folder's file system must support POSIX (fcntl) "
+                   "locks (local disks, NFSv4, NFSv3 with lockd - not mounted with -o nolock)",
+                   path, strerror(err));
+}
+
+int uf_lock_nfs_local(const char *mountinfo, const char *abs_path, char *mnt, size_t n) {
+    size_t best = 0;
+    int local = 0;
+    for (const char *line = mountinfo; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char *l = uf_strndup(line, len);
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+         * (spaces inside paths are escaped as \040) */
+        char mp[1024] = "";
+        const char *sep = strstr(l, " - ");
+        if (sep && sscanf(l, "%*s %*s %*s %*s %1023s", mp) == 1) {
+            size_t ml = strlen(mp);
+            int under = strcmp(mp, "/") == 0 ||
+                        (strncmp(abs_path, mp, ml) == 0 && (abs_path[ml] == '/' || abs_path[ml] == 0));
+            if (under && ml >= best) {
+                char fstype[32] = "", source[512] = "", opts[1024] = "";
+                sscanf(sep + 3, "%31s %511s %1023s", fstype, source, opts);
+                best = ml;
+                local = strncmp(fstype, "nfs", 3) == 0 &&
+                        (strstr(opts, "local_lock=all") || strstr(opts, "local_lock=posix"));
+                if (mnt && n) snprintf(mnt, n, "%s", mp);
+            }
+        }
+        free(l);
+        line = nl ? nl + 1 : NULL;
+    }
+    return local;
+}
+
+int uf_lock_take(const char *dir, int wait, int *fd_out, char *holder, size_t n) {
+    {
+        char abs[PATH_MAX], mnt[1024] = "";
+        char *mi = realpath(dir, abs) ? uf_file_read("/proc/self/mountinfo", NULL) : NULL;
+        int local = mi && uf_lock_nfs_local(mi, abs, mnt, sizeof mnt);
+        free(mi);
+        if (local)
+            return uf_fail("cannot lock %s/.lock: %s is an NFS mount with local locks (-o nolock or "
+                           "local_lock=all|posix): a lock there does not keep other machines out; remount "
+                           "it with locking, or use an output folder on another file system", dir, mnt);
+    }
+    char *path = uf_sprintf("%s/.lock", dir);
+    int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = uf_fail("cannot open the lock file %s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        if (errno != EAGAIN && errno != EACCES) {
+            int rc = lock_fail(path, errno);
+            close(fd);
+            free(path);
+            return rc;
+        }
+        lock_read_holder(fd, holder, n);
+        if (!wait) {
+            close(fd);
+            free(path);
+            return 1;
+        }
+        int r;
+        while ((r = fcntl(fd, F_SETLKW, &fl)) != 0 && errno == EINTR) {}
+        if (r != 0) {
+            int rc = lock_fail(path, errno);
+            close(fd);
+            free(path);
+            return rc;
+        }
+    }
+    char host[256] = "?", text[512], ts[32];
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int len = snprintf(text, sizeof text, "host %s pid %ld since %s\n", host, (long)getpid(), ts);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+        uf_log(2, "%s: cannot write the holder's name (%s)", path, strerror(errno));
+    free(path);
+    *fd_out = fd;
+    return 0;
+}
+
+void uf_lock_release(int fd) {
+    if (fd >= 0) close(fd); /* closing drops the process's record locks on the file */
+}
+
+int uf_lock_held(const char *dir, char *holder, size_t n) {
+    char *path = uf_sprintf("%s/.lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0) return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    int rc = fcntl(fd, F_GETLK, &fl) != 0 ? -1 : fl.l_type != F_UNLCK;
+    if (rc == 1) lock_read_holder(fd, holder, n);
+    close(fd);
+    return rc;
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */

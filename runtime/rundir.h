@@ -34,6 +34,25 @@ char *uf_rundir_latest_ckpt(const struct uf_rundir *r);
 char *uf_rundir_ckpt_path(const struct uf_rundir *r, long step);
 int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep);
 
+/* Folder locks (OUT/stages/NAME-HASH/.lock, OUT/NAME/.lock): one process at a time trains a
+ * stage or a run, wherever it runs. POSIX record locks (fcntl F_SETLK/F_SETLKW on the whole
+ * file): local file systems, NFSv4 (and NFSv3 with lockd), Lustre, GPFS and BeeGFS honour them
+ * across machines, and the kernel (or the NFS server, when a client's lease expires) drops them
+ * when the holder dies, so there are no stale locks to clean up. The holder writes
+ * "host pid PID since TIME" into the file for `unforget status`. A file system that refuses
+ * locks (ENOLCK, EOPNOTSUPP: some FUSE file systems) is an error, never ignored; so is an NFS
+ * mount whose locks Linux keeps local to one machine (mounted -o nolock or local_lock=all|posix,
+ * found in /proc/self/mountinfo), where a lock would succeed and protect nothing across nodes. */
+/* 0: taken (*fd set); 1: held by another process (only when !wait; *holder filled); -1: uf_fail */
+int uf_lock_take(const char *dir, int wait, int *fd, char *holder, size_t n);
+void uf_lock_release(int fd);
+/* 1 when abs_path lies on an NFS mount whose POSIX locks stay local to this machine according to
+ * the text of a /proc/self/mountinfo (its mount point into mnt), else 0. */
+int uf_lock_nfs_local(const char *mountinfo, const char *abs_path, char *mnt, size_t n);
+/* 1 when another process holds dir's lock (holder text into buf), 0 when not, -1 when the lock
+ * cannot be queried */
+int uf_lock_held(const char *dir, char *holder, size_t n);
+
 struct uf_progress {
     const char *label;
     long total;        /* steps */

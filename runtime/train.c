@@ -18,33 +18,27 @@
 #include "data/world.h"
 
 /* ---- hyper-parameters ------------------------------------------------------------------- */
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static const char *jstr(const cJSON *o, const char *k, const char *def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : def;
-}
-
-int uf_train_hparams_from_json(const cJSON *o, struct uf_train_hparams *hp) {
+int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hparams *hp) {
     memset(hp, 0, sizeof *hp);
-    hp->lr = (float)jnum(o, "lr", 3e-4);
-    hp->beta1 = (float)jnum(o, "beta1", 0.9);
-    hp->beta2 = (float)jnum(o, "beta2", 0.999);
-    hp->eps = (float)jnum(o, "eps", 1e-8);
-    hp->weight_decay = (float)jnum(o, "weight_decay", 0);
-    hp->clip = (float)jnum(o, "clip", 1.0);
-    hp->warmup = (float)jnum(o, "warmup", 0);
-    hp->epochs = jnum(o, "epochs", 1);
-    hp->steps = (int64_t)jnum(o, "steps", 0);
-    hp->batch = (int)jnum(o, "batch", 8);
-    hp->micro_batch = (int)jnum(o, "micro_batch", 0);
-    hp->max_len = (int)jnum(o, "max_len", 256);
-    hp->seed = (uint64_t)jnum(o, "seed", 1);
-    hp->checkpoint_every = (int64_t)jnum(o, "checkpoint_every", 0);
-    const char *s = jstr(o, "schedule", "cosine");
+    hp->lr = o->lr;
+    hp->beta1 = o->beta1;
+    hp->beta2 = o->beta2;
+    hp->eps = o->eps;
+    hp->weight_decay = o->weight_decay;
+    hp->clip = o->clip;
+    const char *co = o->clip_on;
+    if (strcmp(co, "total") != 0 && strcmp(co, "task") != 0)
+        return uf_fail("optimizer: clip_on must be \"task\" or \"total\", not \"%s\"", co);
+    hp->clip_on = strcmp(co, "task") == 0;
+    hp->warmup = o->warmup;
+    hp->epochs = o->epochs;
+    hp->steps = o->steps;
+    hp->batch = o->batch;
+    hp->micro_batch = o->micro_batch;
+    hp->max_len = o->max_len;
+    hp->seed = o->seed;
+    hp->checkpoint_every = o->checkpoint_every;
+    const char *s = o->schedule;
     hp->schedule = strcmp(s, "constant") == 0 ? 0 : strcmp(s, "linear") == 0 ? 2 : 1;
     if (hp->micro_batch <= 0) hp->micro_batch = hp->batch;
     if (hp->batch <= 0 || hp->max_len < 2 || hp->lr < 0)
@@ -65,6 +59,8 @@ struct tok_row {
 struct train_priv {
     const struct uf_dataset *cached_data; /* rows of this dataset are tokenized once */
     struct tok_row *rows;
+    struct uf_tensor clip_sq, clip_count; /* (1) each: the clipped gradient's squared norm (clip_on
+                                             "task"), clipped steps so far (in checkpoints) */
 };
 
 /* Renders one example into ids + loss mask. */
@@ -85,9 +81,19 @@ static int tokenize_row(struct uf_trainer *tr, const struct uf_example *ex, stru
         return 0;
     }
     enum uf_template tm;
-    if (uf_template_parse(tr->template_name, &tm)) return -1;
+    int tflags;
+    if (uf_template_resolve(tr->template_name, tr->tok, &tm, &tflags)) return -1;
     struct uf_chat_tokens ct;
-    if (uf_template_render(tr->tok, tm, NULL, ex->prompt, ex->response, &ct)) return -1;
+    const char *conv = uf_example_field(ex, "messages"); /* a multi-turn chat row (data.h) */
+    if (conv) {
+        struct uf_chat_msg *msgs;
+        int nm;
+        if (uf_chat_msgs_parse(conv, &msgs, &nm)) return -1;
+        int rc = uf_template_render_chat(tr->tok, tm, msgs, nm, tflags, &ct);
+        uf_chat_msgs_free(msgs, nm);
+        if (rc) return -1;
+    } else if (uf_template_render_ex(tr->tok, tm, tflags, NULL, ex->prompt, ex->response, &ct))
+        return -1;
     out->ids = ct.ids; /* ownership moves to the row */
     out->mask = ct.mask;
     out->n = ct.n;
@@ -199,13 +205,12 @@ static struct world_cache {
     struct world_cache *next;
 } *worlds;
 
-static struct uf_world *world_get(const cJSON *wspec) {
+static struct uf_world *world_get(const struct uf_plan_world *ws) {
     struct uf_world_sizes s = uf_world_sizes_default();
-    uint64_t seed = (uint64_t)jnum(wspec, "seed", 1);
-    s.task_train = (int64_t)jnum(wspec, "task_rows", (double)s.task_train);
-    s.corpus = (int64_t)jnum(wspec, "corpus_rows", (double)s.corpus);
-    double ev = jnum(wspec, "eval_rows", -2);
-    if (ev > -2) s.task_eval = (int64_t)ev;
+    uint64_t seed = ws->seed;
+    s.task_train = ws->task_rows;
+    s.corpus = ws->corpus_rows;
+    s.task_eval = ws->eval_rows;
     uint64_t key = uf_hash64(&s, sizeof s, uf_hash64(&seed, sizeof seed, UF_HASH_SEED));
     for (struct world_cache *c = worlds; c; c = c->next)
         if (c->key == key) return &c->w;
@@ -220,25 +225,19 @@ static struct uf_world *world_get(const cJSON *wspec) {
     return &c->w;
 }
 
-static int apply_ops(const cJSON *ops, struct uf_dataset *d) {
-    const cJSON *op;
-    cJSON_ArrayForEach(op, ops) {
-        const char *name = jstr(op, "op", "?");
-        int64_t n = (int64_t)jnum(op, "n", 0);
+static int apply_ops(const struct uf_plan_dataset *spec, struct uf_dataset *d) {
+    for (int i = 0; i < spec->n_ops; i++) {
+        const struct uf_plan_op *op = &spec->ops[i];
+        int64_t n = op->n;
         struct uf_dataset out;
         uf_dataset_init(&out, d->name);
-        if (strcmp(name, "take") == 0) {
+        if (op->kind == UF_PLAN_TAKE) {
             uf_dataset_take(d, n, &out);
-        } else if (strcmp(name, "skip") == 0) {
-            for (int64_t i = n; i < d->n; i++) uf_dataset_add(&out, &d->rows[i]);
-        } else if (strcmp(name, "sample") == 0) {
-            if (uf_dataset_sample(d, n, (uint64_t)jnum(op, "seed", 0), 0, &out, NULL)) {
-                uf_dataset_free(&out);
-                return uf_fail_prefix("sample(%lld) of %s", (long long)n, d->name);
-            }
-        } else {
+        } else if (op->kind == UF_PLAN_SKIP) {
+            for (int64_t r = n; r < d->n; r++) uf_dataset_add(&out, &d->rows[r]);
+        } else if (uf_dataset_sample(d, n, op->seed, 0, &out, NULL)) {
             uf_dataset_free(&out);
-            return uf_fail("unknown dataset operation '%s'", name);
+            return uf_fail_prefix("sample(%lld) of %s", (long long)n, d->name);
         }
         uf_dataset_free(d);
         *d = out;
@@ -246,51 +245,42 @@ static int apply_ops(const cJSON *ops, struct uf_dataset *d) {
     return 0;
 }
 
-int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out) {
-    const char *src = jstr(spec, "source", "?");
+int uf_train_load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out) {
     uf_dataset_init(out, "dataset");
     int rc = 0;
-    if (strcmp(src, "world") == 0) {
-        struct uf_world *w = world_get(cJSON_GetObjectItem(spec, "world"));
+    if (spec->source == UF_PLAN_WORLD) {
+        struct uf_world *w = world_get(&spec->world);
         if (!w) return -1;
-        const char *split = jstr(spec, "split", "?");
-        struct uf_dataset *d = uf_world_split(w, split);
-        if (!d) return uf_fail("the default world has no split '%s'", split);
+        struct uf_dataset *d = uf_world_split(w, spec->split);
+        if (!d) return uf_fail("the default world has no split '%s'", spec->split);
         uf_dataset_append(out, d);
         free(out->name);
-        out->name = uf_sprintf("world.%s", split);
-    } else if (strcmp(src, "adapter") == 0) {
-        const char *on_bad = jstr(spec, "on_bad", "error");
+        out->name = uf_sprintf("world.%s", spec->split);
+    } else if (spec->source == UF_PLAN_ADAPTER) {
         struct uf_data_stats st;
-        rc = uf_data_read_adapter(jstr(spec, "adapter", "?"), jstr(spec, "path", "?"),
-                                  strcmp(on_bad, "skip") == 0 ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL,
+        rc = uf_data_read_adapter(spec->adapter, spec->path, spec->on_bad_skip ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL,
                                   out, &st);
         if (rc == 0 && st.skipped)
-            uf_log(1, "%s: skipped %lld bad row(s), first: %s", jstr(spec, "path", "?"),
-                   (long long)st.skipped, st.first_bad);
-    } else if (strcmp(src, "file") == 0) {
+            uf_log(1, "%s: skipped %lld bad row(s), first: %s", spec->path, (long long)st.skipped, st.first_bad);
+    } else {
         struct uf_data_opts o;
         uf_data_opts_init(&o);
-        const cJSON *f = cJSON_GetObjectItem(spec, "fields");
-        if (jstr(f, "prompt", NULL)) o.fields.prompt = jstr(f, "prompt", NULL);
-        if (jstr(f, "input", NULL)) o.fields.input = jstr(f, "input", NULL);
-        if (jstr(f, "response", NULL)) o.fields.response = jstr(f, "response", NULL);
-        if (jstr(f, "label", NULL)) o.fields.label = jstr(f, "label", NULL);
-        if (jstr(f, "messages", NULL)) o.fields.messages = jstr(f, "messages", NULL);
-        if (jstr(f, "category", NULL)) o.fields.category = jstr(f, "category", NULL);
-        uf_example_kind_parse(jstr(spec, "kind", "task"), &o.kind);
-        o.on_bad = strcmp(jstr(spec, "on_bad", "error"), "skip") == 0 ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL;
+        if (spec->fields.prompt) o.fields.prompt = spec->fields.prompt;
+        if (spec->fields.input) o.fields.input = spec->fields.input;
+        if (spec->fields.response) o.fields.response = spec->fields.response;
+        if (spec->fields.label) o.fields.label = spec->fields.label;
+        if (spec->fields.messages) o.fields.messages = spec->fields.messages;
+        if (spec->fields.category) o.fields.category = spec->fields.category;
+        if (uf_example_kind_parse(spec->kind, &o.kind)) return uf_fail("%s: unknown kind '%s'", spec->path, spec->kind);
+        o.on_bad = spec->on_bad_skip ? UF_ON_BAD_SKIP : UF_ON_BAD_FAIL;
         struct uf_data_stats st;
-        rc = uf_data_read(jstr(spec, "path", "?"), &o, out, &st);
+        rc = uf_data_read(spec->path, &o, out, &st);
         if (rc == 0 && st.skipped)
-            uf_log(1, "%s: skipped %lld bad row(s), first: %s", jstr(spec, "path", "?"),
-                   (long long)st.skipped, st.first_bad);
-    } else {
-        return uf_fail("unknown dataset source '%s'", src);
+            uf_log(1, "%s: skipped %lld bad row(s), first: %s", spec->path, (long long)st.skipped, st.first_bad);
     }
     if (rc) return -1;
-    if (strcmp(src, "world") != 0) { /* name a file "DIR_STEM" (gsm8k/test.jsonl -> gsm8k_test) */
-        const char *path = jstr(spec, "path", "data"), *slash = strrchr(path, '/');
+    if (spec->source != UF_PLAN_WORLD) { /* name a file "DIR_STEM" (gsm8k/test.jsonl -> gsm8k_test) */
+        const char *path = spec->path, *slash = strrchr(path, '/');
         const char *stem = slash ? slash + 1 : path, *dir = path;
         if (slash) {
             for (dir = slash; dir > path && dir[-1] != '/'; dir--) {}
@@ -300,18 +290,12 @@ int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out) {
         out->name = nd ? uf_sprintf("%.*s_%.*s", (int)nd, dir, (int)ns, stem)
                        : uf_sprintf("%.*s", (int)ns, stem);
     }
-    return apply_ops(cJSON_GetObjectItem(spec, "ops"), out);
+    return apply_ops(spec, out);
 }
 
-int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out) {
+int uf_trainer_load_dataset(struct uf_trainer *tr, const struct uf_plan_dataset *spec, struct uf_dataset *out) {
     (void)tr;
     return uf_train_load_dataset(spec, out);
-}
-
-int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight) {
-    struct uf_model_batch mb = {b->B, b->T, b->tokens, b->targets, b->mask, b->lengths, 0};
-    if (uf_model_forward(tr->model, &mb)) return -1;
-    return uf_model_backward_ex(tr->model, weight, NULL, NULL);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -334,6 +318,7 @@ void uf_trainer_init(struct uf_trainer *tr, struct uf_device *dev, struct uf_mod
     if (tr->total_steps < 1) tr->total_steps = 1;
     struct train_priv *pv = uf_calloc(1, sizeof *pv);
     tr->priv = pv;
+    tr->clip_share = NAN;
 }
 
 int uf_trainer_add_method(struct uf_trainer *tr, const struct uf_method_ops *ops, const cJSON *cfg) {
@@ -404,10 +389,14 @@ static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
     int64_t step = tr->step;
     struct mstate ms;
     method_states(tr, &ms);
-    struct uf_ckpt_entry e[6 + UF_TRAIN_MAX_METHODS_STATE] = {
+    struct train_priv *pv = tr->priv;
+    float clipped = 0;
+    uf_tensor_download(&pv->clip_count, &clipped);
+    struct uf_ckpt_entry e[7 + UF_TRAIN_MAX_METHODS_STATE] = {
         {"params", hp, n * 4}, {"adam.m", hm, no * 4}, {"adam.v", hv, no * 4},
         {"step", &step, sizeof step}, {"rng", &tr->rng, sizeof tr->rng},
         {"model.n_forward", &tr->model->n_forward, sizeof tr->model->n_forward},
+        {"clip.count", &clipped, sizeof clipped},
     };
     void *tmp[UF_TRAIN_MAX_METHODS_STATE] = {0};
     for (int i = 0; i < ms.n; i++) {
@@ -417,9 +406,9 @@ static int save_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
             uf_tensor_download(ms.e[i].t, tmp[i]);
             data = tmp[i];
         }
-        e[6 + i] = (struct uf_ckpt_entry){ms.e[i].name, data, ms.e[i].bytes};
+        e[7 + i] = (struct uf_ckpt_entry){ms.e[i].name, data, ms.e[i].bytes};
     }
-    int rc = uf_ckpt_write(path, e, 6 + ms.n, 0);
+    int rc = uf_ckpt_write(path, e, 7 + ms.n, 0);
     for (int i = 0; i < ms.n; i++) free(tmp[i]);
     free(hp), free(hm), free(hv);
     return rc;
@@ -444,7 +433,10 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
         if (rc == 0 && ms.e[i].t) uf_tensor_upload(ms.e[i].t, dst);
         if (ms.e[i].t) free(dst);
     }
+    float clipped = 0; /* absent from checkpoints written before clip_on: counted from here */
+    if (rc == 0 && uf_ckpt_find(&c, "clip.count")) rc = uf_ckpt_get(&c, "clip.count", &clipped, sizeof clipped);
     if (rc == 0) {
+        uf_tensor_upload(&((struct train_priv *)tr->priv)->clip_count, &clipped);
         uf_tensor_upload(p, hp);
         uf_optim_load_state(opt, hm, hv);
         opt->step = (int)step;
@@ -465,13 +457,18 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     struct uf_optim_config oc;
     uf_optim_config_defaults(&oc);
     oc.lr = hp->lr, oc.beta1 = hp->beta1, oc.beta2 = hp->beta2, oc.eps = hp->eps;
-    oc.weight_decay = hp->weight_decay, oc.max_norm = hp->clip;
+    oc.weight_decay = hp->weight_decay, oc.max_norm = hp->clip_on ? 0.0f : hp->clip;
     oc.schedule = (enum uf_lr_schedule)hp->schedule;
     oc.total_steps = (int)tr->total_steps;
     oc.warmup_steps = hp->warmup < 1.0f ? (int)lround(hp->warmup * (double)tr->total_steps)
                                         : (int)hp->warmup;
     oc.min_lr_ratio = 0.0f;
     if (uf_optim_init(&opt, tr->model, &oc)) return -1;
+    struct train_priv *pv = tr->priv;
+    uf_tensor_init(&pv->clip_sq, tr->dev, "clip.sq", UF_F32, 1, (int64_t[]){1});
+    uf_tensor_init(&pv->clip_count, tr->dev, "clip.count", UF_F32, 1, (int64_t[]){1});
+    uf_tensor_fill(&pv->clip_count, 0);
+    tr->clip_share = NAN;
 
     /* resume: the data order is a pure function of (seed, step), so it is replayed */
     int64_t start = 0;
@@ -480,6 +477,8 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         if (load_checkpoint(tr, &opt, latest)) {
             free(latest);
             uf_optim_free(&opt);
+            uf_tensor_free(&pv->clip_sq);
+            uf_tensor_free(&pv->clip_count);
             return -1;
         }
         start = tr->step;
@@ -538,11 +537,16 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         for (int k = 0; k < micro; k++) uf_train_batch_free(&mb[k]);
         free(mb);
         if (rc) break;
+        if (hp->clip_on && hp->clip > 0) { /* clip_on = "task": before the hooks add theirs */
+            uf_optim_clip_now(&opt, hp->clip, &pv->clip_sq);
+            uf_optim_count_clipped(&opt, &pv->clip_sq, hp->clip, &pv->clip_count);
+        }
         HOOKS(extra);
         HOOKS(grad);
         HOOKS(project);
         float lr = uf_optim_lr(&opt.cfg, (int)step1);
         uf_optim_step(&opt, 1.0f); /* micro-batch losses already share one denominator */
+        if (!hp->clip_on && hp->clip > 0) uf_optim_count_clipped(&opt, &opt.gnorm_sq, hp->clip, &pv->clip_count);
         tr->step = step1;
 
         if (step1 % log_every == 0 || step1 == tr->total_steps || step1 == start + 1) {
@@ -560,7 +564,13 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
             o += snprintf(line + o, sizeof line - (size_t)o, ",\"loss\":{\"total\":%.6g", total);
             for (int i = 0; i <= tr->n_methods; i++)
                 o += snprintf(line + o, sizeof line - (size_t)o, ",\"%s\":%.6g", tr->term_names[i], terms[i]);
-            snprintf(line + o, sizeof line - (size_t)o, "}}");
+            o += snprintf(line + o, sizeof line - (size_t)o, "}");
+            if (hp->clip > 0) {
+                float clipped = 0;
+                uf_tensor_download(&pv->clip_count, &clipped);
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"clip_share\":%.6g", clipped / (double)step1);
+            }
+            snprintf(line + o, sizeof line - (size_t)o, "}");
             if (rd) uf_rundir_metric(rd, line);
             uf_progress_update(&prog, (long)step1, terms[0], tps);
         }
@@ -576,6 +586,13 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     free(idx);
     uf_epoch_iter_free(&it);
     uf_optim_free(&opt);
+    if (rc == 0 && hp->clip > 0 && tr->total_steps > 0) {
+        float clipped = 0;
+        uf_tensor_download(&pv->clip_count, &clipped);
+        tr->clip_share = clipped / (double)tr->total_steps;
+    }
+    uf_tensor_free(&pv->clip_sq);
+    uf_tensor_free(&pv->clip_count);
     if (rc) return -1;
     HOOKS(finish);
     return 0;
@@ -590,6 +607,8 @@ void uf_trainer_free(struct uf_trainer *tr) {
         if (pv->rows && pv->cached_data) /* tr->data may be a method's set (SafeInstr), freed by now */
             for (int64_t i = 0; i < pv->cached_data->n; i++) tok_row_free(&pv->rows[i]);
         free(pv->rows);
+        uf_tensor_free(&pv->clip_sq); /* freed by uf_trainer_run unless a hook failed */
+        uf_tensor_free(&pv->clip_count);
         free(pv);
     }
     if (tr->teacher) {

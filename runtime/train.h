@@ -15,6 +15,8 @@
  *   every method's  grad()              add penalty gradients on the flat vectors (EWC, L2-SP, Lisa)
  *   every method's  project()           project the accumulated gradient (A-GEM)
  *   clip by the global norm, AdamW (learning-rate schedule), log, checkpoint
+ *   (clip_on = "task": the clip runs right after the micro-batches' backward instead, on the
+ *   task gradient, and the hooks' gradients are added unclipped)
  * init() runs once before training (Fisher, buffers, teacher), finish() once after (merges,
  * SafeLoRA). Each method reports its loss term into its slot of tr->terms (a device vector): the
  * loop reads all terms at logging steps only, so no hook needs a host sync.
@@ -25,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "data/data.h"
+#include "formats/plan.h"
 #include "model/model.h"
 #include "core/util.h"
 
@@ -43,6 +46,8 @@ struct uf_train_batch {
     const struct uf_dataset *data;
 };
 
+enum { UF_ANCHOR_ALWAYS = 1, UF_ANCHOR_FULL_FT = 2 };
+struct uf_memplan_in;
 struct uf_method;
 /* A piece of a method's state that checkpoints hold, for a bit-exact resume: a device tensor
  * (t, f32 or i32) or host bytes (host, bytes). */
@@ -64,6 +69,14 @@ struct uf_method_ops {
     int needs_theta0;     /* reads tr->theta0: the run loads the pre-alignment weights for it */
     int needs_f32_base;   /* edits the base weights in f32: refuses bf16 = true */
     int needs_lora;       /* works on LoRA adapters: refuses full fine-tuning */
+    /* its device state, for the memory plan (memplan.h; `unforget check` prints it): */
+    int uses_teacher;     /* takes the frozen teacher (uf_trainer_teacher, shared by methods) */
+    int uses_anchor;      /* takes the anchor theta* (uf_trainer_anchor, shared):
+                             UF_ANCHOR_ALWAYS, or UF_ANCHOR_FULL_FT (not under LoRA) */
+    const char *state_name; /* its own state ("Fisher F", ...), bytes from state_bytes(): what
+                             it holds on the device from init to the end of training, plus what
+                             its finish hook adds (the merges' copy of theta_safe under LoRA) */
+    size_t (*state_bytes)(const struct uf_memplan_in *in, const cJSON *cfg);
     /* optional, called after init: the state beyond the weights, AdamW, step and trainer RNG
      * that a resumed run needs (e.g. Lisa's theta_switch); fills out, returns the count */
     int (*state)(struct uf_method *m, struct uf_method_state *out /* (UF_METHOD_MAX_STATE) */);
@@ -88,6 +101,9 @@ struct uf_method {
 /* Optimizer and schedule settings (the recipe's uf.adamw table). */
 struct uf_train_hparams {
     float lr, beta1, beta2, eps, weight_decay, clip, warmup;
+    int clip_on;      /* 0 "total": clip the step's whole gradient (task + methods) in AdamW;
+                         1 "task": clip the task micro-batches' gradient before the methods'
+                         extra / grad / project hooks add theirs (README: clip_on) */
     int schedule;     /* 0 constant, 1 cosine, 2 linear (after warm-up) */
     double epochs;
     int64_t steps;    /* 0: from epochs */
@@ -95,7 +111,8 @@ struct uf_train_hparams {
     uint64_t seed;
     int64_t checkpoint_every;
 };
-int uf_train_hparams_from_json(const cJSON *optim, struct uf_train_hparams *hp); /* 0 or uf_fail */
+/* From the plan's optimizer (every key defaulted by lua/unforget); 0 or uf_fail (invalid values). */
+int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hparams *hp);
 
 #define UF_TRAIN_MAX_TERMS 16
 
@@ -120,6 +137,8 @@ struct uf_trainer {
     struct uf_tensor terms;          /* (UF_TRAIN_MAX_TERMS) device scalars, zeroed each step */
     struct uf_rng rng;               /* for methods' sampling (seeded from hp.seed) */
     const char *plan_dir;            /* where datasets named by relative paths are resolved */
+    double clip_share;               /* after uf_trainer_run: share of the run's steps whose
+                                        clipped gradient (clip_on) was clipped; NAN if clip = 0 */
     void *priv;                      /* loop state (train.c) */
 };
 
@@ -135,12 +154,12 @@ void uf_train_batch_free(struct uf_train_batch *b);
 struct uf_model *uf_trainer_teacher(struct uf_trainer *tr);
 /* Device copy of the trainable vector at the start of training (theta*), created on first call. */
 struct uf_tensor *uf_trainer_anchor(struct uf_trainer *tr);
-/* Loads a dataset described by a plan node (world split, file, adapter, with take/sample ops). */
-int uf_trainer_load_dataset(struct uf_trainer *tr, const cJSON *spec, struct uf_dataset *out);
+/* Loads a dataset of the plan (world split, file, adapter, then its take/skip/sample ops). */
+int uf_trainer_load_dataset(struct uf_trainer *tr, const struct uf_plan_dataset *spec, struct uf_dataset *out);
 /* Runs forward + backward of a batch with the CE weighted by `weight` (added into the grads). */
 int uf_trainer_backprop(struct uf_trainer *tr, const struct uf_train_batch *b, float weight);
 /* The same dataset loader without a trainer (eval, check). */
-int uf_train_load_dataset(const cJSON *spec, struct uf_dataset *out);
+int uf_train_load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out);
 
 /* ---- the loop -------------------------------------------------------------------------------- */
 struct uf_rundir;

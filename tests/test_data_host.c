@@ -347,6 +347,12 @@ static void test_field_mapping(void) {
     if (d.n == 1) {
         CHECK_STR(d.rows[0].prompt, "u2");
         CHECK_STR(d.rows[0].response, "a2");
+        /* the whole conversation is kept for training on every assistant turn */
+        const char *conv = uf_example_field(&d.rows[0], "messages");
+        CHECK(conv && !strcmp(conv, "[{\"role\":\"system\",\"content\":\"sys\"},{\"role\":\"user\","
+                              "\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
+                              "{\"role\":\"user\",\"content\":\"u2\"},{\"role\":\"assistant\","
+                              "\"content\":\"a2\"}]"));
     }
     uf_dataset_free(&d);
     o.response_optional = 1;

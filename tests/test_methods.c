@@ -21,6 +21,8 @@
  *     computation;
  *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
  *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
+ *   - clip_on: "task" without methods is "total" bit for bit; with ER the step's gradient is
+ *     clip(g_task) + g_er (against unclipped runs and the plain-C clip factor); clip shares;
  *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone (uf_methods_check:
  *     test_methods_check_host.c).
  * The trainer is train.c's (uf_trainer_init, a BPE tokenizer trained on the test rows, datasets
@@ -32,12 +34,16 @@
 #include <unistd.h>
 
 #include "ops/clmath.h"
+#include "ops/ops.h"
 #include "methods/methods.h"
 #include "methods/common.h"
 #include "methods/safeproj.h"
+#include "model/memplan.h"
+#include "recipe.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "ref/ref_model.h"
+#include "formats/template.h"
 #include "formats/tokenizer.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -51,6 +57,7 @@ static struct uf_model_config cfg;
 static struct uf_tokenizer tok;
 static char tmpdir[] = "/tmp/uf_test_methods_data_XXXXXX";
 static char *spec_user, *spec_safe; /* dataset plan nodes (JSON) */
+static char *safe_path;             /* the safety rows' file (spec_safe's) */
 
 /* ---- fixture ---------------------------------------------------------------------------------- */
 struct fx {
@@ -72,9 +79,10 @@ static void make_data(void) {
     CHECK(mkdtemp(tmpdir) != NULL);
     char *pu = uf_sprintf("%s/user.jsonl", tmpdir), *ps = uf_sprintf("%s/safe.jsonl", tmpdir);
     CHECK(uf_dataset_write_jsonl(&ds_user, pu) == 0 && uf_dataset_write_jsonl(&ds_safe, ps) == 0);
-    spec_user = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
-    spec_safe = uf_sprintf("{\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
-    free(pu), free(ps);
+    spec_user = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"task\"}", pu);
+    spec_safe = uf_sprintf("{\"_kind\":\"dataset\",\"on_bad\":\"error\",\"source\":\"file\",\"path\":\"%s\",\"kind\":\"harmful\"}", ps);
+    safe_path = ps;
+    free(pu);
     const char *texts[9];
     int n = 0;
     for (int i = 0; i < 5; i++) texts[n++] = ds_user.rows[i].response;
@@ -97,6 +105,32 @@ static char *with_specs(const char *json) {
         }
     }
     return out;
+}
+
+/* A method's table as a recipe gets it (lua/unforget's schema defaults, every dataset key the
+ * safety file; recipe.h uf_recipe_method_plan) with the keys of `json` (after with_specs) over it. */
+static cJSON *method_cfg(const char *name, const char *json) {
+    struct uf_plan p;
+    CHECK_MSG(uf_recipe_method_plan(name, safe_path, &p) == 0, "%s", uf_error());
+    cJSON *c = cJSON_Duplicate(p.runs[0].methods[0].cfg, 1);
+    uf_plan_free(&p);
+    char *js = with_specs(json);
+    cJSON *o = cJSON_Parse(js);
+    free(js);
+    CHECK(o != NULL);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(c, it->string);
+        cJSON_AddItemToObject(c, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(o);
+    return c;
+}
+
+/* a key of a method's table when it has it (tables of several methods are read alike below) */
+static double key_or(const struct uf_method *m, const char *k, double absent) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->cfg, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : absent;
 }
 
 static void perturb(struct uf_model *m, uint64_t seed, float s) {
@@ -139,11 +173,7 @@ static void fx_init(struct fx *f, int lora) {
 /* adds method `name` with JSON config (type added) at slot n+1 and runs its init */
 static struct uf_method *fx_add(struct fx *f, const char *name, const char *json) {
     int k = f->tr.n_methods++;
-    char *js = with_specs(json);
-    f->cfgs[k] = cJSON_Parse(js);
-    free(js);
-    CHECK(f->cfgs[k] != NULL);
-    cJSON_AddStringToObject(f->cfgs[k], "type", name);
+    f->cfgs[k] = method_cfg(name, json);
     struct uf_method *m = &f->meth[k];
     m->ops = uf_method_find(name);
     CHECK(m->ops != NULL);
@@ -257,7 +287,7 @@ static void test_der_grad(void) {
         struct uf_mdraw d;
         CHECK(uf_mdraw_make(&f.tr, &ds_safe, uf_mcfg_rows(&f.tr, m), &d) == 0);
         CHECK_EQ_INT(d.n, c == 2 ? 2 : 1);
-        struct der_ctx ctx = {&d, f.theta_t, (float)uf_mcfg_num(m, "alpha", 0), c != 1, c == 2 ? 5 : 0};
+        struct der_ctx ctx = {&d, f.theta_t, (float)key_or(m, "alpha", 0), c != 1, c == 2 ? 5 : 0};
         double want = der_loss(f.theta, &ctx);
         CHECK_MSG(fabs(term - want) <= 1e-4 * fabs(want) && want > 0, "der case %d: term %.7g vs host %.7g", c, term, want);
         check_fd(cases[c], der_loss, &ctx, f.theta, g, f.P);
@@ -582,8 +612,8 @@ static void test_merges(void) {
         CHECK(m->ops->finish(m, &f.tr) == 0);
         uf_model_save_params(&f.model, out);
         const float *b = cases[c].theta0 ? base : safe;
-        double a = uf_mcfg_num(m, "a", 0), l = uf_mcfg_num(m, "lambda", 0);
-        double ls = uf_mcfg_num(m, "lambda_safe", 1), lu = uf_mcfg_num(m, "lambda_user", 1);
+        double a = key_or(m, "a", 0), l = key_or(m, "lambda", 0);
+        double ls = key_or(m, "lambda_safe", 1), lu = key_or(m, "lambda_user", 1);
         int exact = 0;
         if (!strcmp(cases[c].name, "linear")) {
             if (a == 0) memcpy(want, safe, (size_t)P * 4), exact = 1;
@@ -597,8 +627,8 @@ static void test_merges(void) {
         } else if (!strcmp(cases[c].name, "magmax")) {
             uf_clmath_ref_magmax(want, b, safe, ft, (float)l, (size_t)P);
         } else {
-            uf_clmath_ref_ties(want, b, safe, ft, (float)uf_mcfg_num(m, "density_safe", 1),
-                               (float)uf_mcfg_num(m, "density", 0.2), (float)ls, (float)lu, (size_t)P);
+            uf_clmath_ref_ties(want, b, safe, ft, (float)key_or(m, "density_safe", 1),
+                               (float)key_or(m, "density", 0.2), (float)ls, (float)lu, (size_t)P);
         }
         if (exact) CHECK_MSG(memcmp(out, want, (size_t)P * 4) == 0, "%s %s not exact", cases[c].name, cases[c].json);
         else CHECK_MSG(rel_err(out, want, P) < 1e-6, "%s %s: %.3g", cases[c].name, cases[c].json, rel_err(out, want, P));
@@ -774,6 +804,10 @@ static void test_safeinstr(void) {
  * "user" replaced by dataset nodes; NULL = none) through uf_trainer_run; final params into out. */
 static struct uf_tensor *loop_theta0; /* set: the run knows theta_0 */
 static int loop_lora;
+static int loop_clip_on, loop_steps = 6;   /* hp.clip_on; steps */
+static float loop_clip = 1.0f;             /* hp.clip */
+static double loop_share;                  /* out: tr.clip_share */
+static float *loop_grads;                  /* out when set: the last step's final gradient */
 static void run_loop(const char *list, float *out, int64_t *data_rows) {
     struct uf_model m;
     CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
@@ -783,22 +817,29 @@ static void run_loop(const char *list, float *out, int64_t *data_rows) {
     }
     struct uf_train_hparams hp;
     memset(&hp, 0, sizeof hp);
-    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = 1.0f;
-    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = 6;
+    hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f, hp.clip = loop_clip;
+    hp.batch = 2, hp.micro_batch = 1, hp.max_len = T, hp.seed = 5, hp.steps = loop_steps;
+    hp.clip_on = loop_clip_on;
     struct uf_trainer tr;
     uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
     tr.theta0 = loop_theta0;
-    char *js = with_specs(list ? list : "[]");
-    cJSON *l = cJSON_Parse(js);
-    free(js);
-    CHECK(l != NULL);
+    cJSON *given = cJSON_Parse(list ? list : "[]"), *l = cJSON_CreateArray();
+    CHECK(given != NULL);
     const cJSON *it;
+    cJSON_ArrayForEach(it, given) { /* each method's full table: the schema's defaults, then these keys */
+        char *one = cJSON_PrintUnformatted(it);
+        cJSON_AddItemToArray(l, method_cfg(cJSON_GetObjectItem(it, "type")->valuestring, one));
+        free(one);
+    }
+    cJSON_Delete(given);
     cJSON_ArrayForEach(it, l) {
         const struct uf_method_ops *ops = uf_method_find(cJSON_GetObjectItem(it, "type")->valuestring);
         CHECK(ops != NULL && uf_trainer_add_method(&tr, ops, it) == 0);
     }
     CHECK_MSG(uf_trainer_run(&tr, NULL, "test") == 0, "%s", uf_error());
     if (data_rows) *data_rows = tr.data->n;
+    loop_share = tr.clip_share;
+    if (loop_grads) uf_tensor_download(uf_model_train_grads(&m), loop_grads);
     uf_model_save_params(&m, out);
     uf_trainer_free(&tr);
     cJSON_Delete(l);
@@ -868,6 +909,63 @@ static void test_bit_identical(void) {
     free(rm);
     unsetenv("UNFORGET_CACHE_DIR");
     free(a), free(b), free(c), free(start);
+}
+
+/* ---- clip_on = "task" | "total" ------------------------------------------------------------- */
+static void test_clip_on(void) {
+    int64_t P = uf_model_param_numel(&cfg);
+    float *a = uf_malloc((size_t)P * 4), *b = uf_malloc((size_t)P * 4);
+    /* without methods the task gradient is the whole gradient: "task" = "total" bit for bit */
+    loop_clip = 0.05f; /* clips most steps */
+    run_loop(NULL, a, NULL);
+    double share_total = loop_share;
+    loop_clip_on = 1;
+    run_loop(NULL, b, NULL);
+    CHECK_MSG(memcmp(a, b, (size_t)P * 4) == 0, "clip_on task without methods differs from total");
+    CHECK_MSG(loop_share == share_total && share_total > 0, "clip shares %g %g", loop_share, share_total);
+    /* shares at the extremes: every step / no step clipped; clip 0: none */
+    loop_clip = 1e-7f;
+    run_loop(NULL, b, NULL);
+    CHECK_NEAR(loop_share, 1.0, 0);
+    loop_clip = 1e9f;
+    run_loop(NULL, b, NULL);
+    CHECK_NEAR(loop_share, 0.0, 0);
+    loop_clip = 0;
+    run_loop(NULL, b, NULL);
+    CHECK(isnan(loop_share));
+    /* "task" with ER (a gradient already at the start weights): one step's final gradient is
+     * clip(g_task) + g_er, with g_task (no method) and g_task + g_er (ER) from unclipped runs */
+    float *g_task = uf_malloc((size_t)P * 4), *g_sum = uf_malloc((size_t)P * 4), *g = uf_malloc((size_t)P * 4);
+    const char *er = "[{\"type\":\"er\",\"buffer\":\"safe\",\"weight\":2}]";
+    loop_steps = 1, loop_clip_on = 0, loop_clip = 0;
+    loop_grads = g_task, run_loop(NULL, b, NULL);
+    loop_grads = g_sum, run_loop(er, b, NULL);
+    double nt = 0, ne = 0;
+    for (int64_t i = 0; i < P; i++) nt += (double)g_task[i] * g_task[i], ne += ((double)g_sum[i] - g_task[i]) * (g_sum[i] - g_task[i]);
+    CHECK(ne > 0);
+    loop_clip = (float)(0.3 * sqrt(nt)), loop_clip_on = 1;
+    loop_grads = g, run_loop(er, b, NULL);
+    float c = uf_ref_clip_factor((float)nt, loop_clip);
+    CHECK(c < 0.31f && c > 0.29f);
+    for (int64_t i = 0; i < P; i++) a[i] = c * g_task[i] + (g_sum[i] - g_task[i]);
+    CHECK_MSG(rel_err(g, a, P) < 1e-5, "clip_on task: %.3g from clip(g_task) + g_er", rel_err(g, a, P));
+    CHECK_NEAR(loop_share, 1.0, 0);
+    /* and "total" leaves the gradient whole (AdamW clips it): g = g_task + g_er */
+    loop_clip_on = 0;
+    run_loop(er, b, NULL);
+    CHECK_MSG(rel_err(g, g_sum, P) < 1e-6, "clip_on total changed the gradient: %.3g", rel_err(g, g_sum, P));
+    loop_grads = NULL, loop_steps = 6, loop_clip = 1.0f, loop_clip_on = 0;
+    free(a), free(b), free(g_task), free(g_sum), free(g);
+    /* Refresh recomputes the step's gradient: it refuses clip_on = "task" */
+    struct fx f;
+    fx_init(&f, 0);
+    f.tr.hp.clip = 1.0f, f.tr.hp.clip_on = 1;
+    cJSON *rc = cJSON_Parse("{\"type\":\"refresh\"}");
+    struct uf_method rm = {.ops = uf_method_find("refresh"), .cfg = rc, .slot = 1};
+    CHECK(rm.ops->init(&rm, &f.tr) != 0 && strstr(uf_error(), "clip_on"));
+    if (rm.ops->free) rm.ops->free(&rm);
+    cJSON_Delete(rc);
+    fx_free(&f);
 }
 
 /* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
@@ -957,6 +1055,106 @@ static void test_composition(void) {
     fx_free(&f);
 }
 
+
+/* A multi-turn chat row (data.h's "messages" field) trains on every assistant turn: the batch is
+ * the template's rendering of the whole conversation, with the targets of both answers masked. */
+static void test_multi_turn_row(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    struct uf_dataset d;
+    uf_dataset_init(&d, "chat");
+    const char *conv = "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
+                       "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]";
+    struct uf_example *ex = uf_dataset_push(&d, "c", "d", NULL, "task", NULL, UF_KIND_TASK);
+    uf_example_set_field(ex, "messages", conv);
+    struct uf_chat_msg *m;
+    int nm;
+    CHECK(uf_chat_msgs_parse(conv, &m, &nm) == 0);
+    struct uf_chat_tokens ct;
+    CHECK(uf_template_render_chat(&tok, UF_TMPL_LLAMA2, m, nm, 0, &ct) == 0);
+    uf_chat_msgs_free(m, nm);
+    struct uf_train_batch b;
+    f.tr.template_name = "llama-2"; /* shorter than plain's markup: fits in T */
+    CHECK(uf_trainer_make_batch(&f.tr, &d, (int64_t[]){0}, 1, &b) == 0);
+    int len = ct.n - 1 < T ? ct.n - 1 : T; /* the batch keeps the first T + 1 tokens */
+    int same = b.lengths[0] == len, answers = 0;
+    for (int t = 0; same && t < len; t++) {
+        same = b.tokens[t] == ct.ids[t] && b.targets[t] == ct.ids[t + 1] &&
+               (b.mask[t] != 0) == (ct.mask[t + 1] != 0);
+        answers += t > 0 && b.mask[t] != 0 && b.mask[t - 1] == 0; /* starts of masked runs */
+    }
+    CHECK_MSG(same, "batch (%d tokens) != rendering (%d tokens)", b.lengths[0], ct.n);
+    CHECK_EQ_INT(answers, 2);
+    uf_chat_tokens_free(&ct);
+    uf_train_batch_free(&b);
+    uf_dataset_free(&d);
+    fx_free(&f);
+}
+
+/* ---- memory plan: each method's device state (traits) == what its hooks allocate --------------- */
+/* For full fine-tuning, LoRA, and LoRA over a bf16 base: the device bytes a method holds after its
+ * init hook, plus what its finish hook adds at its peak, against the plan's method state
+ * (uf_methods_memplan + uf_memplan_compute). The model's activations are reserved first at the
+ * plan's micro_batch x max_len, so a hook's forward passes add none. */
+static void test_memplan_state(void) {
+    char dir[] = "/tmp/uf_test_methods_plan_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    for (int variant = 0; variant < 3; variant++) {
+        int lora = variant > 0, bf16 = variant == 2;
+        for (int i = 0; uf_method_registry[i]; i++) {
+            const struct uf_method_ops *ops = uf_method_registry[i];
+            if ((ops->needs_lora && !lora) || (ops->needs_f32_base && bf16)) continue;
+            struct uf_model m;
+            CHECK(uf_model_init(&m, &dev, &cfg, 1, bf16 ? UF_MODEL_BF16_BASE : 0) == 0);
+            struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
+            if (lora) CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+            struct uf_tensor theta0;
+            uf_tensor_init(&theta0, &dev, "theta0", UF_F32, 1, (int64_t[]){m.numel});
+            if (bf16) uf_tensor_fill(&theta0, 0.0f); /* (only methods with an f32 base read it) */
+            else uf_tensor_copy(&theta0, &m.params);
+            struct uf_train_hparams hp;
+            memset(&hp, 0, sizeof hp);
+            hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+            hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 1;
+            struct uf_trainer tr;
+            uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+            tr.theta0 = &theta0;
+            /* reserve the activations at micro_batch x max_len rows */
+            int32_t ids[2 * T], tg[2 * T];
+            for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
+            struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
+            CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
+            cJSON *c = method_cfg(ops->name, ops == uf_method_find("ewc") ? "{\"samples\":2}" : "{}");
+            size_t live0 = dev.bytes_live;
+            CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
+            struct uf_method *me = &tr.methods[0];
+            if (ops->init) CHECK_MSG(ops->init(me, &tr) == 0, "%s init: %s", ops->name, uf_error());
+            size_t held = dev.bytes_live - live0;
+            dev.bytes_peak = dev.bytes_live;
+            if (ops->finish) CHECK_MSG(ops->finish(me, &tr) == 0, "%s finish: %s", ops->name, uf_error());
+            size_t at_finish = dev.bytes_peak - (live0 + held);
+            struct uf_memplan_in in;
+            memset(&in, 0, sizeof in);
+            in.cfg = cfg;
+            in.lora_rank = lora ? lc.rank : 0;
+            in.lora_targets = lc.targets;
+            in.bf16_base = bf16;
+            in.micro_batch = 2, in.max_len = T;
+            struct uf_plan_method pm = {.type = ops->name, .cfg = c};
+            struct uf_memplan p;
+            CHECK(uf_methods_memplan(&pm, 1, &in) == 0 && uf_memplan_compute(&in, &p) == 0);
+            CHECK_MSG(held + at_finish == p.method_state,
+                      "%s (lora %d, bf16 %d): holds %zu + %zu at finish, plan %zu (teacher %zu, anchor %zu)",
+                      ops->name, lora, bf16, held, at_finish, p.method_state, p.teacher, p.anchor);
+            uf_trainer_free(&tr);
+            cJSON_Delete(c);
+            uf_tensor_free(&theta0);
+            uf_model_free(&m);
+        }
+    }
+}
+
 int main(void) {
     uf_device_init(&dev, NULL);
     make_data();
@@ -969,18 +1167,21 @@ int main(void) {
     UF_RUN(test_ewc);
     UF_RUN(test_agem);
     UF_RUN(test_merges);
+    UF_RUN(test_clip_on);
     UF_RUN(test_safelora);
     UF_RUN(test_safeinstr);
     UF_RUN(test_refresh_unlearn);
     UF_RUN(test_bit_identical);
     UF_RUN(test_composition);
+    UF_RUN(test_multi_turn_row);
+    UF_RUN(test_memplan_state);
     fprintf(stderr, "worst finite-difference error (relative to |g|): %.3g\n", worst_fd);
     uf_dataset_free(&ds_user);
     uf_dataset_free(&ds_safe);
     uf_tokenizer_free(&tok);
     char *rm = uf_sprintf("rm -rf %s", tmpdir);
     if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    free(rm), free(spec_user), free(spec_safe);
+    free(rm), free(spec_user), free(spec_safe), free(safe_path);
     uf_device_free(&dev);
     return uf_test_summary();
 }

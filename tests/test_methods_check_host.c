@@ -5,9 +5,19 @@
 #include "methods/methods.h"
 #include "uf_test.h"
 
+/* json: a list of method tables; their "type" (or NULL) into a plan's method list */
 static int check_list(const char *json, int lora, char *why) {
     cJSON *l = cJSON_Parse(json);
-    int rc = uf_methods_check(l, lora, why, 256);
+    struct uf_plan_method m[16];
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, l) {
+        memset(&m[n], 0, sizeof m[n]);
+        const cJSON *t = cJSON_GetObjectItem(it, "type");
+        m[n].type = cJSON_IsString(t) ? t->valuestring : NULL;
+        m[n++].cfg = it;
+    }
+    int rc = uf_methods_check(m, n, lora, why, 256);
     cJSON_Delete(l);
     return rc;
 }
@@ -16,8 +26,7 @@ static void test_rules(void) {
     char why[256];
     CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"ewc\"},{\"type\":\"magmax\"}]", 0, why) == 0);
     CHECK(check_list("[]", 0, why) == 0);
-    CHECK(uf_methods_check(NULL, 0, why, sizeof why) == 0);
-    CHECK(check_list("{\"type\":\"der\"}", 0, why) != 0 && strstr(why, "list"));
+    CHECK(uf_methods_check(NULL, 0, 0, why, sizeof why) == 0);
     CHECK(check_list("[{\"alpha\":1}]", 0, why) != 0 && strstr(why, "no type"));
     CHECK(check_list("[{\"type\":\"lisa\"},{\"type\":\"safeinstr\"},{\"type\":\"lwf\"}]", 0, why) == 0);
     CHECK(check_list("[{\"type\":\"safelora\"}]", 1, why) == 0);
@@ -33,10 +42,9 @@ static void test_rules(void) {
     CHECK(check_list("[{\"type\":\"nope\"}]", 0, why) != 0 && strstr(why, "nope"));
     CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "twice"));
     char small[8];
-    cJSON *l = cJSON_Parse("[{\"type\":\"nope\"}]");
-    CHECK(uf_methods_check(l, 0, small, sizeof small) != 0); /* a short buffer: truncated, not overrun */
+    struct uf_plan_method nope = {.type = "nope"};
+    CHECK(uf_methods_check(&nope, 1, 0, small, sizeof small) != 0); /* a short buffer: truncated, not overrun */
     CHECK(strlen(small) == sizeof small - 1);
-    cJSON_Delete(l);
 }
 
 static void test_registry(void) {

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "formats/tokenizer.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -647,6 +649,117 @@ static void test_trainer(void) {
 }
 
 /* ---- bad files ---------------------------------------------------------------------------------- */
+
+/* ---- normalizers -------------------------------------------------------------------------- */
+static char *with_normalizer(const char *norm) {
+    char *j = bytelevel_json(0), *at = strstr(j, "\"normalizer\": null");
+    char *out = uf_sprintf("%.*s\"normalizer\": %s%s", (int)(at - j), j, norm, at + strlen("\"normalizer\": null"));
+    free(j);
+    return out;
+}
+
+static void expect_norm(const struct uf_tokenizer *t, const char *in, const char *want) {
+    size_t n;
+    char *got = uf_tokenizer_normalize(t, in, strlen(in), &n);
+    CHECK_MSG(n == strlen(want) && !memcmp(got, want, n), "normalize(\"%s\") = \"%s\", want \"%s\"", in, got, want);
+    free(got);
+}
+
+/* Known results, encode = encode of the normalized text, offsets, save/load, and random text
+ * against Python's unicodedata.normalize + per-character str.lower (Unicode <= 14 characters). */
+static void test_normalizers(void) {
+    struct uf_tokenizer t, plain, back;
+    char *j = with_normalizer("{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKC\"}, "
+                              "{\"type\": \"Lowercase\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \"ab\"}, "
+                              "\"content\": \"X\"}, {\"type\": \"Prepend\", \"prepend\": \"^\"}]}");
+    int rc = load_str(&t, j);
+    free(j);
+    j = bytelevel_json(0);
+    rc |= load_str(&plain, j);
+    free(j);
+    if (rc) { CHECK(0); return; }
+    CHECK_EQ_INT(t.n_norm, 4);
+    expect_norm(&t, "\xef\xbc\xa1\xef\xbc\xa2\xef\xbc\xa3 \xef\xac\x81 \xc4\xb0 cafe\xcc\x81 ABab",
+                "^Xc fi i\xcc\x87 caf\xc3\xa9 XX"); /* lowercase, then ab -> X */
+    expect_norm(&t, "", "");
+    const char *text = "\xef\xbc\xa8\xef\xbd\x85llo W\xc3\x96RLD, \xe2\x91\xa0 ab\xe3\x8d\xbf";
+    size_t nn;
+    char *norm = uf_tokenizer_normalize(&t, text, strlen(text), &nn);
+    int32_t *a, *b, *st;
+    int na, nb;
+    CHECK(uf_tokenizer_encode_spans(&t, text, strlen(text), 0, NULL, &a, &st, &na) == 0);
+    CHECK(uf_tokenizer_encode_ex(&plain, norm, nn, 0, &b, &nb) == 0);
+    CHECK(ids_equal(a, na, (const int *)b, nb));
+    int mono = 1;
+    for (int i = 0; i < na; i++) mono &= st[i] >= 0 && st[i] < (int32_t)strlen(text) && (i == 0 || st[i] >= st[i - 1]);
+    CHECK(mono);
+    free(a), free(b), free(st), free(norm);
+    char path[400];
+    snprintf(path, sizeof path, "%s/norm.json", tmpdir);
+    CHECK(uf_tokenizer_save(&t, path) == 0);
+    CHECK(uf_tokenizer_load(&back, path) == 0);
+    CHECK_EQ_INT(back.n_norm, 4);
+    expect_norm(&back, "\xef\xac\x81 AB", "^fi X");
+    uf_tokenizer_free(&back);
+    uf_tokenizer_free(&plain);
+    uf_tokenizer_free(&t);
+    struct uf_tokenizer bad;
+    j = with_normalizer("{\"type\": \"BertNormalizer\"}");
+    CHECK(uf_tokenizer_load_json(&bad, j, strlen(j), "x") != 0 && strstr(uf_error(), "BertNormalizer"));
+    free(j);
+
+    if (system("/usr/bin/python3 -c 'import unicodedata' >/dev/null 2>&1") != 0)
+        UF_SKIP("no /usr/bin/python3 for the normalization oracle");
+    static const char *forms[] = {"NFC", "NFD", "NFKC", "NFKD", "Lowercase"};
+    char tp[400], op[400], sp[400], cmd[1600];
+    snprintf(tp, sizeof tp, "%s/ntext.txt", tmpdir);
+    snprintf(op, sizeof op, "%s/nout.txt", tmpdir);
+    snprintf(sp, sizeof sp, "%s/norm.py", tmpdir);
+    const char *py =
+        "import sys, unicodedata\n"
+        "t = open(sys.argv[2], encoding='utf-8', newline='').read()\n"
+        "f = sys.argv[1]\n"
+        "r = ''.join(c.lower() for c in t) if f == 'Lowercase' else unicodedata.normalize(f, t)\n"
+        "open(sys.argv[3], 'w', encoding='utf-8', newline='').write(r)\n";
+    CHECK(uf_file_write_atomic(sp, py, strlen(py)) == 0);
+    /* random text: ASCII, Latin, combining marks, Greek, Cyrillic, Hangul syllables and jamo,
+     * CJK compatibility, fullwidth, ligatures, circled, math alphanumerics */
+    static const uint32_t ranges[][2] = {{0x20, 0x7e}, {0xa0, 0x24f}, {0x300, 0x36f}, {0x370, 0x52f},
+        {0x1100, 0x11ff}, {0x1e00, 0x1fff}, {0x2000, 0x2bff}, {0x3130, 0x318f}, {0x3200, 0x33ff},
+        {0xac00, 0xd7a3}, {0xf900, 0xfaff}, {0xfb00, 0xfb4f}, {0xff00, 0xffef}, {0x1d400, 0x1d7ff}};
+    struct uf_rng r;
+    uf_rng_init(&r, 17);
+    char *buf = uf_malloc(400000);
+    size_t n = 0;
+    while (n < 390000) {
+        const uint32_t *rg = ranges[uf_rng_below(&r, UF_ARRAY_LEN(ranges))];
+        uint32_t cp = rg[0] + (uint32_t)uf_rng_below(&r, rg[1] - rg[0] + 1);
+        /* Unicode 14 and 15 agree on these; skip unassigned ones */
+        if (utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_CN) continue;
+        n += (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)buf + n);
+    }
+    CHECK(uf_file_write_atomic(tp, buf, n) == 0);
+    for (size_t f = 0; f < UF_ARRAY_LEN(forms); f++) {
+        char *nj = uf_sprintf("{\"type\": \"%s\"}", forms[f]);
+        j = with_normalizer(nj);
+        free(nj);
+        if (load_str(&t, j)) { free(j); CHECK(0); continue; }
+        free(j);
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s %s", sp, forms[f], tp, op);
+        CHECK(system(cmd) == 0);
+        size_t wl, gl;
+        char *want = uf_file_read(op, &wl);
+        char *got = uf_tokenizer_normalize(&t, buf, n, &gl);
+        size_t k = 0;
+        while (want && k < wl && k < gl && want[k] == got[k]) k++;
+        CHECK_MSG(want && wl == gl && k == gl, "%s: differs at byte %zu of %zu/%zu", forms[f], k, gl, wl);
+        free(want);
+        free(got);
+        uf_tokenizer_free(&t);
+    }
+    free(buf);
+}
+
 static void expect_load_error(const char *json, const char *want) {
     struct uf_tokenizer t;
     int rc = uf_tokenizer_load_json(&t, json, strlen(json), "bad.json");
@@ -664,8 +777,8 @@ static void test_bad_files(void) {
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}}}", "id 0");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}}}", "bad id");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "unsupported");
-    expect_load_error("{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", "
-                      "\"byte_fallback\": true, \"vocab\": {\"a\": 0}}}", "NFKC");
+    expect_load_error("{\"normalizer\": {\"type\": \"BertNormalizer\"}, \"model\": {\"type\": \"BPE\", "
+                      "\"byte_fallback\": true, \"vocab\": {\"a\": 0}}}", "BertNormalizer");
     expect_load_error("{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": "
                       "\"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}}, {\"type\": \"ByteLevel\"}]},"
                       "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", "Split pattern");
@@ -683,6 +796,7 @@ int main(void) {
     UF_RUN(test_python_reference);
     UF_RUN(test_trainer);
     UF_RUN(test_bad_files);
+    UF_RUN(test_normalizers);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -3,8 +3,8 @@
 -- A recipe is plain Lua that calls these constructors. Every constructor takes a table, checks
 -- each key against its schema (unknown key -> error at the recipe's line with the valid keys and
 -- the nearest match; wrong type -> error naming the expected type), fills in defaults, and
--- returns a tagged table. uf.stage and uf.run register work in the plan; the C runtime reads the
--- plan as JSON (uf._plan_json) and executes it. Nothing here touches data or devices.
+-- returns a tagged table. uf.stage and uf.run register work in the plan; the C runtime encodes the
+-- plan (uf._plan_final, a C walk of these tables) and executes it. Nothing here touches data or devices.
 local uf = { version = "0.1.0" }
 
 local plan = { stages = {}, runs = {} }
@@ -366,6 +366,7 @@ uf.adamw = ctor("optim", "adamw", {
   beta2 = { "number", 0.999, "Adam beta2" },
   eps = { "number", 1e-8, "Adam epsilon" },
   clip = { "number", 1.0, "global gradient-norm clip (0 = off)" },
+  clip_on = { "enum:task|total", "total", "clip the whole step gradient (total: task + methods' terms) or the task gradient alone before the methods add theirs (task)" },
   seed = { "integer", 1, "data order and dropout seed" },
   checkpoint_every = { "integer", 0, "steps between checkpoints (0 = about every 10% of the run)" },
   checkpointing = { "boolean", false, "activation checkpointing: keep each layer's input only and recompute its forward in backward (less memory, about 1/3 more compute)" },
@@ -485,12 +486,20 @@ eval_ctor("over_refusal", "share of benign prompts refused")
 eval_ctor("pass_at_1", "code pass@1 (HumanEval-style)")
 
 -- ---- stages and runs ----------------------------------------------------------------------------
+-- chat templates (runtime/formats/template.h); ",literal" keeps special-token strings in messages as text
+local template_names = { "plain", "llama-2", "mistral-v0.1", "mistral-v0.2", "mistral", "mistral-v0.3",
+  "gemma", "gemma-3", "llama-3", "llama-3.1", "auto" }
+local template_enum = {}
+for _, n in ipairs(template_names) do template_enum[#template_enum + 1] = n end
+for _, n in ipairs(template_names) do template_enum[#template_enum + 1] = n .. ",literal" end
+template_enum = "enum:" .. table.concat(template_enum, "|")
+
 local train_schema = {
   model = { "kind:model", nil, "model to start from (or from = a stage)" },
   from = { "kind:stage", nil, "a stage whose output model this run starts from" },
   base = { "kind:model", nil, "pre-alignment weights theta_0 for the methods that read it (runtime/methods/README.md; default: the from-stage's weights before its alignment data)" },
   tokenizer = { "kind:tokenizer", nil, "tokenizer (default: the model's or the stage's)" },
-  template = { "enum:plain|llama-2|mistral|gemma|llama-3", "plain", "chat template" },
+  template = { template_enum, "plain", "chat template (auto: recognised from the model folder's tokenizer_config.json)" },
   data = { "kind:dataset|mixture", nil, "training data" },
   pretrain = { "kind:dataset", nil, "plain text to pre-train on before `data` (language modelling on all tokens)" },
   pretrain_optim = { "kind:optim", nil, "optimizer for the pre-training phase" },
@@ -542,69 +551,34 @@ function uf.run(t)
   return v
 end
 
--- ---- JSON for the C runtime ---------------------------------------------------------------------
-local function encode(v, out, seen_stages)
-  local t = type(v)
-  if t == "nil" then out[#out + 1] = "null"
-  elseif t == "boolean" then out[#out + 1] = tostring(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then fail("cannot encode %s as JSON", tostring(v)) end
-    out[#out + 1] = math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
-  elseif t == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
-      local map = { ['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\t'] = '\\t', ['\r'] = '\\r' }
-      return map[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
-  elseif t == "table" then
-    if v._kind == "stage" and seen_stages then
-      out[#out + 1] = '{"_kind":"stage","name":' .. string.format("%q", v.name) .. '}'
-      return
+--- uf.slurm { partition = "gpu", time = "02:00:00", ... }: defaults for `unforget sweep --slurm`
+--- (each can be overridden on the command line); sbatch = { "--qos=high", ... } adds #SBATCH lines.
+local slurm_schema = {
+  partition = { "string", nil, "#SBATCH --partition" },
+  account = { "string", nil, "#SBATCH --account" },
+  time = { "string", nil, "#SBATCH --time (e.g. \"02:00:00\")" },
+  mem = { "string", nil, "#SBATCH --mem (e.g. \"16G\")" },
+  cpus_per_task = { "integer", nil, "#SBATCH --cpus-per-task (PoCL uses that many threads)" },
+  gpus_per_task = { "integer", nil, "#SBATCH --gpus-per-task" },
+  gres = { "string", nil, "#SBATCH --gres (e.g. \"gpu:a100:1\"; none unless given)" },
+  array_limit = { "integer", nil, "at most this many array tasks at once (--array=0-N%limit)" },
+  sbatch = { "table", {}, "extra #SBATCH options, e.g. { \"--qos=high\", \"--constraint=a100\" }" },
+}
+function uf.slurm(t)
+  if plan.slurm then fail("uf.slurm is given twice") end
+  local v = check("slurm", slurm_schema, t)
+  for i, line in ipairs(v.sbatch) do
+    if type(line) ~= "string" or line:find("[\n\r']") then
+      fail("slurm: sbatch[%d] must be one line of text without quotes, e.g. \"--qos=high\"", i)
     end
-    if #v > 0 or (next(v) == nil and getmetatable(v) ~= Dataset) then
-      out[#out + 1] = "["
-      for i, x in ipairs(v) do
-        if i > 1 then out[#out + 1] = "," end
-        encode(x, out, true)
-      end
-      out[#out + 1] = "]"
-    else
-      out[#out + 1] = "{"
-      local first = true
-      for _, k in ipairs(sorted_keys(v)) do
-        if type(k) ~= "string" then fail("cannot encode a table with non-string key %s", tostring(k)) end
-        if not first then out[#out + 1] = "," end
-        first = false
-        encode(k, out)
-        out[#out + 1] = ":"
-        encode(v[k], out, true)
-      end
-      out[#out + 1] = "}"
-    end
-  else
-    fail("cannot encode a %s in the plan", t)
   end
+  plan.slurm = v
+  return v
 end
 
-local function encode_list_full(list)
-  local out = { "[" }
-  for i, item in ipairs(list) do
-    if i > 1 then out[#out + 1] = "," end
-    out[#out + 1] = "{"
-    local first = true
-    for _, k in ipairs(sorted_keys(item)) do
-      if not first then out[#out + 1] = "," end
-      first = false
-      encode(k, out)
-      out[#out + 1] = ":"
-      encode(item[k], out, true)
-    end
-    out[#out + 1] = "}"
-  end
-  out[#out + 1] = "]"
-  return table.concat(out)
-end
-
-function uf._plan_json()
+-- ---- the plan for the C runtime ----------------------------------------------------------------
+-- recipe.c walks the table uf._plan_final() returns into JSON (runtime/formats/plan.h reads it).
+function uf._plan_final()
   for k in pairs(uf._set) do
     if not (uf._set_used and uf._set_used[k]) then
       local near = nearest(k, uf._opt_names or {})
@@ -612,7 +586,7 @@ function uf._plan_json()
             (near and (" (did you mean '" .. near .. "'?)") or "") , 0)
     end
   end
-  return '{"stages":' .. encode_list_full(plan.stages) .. ',"runs":' .. encode_list_full(plan.runs) .. "}"
+  return plan
 end
 
 function uf._plan() return plan end

@@ -3,10 +3,16 @@
 --     unforget sweep recipes/examples/sweep.lua --jobs 2 --out runs/sweep
 --   (N runs at a time, each its own process; finished runs are skipped on a restart) and then
 --     unforget report runs/sweep/ex-sweep-* -o report.html
---   Shrink or grow the grid from the command line: --set seeds=1 --set ps=0,0.1
+--   Shrink or grow the grid from the command line: --set seeds=1 --set ps=0,0.1 --set methods=sft,der
+--   On Slurm: unforget sweep recipes/examples/sweep.lua --out runs/sweep --slurm sweep.sbatch --submit
 --   Tiny sizes: it shows the wiring, not the science.
 local uf = require "unforget"
 
+local function words(s) -- "sft,der" -> { "sft", "der" }
+  local t = {}
+  for x in s:gmatch("[^,]+") do t[#t + 1] = x end
+  return t
+end
 local function numbers(s) -- "0,0.1" -> { 0, 0.1 }
   local t = {}
   for x in s:gmatch("[^,]+") do t[#t + 1] = assert(tonumber(x), "not a number: " .. x) end
@@ -26,7 +32,7 @@ local function methods(name, seed)
   error("unknown method " .. name)
 end
 
-for _, name in ipairs { "sft", "der", "ewc", "lwf" } do
+for _, name in ipairs(words(uf.opt("methods", "sft,der,ewc,lwf"))) do
   for _, p in ipairs(ps) do
     for seed = 1, n_seeds do
       uf.run {

@@ -7,9 +7,23 @@
 -- checkpoint with uf.hf "path/to/Llama-2-7b-hf" to train it (the plan reads only config.json).
 -- check-args: --device-mem 24
 -- Knobs: --set micro_batch=8  --set max_len=1024  --set checkpointing=false  --set bf16=false
+--        --set method=der (or lwf, ewc, l2sp, agem, refresh, lisa): the method's device state
+--        (frozen teacher, anchor, Fisher, ...) joins the plan
 local uf = require "unforget"
 
 local world = uf.world { seed = 1 }
+local method = uf.opt("method", "")
+local with = {
+  der = function() return uf.der { buffer = world.safety:sample(200) } end,
+  lwf = function() return uf.lwf {} end,
+  ewc = function() return uf.ewc { data = world.safety } end,
+  l2sp = function() return uf.l2sp {} end,
+  agem = function() return uf.agem { buffer = world.safety:sample(200) } end,
+  refresh = function() return uf.refresh { buffer = world.safety:sample(200) } end,
+  lisa = function() return uf.lisa { data = world.alignment } end,
+}
+if method ~= "" and not with[method] then uf._fail("--set method=%s: one of der, lwf, ewc, l2sp, agem, refresh, lisa", method) end
+local function methods() return method ~= "" and { with[method]() } or {} end
 
 uf.run {
   name = "llama2-7b-lora-plan",
@@ -17,6 +31,7 @@ uf.run {
                          vocab = 32000, max_seq = 4096 },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 32000 },
   data = world.task,
+  methods = methods(),
   lora = uf.lora { r = 8, alpha = 16, dropout = 0.05, targets = "all" },
   optim = uf.adamw { lr = 2e-4, steps = 1, batch = 4,
                      micro_batch = uf.opt("micro_batch", 4), max_len = uf.opt("max_len", 512),
@@ -30,6 +45,7 @@ local function plan(name, model)
     name = name, model = model,
     tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 32000 },
     data = world.task,
+    methods = methods(),
     lora = uf.lora { r = 8, alpha = 16, dropout = 0.05, targets = "all" },
     optim = uf.adamw { lr = 2e-4, steps = 1, batch = 4,
                        micro_batch = uf.opt("micro_batch", 4), max_len = uf.opt("max_len", 512),

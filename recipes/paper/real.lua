@@ -6,7 +6,7 @@
 --     model     the aligned (chat) checkpoint, a Hugging Face folder ("models/Llama-2-7b-chat-hf")
 --     base      its pre-alignment base, theta_0 for the merges, SafeLoRA and SafeMERGE
 --               ("models/Llama-2-7b-hf"; --set base= to go without: SafeLoRA/SafeMERGE skipped)
---     template  chat template: plain | llama-2 | mistral | gemma | llama-3 ("llama-2")
+--     template  chat template: plain | llama-2 | mistral(-v0.1|-v0.2|-v0.3) | gemma(-3) | llama-3(.1) | auto ("llama-2")
 --     align     true: align `base` here on Safety-Tuned LLaMAs refusals + Alpaca answers, LoRA
 --               r=8, and fine-tune that (false)
 --     data      folder of the public datasets (uf.shared: $UNFORGET_DATA or ../shared/datasets)

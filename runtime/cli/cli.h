@@ -5,6 +5,8 @@
 #ifndef UF_CLI_H
 #define UF_CLI_H
 
+#include <stdio.h>
+
 struct uf_cli_globals {
     const char *device; /* --device SEL (else $UNFORGET_DEVICE) */
 };
@@ -19,5 +21,9 @@ int uf_cmd_eval(int argc, char **argv);
 int uf_cmd_sweep(int argc, char **argv);
 int uf_cmd_generate(int argc, char **argv);
 int uf_cmd_score(int argc, char **argv);
+int uf_cmd_status(int argc, char **argv);
+/* The status table of a sweep's stages (folders relative to out) and runs (cmd_status.c);
+ * returns 0. */
+int uf_status_print(const char *out, char **stage_dirs, int nstages, char **runs, int nruns, FILE *f);
 
 #endif

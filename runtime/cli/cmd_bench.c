@@ -11,11 +11,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/device.h"
 #include "ops/gemm.h"
 #include "methods/methods.h"
+#include "recipe.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "core/util.h"
@@ -185,7 +187,29 @@ int uf_cmd_bench(int argc, char **argv) {
     if (method) {
         printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
                uf_gemm_backend_name(&d));
-        int rc = uf_methods_bench(&d, &c, lora, Bsz, T, steps, warmup, method, stdout);
+        int rc = 2;
+        if (!uf_method_find(method)) {
+            fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
+            for (int i = 0; uf_method_registry[i]; i++) fprintf(stderr, " %s", uf_method_registry[i]->name);
+            fprintf(stderr, ")\n");
+        } else {
+            /* the method's table as a recipe gets it: through lua/unforget and the plan */
+            char dir[] = "/tmp/uf_bench_method_XXXXXX";
+            struct uf_plan plan;
+            char *path = NULL;
+            if (!mkdtemp(dir)) {
+                fprintf(stderr, "unforget bench: cannot create a temporary folder\n");
+                rc = 1;
+            } else if (path = uf_sprintf("%s/safety.jsonl", dir), uf_recipe_method_plan(method, path, &plan)) {
+                fprintf(stderr, "unforget bench: --method %s: %s\n", method, uf_error());
+                rc = 1;
+            } else {
+                rc = uf_methods_bench(&d, &c, lora, Bsz, T, steps, warmup, &plan.runs[0].methods[0], path, stdout);
+                uf_plan_free(&plan);
+            }
+            free(path);
+            rmdir(dir);
+        }
         uf_device_free(&d);
         return rc;
     }

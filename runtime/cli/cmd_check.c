@@ -22,112 +22,117 @@
 #include "train.h"
 #include "core/util.h"
 
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "-";
-}
+static const char *or_dash(const char *s) { return s ? s : "-"; }
 
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static void describe_dataset(const cJSON *d, char *buf, size_t n) {
-    const char *src = jstr(d, "source");
+static void describe_dataset(const struct uf_plan_dataset *d, char *buf, size_t n) {
     size_t len = 0;
-    if (src && strcmp(src, "world") == 0)
-        len = (size_t)snprintf(buf, n, "world(seed %g).%s", jnum(cJSON_GetObjectItem(d, "world"), "seed", 0),
-                               jstr(d, "split") ? jstr(d, "split") : "?");
-    else if (src && strcmp(src, "adapter") == 0)
-        len = (size_t)snprintf(buf, n, "%s(%s)", jstr(d, "adapter"), jstr(d, "path"));
+    if (d->source == UF_PLAN_WORLD)
+        len = (size_t)snprintf(buf, n, "world(seed %llu).%s", (unsigned long long)d->world.seed, d->split);
+    else if (d->source == UF_PLAN_ADAPTER)
+        len = (size_t)snprintf(buf, n, "%s(%s)", d->adapter, d->path);
     else
-        len = (size_t)snprintf(buf, n, "file(%s)", jstr(d, "path") ? jstr(d, "path") : "?");
-    const cJSON *op;
-    cJSON_ArrayForEach(op, cJSON_GetObjectItem(d, "ops")) {
-        if (len >= n) break;
-        len += (size_t)snprintf(buf + len, n - len, ":%s(%g)", jstr(op, "op"), jnum(op, "n", 0));
-    }
+        len = (size_t)snprintf(buf, n, "file(%s)", d->path);
+    static const char *const op_names[] = {"take", "skip", "sample"};
+    for (int i = 0; i < d->n_ops && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, ":%s(%lld)", op_names[d->ops[i].kind], (long long)d->ops[i].n);
 }
+
+/* Every dataset of a node: training data (or the mixture's parts), pre-training text, the
+ * tokenizer's corpus, the methods' datasets, the evaluations' prompts. */
+static int node_datasets(const struct uf_plan_node *t, const struct uf_plan_dataset **out, int max) {
+    int n = 0;
+#define ADD(d) do { if (n < max) out[n++] = (d); } while (0)
+    if (t->data && !t->data->is_mixture) ADD(&t->data->ds);
+    if (t->data && t->data->is_mixture) {
+        ADD(&t->data->task);
+        if (t->data->poison) ADD(t->data->poison);
+    }
+    if (t->pretrain) ADD(t->pretrain);
+    if (t->tokenizer && t->tokenizer->train) ADD(&t->tokenizer->corpus);
+    for (int i = 0; i < t->n_methods; i++)
+        for (int j = 0; j < t->methods[i].n_datasets; j++) ADD(&t->methods[i].datasets[j]);
+    for (int i = 0; i < t->n_evals; i++) ADD(&t->evals[i].data);
+#undef ADD
+    return n;
+}
+#define MAX_NODE_DATASETS 256
 
 /* Every file a dataset names must exist; returns the number of missing files. */
-static int check_files(const cJSON *node, const char *where) {
-    int missing = 0;
-    if (cJSON_IsObject(node)) {
-        const char *kind = jstr(node, "_kind");
-        const char *path = jstr(node, "path");
-        if (strcmp(kind, "dataset") == 0 && strcmp(path, "-") != 0 && !uf_file_exists(path)) {
-            fprintf(stderr, "  missing file: %s (%s)\n", path, where);
+static int check_files(const struct uf_plan_node *t, const char *where) {
+    const struct uf_plan_dataset *ds[MAX_NODE_DATASETS];
+    int n = node_datasets(t, ds, MAX_NODE_DATASETS), missing = 0;
+    for (int i = 0; i < n; i++) {
+        if (ds[i]->source != UF_PLAN_WORLD && !uf_file_exists(ds[i]->path)) {
+            fprintf(stderr, "  missing file: %s (%s)\n", ds[i]->path, where);
             missing++;
         }
     }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, node) missing += check_files(c, where);
     return missing;
 }
 
-/* Every file dataset is read once (distinct source, adapter, path, fields, on_bad), so a malformed
- * row is reported as file:line before any training; returns the number of unreadable files. */
-static int check_rows(const cJSON *node, char ***seen, int *n_seen) {
-    int bad = 0;
-    if (cJSON_IsObject(node) && strcmp(jstr(node, "_kind"), "dataset") == 0 &&
-        strcmp(jstr(node, "source"), "world") != 0 && uf_file_exists(jstr(node, "path"))) {
-        cJSON *key = cJSON_Duplicate(node, 1);
-        cJSON_DeleteItemFromObject(key, "ops");
-        char *k = cJSON_PrintUnformatted(key);
-        cJSON_Delete(key);
+/* Every file dataset is read once (distinct source, adapter, path, fields, kind, on_bad), so a
+ * malformed row is reported as file:line before any training; returns the number of unreadable
+ * files. */
+static int check_rows(const struct uf_plan_node *t, char ***seen, int *n_seen) {
+    const struct uf_plan_dataset *ds[MAX_NODE_DATASETS];
+    int n = node_datasets(t, ds, MAX_NODE_DATASETS), bad = 0;
+    for (int i = 0; i < n; i++) {
+        const struct uf_plan_dataset *d = ds[i];
+        if (d->source == UF_PLAN_WORLD || !uf_file_exists(d->path)) continue;
+        char *k = uf_sprintf("%d|%s|%s|%s|%d|%s|%s|%s|%s|%s|%s", (int)d->source, or_dash(d->adapter),
+                             d->path, or_dash(d->kind), d->on_bad_skip, or_dash(d->fields.prompt),
+                             or_dash(d->fields.input), or_dash(d->fields.response), or_dash(d->fields.label),
+                             or_dash(d->fields.messages), or_dash(d->fields.category));
         int found = 0;
-        for (int i = 0; i < *n_seen && !found; i++) found = strcmp((*seen)[i], k) == 0;
+        for (int j = 0; j < *n_seen && !found; j++) found = strcmp((*seen)[j], k) == 0;
         if (found) {
             free(k);
+            continue;
+        }
+        *seen = uf_realloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
+        (*seen)[(*n_seen)++] = k;
+        struct uf_dataset rows;
+        if (uf_train_load_dataset(d, &rows)) {
+            fprintf(stderr, "  bad data: %s\n", uf_error());
+            bad++;
         } else {
-            *seen = uf_realloc(*seen, (size_t)(*n_seen + 1) * sizeof **seen);
-            (*seen)[(*n_seen)++] = k;
-            struct uf_dataset d;
-            if (uf_train_load_dataset(node, &d)) {
-                fprintf(stderr, "  bad data: %s\n", uf_error());
-                bad++;
-            } else {
-                uf_dataset_free(&d);
-            }
+            uf_dataset_free(&rows);
         }
     }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, node) bad += check_rows(c, seen, n_seen);
     return bad;
 }
 
-static void print_model(const cJSON *m, const cJSON *tok, int batch, int seq) {
-    const char *type = jstr(m, "type");
-    if (!type || strcmp(type, "model.new") != 0) {
-        printf("    model      %s %s\n", type ? type : "?", jstr(m, "path") ? jstr(m, "path") : "");
-        return;
-    }
-    enum uf_family fam = UF_FAMILY_LLAMA;
-    uf_family_parse(jstr(m, "family") ? jstr(m, "family") : "llama", &fam);
-    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
-    int ff = (int)jnum(m, "d_ff", 0), vocab = (int)jnum(m, "vocab", 0);
-    if (ff == 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if (vocab == 0) vocab = (int)jnum(tok, "vocab", 2048); /* the trained tokenizer's size */
-    struct uf_model_config c;
-    uf_model_config_defaults(&c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
-                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
-    if ((int)jnum(m, "head_dim", 0) > 0) c.head_dim = (int)jnum(m, "head_dim", 0);
-    double P = (double)uf_model_param_numel(&c);
-    (void)batch, (void)seq; /* the memory plan follows the model line (plan_train) */
-    printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
-           uf_family_name(fam), D, c.n_layers, H, c.n_kv_heads, ff, vocab, P / 1e6);
+static const struct uf_plan *g_plan;
+
+/* The model config of a node (its own model, or its start stage's; memplan's config, with the
+ * vocabulary of a trained tokenizer, else 2048 for a uf.model.new without vocab and a tokenizer
+ * file: the real size is known only once the tokenizer is loaded). 0 or uf_fail. */
+static int node_config(const struct uf_plan_node *t, struct uf_model_config *c) {
+    const struct uf_plan_tokenizer *tk = NULL;
+    const struct uf_plan_model *m = uf_plan_node_model(g_plan, t, &tk);
+    if (!m) return uf_fail("no model");
+    int vocab = tk && tk->train ? tk->vocab : 2048;
+    return uf_memplan_config_from_spec(m, vocab, c);
 }
 
-/* The memory plan of a stage/run; 1 when it does not fit (printed to stderr), else 0. */
-/* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
-static int64_t data_rows(const cJSON *spec) {
-    if (!spec) return 0;
-    if (strcmp(jstr(spec, "_kind"), "mixture") == 0) {
-        if (jnum(spec, "n", 0) > 0) return (int64_t)jnum(spec, "n", 0);
-        int64_t task = data_rows(cJSON_GetObjectItem(spec, "task"));
-        double p = jnum(spec, "p", 0);
-        return task < 0 ? -1 : (int64_t)((double)task / (p < 1 ? 1 - p : 1) + 0.5);
+static void print_model(const struct uf_plan_node *t) {
+    const struct uf_plan_model *m = t->model;
+    if (m->type != UF_PLAN_MODEL_NEW) {
+        printf("    model      %s %s\n", m->type == UF_PLAN_MODEL_HF ? "hf" : "checkpoint", m->path);
+        return;
     }
+    struct uf_model_config c;
+    if (node_config(t, &c)) {
+        printf("    model      new: %s\n", uf_error());
+        return;
+    }
+    double P = (double)uf_model_param_numel(&c);
+    printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
+           uf_family_name(c.family), c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, c.vocab, P / 1e6);
+}
+
+/* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
+static int64_t dataset_rows(const struct uf_plan_dataset *spec) {
     struct uf_dataset d;
     if (uf_train_load_dataset(spec, &d)) return -1;
     int64_t n = d.n;
@@ -135,16 +140,23 @@ static int64_t data_rows(const cJSON *spec) {
     return n;
 }
 
+static int64_t data_rows(const struct uf_plan_data *spec) {
+    if (!spec->is_mixture) return dataset_rows(&spec->ds);
+    if (spec->n > 0) return spec->n;
+    int64_t task = dataset_rows(&spec->task);
+    double p = spec->p;
+    return task < 0 ? -1 : (int64_t)((double)task / (p < 1 ? 1 - p : 1) + 0.5);
+}
+
 static double check_gflops = 30.0; /* --gflops: the device's training rate for the time estimate */
 
 /* Upper bound of a phase's steps, tokens and compute, and its time at check_gflops. */
-static double phase_time(const char *what, const cJSON *data, const cJSON *optim,
+static double phase_time(const char *what, int64_t rows, const struct uf_plan_optim *optim,
                          const struct uf_model_config *c) {
-    int64_t rows = data_rows(data);
-    if (rows < 0 || !optim) return 0;
-    int batch = (int)jnum(optim, "batch", 8), len = (int)jnum(optim, "max_len", 256);
-    int64_t steps = (int64_t)jnum(optim, "steps", 0);
-    if (steps <= 0) steps = (int64_t)ceil(jnum(optim, "epochs", 1) * (double)rows / (batch > 0 ? batch : 1));
+    if (rows < 0) return 0;
+    int batch = optim->batch, len = optim->max_len;
+    int64_t steps = optim->steps;
+    if (steps <= 0) steps = (int64_t)ceil(optim->epochs * (double)rows / (batch > 0 ? batch : 1));
     double tokens = (double)steps * batch * len;
     double flops = uf_model_flops_per_token(c, len) * tokens;
     double sec = flops / (check_gflops * 1e9);
@@ -155,53 +167,25 @@ static double phase_time(const char *what, const cJSON *data, const cJSON *optim
     return sec;
 }
 
-/* The model config of a node: its own model spec, or that of the stage it starts from. */
-static const cJSON *g_plan;
-static const cJSON *node_model_spec(const cJSON *t, const cJSON **tok) {
-    for (int depth = 0; t && depth < 16; depth++) {
-        *tok = cJSON_GetObjectItem(t, "tokenizer");
-        const cJSON *m = cJSON_GetObjectItem(t, "model");
-        if (m) return m;
-        const cJSON *from = cJSON_GetObjectItem(t, "from"), *s, *next = NULL;
-        if (!from) return NULL;
-        cJSON_ArrayForEach(s, cJSON_GetObjectItem(g_plan, "stages"))
-            if (strcmp(jstr(s, "name"), jstr(from, "name")) == 0) next = s;
-        t = next;
-    }
-    return NULL;
-}
-
-static void print_time(const cJSON *t) {
-    const cJSON *tk = NULL, *mspec = node_model_spec(t, &tk);
-    if (!mspec) return;
-    int vocab = 2048;
-    if (tk && jnum(tk, "vocab", 0) > 0) vocab = (int)jnum(tk, "vocab", 0);
+static void print_time(const struct uf_plan_node *t) {
     struct uf_model_config c;
-    if (uf_memplan_config_from_spec(mspec, vocab, &c)) return;
-    double total = 0;
-    if (cJSON_GetObjectItem(t, "pretrain")) {
-        const cJSON *po = cJSON_GetObjectItem(t, "pretrain_optim");
-        total += phase_time("pretrain", cJSON_GetObjectItem(t, "pretrain"), po ? po : cJSON_GetObjectItem(t, "optim"), &c);
-    }
-    if (cJSON_GetObjectItem(t, "data"))
-        total += phase_time("train", cJSON_GetObjectItem(t, "data"), cJSON_GetObjectItem(t, "optim"), &c);
-    (void)total;
+    if (node_config(t, &c)) return;
+    if (t->pretrain)
+        phase_time("pretrain", dataset_rows(t->pretrain), t->pretrain_optim ? t->pretrain_optim : &t->optim, &c);
+    if (t->data) phase_time("train", data_rows(t->data), &t->optim, &c);
 }
 
-static int plan_train(const cJSON *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
+static int plan_train(const struct uf_plan_node *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
     print_time(t);
-    const cJSON *mspec = cJSON_GetObjectItem(t, "model");
-    if (!mspec) {
+    if (!t->model) {
         printf("    memory     plan: model from an earlier stage (see that stage)\n");
         return 0;
     }
-    int vocab = 2048; /* model.new without vocab: the tokenizer decides; plan with its size */
-    const cJSON *tk = cJSON_GetObjectItem(t, "tokenizer");
-    if (tk && jnum(tk, "vocab", 0) > 0) vocab = (int)jnum(tk, "vocab", 0);
     struct uf_model_config c;
     struct uf_memplan_in in;
     struct uf_memplan p;
-    int rc = uf_memplan_config_from_spec(mspec, vocab, &c) || uf_memplan_from_node(t, &c, dev_bytes, &in);
+    int rc = node_config(t, &c) || uf_memplan_from_node(t, &c, dev_bytes, &in) ||
+             uf_methods_memplan(t->methods, t->n_methods, &in);
     in.device_max_alloc = dev_max_alloc;
     if (rc || uf_memplan_compute(&in, &p)) {
         printf("    memory     no plan: %s\n", uf_error());
@@ -211,71 +195,60 @@ static int plan_train(const cJSON *t, size_t dev_bytes, size_t dev_max_alloc, co
     printf("    memory     total %.3f GiB (%zu bytes) on %s (%.2f GiB)\n", (double)p.total / (1u << 30),
            p.total, dev_name, (double)dev_bytes / (1u << 30));
     if (uf_memplan_fits(&in, &p, dev_bytes, dev_name)) {
-        fprintf(stderr, "unforget: error: %s: %s\n", jstr(t, "name"), uf_error());
+        fprintf(stderr, "unforget: error: %s: %s\n", t->name, uf_error());
         return 1;
     }
     return 0;
 }
 
-static int print_train(const cJSON *t, const char *label, size_t dev_bytes, size_t dev_max_alloc,
+static int print_train(const struct uf_plan_node *t, const char *label, size_t dev_bytes, size_t dev_max_alloc,
                        const char *dev_name) {
     char buf[512];
-    printf("%s %s\n", label, jstr(t, "name") ? jstr(t, "name") : "?");
-    const cJSON *optim = cJSON_GetObjectItem(t, "optim");
-    int batch = (int)jnum(optim, "batch", 8), seq = (int)jnum(optim, "max_len", 256);
-    const cJSON *from = cJSON_GetObjectItem(t, "from");
-    if (from) printf("    from       stage %s\n", jstr(from, "name"));
-    const cJSON *model = cJSON_GetObjectItem(t, "model");
-    if (model) print_model(model, cJSON_GetObjectItem(t, "tokenizer"), batch, seq);
+    printf("%s %s\n", label, t->name);
+    const struct uf_plan_optim *optim = &t->optim;
+    if (t->from) printf("    from       stage %s\n", t->from);
+    if (t->model) print_model(t);
     int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
-    const cJSON *data = cJSON_GetObjectItem(t, "data");
-    if (data) {
-        const char *kind = jstr(data, "_kind");
-        if (kind && strcmp(kind, "mixture") == 0) {
-            char task[256], poison[256] = "-";
-            describe_dataset(cJSON_GetObjectItem(data, "task"), task, sizeof task);
-            if (cJSON_GetObjectItem(data, "poison"))
-                describe_dataset(cJSON_GetObjectItem(data, "poison"), poison, sizeof poison);
-            printf("    data       mix task=%s poison=%s p=%g n=%g seed=%g\n", task, poison,
-                   jnum(data, "p", 0), jnum(data, "n", 0), jnum(data, "seed", 0));
-        } else {
-            describe_dataset(data, buf, sizeof buf);
-            printf("    data       %s\n", buf);
-        }
+    if (t->data && t->data->is_mixture) {
+        char task[256], poison[256] = "-";
+        describe_dataset(&t->data->task, task, sizeof task);
+        if (t->data->poison) describe_dataset(t->data->poison, poison, sizeof poison);
+        printf("    data       mix task=%s poison=%s p=%g n=%lld seed=%llu\n", task, poison, t->data->p,
+               (long long)t->data->n, (unsigned long long)t->data->seed);
+    } else if (t->data) {
+        describe_dataset(&t->data->ds, buf, sizeof buf);
+        printf("    data       %s\n", buf);
     }
-    if (cJSON_GetObjectItem(t, "pretrain")) {
-        describe_dataset(cJSON_GetObjectItem(t, "pretrain"), buf, sizeof buf);
+    if (t->pretrain) {
+        describe_dataset(t->pretrain, buf, sizeof buf);
         printf("    pretrain   %s\n", buf);
     }
-    const cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItem(t, "methods")) {
-        printf("    method     %s", jstr(m, "type"));
-        const cJSON *f;
-        cJSON_ArrayForEach(f, m) {
+    for (int i = 0; i < t->n_methods; i++) {
+        const struct uf_plan_method *m = &t->methods[i];
+        printf("    method     %s", m->type);
+        const cJSON *f; /* the method's own keys, as its schema declares them */
+        cJSON_ArrayForEach(f, m->cfg) {
             if (f->string[0] == '_' || strcmp(f->string, "type") == 0) continue;
             if (cJSON_IsNumber(f)) printf(" %s=%g", f->string, f->valuedouble);
             else if (cJSON_IsString(f)) printf(" %s=%s", f->string, f->valuestring);
             else if (cJSON_IsBool(f)) printf(" %s=%s", f->string, cJSON_IsTrue(f) ? "true" : "false");
-            else if (cJSON_IsObject(f) && jstr(f, "_kind") && strcmp(jstr(f, "_kind"), "dataset") == 0) {
-                describe_dataset(f, buf, sizeof buf);
+            for (int j = 0; j < m->n_datasets; j++) {
+                if (strcmp(m->dataset_keys[j], f->string) != 0) continue;
+                describe_dataset(&m->datasets[j], buf, sizeof buf);
                 printf(" %s=%s", f->string, buf);
             }
         }
         printf("\n");
     }
-    if (optim)
-        printf("    optim      adamw lr %g epochs %g steps %g batch %d max_len %d schedule %s "
-               "warmup %g clip %g\n", jnum(optim, "lr", 0), jnum(optim, "epochs", 0),
-               jnum(optim, "steps", 0), batch, seq, jstr(optim, "schedule"),
-               jnum(optim, "warmup", 0), jnum(optim, "clip", 0));
-    const cJSON *lora = cJSON_GetObjectItem(t, "lora");
-    if (lora)
-        printf("    lora       r %g alpha %g dropout %g targets %s\n", jnum(lora, "r", 0),
-               jnum(lora, "alpha", 0), jnum(lora, "dropout", 0), jstr(lora, "targets"));
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(t, "eval")) {
-        describe_dataset(cJSON_GetObjectItem(e, "data"), buf, sizeof buf);
-        printf("    eval       %s on %s (judge %s)\n", jstr(e, "type"), buf, jstr(e, "judge"));
+    printf("    optim      adamw lr %g epochs %g steps %lld batch %d max_len %d schedule %s "
+           "warmup %g clip %g\n", optim->lr, optim->epochs, (long long)optim->steps, optim->batch,
+           optim->max_len, optim->schedule, optim->warmup, optim->clip);
+    if (t->lora)
+        printf("    lora       r %d alpha %g dropout %g targets %s\n", t->lora->r, t->lora->alpha,
+               t->lora->dropout, t->lora->targets);
+    for (int i = 0; i < t->n_evals; i++) {
+        describe_dataset(&t->evals[i].data, buf, sizeof buf);
+        printf("    eval       %s on %s (judge %s)\n", t->evals[i].type, buf, t->evals[i].judge);
     }
     return bad;
 }
@@ -337,37 +310,38 @@ int uf_cmd_check(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    struct uf_plan plan_s, *plan = &plan_s;
+    int prc = uf_recipe_plan(recipe, nsets, sets, plan);
     free(sets);
     g_plan = plan;
-    if (!plan) {
+    if (prc) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
     }
-    int missing = check_files(plan, recipe);
+    int missing = 0;
+    for (int i = 0; i < plan->n_stages; i++) missing += check_files(&plan->stages[i], recipe);
+    for (int i = 0; i < plan->n_runs; i++) missing += check_files(&plan->runs[i], recipe);
     char **seen = NULL;
     int n_seen = 0;
-    if (!missing) missing = check_rows(plan, &seen, &n_seen);
+    for (int i = 0; i < plan->n_stages && !missing; i++) missing += check_rows(&plan->stages[i], &seen, &n_seen);
+    for (int i = 0; i < plan->n_runs && !missing; i++) missing += check_rows(&plan->runs[i], &seen, &n_seen);
     for (int i = 0; i < n_seen; i++) free(seen[i]);
     free(seen);
     /* method composition rules (methods/registry.c) for every stage and run */
     int bad = 0;
-    const char *groups[] = {"stages", "runs"};
     for (int g = 0; g < 2; g++) {
-        const cJSON *t;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, groups[g])) {
+        for (int i = 0; i < (g ? plan->n_runs : plan->n_stages); i++) {
+            const struct uf_plan_node *t = g ? &plan->runs[i] : &plan->stages[i];
             char why[512];
-            if (uf_methods_check(cJSON_GetObjectItem(t, "methods"), cJSON_GetObjectItem(t, "lora") != NULL,
-                                 why, sizeof why)) {
-                fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage",
-                        jstr(t, "name"), why);
+            if (uf_methods_check(t->methods, t->n_methods, t->lora != NULL, why, sizeof why)) {
+                fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage", t->name, why);
                 bad++;
             }
         }
     }
     missing += bad;
     if (json) {
-        char *s = cJSON_Print(plan);
+        char *s = cJSON_Print(plan->json);
         puts(s);
         free(s);
     } else {
@@ -384,18 +358,15 @@ int uf_cmd_check(int argc, char **argv) {
             snprintf(dev_name, sizeof dev_name, "%s", dev.name);
             uf_device_free(&dev);
         }
-        const cJSON *t;
         int too_big = 0;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "stages"))
-            too_big += print_train(t, "stage", dev_bytes, dev_max_alloc, dev_name);
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(plan, "runs"))
-            too_big += print_train(t, "run  ", dev_bytes, dev_max_alloc, dev_name);
+        for (int i = 0; i < plan->n_stages; i++)
+            too_big += print_train(&plan->stages[i], "stage", dev_bytes, dev_max_alloc, dev_name);
+        for (int i = 0; i < plan->n_runs; i++)
+            too_big += print_train(&plan->runs[i], "run  ", dev_bytes, dev_max_alloc, dev_name);
         missing += too_big;
-        printf("%d stage(s), %d run(s)%s\n", cJSON_GetArraySize(cJSON_GetObjectItem(plan, "stages")),
-               cJSON_GetArraySize(cJSON_GetObjectItem(plan, "runs")),
-               missing ? "" : ": ok");
+        printf("%d stage(s), %d run(s)%s\n", plan->n_stages, plan->n_runs, missing ? "" : ": ok");
     }
-    cJSON_Delete(plan);
+    uf_plan_free(plan);
     if (missing) {
         fprintf(stderr, "unforget: error: %s has %d problem(s) (see above)\n", recipe, missing);
         return 1;

@@ -27,8 +27,10 @@ static void help(FILE *out) {
             "  --lora DIR            PEFT LoRA adapter merged into the weights\n"
             "  --prompt TEXT         one prompt\n"
             "  --prompts FILE.jsonl  one {\"prompt\": ..., \"system\": ...} object per line\n"
-            "  --template NAME       none (raw text after BOS; default), plain, llama-2, mistral,\n"
-            "                        gemma, llama-3\n"
+            "  --template NAME       none (raw text after BOS; default), auto (from the folder's\n"
+            "                        tokenizer_config.json), plain, llama-2, mistral-v0.1,\n"
+            "                        mistral-v0.2, mistral, mistral-v0.3, gemma, gemma-3, llama-3,\n"
+            "                        llama-3.1; NAME,literal keeps special-token text literal\n"
             "  --system TEXT         system prompt (templates only)\n"
             "  --max-new-tokens N    default 128\n"
             "  --temperature T       0 = greedy (default)\n"
@@ -232,7 +234,8 @@ int uf_cmd_generate(int argc, char **argv) {
     }
     int use_tmpl = tmpl_name && strcmp(tmpl_name, "none") != 0;
     enum uf_template tmpl = UF_TMPL_PLAIN;
-    if (use_tmpl && uf_template_parse(tmpl_name, &tmpl)) {
+    int tflags = 0;
+    if (use_tmpl && strncmp(tmpl_name, "auto", 4) && uf_template_resolve(tmpl_name, NULL, &tmpl, &tflags)) {
         fprintf(stderr, "unforget generate: error: %s\n", uf_error());
         return 2;
     }
@@ -252,13 +255,14 @@ int uf_cmd_generate(int argc, char **argv) {
     if (rc == 0) {
         rc = uf_tokenizer_load(&tok, model), have_tok = rc == 0;
         if (rc) uf_fail_prefix("--model %s: tokenizer", model);
+        else if (use_tmpl) rc = uf_template_resolve(tmpl_name, &tok, &tmpl, &tflags);
     }
     int max_len = 0;
     for (int i = 0; i < n_items && rc == 0; i++) {
         const char *sys = items[i].system ? items[i].system : system;
         if (use_tmpl) {
             struct uf_chat_tokens ct;
-            rc = uf_template_render_prompt(&tok, tmpl, sys, items[i].prompt, &ct);
+            rc = uf_template_render_prompt_ex(&tok, tmpl, tflags, sys, items[i].prompt, &ct);
             if (rc == 0) items[i].ids = ct.ids, items[i].n = ct.n, free(ct.mask);
         } else {
             rc = uf_tokenizer_encode(&tok, items[i].prompt, tok.bos_id >= 0, &items[i].ids,

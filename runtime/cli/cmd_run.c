@@ -20,14 +20,15 @@ int uf_cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: unforget [--device SEL] run RECIPE.lua [--set key=value ...] [--out DIR]\n"
-                   "                                  [--only RUN]\n\n"
+                   "                                  [--only RUN | --stages-only]\n\n"
                    "Executes the recipe: its stages (cached under OUT/stages/NAME-HASH, reused by\n"
                    "later runs) and its runs (OUT/NAME: config.json, metrics.jsonl, log.txt,\n"
                    "ckpt/, model/, samples.jsonl, results.json). The same command resumes an\n"
                    "interrupted run from its newest checkpoint and skips finished ones.\n"
                    "  --set key=value  a recipe parameter read with uf.opt(\"key\", default)\n"
                    "  --out DIR        output folder (default runs)\n"
-                   "  --only RUN       only this run (and the stages it starts from)\n");
+                   "  --only RUN       only this run (and the stages it starts from)\n"
+                   "  --stages-only    build the recipe's stages and no run (a Slurm sweep's first job)\n");
             free(sets);
             return 0;
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
@@ -36,6 +37,8 @@ int uf_cmd_run(int argc, char **argv) {
             p.out = argv[++i];
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             p.only = argv[++i];
+        } else if (strcmp(argv[i], "--stages-only") == 0) {
+            p.stages_only = 1;
         } else if (argv[i][0] != '-' && !recipe) {
             recipe = argv[i];
         } else {
@@ -49,19 +52,20 @@ int uf_cmd_run(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    struct uf_plan plan;
+    int prc = uf_recipe_plan(recipe, nsets, sets, &plan);
     free(sets);
-    if (!plan) {
+    if (prc) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
     }
-    p.plan = plan;
+    p.plan = &plan;
     uf_device_init(&p.dev, uf_cli.device);
     uf_log(1, "device: %s (%s)", p.dev.name, p.dev.platform_name);
     int rc = uf_pipeline_run(&p);
     if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
     uf_device_free(&p.dev);
-    cJSON_Delete(plan);
+    uf_plan_free(&plan);
     return rc ? 1 : 0;
 }
 
@@ -103,9 +107,10 @@ int uf_cmd_eval(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    cJSON *plan = uf_recipe_load(recipe, nsets, sets);
+    struct uf_plan plan;
+    int prc = uf_recipe_plan(recipe, nsets, sets, &plan);
     free(sets);
-    if (!plan) {
+    if (prc) {
         fprintf(stderr, "unforget: error: %s\n", uf_error());
         return 1;
     }
@@ -115,13 +120,13 @@ int uf_cmd_eval(int argc, char **argv) {
         base = base && base[1] ? base + 1 : model;
         out = def = uf_sprintf("eval-%s", base);
     }
-    p.plan = plan;
+    p.plan = &plan;
     uf_device_init(&p.dev, uf_cli.device);
     int rc = uf_pipeline_eval(&p, model, out);
     if (rc) fprintf(stderr, "unforget: error: %s\n", uf_error());
     else printf("wrote %s/results.json\n", out);
     uf_device_free(&p.dev);
-    cJSON_Delete(plan);
+    uf_plan_free(&plan);
     free(def);
     return rc ? 1 : 0;
 }

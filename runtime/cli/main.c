@@ -19,6 +19,7 @@ static const struct {
     {"eval", uf_cmd_eval, "run a recipe's evaluations on any model folder"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"status", uf_cmd_status, "which runs of a sweep are done, running, failed or pending"},
     {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},
     {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
     {"score", uf_cmd_score, "per-token log-probabilities of a text under a model"},

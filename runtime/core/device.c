@@ -202,6 +202,18 @@ static int select_device(const struct dev_entry *all, int n, const char *sel) {
     return -1;
 }
 
+int uf_device_find(const char *selector, int *n_gpus) {
+    struct dev_entry *all;
+    int n = enumerate(&all);
+    if (n_gpus) {
+        *n_gpus = 0;
+        for (int i = 0; i < n; i++) *n_gpus += (all[i].type & CL_DEVICE_TYPE_GPU) != 0;
+    }
+    int idx = select_device(all, n, selector);
+    free(all);
+    return idx;
+}
+
 void uf_device_init(struct uf_device *d, const char *selector) {
     memset(d, 0, sizeof *d);
     const char *sel = selector && *selector ? selector : getenv("UNFORGET_DEVICE");

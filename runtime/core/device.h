@@ -51,6 +51,9 @@ struct uf_device {
 /* Initialise on the selected device; exits 2 with the device list on a bad selector. */
 void uf_device_init(struct uf_device *d, const char *selector);
 void uf_device_free(struct uf_device *d);
+/* Index (in `unforget devices` order) of the device a selector (NULL: the default) picks, or -1;
+ * *n_gpus (when not NULL) gets the number of GPU devices. Creates no context. */
+int uf_device_find(const char *selector, int *n_gpus);
 /* Prints every platform/device with type, CUs, memory, work-group size, fp16/fp64. Returns count. */
 int uf_device_list(FILE *out);
 

@@ -473,6 +473,23 @@ static int map_messages(struct row *w, const struct uf_data_opts *o, struct uf_e
         snprintf(why, why_size, "no assistant turn after the last user turn in '%.*s'", (int)used_len, used);
         return -1;
     }
+    /* A conversation with a system message or earlier turns is kept whole (up to the response)
+     * in the extra field "messages": training renders it and learns every assistant turn. */
+    int end = ex->response ? i : n - 1; /* index of the response turn, or the last message */
+    if (end >= 2 || (end >= 0 && last_user > 0)) {
+        cJSON *conv = cJSON_CreateArray();
+        for (int k = 0; k <= end && k < n; k++) {
+            const cJSON *a = cJSON_GetArrayItem(arr, k);
+            cJSON *mm = cJSON_CreateObject();
+            cJSON_AddStringToObject(mm, "role", cJSON_GetObjectItemCaseSensitive(a, "role")->valuestring);
+            cJSON_AddStringToObject(mm, "content", cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring);
+            cJSON_AddItemToArray(conv, mm);
+        }
+        char *js = cJSON_PrintUnformatted(conv);
+        cJSON_Delete(conv);
+        if (js) uf_example_set_field(ex, "messages", js);
+        free(js);
+    }
     return 0;
 }
 

@@ -14,7 +14,9 @@
  * Which keys (JSON) or columns (CSV) give the fields is a struct uf_data_fields; each name may
  * list alternatives "prompt|instruction" (the first one present wins). A chat row is read from
  * a `messages` array of {role, content}: the last user turn is the prompt, the assistant turn
- * that follows it the response.
+ * that follows it the response; a conversation with a system message or earlier turns is also
+ * kept whole (through the response) as JSON in the extra field "messages", from which training
+ * renders every turn with the chat template and learns every assistant turn.
  *
  * Bad rows (invalid JSON, a field of the wrong type, a missing field, invalid UTF-8, a NUL byte,
  * a line over the length limit, a CSV row with the wrong number of fields, an unterminated

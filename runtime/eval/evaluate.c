@@ -18,24 +18,15 @@
 #include "core/util.h"
 #include "data/world.h"
 
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-static const char *jstr(const cJSON *o, const char *k, const char *def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : def;
-}
 
 /* Greedy answers for every row of data (n rows), batched. answers[i] malloc'd. */
 static int generate_answers(struct uf_device *dev, struct uf_model *m, const struct uf_tokenizer *tok,
-                            enum uf_template tmpl, const struct uf_dataset *data, int64_t n,
-                            int max_new, char **answers) {
+                            enum uf_template tmpl, int tflags, const struct uf_dataset *data,
+                            int64_t n, int max_new, char **answers) {
     struct uf_chat_tokens *pr = uf_calloc((size_t)(n ? n : 1), sizeof *pr);
     int longest = 1, rc = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        rc = uf_template_render_prompt(tok, tmpl, NULL, data->rows[i].prompt, &pr[i]);
+        rc = uf_template_render_prompt_ex(tok, tmpl, tflags, NULL, data->rows[i].prompt, &pr[i]);
         if (rc == 0 && pr[i].n > longest) longest = pr[i].n;
     }
     /* the plan's rule (memplan.h): the KV cache stays within the training peak so far */
@@ -169,46 +160,41 @@ static int guard_judge(struct uf_device *dev, const char *dir, const struct uf_d
 }
 
 int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_tokenizer *tok,
-                const char *template_name, const cJSON *spec, struct uf_results *res, FILE *samples) {
-    const char *type = jstr(spec, "type", "?");
+                const char *template_name, const struct uf_plan_eval *spec, struct uf_results *res,
+                FILE *samples) {
+    const char *type = spec->type;
     enum uf_template tmpl;
-    if (uf_template_parse(template_name, &tmpl)) return -1;
-    int use_guard = strcmp(jstr(spec, "judge", "keyword"), "guard") == 0;
-    if (use_guard && !jstr(spec, "guard", NULL))
+    int tflags;
+    if (uf_template_resolve(template_name, tok, &tmpl, &tflags)) return -1;
+    int use_guard = strcmp(spec->judge, "guard") == 0;
+    if (use_guard && !spec->guard)
         return uf_fail("eval %s: judge = \"guard\" needs guard = \"path/to/Llama-Guard-3-8B\"", type);
     struct uf_dataset data;
-    if (uf_train_load_dataset(cJSON_GetObjectItem(spec, "data"), &data)) return uf_fail_prefix("eval %s", type);
-    int64_t n = data.n, lim = (int64_t)jnum(spec, "n", 0);
+    if (uf_train_load_dataset(&spec->data, &data)) return uf_fail_prefix("eval %s", type);
+    int64_t n = data.n, lim = spec->n;
     if (lim > 0 && lim < n) n = lim;
     struct uf_judge_keywords kw;
-    const cJSON *kws = cJSON_GetObjectItem(spec, "keywords");
-    if (cJSON_IsArray(kws) && cJSON_GetArraySize(kws) > 0) {
-        int nk = cJSON_GetArraySize(kws), i = 0;
-        const char **w = uf_calloc((size_t)nk, sizeof *w);
-        const cJSON *e;
-        cJSON_ArrayForEach(e, kws) w[i++] = cJSON_IsString(e) ? e->valuestring : "";
-        int rc = uf_judge_keywords_init(&kw, w, nk);
-        free(w);
-        if (rc) {
+    if (spec->n_keywords > 0) {
+        if (uf_judge_keywords_init(&kw, spec->keywords, spec->n_keywords)) {
             uf_dataset_free(&data);
             return uf_fail_prefix("eval %s: keywords", type);
         }
     } else {
         uf_judge_keywords_init_default(&kw);
     }
-    int max_new = (int)jnum(spec, "max_new_tokens", 64);
+    int max_new = spec->max_new_tokens;
     char **answers = uf_calloc((size_t)(n ? n : 1), sizeof *answers);
     double t0 = uf_time_now();
     int was_training = m->training;
     m->training = 0;
-    int rc = generate_answers(dev, m, tok, tmpl, &data, n, max_new, answers);
+    int rc = generate_answers(dev, m, tok, tmpl, tflags, &data, n, max_new, answers);
     m->training = was_training;
     uf_log(1, "eval %s on %s: %lld prompts in %.1fs", type, data.name, (long long)n, uf_time_now() - t0);
     int *verdicts = NULL;
     int64_t unparsed = 0;
     if (rc == 0 && use_guard && strcmp(type, "asr") == 0) {
         verdicts = uf_calloc((size_t)(n ? n : 1), sizeof *verdicts);
-        rc = guard_judge(dev, jstr(spec, "guard", ""), &data, n, answers, verdicts);
+        rc = guard_judge(dev, spec->guard, &data, n, answers, verdicts);
         for (int64_t i = 0; i < n && rc == 0; i++) unparsed += verdicts[i] == UF_GUARD_UNPARSED;
     }
     int64_t k = 0, comp = 0, off = 0, judged_comp = 0;
@@ -288,13 +274,17 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
         }
         if (!res->judge || !res->judge[0]) {
             free(res->judge);
-            res->judge = verdicts ? uf_sprintf("guard:%s", jstr(spec, "guard", ""))
+            res->judge = verdicts ? uf_sprintf("guard:%s", spec->guard)
                                   : uf_sprintf("keyword:%d-strings", kw.n);
         }
         if (!res->decoding || !res->decoding[0]) {
             free(res->decoding);
-            res->decoding = uf_sprintf("{\"strategy\":\"greedy\",\"max_new_tokens\":%d,\"template\":\"%s\"}",
-                                       max_new, template_name);
+            cJSON *dec = cJSON_CreateObject(); /* cJSON escapes the template name */
+            cJSON_AddStringToObject(dec, "strategy", "greedy");
+            cJSON_AddNumberToObject(dec, "max_new_tokens", max_new);
+            cJSON_AddStringToObject(dec, "template", template_name);
+            res->decoding = cJSON_PrintUnformatted(dec);
+            cJSON_Delete(dec);
         }
     }
     for (int64_t i = 0; i < n; i++) free(answers[i]);

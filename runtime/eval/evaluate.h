@@ -19,11 +19,13 @@
 #include <stdio.h>
 
 #include "eval/report.h"
+#include "formats/plan.h"
 #include "model/model.h"
 
 struct uf_tokenizer;
 int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_tokenizer *tok,
-                const char *template_name, const cJSON *spec, struct uf_results *res, FILE *samples);
+                const char *template_name, const struct uf_plan_eval *spec, struct uf_results *res,
+                FILE *samples);
 /* A short table of the metrics to `out`. */
 void uf_results_print(const struct uf_results *r, FILE *out);
 

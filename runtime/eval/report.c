@@ -328,7 +328,7 @@ static int term_index(struct uf_metrics_log *m, const char *name) {
 
 /* Members of a metrics line that are not loss terms. */
 static int is_log_field(const char *k) {
-    static const char *const fields[] = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "epoch"};
+    static const char *const fields[] = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s", "epoch", "clip_share"};
     for (size_t i = 0; i < UF_ARRAY_LEN(fields); i++)
         if (strcmp(k, fields[i]) == 0) return 1;
     return 0;

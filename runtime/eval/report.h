@@ -37,7 +37,8 @@
  *            "der": 0.21, "loss": 2.31}            (what runtime/train.c writes)
  *   step required (integer >= 0). Nested: "loss" is an object of loss terms by name. Flat: a
  *   numeric "loss" is the term "total" and every other numeric member except step, lr,
- *   grad_norm, tokens_per_s, elapsed_s, epoch is a loss term. lr, grad_norm, tokens_per_s are
+ *   grad_norm, tokens_per_s, elapsed_s, epoch, clip_share is a loss term (clip_share: the share
+ *   of the steps so far whose gradient was clipped, runtime/train.c). lr, grad_norm, tokens_per_s are
  *   optional numbers (NAN when absent). Blank lines are
  *   skipped; an unterminated malformed LAST line (a run still writing) is skipped with a
  *   warning; any other malformed line is an error naming file:line.

@@ -391,8 +391,59 @@ static const char *pattern_string(const cJSON *node, const char *kind) {
     return cJSON_IsString(s) ? s->valuestring : NULL;
 }
 
+/* Collects the normalizer steps (a Sequence is flattened) into t->norm. */
+static int collect_norm(struct uf_tokenizer *t, const cJSON *node, const char *w, int depth) {
+    if (!node || cJSON_IsNull(node)) return 0;
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(node, "type");
+    if (!cJSON_IsString(ty) || depth > 8) return uf_fail("%s: normalizer without a type", w);
+    const char *k = ty->valuestring;
+    if (!strcmp(k, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(node, "normalizers"))
+            if (collect_norm(t, e, w, depth + 1)) return -1;
+        return 0;
+    }
+    struct uf_tok_norm n = {0};
+    if (!strcmp(k, "NFC")) n.op = UF_NORM_NFC;
+    else if (!strcmp(k, "NFD")) n.op = UF_NORM_NFD;
+    else if (!strcmp(k, "NFKC")) n.op = UF_NORM_NFKC;
+    else if (!strcmp(k, "NFKD")) n.op = UF_NORM_NFKD;
+    else if (!strcmp(k, "Lowercase")) n.op = UF_NORM_LOWERCASE;
+    else if (!strcmp(k, "Replace")) {
+        const char *from = pattern_string(node, "String");
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(node, "content");
+        if (!from || !from[0] || !cJSON_IsString(to))
+            return uf_fail("%s: Replace normalizer: only a non-empty String pattern and a string "
+                           "content are supported", w);
+        n.op = UF_NORM_REPLACE;
+        n.from = uf_strdup(from);
+        n.to = uf_strdup(to->valuestring);
+    } else if (!strcmp(k, "Prepend")) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(node, "prepend");
+        if (!cJSON_IsString(p)) return uf_fail("%s: Prepend normalizer without a prepend string", w);
+        n.op = UF_NORM_PREPEND;
+        n.to = uf_strdup(p->valuestring);
+    } else
+        return uf_fail("%s: unsupported normalizer '%s' (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
+                       "Replace, Prepend, Sequence)", w, k);
+    t->norm = uf_realloc(t->norm, sizeof *t->norm * (size_t)(t->n_norm + 1));
+    t->norm[t->n_norm++] = n;
+    return 0;
+}
+
+static void free_norm(struct uf_tokenizer *t) {
+    for (int i = 0; i < t->n_norm; i++) {
+        free(t->norm[i].from);
+        free(t->norm[i].to);
+    }
+    free(t->norm);
+    t->norm = NULL;
+    t->n_norm = 0;
+}
+
 static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w) {
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    if (collect_norm(t, norm, w, 0)) return -1;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     const cJSON *bl = find_type(pre, "ByteLevel");
@@ -416,32 +467,20 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
     }
     t->kind = UF_TOK_SPM;
     const cJSON *ms = find_type(pre, "Metaspace");
-    const cJSON *prep = find_type(norm, "Prepend");
-    const cJSON *e;
-    const cJSON *nty = cJSON_GetObjectItemCaseSensitive(norm, "type");
-    if (cJSON_IsString(nty) && strcmp(nty->valuestring, "Sequence") &&
-        strcmp(nty->valuestring, "Prepend") && strcmp(nty->valuestring, "Replace"))
-        return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
-                       nty->valuestring);
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(norm, "normalizers")) {
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(e, "type");
-        if (cJSON_IsString(ty) && strcmp(ty->valuestring, "Prepend") && strcmp(ty->valuestring, "Replace"))
-            return uf_fail("%s: unsupported normalizer '%s' (supported: Prepend, Replace)", w,
-                           ty->valuestring);
+    /* SentencePiece's own forms, Prepend("▁") and Replace(" ", "▁") only: done inline (fast) */
+    int inline_ok = t->n_norm > 0, has_space_rep = 0;
+    for (int i = 0; i < t->n_norm; i++) {
+        const struct uf_tok_norm *n = &t->norm[i];
+        int sp_rep = n->op == UF_NORM_REPLACE && !strcmp(n->from, " ") && !strcmp(n->to, SPM_SPACE);
+        has_space_rep |= sp_rep;
+        inline_ok &= sp_rep || (n->op == UF_NORM_PREPEND && !strcmp(n->to, SPM_SPACE));
     }
-    const cJSON *rep = find_type(norm, "Replace");
-    if (rep) {
-        const char *from = pattern_string(rep, "String");
-        const cJSON *to = cJSON_GetObjectItemCaseSensitive(rep, "content");
-        if (!from || strcmp(from, " ") || !cJSON_IsString(to) || strcmp(to->valuestring, SPM_SPACE))
-            return uf_fail("%s: unsupported Replace normalizer (only \" \" -> \"\u2581\")", w);
-        t->replace_space = 1;
-    }
-    if (prep) {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(prep, "prepend");
-        if (!cJSON_IsString(p) || strcmp(p->valuestring, SPM_SPACE))
-            return uf_fail("%s: unsupported Prepend normalizer (only \"\u2581\")", w);
-        t->prepend = UF_PREPEND_NORMALIZER;
+    if (inline_ok) {
+        for (int i = 0; i < t->n_norm; i++) {
+            if (t->norm[i].op == UF_NORM_REPLACE) t->replace_space = 1;
+            else t->prepend = UF_PREPEND_NORMALIZER;
+        }
+        free_norm(t);
     }
     if (ms) {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(ms, "replacement");
@@ -462,12 +501,12 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
         const cJSON *sp = find_type(pre, "Split");
         const char *s = sp ? pattern_string(sp, "String") : NULL;
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(pre, "type");
-        if (!(sp && s && !strcmp(s, " ") && t->replace_space) &&
+        if (!(sp && s && !strcmp(s, " ") && (t->replace_space || has_space_rep)) &&
             !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "Sequence") && !sp))
             return uf_fail("%s: unsupported pre-tokenizer '%s' for a SentencePiece-style BPE", w,
                            cJSON_IsString(ty) ? ty->valuestring : "?");
     }
-    if (!t->replace_space && !t->byte_fallback)
+    if (!t->replace_space && !has_space_rep && !t->byte_fallback)
         return uf_fail("%s: neither ByteLevel nor Metaspace/\u2581 handling found: unsupported "
                        "tokenizer style", w);
     /* decoding: drop one leading space when a Strip decoder or a prepending Metaspace is used */
@@ -633,6 +672,16 @@ int uf_tokenizer_load(struct uf_tokenizer *t, const char *path) {
             if (b == -1 || e == -1)
                 rc = uf_fail("%s: bos_token/eos_token names a token missing from %s", cfg_path,
                              json_path);
+            const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template"), *el;
+            if (cJSON_IsString(ct)) t->chat_template = uf_strdup(ct->valuestring);
+            const cJSON *list = cJSON_IsArray(ct) ? ct : NULL;
+            cJSON_ArrayForEach(el, list) { /* [{name, template}] */
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(el, "name");
+                const cJSON *tx = cJSON_GetObjectItemCaseSensitive(el, "template");
+                if (cJSON_IsString(nm) && cJSON_IsString(tx) && !strcmp(nm->valuestring, "default") &&
+                    !t->chat_template)
+                    t->chat_template = uf_strdup(tx->valuestring);
+            }
             if (b >= 0) t->bos_id = b;
             if (e >= 0) t->eos_id = e;
             if (p >= 0) t->pad_id = p;
@@ -660,12 +709,14 @@ void uf_tokenizer_free(struct uf_tokenizer *t) {
     free(t->merge_keys);
     free(t->merge_rank);
     free(t->merge_out);
+    free(t->chat_template);
+    free_norm(t);
     memset(t, 0, sizeof *t);
     t->unk_id = t->bos_id = t->eos_id = t->pad_id = -1;
 }
 
 /* ---- BPE ------------------------------------------------------------------------------------ */
-struct sym { int id, prev, next; };
+struct sym { int id, prev, next; int32_t off; /* off: source byte of its first character */ };
 struct hent { int rank, pos, out; };
 
 struct work {
@@ -677,16 +728,31 @@ struct work {
     int nids, capids;
     char *buf;    /* normalized text */
     size_t nbuf, capbuf;
+    int32_t *starts;  /* (nids) source byte offset of each id, when want_starts */
+    int want_starts;
+    int32_t *src;     /* (nbuf) source byte offset of each normalized byte, when want_starts */
+    size_t capsrc;
+    int32_t base;     /* source offset of the segment being encoded */
+    const int32_t *nmap; /* normalizer steps: source offset (in the segment) of each input byte */
 };
 
-static void push_id(struct work *w, int id) {
-    if (w->nids == w->capids) w->ids = uf_realloc(w->ids, sizeof(int32_t) * (size_t)(w->capids = w->capids * 2 + 64));
+static int32_t src_of(const struct work *w, size_t i) {
+    return w->base + (w->nmap ? w->nmap[i] : (int32_t)i);
+}
+
+static void push_id(struct work *w, int id, int32_t off) {
+    if (w->nids == w->capids) {
+        w->capids = w->capids * 2 + 64;
+        w->ids = uf_realloc(w->ids, sizeof(int32_t) * (size_t)w->capids);
+        if (w->want_starts) w->starts = uf_realloc(w->starts, sizeof(int32_t) * (size_t)w->capids);
+    }
+    if (w->want_starts) w->starts[w->nids] = off;
     w->ids[w->nids++] = id;
 }
 
-static void push_sym(struct work *w, int id) {
+static void push_sym(struct work *w, int id, int32_t off) {
     if (w->nsym == w->capsym) w->sym = uf_realloc(w->sym, sizeof *w->sym * (size_t)(w->capsym = w->capsym * 2 + 64));
-    w->sym[w->nsym] = (struct sym){id, w->nsym - 1, -1};
+    w->sym[w->nsym] = (struct sym){id, w->nsym - 1, -1, off};
     if (w->nsym > 0) w->sym[w->nsym - 1].next = w->nsym;
     w->nsym++;
 }
@@ -748,31 +814,33 @@ static void bpe_merge(const struct uf_tokenizer *t, struct work *w) {
         if (s->prev >= 0) try_pair(t, w, s->prev);
         try_pair(t, w, e.pos);
     }
-    for (int i = w->nsym > 0 ? 0 : -1; i >= 0; i = w->sym[i].next) push_id(w, w->sym[i].id);
+    for (int i = w->nsym > 0 ? 0 : -1; i >= 0; i = w->sym[i].next) push_id(w, w->sym[i].id, w->sym[i].off);
 }
 
 /* SPM: one normalized chunk (UTF-8 with ▁) -> ids. Unknown characters use byte fallback or unk. */
 static int spm_chunk(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n) {
     w->nsym = 0;
+    const int32_t *src = w->want_starts ? w->src + (s - w->buf) : NULL;
     int last_unk = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int l = utf8_next((const unsigned char *)s, n, i, &cp);
         int id = cp <= 0x10ffff ? vocab_find(t, s + i, l) : -1;
+        int32_t off = src ? src[i] : 0;
         if (id >= 0) {
-            push_sym(w, id);
+            push_sym(w, id, off);
             last_unk = 0;
         } else {
             int ok = t->byte_fallback;
             for (int k = 0; k < l && ok; k++) ok = t->byte_id[(unsigned char)s[i + k]] >= 0;
             if (ok) {
-                for (int k = 0; k < l; k++) push_sym(w, t->byte_id[(unsigned char)s[i + k]]);
+                for (int k = 0; k < l; k++) push_sym(w, t->byte_id[(unsigned char)s[i + k]], src ? src[i + k] : 0);
                 last_unk = 0;
             } else {
                 if (t->unk_id < 0)
                     return uf_fail("cannot encode byte 0x%02x: no vocabulary piece, no byte "
                                    "fallback and no unk token", (unsigned char)s[i]);
-                if (!(t->fuse_unk && last_unk)) push_sym(w, t->unk_id);
+                if (!(t->fuse_unk && last_unk)) push_sym(w, t->unk_id, off);
                 last_unk = 1;
             }
         }
@@ -782,11 +850,18 @@ static int spm_chunk(const struct uf_tokenizer *t, struct work *w, const char *s
     return 0;
 }
 
-static void buf_put(struct work *w, const char *s, size_t n) {
+/* Appends n normalized bytes that came from source byte `from` of the segment. */
+static void buf_put_from(struct work *w, const char *s, size_t n, size_t from) {
     if (w->nbuf + n + 1 > w->capbuf) w->buf = uf_realloc(w->buf, w->capbuf = (w->nbuf + n + 1) * 2);
+    if (w->want_starts) {
+        if (w->capsrc < w->capbuf) w->src = uf_realloc(w->src, sizeof(int32_t) * (w->capsrc = w->capbuf));
+        for (size_t k = 0; k < n; k++) w->src[w->nbuf + k] = src_of(w, from);
+    }
     memcpy(w->buf + w->nbuf, s, n);
     w->nbuf += n;
 }
+
+static void buf_put(struct work *w, const char *s, size_t n) { buf_put_from(w, s, n, 0); }
 
 static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n,
                        int at_start, int flags) {
@@ -797,10 +872,10 @@ static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char 
         else if (t->prepend == UF_PREPEND_ALWAYS || (t->prepend == UF_PREPEND_FIRST && at_start))
             pre = !(n > 0 && (s[0] == ' ' || (n >= 3 && !memcmp(s, SPM_SPACE, 3))));
     }
-    if (pre) buf_put(w, SPM_SPACE, 3);
+    if (pre) buf_put_from(w, SPM_SPACE, 3, 0);
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == ' ' && t->replace_space) buf_put(w, SPM_SPACE, 3);
-        else buf_put(w, s + i, 1);
+        if (s[i] == ' ' && t->replace_space) buf_put_from(w, SPM_SPACE, 3, i);
+        else buf_put_from(w, s + i, 1, i);
     }
     if (!t->metaspace_split && !t->spm_chunkable) return spm_chunk(t, w, w->buf, w->nbuf);
     /* Metaspace split=true: a piece starts at every ▁. Otherwise, when no vocabulary piece has a
@@ -828,7 +903,7 @@ static int bytelevel_segment(const struct uf_tokenizer *t, struct work *w, const
             }
             int id = vocab_find(t, w->buf, (int)w->nbuf);
             if (id >= 0) {
-                push_id(w, id);
+                push_id(w, id, src_of(w, i));
                 i += k;
                 continue;
             }
@@ -840,7 +915,7 @@ static int bytelevel_segment(const struct uf_tokenizer *t, struct work *w, const
             if (id < 0)
                 return uf_fail("cannot encode byte 0x%02x: the byte-level vocabulary lacks it and "
                                "has no unk token", u[j]);
-            push_sym(w, id);
+            push_sym(w, id, src_of(w, j));
         }
         bpe_merge(t, w);
         i += k;
@@ -848,27 +923,150 @@ static int bytelevel_segment(const struct uf_tokenizer *t, struct work *w, const
     return 0;
 }
 
+/* ---- normalizer steps ----------------------------------------------------------------------
+ * Each step maps (text, map) to (text', map'), map[k] = source byte of text byte k. */
+struct ntext { char *s; int32_t *map; size_t n, cap; };
+
+static void nt_put(struct ntext *o, const char *s, size_t n, int32_t src) {
+    if (o->n + n + 1 > o->cap) {
+        o->cap = (o->n + n + 1) * 2 + 64;
+        o->s = uf_realloc(o->s, o->cap);
+        o->map = uf_realloc(o->map, sizeof(int32_t) * o->cap);
+    }
+    memcpy(o->s + o->n, s, n);
+    for (size_t k = 0; k < n; k++) o->map[o->n + k] = src;
+    o->n += n;
+    o->s[o->n] = 0;
+}
+
+/* NFC/NFD/NFKC/NFKD in chunks that start before an ASCII character (ASCII never combines with
+ * what precedes it, so normalizing the chunks = normalizing the whole); a chunk whose bytes do
+ * not change keeps its byte map, a changed one maps to its first byte. */
+static void norm_unicode(const struct ntext *in, struct ntext *o, enum uf_tok_norm_op op) {
+    int opts = UTF8PROC_STABLE | (op == UF_NORM_NFC || op == UF_NORM_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
+               (op == UF_NORM_NFKC || op == UF_NORM_NFKD ? UTF8PROC_COMPAT : 0);
+    size_t i = 0;
+    while (i < in->n) {
+        size_t c = i, e = i + 1;
+        while (e < in->n && (unsigned char)in->s[e] >= 0x80) e++;
+        if (e == i + 1 && (unsigned char)in->s[i] < 0x80) { nt_put(o, in->s + i, 1, in->map[i]); i++; continue; }
+        utf8proc_uint8_t *res = NULL;
+        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)in->s + c, (utf8proc_ssize_t)(e - c),
+                                          &res, (utf8proc_option_t)opts);
+        if (r < 0 || ((size_t)r == e - c && !memcmp(res, in->s + c, e - c))) {
+            for (size_t k = c; k < e; k++) nt_put(o, in->s + k, 1, in->map[k]); /* unchanged / invalid */
+        } else nt_put(o, (const char *)res, (size_t)r, in->map[c]);
+        free(res);
+        i = e;
+    }
+}
+
+static void norm_lower(const struct ntext *in, struct ntext *o) {
+    for (size_t i = 0; i < in->n;) {
+        uint32_t cp;
+        int l = utf8_next((const unsigned char *)in->s, in->n, i, &cp);
+        char u[8];
+        if (cp < 0x80) {
+            u[0] = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+            nt_put(o, u, 1, in->map[i]);
+        } else if (cp > 0x10ffff) {
+            nt_put(o, in->s + i, (size_t)l, in->map[i]);
+        } else if (cp == 0x130) { /* İ: unconditional SpecialCasing lowercase is i + U+0307 */
+            nt_put(o, "i\xcc\x87", 3, in->map[i]);
+        } else {
+            int k = utf8_put((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
+            nt_put(o, u, (size_t)k, in->map[i]);
+        }
+        i += (size_t)l;
+    }
+}
+
+static void norm_replace(const struct ntext *in, struct ntext *o, const char *from, const char *to) {
+    size_t lf = strlen(from), lt = strlen(to);
+    for (size_t i = 0; i < in->n;) {
+        if (i + lf <= in->n && !memcmp(in->s + i, from, lf)) {
+            if (lt) nt_put(o, to, lt, in->map[i]);
+            i += lf;
+        } else {
+            nt_put(o, in->s + i, 1, in->map[i]);
+            i++;
+        }
+    }
+}
+
+/* Applies t->norm to s[0..n) (Prepend skipped under UF_TOK_NO_PREFIX). */
+static void normalize_steps(const struct uf_tokenizer *t, const char *s, size_t n, int flags,
+                            struct ntext *out) {
+    struct ntext a = {0}, b = {0};
+    for (size_t i = 0; i < n; i++) nt_put(&a, s + i, 1, (int32_t)i);
+    for (int k = 0; k < t->n_norm; k++) {
+        const struct uf_tok_norm *st = &t->norm[k];
+        b.n = 0;
+        switch (st->op) {
+        case UF_NORM_LOWERCASE: norm_lower(&a, &b); break;
+        case UF_NORM_REPLACE: norm_replace(&a, &b, st->from, st->to); break;
+        case UF_NORM_PREPEND:
+            if (a.n > 0 && !(flags & UF_TOK_NO_PREFIX)) nt_put(&b, st->to, strlen(st->to), a.map[0]);
+            for (size_t i = 0; i < a.n; i++) nt_put(&b, a.s + i, 1, a.map[i]);
+            break;
+        default: norm_unicode(&a, &b, st->op); break;
+        }
+        struct ntext x = a;
+        a = b;
+        b = x;
+    }
+    free(b.s);
+    free(b.map);
+    if (!a.s) nt_put(&a, "", 0, 0);
+    *out = a;
+}
+
+char *uf_tokenizer_normalize(const struct uf_tokenizer *t, const char *text, size_t len,
+                             size_t *out_len) {
+    struct ntext o;
+    normalize_steps(t, text, len, 0, &o);
+    free(o.map);
+    *out_len = o.n;
+    return o.s;
+}
+
 static int encode_segment(const struct uf_tokenizer *t, struct work *w, const char *s, size_t n,
                           int at_start, int flags) {
     if (n == 0) return 0;
+    if (t->n_norm) {
+        struct ntext o;
+        normalize_steps(t, s, n, flags, &o);
+        w->nmap = o.map;
+        int rc = 0;
+        if (o.n) rc = t->kind == UF_TOK_SPM ? spm_segment(t, w, o.s, o.n, at_start, flags)
+                                            : bytelevel_segment(t, w, o.s, o.n);
+        w->nmap = NULL;
+        free(o.s);
+        free(o.map);
+        return rc;
+    }
     if (t->kind == UF_TOK_SPM) return spm_segment(t, w, s, n, at_start, flags);
     return bytelevel_segment(t, w, s, n);
 }
 
-int uf_tokenizer_encode_ex(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
-                           int32_t **ids, int *n) {
+int uf_tokenizer_encode_spans(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
+                              const uint8_t *literal, int32_t **ids, int32_t **starts, int *n) {
     struct work w = {0};
     int rc = 0;
     *ids = NULL;
     *n = 0;
+    if (starts) *starts = NULL;
+    if (len > INT32_MAX) return uf_fail("tokenizer: text of %zu bytes is too long", len);
+    w.want_starts = starts != NULL;
     if (flags & UF_TOK_ADD_BOS) {
         if (t->bos_id < 0) return uf_fail("tokenizer has no bos token but add_bos was asked for");
-        push_id(&w, t->bos_id);
+        push_id(&w, t->bos_id, 0);
     }
     size_t seg = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         int hit = -1;
-        if ((flags & UF_TOK_PARSE_SPECIAL) && t->added_first[(unsigned char)text[i]] >= 0)
+        if ((flags & UF_TOK_PARSE_SPECIAL) && !(literal && literal[i]) &&
+            t->added_first[(unsigned char)text[i]] >= 0)
             for (int k = t->added_first[(unsigned char)text[i]]; k < t->n_added; k++) {
                 const struct uf_tok_added *a = &t->added[k];
                 if ((size_t)a->len <= len - i && !memcmp(text + i, a->content, (size_t)a->len)) {
@@ -880,26 +1078,36 @@ int uf_tokenizer_encode_ex(const struct uf_tokenizer *t, const char *text, size_
             i++;
             continue;
         }
+        w.base = (int32_t)seg;
         rc = encode_segment(t, &w, text + seg, i - seg, seg == 0, flags);
-        push_id(&w, t->added[hit].id);
+        push_id(&w, t->added[hit].id, (int32_t)i);
         i += (size_t)t->added[hit].len;
         seg = i;
     }
+    w.base = (int32_t)seg;
     if (rc == 0) rc = encode_segment(t, &w, text + seg, len - seg, seg == 0, flags);
     if (rc == 0 && (flags & UF_TOK_ADD_EOS)) {
         if (t->eos_id < 0) rc = uf_fail("tokenizer has no eos token but add_eos was asked for");
-        else push_id(&w, t->eos_id);
+        else push_id(&w, t->eos_id, (int32_t)len);
     }
     free(w.sym);
     free(w.heap);
     free(w.buf);
+    free(w.src);
     if (rc != 0) {
         free(w.ids);
+        free(w.starts);
         return rc;
     }
     *ids = w.ids ? w.ids : uf_malloc(sizeof(int32_t));
+    if (starts) *starts = w.starts ? w.starts : uf_malloc(sizeof(int32_t));
     *n = w.nids;
     return 0;
+}
+
+int uf_tokenizer_encode_ex(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
+                           int32_t **ids, int *n) {
+    return uf_tokenizer_encode_spans(t, text, len, flags, NULL, ids, NULL, n);
 }
 
 int uf_tokenizer_encode(const struct uf_tokenizer *t, const char *text, int add_bos,
@@ -1238,6 +1446,23 @@ static cJSON *replace_node(const char *from, const char *to) {
     return r;
 }
 
+/* the generic normalizer steps as tokenizer.json nodes */
+static cJSON *norm_nodes(const struct uf_tokenizer *t) {
+    static const char *types[] = {"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Replace", "Prepend"};
+    cJSON *n = typed("Sequence"), *list = cJSON_AddArrayToObject(n, "normalizers");
+    for (int i = 0; i < t->n_norm; i++) {
+        const struct uf_tok_norm *st = &t->norm[i];
+        cJSON *e;
+        if (st->op == UF_NORM_REPLACE) e = replace_node(st->from, st->to);
+        else {
+            e = typed(types[st->op]);
+            if (st->op == UF_NORM_PREPEND) cJSON_AddStringToObject(e, "prepend", st->to);
+        }
+        cJSON_AddItemToArray(list, e);
+    }
+    return n;
+}
+
 int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "version", "1.0");
@@ -1267,7 +1492,8 @@ int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
             cJSON_AddItemToObject(root, "normalizer", n);
             cJSON_AddNullToObject(root, "pre_tokenizer");
         } else {
-            cJSON_AddNullToObject(root, "normalizer");
+            if (t->n_norm) cJSON_AddItemToObject(root, "normalizer", norm_nodes(t));
+            else cJSON_AddNullToObject(root, "normalizer");
             cJSON *m = typed("Metaspace");
             cJSON_AddStringToObject(m, "replacement", SPM_SPACE);
             cJSON_AddStringToObject(m, "prepend_scheme", t->prepend == UF_PREPEND_FIRST ? "first" :
@@ -1288,7 +1514,8 @@ int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
             cJSON_AddItemToArray(list, s);
         }
     } else {
-        cJSON_AddNullToObject(root, "normalizer");
+        if (t->n_norm) cJSON_AddItemToObject(root, "normalizer", norm_nodes(t));
+        else cJSON_AddNullToObject(root, "normalizer");
         cJSON *pre = typed("Sequence"), *list = cJSON_AddArrayToObject(pre, "pretokenizers");
         cJSON *sp = typed("Split"), *pat = cJSON_CreateObject();
         cJSON_AddStringToObject(pat, "Regex", t->split == UF_SPLIT_GPT2 ? gpt2_regex : llama3_regex);

@@ -7,8 +7,9 @@
  *     fall back to <0xNN> byte tokens (byte_fallback) or <unk>. Decoding turns ▁ back into
  *     spaces, reassembles byte tokens into UTF-8 and strips the one prepended space.
  *   - UF_TOK_BYTE_LEVEL: GPT-2 / LLaMA-3 byte-level BPE: the text is split by the pre-tokenizer
- *     regex (the LLaMA-3 and the GPT-2 patterns, implemented by hand in tokenizer.c with
- *     documented Unicode category approximations), bytes are mapped to printable characters
+ *     regex (the LLaMA-3 and the GPT-2 patterns, implemented by hand in tokenizer.c with the
+ *     exact Unicode categories of utf8proc; checked against Python's regex on every assigned
+ *     code point by test_pretok_oracle_host), bytes are mapped to printable characters
  *     (bytes_to_unicode), then BPE; decoding maps the characters back to bytes.
  * Added tokens (<s>, <|begin_of_text|>, ...) are matched in the raw text before anything else
  * (longest match first) when UF_TOK_PARSE_SPECIAL is given; lstrip/rstrip/single_word are
@@ -19,7 +20,9 @@
  * <pad>, then the 256 <0xNN> tokens, then frequent characters, then merges) and
  * uf_tokenizer_save writes a tokenizer.json that HF tokenizers and uf_tokenizer_load read.
  *
- * Not here: Unigram / WordPiece models, Unicode normalization (NFC/NFKC), offsets, truncation.
+ * Normalizers: Prepend, Replace (String patterns), NFC, NFD, NFKC, NFKD (utf8proc), Lowercase
+ * (per character, as Rust's char::to_lowercase: İ -> i̇), in tokenizer.json's order.
+ * Not here: Unigram / WordPiece models, Regex Replace patterns, truncation.
  * Round trip guarantee: decode(encode(s)) == s for any bytes s without added-token text, for
  * byte-level tokenizers and for SPM tokenizers with byte fallback and the Prepend normalizer
  * form (the trainer's); with the Metaspace "first" form a leading space is lost (as in HF). */
@@ -49,6 +52,15 @@ enum uf_tok_split { UF_SPLIT_LLAMA3 = 0, UF_SPLIT_GPT2 };
 #define UF_TOKF_SPECIAL 2 /* added token with "special": true */
 #define UF_TOKF_BYTE 4    /* SPM <0xNN> byte token */
 #define UF_TOKF_MODEL 8   /* present in model.vocab */
+
+/* a normalizer step of tokenizer.json, applied in order to each text segment (except the
+ * Prepend("▁") / Replace(" ", "▁") forms of SentencePiece tokenizers, done inline) */
+enum uf_tok_norm_op { UF_NORM_NFC = 0, UF_NORM_NFD, UF_NORM_NFKC, UF_NORM_NFKD, UF_NORM_LOWERCASE,
+                      UF_NORM_REPLACE, UF_NORM_PREPEND };
+struct uf_tok_norm {
+    enum uf_tok_norm_op op;
+    char *from, *to; /* Replace: from -> to; Prepend: to */
+};
 
 struct uf_tok_added {
     char *content;
@@ -82,6 +94,9 @@ struct uf_tokenizer {
     int32_t *merge_rank, *merge_out;
     int16_t added_first[256];   /* index of first added token starting with this byte, or -1 */
     int spm_chunkable;          /* no piece has ▁ after another character: BPE may run per word */
+    int n_norm;
+    struct uf_tok_norm *norm;   /* (n_norm) normalizer steps (see above) */
+    char *chat_template;        /* tokenizer_config.json's chat_template (the "default" one), or NULL */
 };
 
 /* Loads <path>/tokenizer.json (+ tokenizer_config.json for bos/eos names) when path is a
@@ -94,6 +109,12 @@ void uf_tokenizer_free(struct uf_tokenizer *t);
 /* text -> ids (malloc'd, *n of them). flags: UF_TOK_*. 0 or uf_fail. */
 int uf_tokenizer_encode_ex(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
                            int32_t **ids, int *n);
+/* The same, with (when starts is not NULL) the byte offset in text where each id's first
+ * character comes from (an added token: its own offset; SentencePiece's prepended ▁: the segment
+ * start), and (when literal is not NULL, len bytes) no added token is matched at a byte whose
+ * literal[i] is 1 (special-token strings there stay text). */
+int uf_tokenizer_encode_spans(const struct uf_tokenizer *t, const char *text, size_t len, int flags,
+                              const uint8_t *literal, int32_t **ids, int32_t **starts, int *n);
 /* Convenience: NUL-terminated text, added tokens parsed, bos prepended when add_bos. */
 int uf_tokenizer_encode(const struct uf_tokenizer *t, const char *text, int add_bos,
                         int32_t **ids, int *n);
@@ -115,6 +136,11 @@ int uf_tokenizer_train(struct uf_tokenizer *t, const char *const *texts, const s
                        int n_texts, int vocab_size);
 /* Writes tokenizer.json (atomically). 0 or uf_fail. */
 int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path);
+
+/* The tokenizer's normalizer steps (t->norm) applied to text, for tests: malloc'd, *out_len
+ * bytes, NUL-terminated. */
+char *uf_tokenizer_normalize(const struct uf_tokenizer *t, const char *text, size_t len,
+                             size_t *out_len);
 
 /* Byte-level pre-tokenizer, exposed for tests: length in bytes of the pre-token starting at
  * text[i] (i < len). */

@@ -53,4 +53,9 @@ static void agem_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_agem = {.name = "agem", .init = agem_init, .project = agem_project, .free = agem_free};
+static size_t agem_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return 2 * uf_mplan_trainable_bytes(in) + 2 * 4; /* g, g_ref, dots */
+}
+
+const struct uf_method_ops uf_method_agem = {.state_name = "agem g, g_ref", .state_bytes = agem_state_bytes, .name = "agem", .init = agem_init, .project = agem_project, .free = agem_free};

@@ -147,21 +147,13 @@ static int run_variant(struct uf_device *d, const struct uf_model_config *c, int
 }
 
 int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
-                     int steps, int warmup, const char *method, FILE *out) {
+                     int steps, int warmup, const struct uf_plan_method *pm, const char *buffer_path,
+                     FILE *out) {
+    const char *method = pm->type;
     const struct uf_method_ops *ops = uf_method_find(method);
-    if (!ops) {
-        fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
-        for (int i = 0; uf_method_registry[i]; i++) fprintf(stderr, " %s", uf_method_registry[i]->name);
-        fprintf(stderr, ")\n");
-        return 2;
-    }
     char why[256];
-    cJSON *one = cJSON_CreateArray(), *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "type", method);
-    cJSON_AddItemToArray(one, m);
-    if (uf_methods_check(one, lora > 0, why, sizeof why)) {
-        fprintf(stderr, "unforget bench: --method %s: %s\n", method, why);
-        cJSON_Delete(one);
+    if (!ops || uf_methods_check(pm, 1, lora > 0, why, sizeof why)) {
+        fprintf(stderr, "unforget bench: --method %s: %s\n", method, ops ? why : "unknown method");
         return 2;
     }
     struct uf_rng r;
@@ -179,26 +171,14 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
     int rc = uf_tokenizer_train(&tok, texts, NULL, 64, UF_MIN(400, c->vocab));
     if (rc == 0 && tok.n_vocab > c->vocab)
         rc = uf_fail("the bench tokenizer needs a vocabulary of %d, the model has %d", tok.n_vocab, c->vocab);
-    char dir[] = "/tmp/uf_bench_method_XXXXXX";
-    char *path = NULL;
-    if (rc == 0 && !mkdtemp(dir)) rc = uf_fail("bench: cannot create a temporary folder");
-    if (rc == 0) {
-        path = uf_sprintf("%s/safety.jsonl", dir);
-        rc = uf_dataset_write_jsonl(&safe, path);
-    }
+    if (rc == 0) rc = uf_dataset_write_jsonl(&safe, buffer_path);
     struct bench_result plain, with;
     if (rc == 0) {
-        cJSON *spec = cJSON_CreateObject();
-        cJSON_AddStringToObject(spec, "source", "file");
-        cJSON_AddStringToObject(spec, "path", path);
-        cJSON_AddStringToObject(spec, "kind", "harmful");
-        cJSON_AddItemToObject(m, "buffer", spec);
-        cJSON_AddItemToObject(m, "data", cJSON_Duplicate(spec, 1));
         /* a first plain run allocates the device's lazily created shared buffers (scratch,
          * GEMM packing) so that neither measured variant is charged for them */
         rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &user, NULL, NULL, &plain);
         if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, NULL, NULL, &plain);
-        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, ops, m, &with);
+        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, ops, pm->cfg, &with);
     }
     if (rc == 0) {
         const double MiB = 1024.0 * 1024.0;
@@ -215,12 +195,9 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
     } else {
         fprintf(stderr, "unforget bench: --method %s: %s\n", method, uf_error());
     }
-    if (path) unlink(path);
-    free(path);
-    rmdir(dir);
+    unlink(buffer_path);
     if (tok.n_vocab) uf_tokenizer_free(&tok);
     uf_dataset_free(&user);
     uf_dataset_free(&safe);
-    cJSON_Delete(one);
     return rc ? 1 : 0;
 }

@@ -4,19 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-double uf_mcfg_num(const struct uf_method *m, const char *key, double def) {
+/* The method's table comes from lua/unforget with every key of its schema set (the schema holds
+ * the defaults); a missing key is a caller that bypassed the library: a fatal internal error. */
+static const cJSON *mcfg_key(const struct uf_method *m, const char *key, cJSON_bool (*is)(const cJSON *),
+                             const char *what) {
     const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
+    if (!is(v))
+        uf_fatal(1, "method '%s': key '%s' is not %s in its table (lua/unforget's schema sets every key)",
+                 m->ops ? m->ops->name : "?", key, what);
+    return v;
 }
 
-const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def) {
-    const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsString(v) ? v->valuestring : def;
+double uf_mcfg_num(const struct uf_method *m, const char *key) {
+    return mcfg_key(m, key, cJSON_IsNumber, "a number")->valuedouble;
 }
 
-int uf_mcfg_bool(const struct uf_method *m, const char *key, int def) {
-    const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
-    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+const char *uf_mcfg_str(const struct uf_method *m, const char *key) {
+    return mcfg_key(m, key, cJSON_IsString, "a string")->valuestring;
+}
+
+int uf_mcfg_bool(const struct uf_method *m, const char *key) {
+    return cJSON_IsTrue(mcfg_key(m, key, cJSON_IsBool, "a boolean"));
 }
 
 int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
@@ -25,8 +33,13 @@ int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char
     if (!v || cJSON_IsNull(v))
         return uf_fail("method '%s': '%s' is required (a dataset, e.g. world.safety:sample(200))",
                        m->ops->name, key);
-    if (uf_trainer_load_dataset(tr, v, out) != 0)
-        return uf_fail_prefix("method '%s': loading '%s'", m->ops->name, key);
+    struct uf_plan_dataset spec;
+    char where[128];
+    snprintf(where, sizeof where, "method '%s' key '%s'", m->ops->name, key);
+    if (uf_plan_dataset_parse(v, where, &spec) != 0) return -1;
+    int rc = uf_trainer_load_dataset(tr, &spec, out);
+    uf_plan_dataset_free(&spec);
+    if (rc != 0) return uf_fail_prefix("method '%s': loading '%s'", m->ops->name, key);
     if (out->n == 0) {
         uf_dataset_free(out);
         return uf_fail("method '%s': dataset '%s' is empty; give it some rows", m->ops->name, key);
@@ -35,7 +48,8 @@ int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char
 }
 
 int uf_mcfg_rows(const struct uf_trainer *tr, const struct uf_method *m) {
-    int r = (int)uf_mcfg_num(m, "batch", 0);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(m->cfg, "batch"); /* refresh has none */
+    int r = cJSON_IsNumber(b) ? (int)b->valuedouble : 0;
     return r > 0 ? r : (tr->hp.batch > 0 ? tr->hp.batch : 1);
 }
 
@@ -132,4 +146,13 @@ int uf_mneed_anchor(struct uf_trainer *tr, const char *method) {
 
 int uf_mneed_teacher(struct uf_trainer *tr, const char *method) {
     return uf_trainer_teacher(tr) ? 0 : uf_fail("%s: no frozen teacher (uf_trainer_teacher failed)", method);
+}
+
+size_t uf_mplan_trainable_bytes(const struct uf_memplan_in *in) {
+    return in->lora_rank > 0 ? (size_t)uf_lora_numel(&in->cfg, in->lora_rank, in->lora_targets) * 4
+                             : uf_mplan_params_bytes(in);
+}
+
+size_t uf_mplan_params_bytes(const struct uf_memplan_in *in) {
+    return (size_t)uf_model_param_numel(&in->cfg) * 4;
 }

@@ -10,18 +10,22 @@
 #ifndef UF_METHODS_COMMON_H
 #define UF_METHODS_COMMON_H
 
+#include "model/memplan.h"
 #include "ops/clmath.h"
 #include "data/mixture.h"
 #include "train.h"
 #include "core/util.h"
 
-double uf_mcfg_num(const struct uf_method *m, const char *key, double def);
-const char *uf_mcfg_str(const struct uf_method *m, const char *key, const char *def);
-int uf_mcfg_bool(const struct uf_method *m, const char *key, int def);
+/* A key of the method's recipe table: lua/unforget's schema sets every key with its default
+ * (the only defaults); a missing one is a fatal internal error naming method and key. */
+double uf_mcfg_num(const struct uf_method *m, const char *key);
+const char *uf_mcfg_str(const struct uf_method *m, const char *key);
+int uf_mcfg_bool(const struct uf_method *m, const char *key);
 /* Loads the dataset of recipe key `key` (required, non-empty); uf_fail names method and key. */
 int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
                     struct uf_dataset *out);
-/* Rows per replay draw: the method's `batch` key, or hp.batch when it is 0 or absent. */
+/* Rows per replay draw: the method's `batch` key, or hp.batch when it is 0 or the method has
+ * none (refresh draws the task batch). */
 int uf_mcfg_rows(const struct uf_trainer *tr, const struct uf_method *m);
 
 struct uf_mdraw {
@@ -46,6 +50,11 @@ int uf_mn_micro(const struct uf_trainer *tr);
  * unlearning step or the optimizer), never first at a later hook. 0 or uf_fail. */
 int uf_mneed_anchor(struct uf_trainer *tr, const char *method);
 int uf_mneed_teacher(struct uf_trainer *tr, const char *method);
+
+/* Memory plan helpers (state_bytes traits): bytes of one trainable vector (the LoRA adapters, or
+ * all weights), and of the whole weight vector (f32). */
+size_t uf_mplan_trainable_bytes(const struct uf_memplan_in *in);
+size_t uf_mplan_params_bytes(const struct uf_memplan_in *in);
 
 /* A 1-element view of tr->terms[slot]. */
 struct uf_tensor uf_mterm(struct uf_trainer *tr, int slot);

@@ -12,7 +12,7 @@
 #include "methods/common.h"
 
 int uf_mder_reduction(const struct uf_method *m, int *reduce_sum) {
-    const char *r = uf_mcfg_str(m, "reduction", "sum");
+    const char *r = uf_mcfg_str(m, "reduction");
     if (strcmp(r, "sum") == 0) *reduce_sum = 1;
     else if (strcmp(r, "mean") == 0) *reduce_sum = 0;
     else return uf_fail("method '%s': reduction '%s' is not sum or mean", m->ops->name, r);
@@ -67,17 +67,17 @@ static int der_init(struct uf_method *m, struct uf_trainer *tr) {
     struct der_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     if (uf_mder_reduction(m, &st->reduce_sum) != 0) return -1;
-    if (uf_mcfg_num(m, "topk", 0) < 0) return uf_fail("der: topk must be >= 0 (0 = all logits)");
+    if (uf_mcfg_num(m, "topk") < 0) return uf_fail("der: topk must be >= 0 (0 = all logits)");
     return uf_mcfg_dataset(tr, m, "buffer", &st->buf);
 }
 
 static int der_extra(struct uf_method *m, struct uf_trainer *tr) {
     struct der_state *st = m->state;
-    float alpha = (float)uf_mcfg_num(m, "alpha", 0.1);
+    float alpha = (float)uf_mcfg_num(m, "alpha");
     if (alpha == 0.0f) return 0; /* alpha = 0: exactly plain fine-tuning (no draw, no rng use) */
     struct uf_mdraw d;
     if (uf_mdraw_make(tr, &st->buf, uf_mcfg_rows(tr, m), &d) != 0) return uf_fail_prefix("der");
-    int rc = uf_mder_replay(tr, &st->s, &d, alpha, st->reduce_sum, (int)uf_mcfg_num(m, "topk", 0), m->slot);
+    int rc = uf_mder_replay(tr, &st->s, &d, alpha, st->reduce_sum, (int)uf_mcfg_num(m, "topk"), m->slot);
     uf_mdraw_free(&d);
     return rc;
 }
@@ -91,4 +91,4 @@ static void der_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_der = {.name = "der", .replays = 1, .init = der_init, .extra = der_extra, .free = der_free};
+const struct uf_method_ops uf_method_der = {.uses_teacher = 1, .name = "der", .replays = 1, .init = der_init, .extra = der_extra, .free = der_free};

@@ -20,12 +20,12 @@ static int derpp_init(struct uf_method *m, struct uf_trainer *tr) {
 
 static int derpp_extra(struct uf_method *m, struct uf_trainer *tr) {
     struct derpp_state *st = m->state;
-    float alpha = (float)uf_mcfg_num(m, "alpha", 0.1), beta = (float)uf_mcfg_num(m, "beta", 0.5);
+    float alpha = (float)uf_mcfg_num(m, "alpha"), beta = (float)uf_mcfg_num(m, "beta");
     int rows = uf_mcfg_rows(tr, m), rc = 0;
     struct uf_mdraw d;
     if (alpha != 0.0f) {
         if (uf_mdraw_make(tr, &st->buf, rows, &d) != 0) return uf_fail_prefix("derpp");
-        rc = uf_mder_replay(tr, &st->s, &d, alpha, st->reduce_sum, (int)uf_mcfg_num(m, "topk", 0), m->slot);
+        rc = uf_mder_replay(tr, &st->s, &d, alpha, st->reduce_sum, (int)uf_mcfg_num(m, "topk"), m->slot);
         uf_mdraw_free(&d);
     }
     if (rc == 0 && beta != 0.0f) {
@@ -47,4 +47,4 @@ static void derpp_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_derpp = {.name = "derpp", .replays = 1, .init = derpp_init, .extra = derpp_extra, .free = derpp_free};
+const struct uf_method_ops uf_method_derpp = {.uses_teacher = 1, .name = "derpp", .replays = 1, .init = derpp_init, .extra = derpp_extra, .free = derpp_free};

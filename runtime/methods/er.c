@@ -16,7 +16,7 @@ static int er_init(struct uf_method *m, struct uf_trainer *tr) {
 
 static int er_extra(struct uf_method *m, struct uf_trainer *tr) {
     struct er_state *st = m->state;
-    float w = (float)uf_mcfg_num(m, "weight", 1.0);
+    float w = (float)uf_mcfg_num(m, "weight");
     struct uf_mdraw d;
     if (uf_mdraw_make(tr, &st->buf, uf_mcfg_rows(tr, m), &d) != 0) return uf_fail_prefix("er");
     int rc = 0;

@@ -98,12 +98,12 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
     if (uf_mneed_anchor(tr, "ewc") != 0) return -1;
     struct ewc_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
-    const char *kind = uf_mcfg_str(m, "fisher", "empirical");
+    const char *kind = uf_mcfg_str(m, "fisher");
     int true_fisher = strcmp(kind, "true") == 0;
     if (!true_fisher && strcmp(kind, "empirical") != 0)
         return uf_fail("ewc: fisher '%s' is not empirical or true", kind);
-    int normalize = uf_mcfg_bool(m, "normalize", 0);
-    int64_t samples = (int64_t)uf_mcfg_num(m, "samples", 200);
+    int normalize = uf_mcfg_bool(m, "normalize");
+    int64_t samples = (int64_t)uf_mcfg_num(m, "samples");
     if (samples <= 0) return uf_fail("ewc: samples must be > 0 (examples for the Fisher, e.g. 200)");
     struct uf_dataset data;
     if (uf_mcfg_dataset(tr, m, "data", &data) != 0) return -1;
@@ -167,7 +167,7 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
 
 static int ewc_grad(struct uf_method *m, struct uf_trainer *tr) {
     struct ewc_state *st = m->state;
-    float lambda = (float)uf_mcfg_num(m, "lambda", 50);
+    float lambda = (float)uf_mcfg_num(m, "lambda");
     struct uf_tensor *anchor = uf_trainer_anchor(tr);
     if (!anchor) return uf_fail("ewc: no anchor weights (uf_trainer_anchor failed)");
     uf_clmath_penalty(tr->dev, uf_model_train_grads(tr->model), uf_model_train_params(tr->model),
@@ -183,4 +183,9 @@ static void ewc_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_ewc = {.name = "ewc", .init = ewc_init, .grad = ewc_grad, .free = ewc_free};
+static size_t ewc_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in); /* F (the accumulator of its estimate is freed) */
+}
+
+const struct uf_method_ops uf_method_ewc = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "ewc Fisher F", .state_bytes = ewc_state_bytes, .name = "ewc", .init = ewc_init, .grad = ewc_grad, .free = ewc_free};

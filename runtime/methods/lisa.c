@@ -21,8 +21,8 @@ struct lisa_state {
 static int lisa_init(struct uf_method *m, struct uf_trainer *tr) {
     struct lisa_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
-    st->sched.k_a = (int64_t)uf_mcfg_num(m, "align_steps", 100);
-    st->sched.k_b = (int64_t)uf_mcfg_num(m, "user_steps", 900);
+    st->sched.k_a = (int64_t)uf_mcfg_num(m, "align_steps");
+    st->sched.k_b = (int64_t)uf_mcfg_num(m, "user_steps");
     if (st->sched.k_a < 0 || st->sched.k_b < 0 || st->sched.k_a + st->sched.k_b == 0)
         return uf_fail("lisa: align_steps (%lld) and user_steps (%lld) must be >= 0, not both 0",
                        (long long)st->sched.k_a, (long long)st->sched.k_b);
@@ -57,7 +57,7 @@ static int lisa_batch(struct uf_method *m, struct uf_trainer *tr, struct uf_trai
 
 static int lisa_grad(struct uf_method *m, struct uf_trainer *tr) {
     struct lisa_state *st = m->state;
-    float rho = (float)uf_mcfg_num(m, "rho", 1.0);
+    float rho = (float)uf_mcfg_num(m, "rho");
     uf_clmath_penalty(tr->dev, uf_model_train_grads(tr->model), uf_model_train_params(tr->model),
                       &st->anchor, NULL, rho, &tr->terms, m->slot);
     return 0;
@@ -84,6 +84,11 @@ static void lisa_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_lisa = {.name = "lisa", .state = lisa_state,
+static size_t lisa_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in);
+}
+
+const struct uf_method_ops uf_method_lisa = {.state_name = "lisa theta_switch", .state_bytes = lisa_state_bytes, .name = "lisa", .state = lisa_state,
                                              .init = lisa_init, .batch = lisa_batch,
                                              .grad = lisa_grad, .free = lisa_free};

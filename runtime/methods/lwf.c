@@ -17,7 +17,7 @@ struct lwf_state {
 static int lwf_task_loss(struct uf_method *m, struct uf_trainer *tr, const struct uf_train_batch *b) {
     struct lwf_state *st = m->state;
     if (!st) st = m->state = uf_calloc(1, sizeof *st);
-    float beta = (float)uf_mcfg_num(m, "beta", 1.0);
+    float beta = (float)uf_mcfg_num(m, "beta");
     if (beta == 0.0f || b->n_masked == 0) return 0;
     struct uf_model *teacher = uf_trainer_teacher(tr);
     if (!teacher) return uf_fail("lwf: no teacher model");
@@ -53,4 +53,4 @@ static int lwf_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_teacher(tr, "lwf");
 }
 
-const struct uf_method_ops uf_method_lwf = {.name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};
+const struct uf_method_ops uf_method_lwf = {.uses_teacher = 1, .name = "lwf", .init = lwf_init, .task_loss = lwf_task_loss, .free = lwf_free};

@@ -34,3 +34,8 @@ int uf_mmerge_begin(struct uf_trainer *tr, const char *method, int uses_theta0, 
 void uf_mmerge_end(struct uf_mmerge *mm) {
     if (mm->safe_copy.buf) uf_tensor_free(&mm->safe_copy);
 }
+
+size_t uf_mmerge_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return in->lora_rank > 0 ? uf_mplan_params_bytes(in) : 0;
+}

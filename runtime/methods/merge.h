@@ -23,5 +23,7 @@ struct uf_mmerge {
 /* uses_theta0: log the fallback when theta_0 is unknown */
 int uf_mmerge_begin(struct uf_trainer *tr, const char *method, int uses_theta0, struct uf_mmerge *mm);
 void uf_mmerge_end(struct uf_mmerge *mm);
+/* state_bytes of the merges: the copy of theta_safe their finish hook makes under LoRA */
+size_t uf_mmerge_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg);
 
 #endif

@@ -52,6 +52,9 @@ static void saved_clear(struct refresh_state *st) {
 }
 
 static int refresh_init(struct uf_method *m, struct uf_trainer *tr) {
+    if (tr->hp.clip_on && tr->hp.clip > 0) /* the relearn gradient replaces the clipped task one */
+        return uf_fail("refresh: recomputes the step's gradient, so clip_on = \"task\" cannot apply; "
+                       "use clip_on = \"total\" (or clip = 0)");
     if (uf_mneed_teacher(tr, "refresh") != 0) return -1;
     struct refresh_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
@@ -111,8 +114,8 @@ static int refresh_extra(struct uf_method *m, struct uf_trainer *tr) {
     if (st->saved_step != tr->step || st->nb == 0) return 0; /* no task batch this step */
     struct uf_tensor *p = uf_model_train_params(tr->model), *g = uf_model_train_grads(tr->model);
     float lr = step_lr(tr);
-    float gamma = (float)uf_mcfg_num(m, "unlearn_lr", 0.03) * lr;
-    int steps = (int)uf_mcfg_num(m, "unlearn_steps", 1);
+    float gamma = (float)uf_mcfg_num(m, "unlearn_lr") * lr;
+    int steps = (int)uf_mcfg_num(m, "unlearn_steps");
     for (int s = 0; s < steps; s++) {
         if (s > 0 && task_gradient(m, tr, st) != 0) return uf_fail_prefix("refresh: unlearning gradient");
         uf_tensor_scale(&st->F, 0.9f);
@@ -122,7 +125,7 @@ static int refresh_extra(struct uf_method *m, struct uf_trainer *tr) {
     }
     if (steps > 0 && task_gradient(m, tr, st) != 0) return uf_fail_prefix("refresh: relearning gradient");
     saved_clear(st);
-    float alpha = (float)uf_mcfg_num(m, "alpha", 0.1), beta = (float)uf_mcfg_num(m, "beta", 0.5);
+    float alpha = (float)uf_mcfg_num(m, "alpha"), beta = (float)uf_mcfg_num(m, "beta");
     int rows = uf_mcfg_rows(tr, m), rc = 0;
     struct uf_mdraw d;
     if (alpha != 0.0f) {
@@ -159,7 +162,12 @@ static int refresh_state(struct uf_method *m, struct uf_method_state *out) {
     return 1;
 }
 
-const struct uf_method_ops uf_method_refresh = {.name = "refresh", .recomputes_grad = 1, .state = refresh_state,
+static size_t refresh_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    (void)cfg;
+    return uf_mplan_trainable_bytes(in) + 4; /* F, fsum */
+}
+
+const struct uf_method_ops uf_method_refresh = {.uses_teacher = 1, .state_name = "refresh running Fisher", .state_bytes = refresh_state_bytes, .name = "refresh", .recomputes_grad = 1, .state = refresh_state,
                                                 .init = refresh_init,
                                                 .task_loss = refresh_task_loss,
                                                 .extra = refresh_extra, .free = refresh_free};

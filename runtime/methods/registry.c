@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "methods/methods.h"
+#include "core/util.h"
+#include "model/memplan.h"
 
 /* X(name): runtime/methods/<name>.c defines const struct uf_method_ops uf_method_<name> */
 #define UF_METHODS(X) \
@@ -23,7 +25,8 @@
     X(safeinstr)      \
     X(safelora)       \
     X(lisa)           \
-    X(safemerge)
+    X(safemerge)      \
+    /* a new method: one line X(name) \ above this one */
 
 #define UF_METHOD_DECL(name) extern const struct uf_method_ops uf_method_##name;
 #define UF_METHOD_ENTRY(name) &uf_method_##name,
@@ -37,29 +40,16 @@ const struct uf_method_ops *uf_method_find(const char *name) {
     return NULL;
 }
 
-static const char *type_of(const cJSON *m) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n) {
-    if (!methods_list || cJSON_IsNull(methods_list)) return 0;
-    if (!cJSON_IsArray(methods_list)) return snprintf(why, n, "methods must be a list"), -1;
+int uf_methods_check(const struct uf_plan_method *methods, int n_methods, int lora, char *why, size_t n) {
     const char *finisher = NULL, *extra_before = NULL, *replayer = NULL, *recomputer = NULL;
-    int k = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, methods_list) {
-        const char *name = type_of(it);
+    for (int k = 0; k < n_methods; k++) {
+        const char *name = methods[k].type;
         if (!name) return snprintf(why, n, "method %d has no type", k + 1), -1;
         const struct uf_method_ops *ops = uf_method_find(name);
         if (!ops) return snprintf(why, n, "method %d: unknown method '%s'", k + 1, name), -1;
-        const cJSON *o;
-        int j = 0;
-        cJSON_ArrayForEach(o, methods_list) {
-            const char *t2 = type_of(o);
-            if (j++ < k && t2 && strcmp(t2, name) == 0)
+        for (int j = 0; j < k; j++)
+            if (methods[j].type && strcmp(methods[j].type, name) == 0)
                 return snprintf(why, n, "method '%s' is listed twice", name), -1;
-        }
         if (ops->needs_lora && !lora)
             return snprintf(why, n, "%s projects LoRA adapters: the run needs lora = uf.lora {...}", name), -1;
         if (ops->rewrites_weights) {
@@ -71,7 +61,6 @@ int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n) {
         if (ops->replays && !replayer) replayer = name;
         if (ops->recomputes_grad && !recomputer) recomputer = name;
         if (ops->extra && !ops->recomputes_grad && !recomputer && !extra_before) extra_before = name;
-        k++;
     }
     if (recomputer) {
         if (replayer)
@@ -80,6 +69,25 @@ int uf_methods_check(const cJSON *methods_list, int lora, char *why, size_t n) {
         if (extra_before)
             return snprintf(why, n, "%s recomputes the step's gradient: list it before '%s'",
                             recomputer, extra_before), -1;
+    }
+    return 0;
+}
+
+int uf_methods_memplan(const struct uf_plan_method *methods, int n_methods, struct uf_memplan_in *in) {
+    in->method_teacher = in->method_anchor = 0;
+    in->n_method_state = 0;
+    for (int k = 0; k < n_methods; k++) {
+        const struct uf_method_ops *ops = uf_method_find(methods[k].type);
+        if (!ops) return uf_fail("memory plan: unknown method '%s'", methods[k].type);
+        in->method_teacher |= ops->uses_teacher;
+        if (ops->uses_anchor == UF_ANCHOR_ALWAYS || (ops->uses_anchor == UF_ANCHOR_FULL_FT && in->lora_rank <= 0))
+            in->method_anchor = 1;
+        size_t b = ops->state_bytes ? ops->state_bytes(in, methods[k].cfg) : 0;
+        if (b == 0) continue;
+        if (in->n_method_state == (int)UF_ARRAY_LEN(in->method_state))
+            return uf_fail("memory plan: more than %d methods with state", (int)UF_ARRAY_LEN(in->method_state));
+        in->method_state[in->n_method_state].name = ops->state_name ? ops->state_name : ops->name;
+        in->method_state[in->n_method_state++].bytes = b;
     }
     return 0;
 }

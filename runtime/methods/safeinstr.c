@@ -15,7 +15,7 @@ struct safeinstr_state {
 static int safeinstr_init(struct uf_method *m, struct uf_trainer *tr) {
     struct safeinstr_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
-    double ratio = uf_mcfg_num(m, "ratio", 0.03);
+    double ratio = uf_mcfg_num(m, "ratio");
     if (!(ratio >= 0)) return uf_fail("safeinstr: ratio must be >= 0 (a share of the user data, e.g. 0.03)");
     if (!tr->data) return uf_fail("safeinstr: the run has no training data to mix into");
     if (uf_mcfg_dataset(tr, m, "data", &st->safety) != 0) return -1;

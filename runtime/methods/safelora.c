@@ -28,8 +28,8 @@ static int safelora_finish(struct uf_method *m, struct uf_trainer *tr) {
     if (!tr->theta0 || tr->theta0->numel != md->numel)
         return uf_fail("safelora: needs the pre-alignment base weights theta_0 (V = W_aligned - W_base); "
                        "this run does not know them");
-    double tau = uf_mcfg_num(m, "tau", 0.5);
-    int topk = (int)uf_mcfg_num(m, "topk", 0);
+    double tau = uf_mcfg_num(m, "tau");
+    int topk = (int)uf_mcfg_num(m, "topk");
     int64_t r = md->lora.rank;
     float *lora = uf_malloc((size_t)md->lora_numel * sizeof *lora);
     uf_model_lora_save(md, lora);

@@ -22,8 +22,8 @@ static int safemerge_finish(struct uf_method *m, struct uf_trainer *tr) {
         return uf_fail("safemerge: needs the pre-alignment base weights theta_0 (V = W_safe - W_0); "
                        "this run does not know them");
     if (md->lora_merged) return uf_fail("safemerge: the adapters were already merged (list safemerge before any merge)");
-    double cthr = uf_mcfg_num(m, "cos", 0.35);
-    float w = (float)uf_mcfg_num(m, "w_ft", 0.8);
+    double cthr = uf_mcfg_num(m, "cos");
+    float w = (float)uf_mcfg_num(m, "w_ft");
     int lora = md->lora.rank > 0, merged = 0, total = 0;
     const struct uf_tensor *safe = lora ? &md->params : uf_trainer_anchor(tr);
     if (!safe) return uf_fail("safemerge: no start weights");
@@ -88,4 +88,4 @@ static int safemerge_init(struct uf_method *m, struct uf_trainer *tr) {
     return 0;
 }
 
-const struct uf_method_ops uf_method_safemerge = {.name = "safemerge", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = safemerge_init, .finish = safemerge_finish};
+const struct uf_method_ops uf_method_safemerge = {.uses_anchor = UF_ANCHOR_FULL_FT, .name = "safemerge", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = safemerge_init, .finish = safemerge_finish};

@@ -13,7 +13,7 @@
 static int task_arith_finish(struct uf_method *m, struct uf_trainer *tr) {
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "task_arith", 1, &mm) != 0) return -1;
-    float ls = (float)uf_mcfg_num(m, "lambda_safe", 1.0), lu = (float)uf_mcfg_num(m, "lambda_user", 0.5);
+    float ls = (float)uf_mcfg_num(m, "lambda_safe"), lu = (float)uf_mcfg_num(m, "lambda_user");
     uf_log(1, "task_arith: theta_0 + %g tau_safe + %g tau_user%s", ls, lu,
            mm.have_theta0 ? "" : " (no theta_0: tau_safe = 0)");
     uf_clmath_task_arith(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, ls, lu);
@@ -26,4 +26,4 @@ static int task_arith_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "task_arith");
 }
 
-const struct uf_method_ops uf_method_task_arith = {.name = "task_arith", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = task_arith_init, .finish = task_arith_finish};
+const struct uf_method_ops uf_method_task_arith = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "task_arith theta_safe copy", .state_bytes = uf_mmerge_state_bytes, .name = "task_arith", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = task_arith_init, .finish = task_arith_finish};

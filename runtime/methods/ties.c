@@ -10,12 +10,12 @@
 #include "methods/merge.h"
 
 static int ties_finish(struct uf_method *m, struct uf_trainer *tr) {
-    float du = (float)uf_mcfg_num(m, "density", 0.2), ds = (float)uf_mcfg_num(m, "density_safe", 1.0);
+    float du = (float)uf_mcfg_num(m, "density"), ds = (float)uf_mcfg_num(m, "density_safe");
     if (!(du > 0 && du <= 1)) return uf_fail("ties: density %g must be in (0, 1]", du);
     if (!(ds > 0 && ds <= 1)) return uf_fail("ties: density_safe %g must be in (0, 1]", ds);
     struct uf_mmerge mm;
     if (uf_mmerge_begin(tr, "ties", 1, &mm) != 0) return -1;
-    float ls = (float)uf_mcfg_num(m, "lambda_safe", 1.0), lu = (float)uf_mcfg_num(m, "lambda_user", 1.0);
+    float ls = (float)uf_mcfg_num(m, "lambda_safe"), lu = (float)uf_mcfg_num(m, "lambda_user");
     uf_log(1, "ties: tau_safe (density %g, x %g) and tau_user (density %g, x %g)%s", ds, ls, du, lu,
            mm.have_theta0 ? "" : " (no theta_0: tau_safe = 0)");
     uf_clmath_ties(tr->dev, mm.ft, mm.base, mm.safe, mm.ft, ds, du, ls, lu);
@@ -28,4 +28,4 @@ static int ties_init(struct uf_method *m, struct uf_trainer *tr) {
     return uf_mneed_anchor(tr, "ties");
 }
 
-const struct uf_method_ops uf_method_ties = {.name = "ties", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = ties_init, .finish = ties_finish};
+const struct uf_method_ops uf_method_ties = {.uses_anchor = UF_ANCHOR_ALWAYS, .state_name = "ties theta_safe copy", .state_bytes = uf_mmerge_state_bytes, .name = "ties", .rewrites_weights = 1, .needs_theta0 = 1, .needs_f32_base = 1, .init = ties_init, .finish = ties_finish};

@@ -80,8 +80,18 @@ int uf_memplan_compute(const struct uf_memplan_in *in, struct uf_memplan *p) {
     if (in->bf16_base) /* merge scratch (one f32 module), widening buffer (CLBlast route) */
         p->workspace += UF_MAX(QD * D, UF_MAX(F * D, KD * D)) * 4 + GEMM_PACK_BYTES;
 
+    /* method state: the teacher is a frozen model of the same storage (train.c
+     * uf_trainer_teacher; under LoRA it also holds adapters, merged into its base), the anchor
+     * one trainable vector */
+    size_t trainable = r ? p->lora : P * 4;
+    if (in->method_teacher) /* + its RoPE table and loss scalar (model.c uf_model_init) */
+        p->teacher = p->weights_f32 + p->weights_bf16 + p->lora + ((size_t)c->head_dim / 2 + 1) * 4;
+    if (in->method_anchor) p->anchor = trainable;
+    p->method_state = p->teacher + p->anchor;
+    for (int i = 0; i < in->n_method_state; i++) p->method_state += in->method_state[i].bytes;
+
     size_t weights = p->weights_f32 + p->weights_bf16;
-    p->train_total = weights + p->lora + p->grads + p->optim + p->act + p->workspace;
+    p->train_total = weights + p->lora + p->grads + p->optim + p->act + p->workspace + p->method_state;
     /* evaluation: generation with a KV cache (evaluate.c: batch up to 32, 1024 rows per call) */
     p->eval_len = in->eval_len > 0 ? in->eval_len : in->max_len;
     p->gen_work = uf_memplan_gen_work(c, GEN_ROWS);
@@ -146,6 +156,13 @@ void uf_memplan_print(const struct uf_memplan_in *in, const struct uf_memplan *p
     line(out, indent, "  activations, no ckpt", p->act_full, in->checkpointing ? "" : "(chosen)");
     line(out, indent, "  activations, ckpt", p->act_ckpt, in->checkpointing ? "(chosen)" : "");
     line(out, indent, "  workspace", p->workspace, "GEMM packing, scratch");
+    if (p->teacher) line(out, indent, "  method: frozen teacher", p->teacher, "a copy of the start model");
+    if (p->anchor) line(out, indent, "  method: anchor theta*", p->anchor, "a copy of the start trainable weights");
+    for (int i = 0; i < in->n_method_state; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "  method: %s", in->method_state[i].name);
+        line(out, indent, name, in->method_state[i].bytes, "");
+    }
     snprintf(note, sizeof note, "eval batch %d x %d positions", p->eval_batch, p->eval_len);
     line(out, indent, "  KV cache (eval)", p->kv_cache, note);
     line(out, indent, "  generation buffers (eval)", p->gen_work, "");
@@ -214,61 +231,43 @@ int uf_memplan_eval_batch_now(const struct uf_device *d, const struct uf_model_c
 }
 
 /* ---- from a recipe node ---------------------------------------------------------------------- */
-static double jnum(const cJSON *o, const char *k, double def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? 1 : 0) : def;
-}
-static const char *jstr(const cJSON *o, const char *k, const char *def) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : def;
-}
-
-int uf_memplan_config_new(const cJSON *m, int vocab, struct uf_model_config *c) {
+int uf_memplan_config_new(const struct uf_plan_model *m, int vocab, struct uf_model_config *c) {
     enum uf_family fam;
-    if (uf_family_parse(jstr(m, "family", "llama"), &fam)) return -1;
-    int D = (int)jnum(m, "d_model", 256), H = (int)jnum(m, "heads", 4);
-    int ff = (int)jnum(m, "d_ff", 0);
+    if (uf_family_parse(m->family, &fam)) return -1;
+    int D = m->d_model, ff = m->d_ff;
     if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
-    if ((int)jnum(m, "vocab", 0) > 0) vocab = (int)jnum(m, "vocab", 0);
-    uf_model_config_defaults(c, fam, vocab, D, (int)jnum(m, "layers", 4), H,
-                             (int)jnum(m, "kv_heads", 0), ff, (int)jnum(m, "max_seq", 256));
-    if ((int)jnum(m, "head_dim", 0) > 0) c->head_dim = (int)jnum(m, "head_dim", 0);
+    if (m->vocab > 0) vocab = m->vocab;
+    uf_model_config_defaults(c, fam, vocab, D, m->layers, m->heads, m->kv_heads, ff, m->max_seq);
+    if (m->head_dim > 0) c->head_dim = m->head_dim;
     if (c->family == UF_FAMILY_MISTRAL && c->sliding_window > c->max_seq) c->sliding_window = 0;
     return uf_model_config_validate(c);
 }
 
-int uf_memplan_config_from_spec(const cJSON *mspec, int vocab, struct uf_model_config *c) {
-    const char *type = jstr(mspec, "type", "");
-    if (strcmp(type, "model.new") == 0) return uf_memplan_config_new(mspec, vocab, c);
-    const char *path = jstr(mspec, "path", NULL);
-    if (!path) return uf_fail("memory plan: model spec of type '%s' has no path", type);
-    char *cfg = strcmp(type, "checkpoint") == 0 ? uf_sprintf("%s/model/config.json", path)
-                                                : uf_sprintf("%s/config.json", path);
+int uf_memplan_config_from_spec(const struct uf_plan_model *m, int vocab, struct uf_model_config *c) {
+    if (m->type == UF_PLAN_MODEL_NEW) return uf_memplan_config_new(m, vocab, c);
+    char *cfg = m->type == UF_PLAN_MODEL_CHECKPOINT ? uf_sprintf("%s/model/config.json", m->path)
+                                                     : uf_sprintf("%s/config.json", m->path);
     int rc = uf_hf_config_load(cfg, c, NULL);
     free(cfg);
     return rc;
 }
 
-int uf_memplan_from_node(const cJSON *node, const struct uf_model_config *cfg, size_t device_bytes,
-                         struct uf_memplan_in *in) {
+int uf_memplan_from_node(const struct uf_plan_node *node, const struct uf_model_config *cfg,
+                         size_t device_bytes, struct uf_memplan_in *in) {
     memset(in, 0, sizeof *in);
     in->cfg = *cfg;
-    const cJSON *lora = cJSON_GetObjectItem(node, "lora");
-    if (lora) {
-        in->lora_rank = (int)jnum(lora, "r", 8);
-        in->lora_dropout = (float)jnum(lora, "dropout", 0.05);
-        if (uf_lora_targets_parse(jstr(lora, "targets", "all"), &in->lora_targets)) return -1;
+    if (node->lora) {
+        in->lora_rank = node->lora->r;
+        in->lora_dropout = node->lora->dropout;
+        if (uf_lora_targets_parse(node->lora->targets, &in->lora_targets)) return -1;
     }
-    const cJSON *o = cJSON_GetObjectItem(node, "optim");
-    int batch = (int)jnum(o, "batch", 8), micro = (int)jnum(o, "micro_batch", 0);
-    in->micro_batch = micro > 0 ? micro : batch;
-    in->max_len = (int)jnum(o, "max_len", 256);
-    in->bf16_base = (int)jnum(o, "bf16", 0);
-    in->checkpointing = (int)jnum(o, "checkpointing", 0);
+    const struct uf_plan_optim *o = &node->optim;
+    in->micro_batch = o->micro_batch > 0 ? o->micro_batch : o->batch;
+    in->max_len = o->max_len;
+    in->bf16_base = o->bf16;
+    in->checkpointing = o->checkpointing;
     int max_new = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(node, "eval"))
-        max_new = UF_MAX(max_new, (int)jnum(e, "max_new_tokens", 64));
+    for (int i = 0; i < node->n_evals; i++) max_new = UF_MAX(max_new, node->evals[i].max_new_tokens);
     in->eval_len = in->max_len + max_new;
     in->device_bytes = device_bytes;
     return 0;

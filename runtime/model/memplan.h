@@ -10,7 +10,10 @@
  * temporaries and the OpenCL driver's overhead are not counted: plans keep 5% of the device
  * free for them (UF_MEMPLAN_RESERVE).
  *
- * Phases: training peak = weights + LoRA + gradients + optimizer + activations + workspace;
+ * Phases: training peak = weights + LoRA + gradients + optimizer + activations + workspace +
+ * method state (the continual-learning methods' device state from their init hook to the end of
+ * training: the frozen teacher of DER / DER++ / LwF / Refresh, the anchor theta* of EWC / L2-SP /
+ * the merges, EWC's Fisher, A-GEM's gradient copies, ...: struct uf_method_ops traits);
  * evaluation (generation after training) peak = weights + LoRA + KV cache + generation work
  * buffers + workspace (the trainer's activations are released before evaluation), with the
  * largest generation batch (<= 32) that keeps it within the training peak. The plan's total is
@@ -24,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/model_config.h"
+#include "formats/plan.h"
 
 #define UF_MEMPLAN_RESERVE 0.05 /* fraction of global memory left for driver / CLBlast */
 
@@ -39,6 +43,14 @@ struct uf_memplan_in {
                                  from a recipe: max_len + the largest max_new_tokens (prompts
                                  assumed within max_len) */
     int eval_batch_max;       /* largest generation batch (0: 32, evaluate.c's) */
+    /* method state (filled by methods.h uf_methods_memplan from the methods' traits) */
+    int method_teacher;       /* a method takes the frozen teacher (one copy, shared) */
+    int method_anchor;        /* a method takes the anchor theta* (one copy, shared) */
+    int n_method_state;
+    struct uf_memplan_item {
+        const char *name;     /* "ewc Fisher", ... */
+        size_t bytes;
+    } method_state[16];       /* the methods' own device state */
     size_t device_bytes;      /* global memory of the device (0: unknown) */
     size_t device_max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE (0: no per-buffer limit known) */
 };
@@ -53,6 +65,9 @@ struct uf_memplan {
     size_t act_full, act_ckpt;        /* all activations + backward scratch, without / with */
     size_t act;                       /* the chosen one of the two */
     size_t workspace;
+    size_t teacher;                   /* the frozen teacher: base weights (+ LoRA adapters) */
+    size_t anchor;                    /* the anchor: one trainable vector, f32 */
+    size_t method_state;              /* teacher + anchor + the methods' own state */
     int eval_batch, eval_len;         /* generation batch that fits, cache positions */
     size_t kv_cache;                  /* (L, eval_batch, KV, eval_len, hd) x 2, f32 */
     size_t gen_work;                  /* generation work buffers (1024 rows) */
@@ -85,13 +100,13 @@ int uf_memplan_fits(const struct uf_memplan_in *in, const struct uf_memplan *p,
 
 /* The model config of a recipe model spec (uf.model.new with `vocab` standing in for the
  * tokenizer's when the spec has none; uf.hf / uf.checkpoint: their config.json only). 0 or uf_fail. */
-int uf_memplan_config_from_spec(const cJSON *mspec, int vocab, struct uf_model_config *c);
+int uf_memplan_config_from_spec(const struct uf_plan_model *m, int vocab, struct uf_model_config *c);
 /* The config of a uf.model.new spec (family, d_model, layers, heads, kv_heads, d_ff, head_dim,
  * max_seq; vocab from the spec or the given tokenizer size); the engine builds the same. */
-int uf_memplan_config_new(const cJSON *mspec, int vocab, struct uf_model_config *c);
+int uf_memplan_config_new(const struct uf_plan_model *m, int vocab, struct uf_model_config *c);
 /* The plan inputs of a recipe stage/run node (lora, optim: micro_batch / batch, max_len, bf16,
  * checkpointing; eval: max_new_tokens) for config cfg. 0 or uf_fail. */
-int uf_memplan_from_node(const cJSON *node, const struct uf_model_config *cfg, size_t device_bytes,
-                         struct uf_memplan_in *in);
+int uf_memplan_from_node(const struct uf_plan_node *node, const struct uf_model_config *cfg,
+                         size_t device_bytes, struct uf_memplan_in *in);
 
 #endif

@@ -151,6 +151,16 @@ void uf_optim_step(struct uf_optim *o, float grad_scale) {
     }
 }
 
+void uf_optim_clip_now(struct uf_optim *o, float max_norm, struct uf_tensor *sq) {
+    for (int i = 0; i < o->n_norm; i++) uf_op_sumsq(o->dev, &o->norm_g[i], sq, i > 0);
+    for (int i = 0; i < o->n_norm; i++) uf_op_clip_scale(o->dev, &o->norm_g[i], sq, max_norm);
+}
+
+void uf_optim_count_clipped(struct uf_optim *o, const struct uf_tensor *sq, float max_norm,
+                            struct uf_tensor *count) {
+    uf_op_clip_count(o->dev, sq, max_norm, count);
+}
+
 float uf_optim_read_grad_norm(struct uf_optim *o) {
     float v;
     uf_tensor_download(&o->gnorm_sq, &v);

@@ -60,6 +60,13 @@ float uf_optim_lr(const struct uf_optim_config *c, int step);
 void uf_optim_step(struct uf_optim *o, float grad_scale);
 /* Global norm of grad_scale * grads of the last step, before clipping (blocks). */
 float uf_optim_read_grad_norm(struct uf_optim *o);
+/* Clips the accumulated trainable gradients now, before any further accumulation (the loop's
+ * clip_on = "task"): sq = ||g||^2 (a device scalar), g *= min(1, max_norm / (||g|| + 1e-6)),
+ * AdamW's factor; the optimizer itself then runs with max_norm 0. */
+void uf_optim_clip_now(struct uf_optim *o, float max_norm, struct uf_tensor *sq /* (1) */);
+/* count[0] += 1 when ||g||^2 in sq (a device scalar) makes AdamW's clip factor < 1. No sync. */
+void uf_optim_count_clipped(struct uf_optim *o, const struct uf_tensor *sq, float max_norm,
+                            struct uf_tensor *count /* (1) */);
 /* Moments to / from host memory ((numel) each; blocking), for checkpoints; step travels as
  * o->step. */
 void uf_optim_save_state(struct uf_optim *o, float *m_host, float *v_host);

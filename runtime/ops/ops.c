@@ -379,6 +379,31 @@ void uf_op_sumsq(struct uf_device *d, const struct uf_tensor *x, struct uf_tenso
     reduce(d, "uf_op_sumsq", x, out, accumulate, 1);
 }
 
+void uf_op_clip_scale(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *gnorm_sq,
+                      float max_norm) {
+    const char *op = "uf_op_clip_scale";
+    int64_t n = g->numel;
+    need(g, UF_F32, n, op, "g"), need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
+    if (n == 0 || !(max_norm > 0)) return;
+    struct kargs a = kargs_begin(d, "optim.cl", "uf_clip_scale");
+    arg_t(&a, g), arg_t(&a, gnorm_sq), arg_f(&a, max_norm), arg_n(&a, (uint64_t)n);
+    run_elementwise(d, a.k, n, 0);
+}
+
+void uf_op_clip_count(struct uf_device *d, const struct uf_tensor *gnorm_sq, float max_norm,
+                      struct uf_tensor *count) {
+    const char *op = "uf_op_clip_count";
+    need(gnorm_sq, UF_F32, 1, op, "gnorm_sq"), need(count, UF_F32, 1, op, "count");
+    struct kargs a = kargs_begin(d, "optim.cl", "uf_clip_count");
+    arg_t(&a, gnorm_sq), arg_f(&a, max_norm), arg_t(&a, count);
+    size_t g = 1;
+    uf_device_run(d, a.k, 1, &g, NULL);
+}
+
+float uf_ref_clip_factor(float gnorm_sq, float max_norm) {
+    return max_norm > 0 ? fminf(1.0f, max_norm / (sqrtf(gnorm_sq) + 1e-6f)) : 1.0f;
+}
+
 void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
                  struct uf_tensor *m, struct uf_tensor *v, const struct uf_tensor *gnorm_sq,
                  const struct uf_adamw_hparams *h) {

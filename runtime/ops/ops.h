@@ -132,6 +132,15 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
                  const struct uf_tensor *gnorm_sq /* (1); may be NULL when max_norm <= 0 */,
                  const struct uf_adamw_hparams *h);
 
+/* Clipping outside the optimizer, with AdamW's factor clip = min(1, max_norm / (sqrt(gnorm_sq[0])
+ * + 1e-6)) (max_norm > 0): g *= clip; and count[0] += 1 when clip < 1 (a clipped step; count is a
+ * device f32 scalar, so no host sync). References below. */
+void uf_op_clip_scale(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *gnorm_sq,
+                      float max_norm);
+void uf_op_clip_count(struct uf_device *d, const struct uf_tensor *gnorm_sq, float max_norm,
+                      struct uf_tensor *count /* (1) */);
+float uf_ref_clip_factor(float gnorm_sq, float max_norm); /* 1 when max_norm <= 0 */
+
 /* ---- RoPE frequencies (host) ------------------------------------------------------------- */
 /* inv_freq[i] = theta^(-2i/hd), i < hd/2, with llama3 scaling when cfg->rope_factor > 0. */
 struct uf_model_config;

@@ -1,7 +1,8 @@
 /* fuzz_tokenizer.c: the input is "<tokenizer.json bytes>\0<text bytes>" (no NUL: all JSON).
  * (1) the whole input is encoded as text with a trained byte-fallback tokenizer and must decode
  *     back to itself exactly (unless it contains U+2581, which SPM tokenizers decode as a space); (2) the JSON part is loaded as a tokenizer.json and, if accepted,
- *     the text part is encoded (plain and with special tokens) and decoded. */
+ *     the text part is encoded (plain and with special tokens, and with offsets, which must stay
+ *     inside the text and never decrease) and decoded. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (uf_tokenizer_load_json(&t, (const char *)data, jlen, "fuzz") != 0) return 0;
     const char *text = nul ? (const char *)nul + 1 : "";
     size_t tlen = nul ? size - jlen - 1 : 0;
+    /* offsets: inside the text, never decreasing */
+    int32_t *starts;
+    if (uf_tokenizer_encode_spans(&t, text, tlen, UF_TOK_PARSE_SPECIAL, NULL, &ids, &starts, &n) == 0) {
+        for (int i = 0; i < n; i++)
+            if (starts[i] < 0 || (size_t)starts[i] > tlen || (i && starts[i] < starts[i - 1])) abort();
+        free(ids);
+        free(starts);
+    }
     for (int flags = 0; flags <= UF_TOK_PARSE_SPECIAL; flags += UF_TOK_PARSE_SPECIAL) {
         if (uf_tokenizer_encode_ex(&t, text, tlen, flags, &ids, &n) == 0) {
             if (uf_tokenizer_decode(&t, ids, n, flags != 0, &back, &blen) == 0) free(back);
