@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "eval/evaluate.h"
-#include "eval/report.h"
+#include "eval/results.h"
 #include "model/hf.h"
 #include "formats/hf_config.h"
 #include "model/memplan.h"

@@ -344,12 +344,22 @@ static int tokenize_all(struct uf_trainer *tr) {
 
 #define UF_TRAIN_MAX_METHODS_STATE 32
 
-#define HOOKS(call)                                                                            \
-    for (int mi_ = 0; mi_ < tr->n_methods; mi_++) {                                            \
-        struct uf_method *m_ = &tr->methods[mi_];                                              \
-        if (m_->ops->call && m_->ops->call(m_, tr) != 0)                                       \
-            return uf_fail_prefix("method %s (" #call ")", m_->ops->name);                     \
+/* The hooks with the signature (method, trainer), run for every method in order by run_hooks;
+ * the first failure stops them and is returned (the caller cleans up). */
+enum hook { HOOK_INIT, HOOK_EXTRA, HOOK_GRAD, HOOK_PROJECT, HOOK_FINISH };
+
+static int run_hooks(struct uf_trainer *tr, enum hook h) {
+    static const char *const names[] = {"init", "extra", "grad", "project", "finish"};
+    for (int i = 0; i < tr->n_methods; i++) {
+        struct uf_method *m = &tr->methods[i];
+        const struct uf_method_ops *o = m->ops;
+        int (*fn)(struct uf_method *, struct uf_trainer *) =
+            h == HOOK_INIT ? o->init : h == HOOK_EXTRA ? o->extra : h == HOOK_GRAD ? o->grad
+            : h == HOOK_PROJECT ? o->project : o->finish;
+        if (fn && fn(m, tr) != 0) return uf_fail_prefix("method %s (%s)", o->name, names[h]);
     }
+    return 0;
+}
 
 /* Every method's checkpointed state (uf_method_ops.state), named "method.<index>.<name>". */
 struct mstate {
@@ -451,8 +461,7 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
 
 int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label) {
     const struct uf_train_hparams *hp = &tr->hp;
-    if (tokenize_all(tr)) return -1;
-    HOOKS(init);
+    if (tokenize_all(tr) || run_hooks(tr, HOOK_INIT)) return -1;
     struct uf_optim opt;
     struct uf_optim_config oc;
     uf_optim_config_defaults(&oc);
@@ -536,14 +545,14 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         }
         for (int k = 0; k < micro; k++) uf_train_batch_free(&mb[k]);
         free(mb);
-        if (rc) break;
-        if (hp->clip_on && hp->clip > 0) { /* clip_on = "task": before the hooks add theirs */
+        if (rc == 0 && hp->clip_on && hp->clip > 0) { /* clip_on = "task": before the hooks add theirs */
             uf_optim_clip_now(&opt, hp->clip, &pv->clip_sq);
             uf_optim_count_clipped(&opt, &pv->clip_sq, hp->clip, &pv->clip_count);
         }
-        HOOKS(extra);
-        HOOKS(grad);
-        HOOKS(project);
+        if (rc == 0) rc = run_hooks(tr, HOOK_EXTRA);
+        if (rc == 0) rc = run_hooks(tr, HOOK_GRAD);
+        if (rc == 0) rc = run_hooks(tr, HOOK_PROJECT);
+        if (rc) break; /* to the cleanup below: optimizer, index buffer, epoch iterator */
         float lr = uf_optim_lr(&opt.cfg, (int)step1);
         uf_optim_step(&opt, 1.0f); /* micro-batch losses already share one denominator */
         if (!hp->clip_on && hp->clip > 0) uf_optim_count_clipped(&opt, &opt.gnorm_sq, hp->clip, &pv->clip_count);
@@ -594,8 +603,7 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     uf_tensor_free(&pv->clip_sq);
     uf_tensor_free(&pv->clip_count);
     if (rc) return -1;
-    HOOKS(finish);
-    return 0;
+    return run_hooks(tr, HOOK_FINISH) ? -1 : 0;
 }
 
 void uf_trainer_free(struct uf_trainer *tr) {

@@ -15,7 +15,8 @@
  *     references; identities: linear a = 0 / 1, and tau_user = 0 returns theta_safe (bit for bit
  *     for task arithmetic and TIES);
  *   - SafeLoRA: B <- P B exactly where the dense cos(P B A, B A) <= tau, P B against a dense
- *     P = V V^T / ||V||_F; SafeMERGE scales B by w_ft exactly where the dense cosine < cos;
+ *     P = V V^T / ||V||_F; SafeMERGE gives W_safe + w_ft dW_f + (1 - w_ft) dW_s (a safety LoRA
+ *     saved in PEFT layout) exactly where the dense cosine < cos, W_safe + dW_f elsewhere;
  *   - Lisa alternates sources on its schedule and moves its anchor at the switches;
  *   - SafeInstr mixes round(ratio n) demonstrations in; Refresh's unlearning step against a host
  *     computation;
@@ -40,6 +41,7 @@
 #include "methods/safeproj.h"
 #include "model/memplan.h"
 #include "recipe.h"
+#include "model/hf.h"
 #include "model/model.h"
 #include "model/optim.h"
 #include "ref/ref_model.h"
@@ -744,10 +746,59 @@ static void test_safelora(void) {
             for (int b = a + 1; b < nm; b++)
                 if (sorted[b] < sorted[a]) { double t = sorted[a]; sorted[a] = sorted[b]; sorted[b] = t; }
         double tau = 0.5 * (sorted[nm / 2 - 1] + sorted[nm / 2]);
-        char json[96];
-        snprintf(json, sizeof json, variant ? "{\"cos\":%.17g,\"w_ft\":0.8}" : "{\"tau\":%.17g}", tau);
+        char json[512];
+        /* SafeMERGE: a separately trained safety LoRA (here random, rank 3, alpha 6, saved in
+         * PEFT layout); its dense update dW_s by uf_hf_lora_merge on zero weights */
+        char sdir[] = "/tmp/uf_test_safety_lora_XXXXXX";
+        float *dws = NULL;
+        if (variant) {
+            CHECK(mkdtemp(sdir) != NULL);
+            int64_t sn = uf_ref_lora_numel(&cfg, 3, UF_LORA_ALL);
+            float *sl = uf_malloc((size_t)sn * 4);
+            struct uf_rng r2;
+            uf_rng_init(&r2, 77);
+            for (int64_t i = 0; i < sn; i++) sl[i] = 0.2f * (float)uf_rng_normal(&r2);
+            CHECK(uf_hf_lora_save(sdir, &cfg, 3, 6.0f, UF_LORA_ALL, sl, NULL) == 0);
+            struct uf_hf_lora hl;
+            CHECK(uf_hf_lora_load(sdir, &cfg, &hl) == 0);
+            dws = uf_calloc((size_t)f.P, 4);
+            uf_hf_lora_merge(&cfg, dws, &hl);
+            uf_hf_lora_free(&hl);
+            free(sl);
+        }
+        snprintf(json, sizeof json, variant ? "{\"cos\":%.17g,\"w_ft\":0.8,\"safety_lora\":\"%s\"}" : "{\"tau\":%.17g}", tau, sdir);
         struct uf_method *m = fx_add(&f, variant ? "safemerge" : "safelora", json);
         CHECK(m->ops->finish(m, &f.tr) == 0);
+        if (variant) {
+            /* W = W_safe + w dW_f + (1 - w) dW_s where cos < tau, else W_safe + dW_f; dW_f = 2 B A */
+            CHECK(md->lora_merged);
+            float *want = uf_malloc((size_t)f.P * 4), *got = uf_malloc((size_t)f.P * 4);
+            memcpy(want, f.theta, (size_t)f.P * 4);
+            int nmerged = 0;
+            for (int i = 0, k = 0; i + 1 < md->n_lora; i += 2, k++) {
+                const struct uf_lora_desc *A = &md->lora_descs[i], *B = &md->lora_descs[i + 1];
+                const struct uf_param_desc *W = &md->descs[md->pidx[A->layer * 12 + A->kind]];
+                int take = cosv[k] < tau;
+                nmerged += take;
+                double wf = take ? 0.8 : 1.0;
+                for (int64_t o = 0; o < W->rows; o++)
+                    for (int64_t c = 0; c < W->cols; c++) {
+                        double ba = 0;
+                        for (int j = 0; j < 2; j++) ba += (double)lp[B->offset + o * 2 + j] * lp[A->offset + j * W->cols + c];
+                        int64_t at = W->offset + o * W->cols + c;
+                        want[at] = (float)(f.theta[at] + wf * 2.0 * ba + (take ? 0.2 * dws[at] : 0.0));
+                    }
+            }
+            uf_model_save_params(md, got);
+            CHECK_MSG(rel_err(got, want, f.P) < 1e-5, "safemerge: %.3g from the hand merge", rel_err(got, want, f.P));
+            CHECK_EQ_INT(nmerged, nm / 2);
+            char *rm = uf_sprintf("rm -rf %s", sdir);
+            CHECK(system(rm) == 0);
+            free(rm), free(want), free(got), free(dws), free(lp), free(base);
+            uf_tensor_free(&t0);
+            fx_free(&f);
+            continue;
+        }
         float *after = uf_malloc((size_t)md->lora_numel * 4);
         uf_model_lora_save(md, after);
         int changed = 0;
@@ -784,6 +835,15 @@ static void test_safelora(void) {
     fx_init(&f, 1);
     CHECK(uf_method_find("safelora")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
     CHECK(uf_method_find("safemerge")->init(NULL, &f.tr) != 0 && strstr(uf_error(), "theta_0"));
+    fx_free(&f);
+    /* SafeMERGE without a safety LoRA refuses at init (it does not merge with the run's start) */
+    float *lp, *base;
+    struct uf_tensor t0;
+    lora_fixture(&f, &lp, &base, &t0);
+    struct uf_method sm = {.ops = uf_method_find("safemerge"), .cfg = NULL, .slot = 1};
+    CHECK(sm.ops->init(&sm, &f.tr) != 0 && strstr(uf_error(), "safety_lora"));
+    free(lp), free(base);
+    uf_tensor_free(&t0);
     fx_free(&f);
 }
 
@@ -1125,7 +1185,21 @@ static void test_memplan_state(void) {
             for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
             struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
             CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
-            cJSON *c = method_cfg(ops->name, ops == uf_method_find("ewc") ? "{\"samples\":2}" : "{}");
+            char sjs[160] = "{}";
+            if (ops == uf_method_find("ewc")) snprintf(sjs, sizeof sjs, "{\"samples\":2}");
+            if (ops == uf_method_find("safemerge")) {
+                static char sdir[] = "/tmp/uf_test_plan_safety_XXXXXX";
+                static int made;
+                if (!made) { /* a safety LoRA in PEFT layout, zeros (only its memory matters here) */
+                    CHECK(mkdtemp(sdir) != NULL);
+                    float *z = uf_calloc((size_t)uf_ref_lora_numel(&cfg, 2, UF_LORA_ALL), 4);
+                    CHECK(uf_hf_lora_save(sdir, &cfg, 2, 4.0f, UF_LORA_ALL, z, NULL) == 0);
+                    free(z);
+                    made = 1;
+                }
+                snprintf(sjs, sizeof sjs, "{\"safety_lora\":\"%s\"}", sdir);
+            }
+            cJSON *c = method_cfg(ops->name, sjs);
             size_t live0 = dev.bytes_live;
             CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
             struct uf_method *me = &tr.methods[0];

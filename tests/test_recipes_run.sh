@@ -42,7 +42,7 @@ run composition.lua
 expect ex-der-ewc-ties asr accuracy over_refusal
 grep -q '"method":[[:space:]]*"der+ewc+ties"' "$out/ex-der-ewc-ties/results.json" || { echo "FAIL composition: method label"; fail=1; }
 run baselines.lua
-for r in ex-safeinstr ex-safelora ex-lisa ex-safemerge; do expect $r asr accuracy over_refusal; done
+for r in ex-safeinstr ex-safelora ex-lisa; do expect $r asr accuracy over_refusal; done
 run regularisation.lua
 for r in ex-ewc ex-ewc-true ex-l2sp ex-lwf; do expect $r asr accuracy over_refusal; done
 run merging.lua

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "cli/cli.h"
 #include "eval/report.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -388,16 +389,16 @@ static void test_report_extreme_values(void) {
 static void test_cli(void) {
     char *root = uf_sprintf("%s/runs", tmpdir), *out = uf_sprintf("%s/cli.html", tmpdir), *csv = uf_sprintf("%s/cli.csv", tmpdir);
     char *argv1[] = {"report", root, "-o", out, "--csv", csv, NULL};
-    CHECK_EQ_INT(uf_report_main(6, argv1), 0);
+    CHECK_EQ_INT(uf_cmd_report(6, argv1), 0);
     CHECK(uf_file_exists(out) && uf_file_exists(csv));
     char *argv2[] = {"report", "-o", out, NULL};
-    CHECK_EQ_INT(uf_report_main(3, argv2), 2);
+    CHECK_EQ_INT(uf_cmd_report(3, argv2), 2);
     char *argv3[] = {"report", root, "--bogus", NULL};
-    CHECK_EQ_INT(uf_report_main(3, argv3), 2);
+    CHECK_EQ_INT(uf_cmd_report(3, argv3), 2);
     char *argv4[] = {"report", "/nonexistent/runs", "-o", out, NULL};
-    CHECK_EQ_INT(uf_report_main(4, argv4), 1);
+    CHECK_EQ_INT(uf_cmd_report(4, argv4), 1);
     char *argv5[] = {"report", root, "-o", NULL};
-    CHECK_EQ_INT(uf_report_main(3, argv5), 2);
+    CHECK_EQ_INT(uf_cmd_report(3, argv5), 2);
     free(root);
     free(out);
     free(csv);

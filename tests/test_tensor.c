@@ -95,28 +95,54 @@ static void test_memory_accounting(void) {
     CHECK_EQ_INT(dev.bytes_live, live0);
 }
 
-static void test_error_path(void) {
+/* Runs fn in a child process; returns its exit status and stderr (in buf). */
+static int run_child(void (*fn)(void), char *buf, size_t cap) {
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], 2);
-        struct uf_tensor t;
-        int64_t too_big = (int64_t)(dev.max_alloc / 4) + 1024;
-        uf_tensor_init(&t, &dev, "huge", UF_F32, 1, &too_big);
-        _exit(0); /* not reached: the allocation must fail cleanly */
+        fn();
+        _exit(0); /* not reached: fn must fail cleanly */
     }
     close(fds[1]);
-    char buf[2048] = {0};
+    memset(buf, 0, cap);
     size_t n = 0;
     ssize_t got;
-    while (n < sizeof buf - 1 && (got = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)got;
+    while (n < cap - 1 && (got = read(fds[0], buf + n, cap - 1 - n)) > 0) n += (size_t)got;
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status));
-    CHECK_EQ_INT(WEXITSTATUS(status), 1);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void alloc_too_big(void) {
+    struct uf_tensor t;
+    int64_t too_big = (int64_t)(dev.max_alloc / 4) + 1024;
+    uf_tensor_init(&t, &dev, "huge", UF_F32, 1, &too_big);
+}
+
+static void test_error_path(void) {
+    char buf[2048];
+    CHECK_EQ_INT(run_child(alloc_too_big, buf, sizeof buf), 1);
     CHECK_MSG(strstr(buf, "huge") != NULL && strstr(buf, "hint") != NULL, "message: %s", buf);
+}
+
+/* uf_fill_f32(global float *x, ulong off, ulong n, float v) launched with an int where its
+ * buffer goes: the launch helper must name the OpenCL error, the kernel and the argument. */
+static void launch_bad_arg(void) {
+    cl_kernel k = uf_device_kernel(&dev, "tensor.cl", "uf_fill_f32");
+    size_t g = 64;
+    UF_LAUNCH(&dev, k, 1, &g, NULL, UF_ARG_I32(0), UF_ARG_U64(0), UF_ARG_U64(64), UF_ARG_F32(1));
+}
+
+static void test_launch_error(void) {
+    char buf[2048];
+    CHECK_EQ_INT(run_child(launch_bad_arg, buf, sizeof buf), 1);
+    CHECK_MSG(strstr(buf, "uf_fill_f32") != NULL && strstr(buf, "argument 0") != NULL &&
+                  strstr(buf, "CL_INVALID_") != NULL,
+              "message: %s", buf);
 }
 
 int main(void) {
@@ -126,6 +152,7 @@ int main(void) {
     UF_RUN(test_axpby_copy);
     UF_RUN(test_memory_accounting);
     UF_RUN(test_error_path);
+    UF_RUN(test_launch_error);
     uf_device_free(&dev);
     return uf_test_summary();
 }

@@ -402,7 +402,7 @@ method("er", {
 method("der", {
   buffer = { ds, uf.REQUIRED, "replay buffer; its teacher logits are stored at fill time" },
   alpha = { "number", 0.1, "weight of the logit MSE" },
-  reduction = { "enum:sum|mean", "sum", "squared error summed or averaged over the vocabulary (averaged over response tokens)" },
+  reduction = { "enum:sum|mean", "sum", "squared error summed or averaged over the vocabulary (averaged over response tokens); mean = the DER paper's code (mse over everything), alpha_mean = V * alpha_sum" },
   topk = { "integer", 0, "store only the top-k teacher logits (0 = all)" },
   batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
 }, "dark experience replay")
@@ -456,6 +456,7 @@ method("lisa", {
   rho = { "number", 1.0, "proximal weight toward the weights at the last switch" },
 }, "Lisa bi-state optimisation")
 method("safemerge", {
+  safety_lora = { "string", nil, "(required at run time) PEFT adapter folder of a safety LoRA (trained on safety data from the aligned model)" },
   cos = { "number", 0.35, "merge layers whose cosine to the safety subspace is below this" },
   w_ft = { "number", 0.8, "weight of the fine-tuned layer in the merge" },
 }, "SafeMERGE layer-wise merge")

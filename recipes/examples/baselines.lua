@@ -4,8 +4,10 @@
 --                alignment subspace V = W_aligned - W_base (needs lora = ... and theta_0)
 --     lisa       alternates align_steps on alignment data and user_steps on user data, with a
 --                proximal term rho/2 ||theta - theta_switch||^2
---     safemerge  per layer, merges fine-tuned and aligned weights (w_ft / 1 - w_ft) where the
---                fine-tuned layer leaves the safety subspace (cosine < cos)
+--     safemerge  per layer, merges the fine-tuned model with a separately trained SAFETY LoRA
+--                (w_ft / 1 - w_ft) where the fine-tuned layer leaves the safety subspace (cosine
+--                < cos); runs only with --set safety_lora=PEFT_FOLDER (a LoRA trained on safety
+--                data from the aligned model)
 --   Tiny sizes: it shows the wiring, not the science.
 -- Run:  unforget run recipes/examples/baselines.lua
 local uf = require "unforget"
@@ -21,5 +23,7 @@ uf.run { name = "ex-safelora", from = aligned, data = user_data, optim = optim, 
          methods = { uf.safelora { tau = 0.5 } } }
 uf.run { name = "ex-lisa", from = aligned, data = user_data, optim = optim, eval = evals,
          methods = { uf.lisa { data = world.alignment, align_steps = 2, user_steps = 3, rho = 1.0 } } }
-uf.run { name = "ex-safemerge", from = aligned, data = user_data, optim = optim, eval = evals,
-         methods = { uf.safemerge { cos = 0.35, w_ft = 0.8 } } }
+if uf.opt("safety_lora", nil) then
+  uf.run { name = "ex-safemerge", from = aligned, data = user_data, optim = optim, eval = evals,
+           methods = { uf.safemerge { safety_lora = uf.opt("safety_lora", nil), cos = 0.35, w_ft = 0.8 } } }
+end

@@ -56,7 +56,7 @@ return function(uf, cfg)
       { "safelora", { uf.safelora { tau = h("safelora_tau", 0.5) } } },
       { "lisa", { uf.lisa { data = safe, align_steps = h("lisa_align_steps", 100),
                             user_steps = h("lisa_user_steps", 900), rho = h("lisa_rho", 1.0) } } },
-      { "safemerge", { uf.safemerge { cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
+      { "safemerge", { uf.safemerge { safety_lora = h("safemerge_safety_lora", nil), cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
     }
   end
 
@@ -84,7 +84,9 @@ return function(uf, cfg)
     for _, p in ipairs(cfg.ps) do
       for _, e in ipairs(methods_for(seed)) do
         local name, methods = e[1], e[2]
-        if (not wanted or wanted[name]) and (have_theta0 or not needs_theta0[name]) then
+        -- SafeMERGE needs a separately trained safety LoRA (hp.safemerge_safety_lora, a PEFT folder)
+        local runnable = name ~= "safemerge" or h("safemerge_safety_lora", nil) ~= nil
+        if (not wanted or wanted[name]) and runnable and (have_theta0 or not needs_theta0[name]) then
           local tags = { method = name, p = p, seed = seed }
           for k, v in pairs(cfg.tags or {}) do tags[k] = v end
           uf.run {

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "eval/report.h"
 #include "core/util.h"
 
 struct uf_cli_globals uf_cli;
@@ -20,7 +19,7 @@ static const struct {
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
     {"status", uf_cmd_status, "which runs of a sweep are done, running, failed or pending"},
-    {"report", uf_report_main, "HTML report (tables, SVG plots) and CSV over run folders"},
+    {"report", uf_cmd_report, "HTML report (tables, SVG plots) and CSV over run folders"},
     {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
     {"score", uf_cmd_score, "per-token log-probabilities of a text under a model"},
     {"bench", uf_cmd_bench, "time training steps: tokens/s, GFLOP/s, MFU, device memory"},

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/gemm.h"
 #include "core/kernels.h"
 #include "core/util.h"
 
@@ -431,14 +430,36 @@ void uf_device_profile_enable(struct uf_device *d, int on) {
     }
 }
 
-void uf_device_run(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
-                   const size_t *local) {
+static void kernel_name(cl_kernel k, char *name, size_t cap) {
+    name[0] = 0;
+    if (clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, cap - 1, name, NULL) != CL_SUCCESS)
+        snprintf(name, cap, "(unnamed kernel)");
+    name[cap - 1] = 0;
+}
+
+void uf_device_launch(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
+                      const size_t *local, size_t nargs, const struct uf_arg *args) {
+    char name[64], call[160];
+    for (size_t i = 0; i < nargs; i++) {
+        cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS) {
+            kernel_name(k, name, sizeof name);
+            snprintf(call, sizeof call, "clSetKernelArg(%s, argument %zu, %zu bytes%s)", name, i,
+                     args[i].size, args[i].value ? "" : " of local memory");
+            uf_cl_fail(err, call, __FILE__, __LINE__);
+        }
+    }
     cl_event ev = NULL;
-    UF_CL(clEnqueueNDRangeKernel(d->queue, k, dims, NULL, global, local, 0, NULL,
-                                 d->prof ? &ev : NULL));
+    cl_int err = clEnqueueNDRangeKernel(d->queue, k, dims, NULL, global, local, 0, NULL,
+                                        d->prof ? &ev : NULL);
+    if (err != CL_SUCCESS) {
+        kernel_name(k, name, sizeof name);
+        snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s, %u-D, %zu arguments)", name,
+                 (unsigned)dims, nargs);
+        uf_cl_fail(err, call, __FILE__, __LINE__);
+    }
     if (d->prof) {
-        char name[64] = {0};
-        UF_CL(clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name - 1, name, NULL));
+        kernel_name(k, name, sizeof name);
         uf_device_profile_add(d, ev, name);
     }
 }
@@ -503,7 +524,7 @@ void uf_device_profile_report(struct uf_device *d, FILE *out) {
 
 void uf_device_free(struct uf_device *d) {
     if (!d->ctx) return;
-    uf_gemm_release(d);
+    if (d->gemm_free) d->gemm_free(d);
     uf_device_profile_enable(d, 0);
     uf_device_release(d, d->scratch, d->scratch_bytes);
     for (struct uf_program *p = d->programs, *pn; p; p = pn) {

@@ -45,7 +45,10 @@ struct uf_device {
     struct uf_profile *prof;       /* NULL unless profiling is on */
     cl_mem scratch;                /* small shared workspace (uf_device_scratch) */
     size_t scratch_bytes;
-    struct uf_gemm_state *gemm;    /* gemm.c's backend choice and packing buffer (lazily) */
+    struct uf_gemm_state *gemm;    /* ops/gemm.c's backend choice and packing buffer (lazily) */
+    void (*gemm_free)(struct uf_device *d); /* set with gemm by ops/gemm.c, which frees it;
+                                               uf_device_free calls it first (core/ does not
+                                               depend on ops/) */
 };
 
 /* Initialise on the selected device; exits 2 with the device list on a bad selector. */
@@ -81,18 +84,41 @@ cl_mem uf_device_scratch(struct uf_device *d, size_t bytes);
 /* ---- kernels --------------------------------------------------------------------------- */
 /* The kernel `kernel` from embedded file `file` ("norm.cl"), built for this device on first use
  * (from the on-disk binary cache when present). The returned kernel is owned by the device;
- * callers set arguments and enqueue it (in-order queue: no two threads share a device). */
+ * callers launch it with uf_device_launch (in-order queue: no two threads share a device). */
 cl_kernel uf_device_kernel(struct uf_device *d, const char *file, const char *kernel);
-/* Enqueue a 1-D/2-D/3-D NDRange; local may be NULL. Records a profiling event when enabled. */
-void uf_device_run(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
-                   const size_t *local);
+/* One kernel argument: `size` bytes at `value` (value NULL: `size` bytes of local memory). The
+ * UF_ARG_* constructors fix the OpenCL type of each scalar, so an argument's size always matches
+ * the kernel's parameter type (a tensor is two arguments: UF_ARG_TENSOR in tensor.h). The values
+ * are compound literals that live until the end of the enclosing block. */
+struct uf_arg {
+    size_t size;
+    const void *value;
+};
+#define UF_ARG_MEM(m) ((struct uf_arg){sizeof(cl_mem), &(cl_mem){(m)}})
+#define UF_ARG_I32(v) ((struct uf_arg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
+#define UF_ARG_U32(v) ((struct uf_arg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define UF_ARG_U64(v) ((struct uf_arg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
+#define UF_ARG_F32(v) ((struct uf_arg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
+#define UF_ARG_LOCAL(bytes) ((struct uf_arg){(bytes), NULL})
+
+/* The one way to launch a kernel: sets args[0..nargs) as the kernel's arguments 0..nargs-1 and
+ * enqueues a 1-D/2-D/3-D NDRange (local may be NULL), recording a profiling event when enabled.
+ * A failing argument or enqueue exits 1 with the OpenCL error's name, the kernel's name and the
+ * argument's index. Usually called through UF_LAUNCH, which counts the arguments:
+ *   UF_LAUNCH(d, k, 1, &g, NULL, UF_ARG_TENSOR(x), UF_ARG_F32(scale), UF_ARG_I32(n)); */
+void uf_device_launch(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
+                      const size_t *local, size_t nargs, const struct uf_arg *args);
+#define UF_LAUNCH(d, k, dims, global, local, ...)                                            \
+    uf_device_launch((d), (k), (dims), (global), (local),                                  \
+                     sizeof((struct uf_arg[]){__VA_ARGS__}) / sizeof(struct uf_arg),         \
+                     (struct uf_arg[]){__VA_ARGS__})
 void uf_device_finish(struct uf_device *d);
 
-/* Per-kernel profiling (bench --profile): when enabled, every uf_device_run keeps its event and
+/* Per-kernel profiling (bench --profile): when enabled, every launch keeps its event and
  * uf_device_profile_report() sums device time per kernel name. */
 void uf_device_profile_enable(struct uf_device *d, int on);
 void uf_device_profile_report(struct uf_device *d, FILE *out);
-/* Adds an event (taken over) under `name`; for work not launched by uf_device_run (CLBlast). */
+/* Adds an event (taken over) under `name`; for work not launched by uf_device_launch (CLBlast). */
 void uf_device_profile_add(struct uf_device *d, cl_event ev, const char *name);
 /* Number of programs compiled from source (not loaded from the cache) since init. */
 extern int uf_device_programs_compiled;

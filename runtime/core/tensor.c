@@ -81,23 +81,17 @@ static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 void uf_tensor_fill(struct uf_tensor *t, float value) {
     if (t->numel == 0) return;
-    cl_ulong off = t->offset, n = (cl_ulong)t->numel;
-    cl_kernel k;
+    size_t g = round_up((size_t)t->numel, 64);
     if (t->dtype == UF_F32) {
-        k = uf_device_kernel(t->dev, "tensor.cl", "uf_fill_f32");
-        UF_CL(clSetKernelArg(k, 3, sizeof(float), &value));
+        cl_kernel k = uf_device_kernel(t->dev, "tensor.cl", "uf_fill_f32");
+        UF_LAUNCH(t->dev, k, 1, &g, NULL, UF_ARG_TENSOR(t), UF_ARG_U64(t->numel), UF_ARG_F32(value));
     } else if (t->dtype == UF_I32) {
-        cl_int v = (cl_int)value;
-        k = uf_device_kernel(t->dev, "tensor.cl", "uf_fill_i32");
-        UF_CL(clSetKernelArg(k, 3, sizeof v, &v));
+        cl_kernel k = uf_device_kernel(t->dev, "tensor.cl", "uf_fill_i32");
+        UF_LAUNCH(t->dev, k, 1, &g, NULL, UF_ARG_TENSOR(t), UF_ARG_U64(t->numel),
+                  UF_ARG_I32((cl_int)value));
     } else {
         uf_fatal(1, "uf_tensor_fill: %s is %s (f32 or i32 only)", t->name, uf_dtype_name(t->dtype));
     }
-    UF_CL(clSetKernelArg(k, 0, sizeof(cl_mem), &t->buf));
-    UF_CL(clSetKernelArg(k, 1, sizeof off, &off));
-    UF_CL(clSetKernelArg(k, 2, sizeof n, &n));
-    size_t g = round_up((size_t)n, 64);
-    uf_device_run(t->dev, k, 1, &g, NULL);
 }
 
 void uf_tensor_copy(struct uf_tensor *dst, const struct uf_tensor *src) {
@@ -116,16 +110,9 @@ void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, fl
         uf_fatal(1, "uf_tensor_axpby: %s and %s must be f32 of equal size", y->name, x->name);
     if (y->numel == 0) return;
     cl_kernel k = uf_device_kernel(y->dev, "tensor.cl", "uf_axpby_f32");
-    cl_ulong yo = y->offset, xo = x->offset, n = (cl_ulong)y->numel;
-    UF_CL(clSetKernelArg(k, 0, sizeof(cl_mem), &y->buf));
-    UF_CL(clSetKernelArg(k, 1, sizeof yo, &yo));
-    UF_CL(clSetKernelArg(k, 2, sizeof a, &a));
-    UF_CL(clSetKernelArg(k, 3, sizeof(cl_mem), &x->buf));
-    UF_CL(clSetKernelArg(k, 4, sizeof xo, &xo));
-    UF_CL(clSetKernelArg(k, 5, sizeof b, &b));
-    UF_CL(clSetKernelArg(k, 6, sizeof n, &n));
-    size_t g = round_up((size_t)n, 64);
-    uf_device_run(y->dev, k, 1, &g, NULL);
+    size_t g = round_up((size_t)y->numel, 64);
+    UF_LAUNCH(y->dev, k, 1, &g, NULL, UF_ARG_TENSOR(y), UF_ARG_F32(a), UF_ARG_TENSOR(x),
+              UF_ARG_F32(b), UF_ARG_U64(y->numel));
 }
 
 void uf_tensor_scale(struct uf_tensor *y, float a) { uf_tensor_axpby(y, 0.0f, y, a); }
@@ -139,12 +126,7 @@ void uf_tensor_convert(struct uf_tensor *dst, const struct uf_tensor *src) {
                  src->name, (long long)src->numel, uf_dtype_name(src->dtype));
     if (src->numel == 0) return;
     cl_kernel k = uf_device_kernel(dst->dev, "tensor.cl", up ? "uf_bf16_to_f32" : "uf_f32_to_bf16");
-    cl_ulong doff = dst->offset, soff = src->offset, n = (cl_ulong)src->numel;
-    UF_CL(clSetKernelArg(k, 0, sizeof(cl_mem), &dst->buf));
-    UF_CL(clSetKernelArg(k, 1, sizeof doff, &doff));
-    UF_CL(clSetKernelArg(k, 2, sizeof(cl_mem), &src->buf));
-    UF_CL(clSetKernelArg(k, 3, sizeof soff, &soff));
-    UF_CL(clSetKernelArg(k, 4, sizeof n, &n));
-    size_t g = round_up((size_t)n, 64);
-    uf_device_run(dst->dev, k, 1, &g, NULL);
+    size_t g = round_up((size_t)src->numel, 64);
+    UF_LAUNCH(dst->dev, k, 1, &g, NULL, UF_ARG_TENSOR(dst), UF_ARG_TENSOR(src),
+              UF_ARG_U64(src->numel));
 }

@@ -28,6 +28,9 @@ struct uf_tensor {
     char name[96];
 };
 
+/* A tensor as kernel arguments (uf_device_launch): its buffer and its element offset (ulong). */
+#define UF_ARG_TENSOR(t) UF_ARG_MEM((t)->buf), UF_ARG_U64((t)->offset)
+
 /* Allocate an owned tensor of the given shape (ndim <= 4), uninitialised. */
 void uf_tensor_init(struct uf_tensor *t, struct uf_device *d, const char *name, enum uf_dtype dtype,
                     int ndim, const int64_t *shape);

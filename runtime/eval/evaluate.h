@@ -18,7 +18,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
-#include "eval/report.h"
+#include "eval/results.h"
 #include "formats/plan.h"
 #include "model/model.h"
 

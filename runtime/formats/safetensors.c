@@ -24,9 +24,6 @@ static const size_t dtype_sizes[UF_ST_DTYPE_COUNT] = {4, 2, 2, 8, 8, 4, 2, 1, 1,
 const char *uf_st_dtype_name(enum uf_st_dtype d) {
     return (unsigned)d < UF_ST_DTYPE_COUNT ? dtype_names[d] : "?";
 }
-size_t uf_st_dtype_size(enum uf_st_dtype d) {
-    return (unsigned)d < UF_ST_DTYPE_COUNT ? dtype_sizes[d] : 0;
-}
 
 /* ---- half precision ---------------------------------------------------------------------- */
 float uf_f16_to_f32(uint16_t h) {

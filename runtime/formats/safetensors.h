@@ -26,7 +26,6 @@ enum uf_st_dtype {
     UF_ST_I8, UF_ST_U8, UF_ST_BOOL, UF_ST_DTYPE_COUNT
 };
 const char *uf_st_dtype_name(enum uf_st_dtype d); /* "F32", ... */
-size_t uf_st_dtype_size(enum uf_st_dtype d);      /* bytes per element */
 
 #define UF_ST_MAX_DIMS 8
 

@@ -1,5 +1,6 @@
 /* tokenizer.c: see tokenizer.h. Sections: hash maps, UTF-8 + Unicode categories, pre-tokenizer
- * regexes, loading tokenizer.json, BPE (the hot spot: bpe_merge), encode/decode, trainer, save. */
+ * regexes, loading tokenizer.json, BPE (the hot spot: bpe_merge), encode/decode, save. The
+ * trainer is tokenizer_train.c. */
 #include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -8,8 +9,7 @@
 #include <string.h>
 
 #include "core/util.h"
-
-#define SPM_SPACE "\xe2\x96\x81" /* U+2581 ▁ */
+#include "formats/tokenizer_impl.h"
 
 /* ---- hash maps ------------------------------------------------------------------------- */
 static uint32_t str_hash(const char *s, int n) { return (uint32_t)uf_hash64(s, (size_t)n, UF_HASH_SEED); }
@@ -20,7 +20,7 @@ static uint32_t pow2_at_least(uint32_t n) {
     return c;
 }
 
-static void vocab_build(struct uf_tokenizer *t) {
+void uf_tok_vocab_build(struct uf_tokenizer *t) {
     free(t->vocab_slots);
     t->vocab_cap = pow2_at_least((uint32_t)t->n_vocab * 2 + 1);
     t->vocab_slots = uf_malloc(sizeof(int32_t) * t->vocab_cap);
@@ -34,7 +34,7 @@ static void vocab_build(struct uf_tokenizer *t) {
 }
 
 /* id of the model-vocabulary piece s[0..n), or -1 */
-static int vocab_find(const struct uf_tokenizer *t, const char *s, int n) {
+int uf_tok_vocab_find(const struct uf_tokenizer *t, const char *s, int n) {
     uint32_t h = str_hash(s, n) & (t->vocab_cap - 1);
     for (;;) {
         int id = t->vocab_slots[h];
@@ -44,7 +44,7 @@ static int vocab_find(const struct uf_tokenizer *t, const char *s, int n) {
     }
 }
 
-static uint32_t pair_hash(uint64_t k) { return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 32); }
+uint32_t uf_tok_pair_hash(uint64_t k) { return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 32); }
 
 static void merges_build(struct uf_tokenizer *t) {
     free(t->merge_keys);
@@ -57,13 +57,13 @@ static void merges_build(struct uf_tokenizer *t) {
     for (int r = 0; r < t->n_merges; r++) {
         int a = t->merge_a[r], b = t->merge_b[r];
         uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-        uint32_t h = pair_hash(key) & (t->merge_cap - 1);
+        uint32_t h = uf_tok_pair_hash(key) & (t->merge_cap - 1);
         while (t->merge_keys[h] && t->merge_keys[h] != key) h = (h + 1) & (t->merge_cap - 1);
         if (t->merge_keys[h]) continue; /* duplicate merge: the first (lowest rank) wins */
         char *cat = uf_malloc((size_t)(t->piece_len[a] + t->piece_len[b]) + 1);
         memcpy(cat, t->pieces[a], (size_t)t->piece_len[a]);
         memcpy(cat + t->piece_len[a], t->pieces[b], (size_t)t->piece_len[b]);
-        int out = vocab_find(t, cat, t->piece_len[a] + t->piece_len[b]);
+        int out = uf_tok_vocab_find(t, cat, t->piece_len[a] + t->piece_len[b]);
         free(cat);
         t->merge_keys[h] = key;
         t->merge_rank[h] = r;
@@ -75,7 +75,7 @@ static void merges_build(struct uf_tokenizer *t) {
 static int merge_find(const struct uf_tokenizer *t, int a, int b, int *out) {
     if (a < 0 || b < 0 || t->merge_cap == 0) return -1;
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
-    uint32_t h = pair_hash(key) & (t->merge_cap - 1);
+    uint32_t h = uf_tok_pair_hash(key) & (t->merge_cap - 1);
     for (;;) {
         uint64_t k = t->merge_keys[h];
         if (!k) return -1;
@@ -90,7 +90,7 @@ static int merge_find(const struct uf_tokenizer *t, int a, int b, int *out) {
 /* ---- UTF-8 and Unicode categories ---------------------------------------------------------
  * Invalid UTF-8 bytes decode as one "character" each with code point 0x110000 + byte, which is
  * in no category (it behaves like punctuation in the regexes and is byte-encoded by BPE). */
-static int utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
+int uf_tok_utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
     unsigned c = s[i];
     int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     if (len == 1) { *cp = c; return 1; }
@@ -106,7 +106,7 @@ static int utf8_next(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
     return len;
 }
 
-static int utf8_put(uint32_t cp, char *out) {
+int uf_tok_utf8_put(uint32_t cp, char *out) {
     if (cp < 0x80) { out[0] = (char)cp; return 1; }
     if (cp < 0x800) { out[0] = (char)(0xc0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3f)); return 2; }
     if (cp < 0x10000) {
@@ -120,7 +120,7 @@ static int utf8_put(uint32_t cp, char *out) {
 }
 
 /* \s: Unicode White_Space (exact). */
-static int cat_space(uint32_t c) {
+int uf_tok_cat_space(uint32_t c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
            c == 0x205f || c == 0x3000;
@@ -129,14 +129,14 @@ static int cat_space(uint32_t c) {
 /* \p{L} and \p{N}: the Unicode general categories L* (Lu Ll Lt Lm Lo) and N* (Nd Nl No), exact,
  * from utf8proc's tables (its Unicode version: utf8proc_unicode_version()). ASCII is decided
  * inline: it is most of the text and the hot spot of the pre-tokenizer. */
-static int cat_number(uint32_t c) {
+int uf_tok_cat_number(uint32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
     if (c > 0x10ffff) return 0; /* invalid byte */
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
 }
 
-static int cat_letter(uint32_t c) {
+int uf_tok_cat_letter(uint32_t c) {
     if (c < 0x80) return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
     if (c > 0x10ffff) return 0; /* invalid byte */
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
@@ -148,11 +148,11 @@ struct cur { const unsigned char *s; size_t n; };
 
 static uint32_t cp_at(struct cur c, size_t i, int *len) {
     uint32_t cp;
-    *len = utf8_next(c.s, c.n, i, &cp);
+    *len = uf_tok_utf8_next(c.s, c.n, i, &cp);
     return cp;
 }
 
-static int is_other(uint32_t cp) { return !cat_space(cp) && !cat_letter(cp) && !cat_number(cp); }
+static int is_other(uint32_t cp) { return !uf_tok_cat_space(cp) && !uf_tok_cat_letter(cp) && !uf_tok_cat_number(cp); }
 
 static size_t run_while(struct cur c, size_t i, int (*pred)(uint32_t)) {
     while (i < c.n) {
@@ -206,14 +206,14 @@ static size_t split_llama3(struct cur c, size_t i) {
     int l0, l1 = 0;
     uint32_t c0 = cp_at(c, i, &l0), c1 = 0;
     if (i + (size_t)l0 < c.n) c1 = cp_at(c, i + (size_t)l0, &l1);
-    if (cat_letter(c0)) return run_while(c, i, cat_letter) - i;
-    if (!is_nl(c0) && !cat_number(c0) && i + (size_t)l0 < c.n && cat_letter(c1))
-        return run_while(c, i + (size_t)l0, cat_letter) - i;
-    if (cat_number(c0)) {
+    if (uf_tok_cat_letter(c0)) return run_while(c, i, uf_tok_cat_letter) - i;
+    if (!is_nl(c0) && !uf_tok_cat_number(c0) && i + (size_t)l0 < c.n && uf_tok_cat_letter(c1))
+        return run_while(c, i + (size_t)l0, uf_tok_cat_letter) - i;
+    if (uf_tok_cat_number(c0)) {
         size_t j = i;
         for (int d = 0; d < 3 && j < c.n; d++) {
             int l;
-            if (!cat_number(cp_at(c, j, &l))) break;
+            if (!uf_tok_cat_number(cp_at(c, j, &l))) break;
             j += (size_t)l;
         }
         return j - i;
@@ -228,8 +228,8 @@ static size_t split_llama3(struct cur c, size_t i) {
             return j - i;
         }
     }
-    if (cat_space(c0)) {
-        size_t end = run_while(c, i, cat_space), p = i, last_nl = 0;
+    if (uf_tok_cat_space(c0)) {
+        size_t end = run_while(c, i, uf_tok_cat_space), p = i, last_nl = 0;
         int has_nl = 0;
         while (p < end) {
             int l;
@@ -252,10 +252,10 @@ static size_t split_gpt2(struct cur c, size_t i) {
     if (i + 1 < c.n) c1 = cp_at(c, i + (size_t)l0, &l1);
     size_t j = (c0 == ' ' && l1) ? i + 1 : i;
     uint32_t f = j == i ? c0 : c1;
-    if (cat_letter(f)) return run_while(c, j, cat_letter) - i;
-    if (cat_number(f)) return run_while(c, j, cat_number) - i;
+    if (uf_tok_cat_letter(f)) return run_while(c, j, uf_tok_cat_letter) - i;
+    if (uf_tok_cat_number(f)) return run_while(c, j, uf_tok_cat_number) - i;
     if (is_other(f)) return run_while(c, j, is_other) - i;
-    if (cat_space(c0)) return ws_tail(c, i, run_while(c, i, cat_space));
+    if (uf_tok_cat_space(c0)) return ws_tail(c, i, run_while(c, i, uf_tok_cat_space));
     return (size_t)l0;
 }
 
@@ -270,7 +270,7 @@ size_t uf_tok_pretoken_len(enum uf_tok_split split, const unsigned char *text, s
 static uint32_t byte_to_cp[256];
 static int16_t cp_to_byte[324]; /* code points < 324 only */
 
-static void byte_map_init(void) {
+void uf_tok_byte_map_init(void) {
     if (byte_to_cp['!']) return;
     int n = 0;
     for (int b = 0; b < 256; b++) {
@@ -304,7 +304,7 @@ static void ensure_id(struct uf_tokenizer *t, int id) {
     t->n_vocab = n;
 }
 
-static void set_piece(struct uf_tokenizer *t, int id, const char *s, int len, int flags) {
+void uf_tok_set_piece(struct uf_tokenizer *t, int id, const char *s, int len, int flags) {
     ensure_id(t, id);
     if (!t->pieces[id]) {
         t->pieces[id] = uf_strndup(s, (size_t)len);
@@ -314,26 +314,26 @@ static void set_piece(struct uf_tokenizer *t, int id, const char *s, int len, in
 }
 
 /* Finalizes derived tables: byte ids, added-token index, hash maps, special ids. */
-static void finish_tables(struct uf_tokenizer *t) {
-    vocab_build(t);
+void uf_tok_finish_tables(struct uf_tokenizer *t) {
+    uf_tok_vocab_build(t);
     for (int b = 0; b < 256; b++) {
         t->byte_id[b] = -1;
         if (t->kind == UF_TOK_SPM) {
             char name[8];
             snprintf(name, sizeof name, "<0x%02X>", b);
-            t->byte_id[b] = vocab_find(t, name, 6);
+            t->byte_id[b] = uf_tok_vocab_find(t, name, 6);
             if (t->byte_id[b] >= 0) t->flags[t->byte_id[b]] |= UF_TOKF_BYTE;
         } else {
             char u[4];
-            int l = utf8_put(byte_to_cp[b], u);
-            t->byte_id[b] = vocab_find(t, u, l);
+            int l = uf_tok_utf8_put(byte_to_cp[b], u);
+            t->byte_id[b] = uf_tok_vocab_find(t, u, l);
         }
     }
     t->spm_chunkable = 1;
     for (int id = 0; id < t->n_vocab && t->kind == UF_TOK_SPM; id++) {
         const char *p = t->pieces[id];
         for (int i = 1; p && (t->flags[id] & UF_TOKF_MODEL) && i + 3 <= t->piece_len[id]; i++)
-            if (!memcmp(p + i, SPM_SPACE, 3) && !(i >= 3 && !memcmp(p + i - 3, SPM_SPACE, 3)))
+            if (!memcmp(p + i, UF_TOK_SPM_SPACE, 3) && !(i >= 3 && !memcmp(p + i - 3, UF_TOK_SPM_SPACE, 3)))
                 t->spm_chunkable = 0;
     }
     if (t->n_added > 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
@@ -347,7 +347,7 @@ static int find_any(const struct uf_tokenizer *t, const char *const *names) {
     for (int k = 0; names[k]; k++) {
         for (int i = 0; i < t->n_added; i++)
             if (strcmp(t->added[i].content, names[k]) == 0) return t->added[i].id;
-        int id = vocab_find(t, names[k], (int)strlen(names[k]));
+        int id = uf_tok_vocab_find(t, names[k], (int)strlen(names[k]));
         if (id >= 0) return id;
     }
     return -1;
@@ -471,9 +471,9 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
     int inline_ok = t->n_norm > 0, has_space_rep = 0;
     for (int i = 0; i < t->n_norm; i++) {
         const struct uf_tok_norm *n = &t->norm[i];
-        int sp_rep = n->op == UF_NORM_REPLACE && !strcmp(n->from, " ") && !strcmp(n->to, SPM_SPACE);
+        int sp_rep = n->op == UF_NORM_REPLACE && !strcmp(n->from, " ") && !strcmp(n->to, UF_TOK_SPM_SPACE);
         has_space_rep |= sp_rep;
-        inline_ok &= sp_rep || (n->op == UF_NORM_PREPEND && !strcmp(n->to, SPM_SPACE));
+        inline_ok &= sp_rep || (n->op == UF_NORM_PREPEND && !strcmp(n->to, UF_TOK_SPM_SPACE));
     }
     if (inline_ok) {
         for (int i = 0; i < t->n_norm; i++) {
@@ -484,7 +484,7 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
     }
     if (ms) {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(ms, "replacement");
-        if (cJSON_IsString(r) && strcmp(r->valuestring, SPM_SPACE))
+        if (cJSON_IsString(r) && strcmp(r->valuestring, UF_TOK_SPM_SPACE))
             return uf_fail("%s: Metaspace replacement must be \"\u2581\"", w);
         t->replace_space = 1;
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(ms, "prepend_scheme");
@@ -524,7 +524,7 @@ static int parse_config(struct uf_tokenizer *t, const cJSON *root, const char *w
 }
 
 static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char *w) {
-    byte_map_init();
+    uf_tok_byte_map_init();
     if (!cJSON_IsObject(root)) return uf_fail("%s: not a JSON object", w);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) return uf_fail("%s: no \"model\" object", w);
@@ -552,7 +552,7 @@ static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char
         if (id < t->n_vocab && t->pieces[id])
             return uf_fail("%s: id %d is used by both '%s' and '%s'", w, id, t->pieces[id], e->string);
         if (!e->string[0]) return uf_fail("%s: empty vocab piece (id %d)", w, id);
-        set_piece(t, id, e->string, (int)strlen(e->string), UF_TOKF_MODEL);
+        uf_tok_set_piece(t, id, e->string, (int)strlen(e->string), UF_TOKF_MODEL);
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     cJSON_ArrayForEach(e, added) {
@@ -566,7 +566,7 @@ static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char
             (t->piece_len[i] != len || memcmp(t->pieces[i], content->valuestring, (size_t)len)))
             return uf_fail("%s: added token '%s' reuses id %d of '%s'", w, content->valuestring, i,
                            t->pieces[i]);
-        set_piece(t, i, content->valuestring, len,
+        uf_tok_set_piece(t, i, content->valuestring, len,
                   UF_TOKF_ADDED | (json_bool(e, "special", 0) ? UF_TOKF_SPECIAL : 0));
         t->added = uf_realloc(t->added, sizeof *t->added * (size_t)(t->n_added + 1));
         t->added[t->n_added].content = uf_strdup(content->valuestring);
@@ -576,7 +576,7 @@ static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char
     }
     if (t->n_vocab == 0) return uf_fail("%s: empty vocabulary", w);
     if (parse_config(t, root, w) != 0) return -1;
-    vocab_build(t);
+    uf_tok_vocab_build(t);
     int nm = cJSON_GetArraySize(merges);
     t->merge_a = uf_malloc(sizeof(int32_t) * (size_t)(nm + 1));
     t->merge_b = uf_malloc(sizeof(int32_t) * (size_t)(nm + 1));
@@ -595,12 +595,12 @@ static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char
             b = cJSON_GetArrayItem(e, 1)->valuestring, lb = (int)strlen(b);
         } else
             return uf_fail("%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", w, r);
-        int ia = vocab_find(t, a, la), ib = vocab_find(t, b, lb);
+        int ia = uf_tok_vocab_find(t, a, la), ib = uf_tok_vocab_find(t, b, lb);
         char *cat = uf_malloc((size_t)(la + lb) + 1);
         memcpy(cat, a, (size_t)la);
         memcpy(cat + la, b, (size_t)lb);
         cat[la + lb] = 0;
-        int io = vocab_find(t, cat, la + lb);
+        int io = uf_tok_vocab_find(t, cat, la + lb);
         if (ia < 0 || ib < 0 || io < 0) {
             uf_fail("%s: merge %d ('%.*s' + '%.*s') uses a piece missing from the vocabulary ('%s')",
                     w, r, la, a, lb, b, ia < 0 ? "left" : ib < 0 ? "right" : cat);
@@ -613,9 +613,9 @@ static int parse_tokenizer(struct uf_tokenizer *t, const cJSON *root, const char
         r++;
     }
     t->n_merges = r;
-    finish_tables(t);
+    uf_tok_finish_tables(t);
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    t->unk_id = cJSON_IsString(unk) ? vocab_find(t, unk->valuestring, (int)strlen(unk->valuestring)) : -1;
+    t->unk_id = cJSON_IsString(unk) ? uf_tok_vocab_find(t, unk->valuestring, (int)strlen(unk->valuestring)) : -1;
     if (cJSON_IsString(unk) && t->unk_id < 0)
         for (int i = 0; i < t->n_added; i++)
             if (!strcmp(t->added[i].content, unk->valuestring)) t->unk_id = t->added[i].id;
@@ -824,8 +824,8 @@ static int spm_chunk(const struct uf_tokenizer *t, struct work *w, const char *s
     int last_unk = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int l = utf8_next((const unsigned char *)s, n, i, &cp);
-        int id = cp <= 0x10ffff ? vocab_find(t, s + i, l) : -1;
+        int l = uf_tok_utf8_next((const unsigned char *)s, n, i, &cp);
+        int id = cp <= 0x10ffff ? uf_tok_vocab_find(t, s + i, l) : -1;
         int32_t off = src ? src[i] : 0;
         if (id >= 0) {
             push_sym(w, id, off);
@@ -870,11 +870,11 @@ static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char 
     if (!(flags & UF_TOK_NO_PREFIX)) {
         if (t->prepend == UF_PREPEND_NORMALIZER) pre = 1;
         else if (t->prepend == UF_PREPEND_ALWAYS || (t->prepend == UF_PREPEND_FIRST && at_start))
-            pre = !(n > 0 && (s[0] == ' ' || (n >= 3 && !memcmp(s, SPM_SPACE, 3))));
+            pre = !(n > 0 && (s[0] == ' ' || (n >= 3 && !memcmp(s, UF_TOK_SPM_SPACE, 3))));
     }
-    if (pre) buf_put_from(w, SPM_SPACE, 3, 0);
+    if (pre) buf_put_from(w, UF_TOK_SPM_SPACE, 3, 0);
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == ' ' && t->replace_space) buf_put_from(w, SPM_SPACE, 3, i);
+        if (s[i] == ' ' && t->replace_space) buf_put_from(w, UF_TOK_SPM_SPACE, 3, i);
         else buf_put_from(w, s + i, 1, i);
     }
     if (!t->metaspace_split && !t->spm_chunkable) return spm_chunk(t, w, w->buf, w->nbuf);
@@ -883,8 +883,8 @@ static int spm_segment(const struct uf_tokenizer *t, struct work *w, const char 
      * non-▁ character), so BPE runs word by word with the same result, on small heaps. */
     size_t start = 0;
     for (size_t i = 1; i <= w->nbuf; i++)
-        if (i == w->nbuf || (i + 3 <= w->nbuf && !memcmp(w->buf + i, SPM_SPACE, 3) &&
-                             (t->metaspace_split || !(i >= 3 && !memcmp(w->buf + i - 3, SPM_SPACE, 3))))) {
+        if (i == w->nbuf || (i + 3 <= w->nbuf && !memcmp(w->buf + i, UF_TOK_SPM_SPACE, 3) &&
+                             (t->metaspace_split || !(i >= 3 && !memcmp(w->buf + i - 3, UF_TOK_SPM_SPACE, 3))))) {
             if (spm_chunk(t, w, w->buf + start, i - start) != 0) return -1;
             start = i;
         }
@@ -899,9 +899,9 @@ static int bytelevel_segment(const struct uf_tokenizer *t, struct work *w, const
             w->nbuf = 0;
             for (size_t j = i; j < i + k; j++) {
                 char c[4];
-                buf_put(w, c, (size_t)utf8_put(byte_to_cp[u[j]], c));
+                buf_put(w, c, (size_t)uf_tok_utf8_put(byte_to_cp[u[j]], c));
             }
-            int id = vocab_find(t, w->buf, (int)w->nbuf);
+            int id = uf_tok_vocab_find(t, w->buf, (int)w->nbuf);
             if (id >= 0) {
                 push_id(w, id, src_of(w, i));
                 i += k;
@@ -964,7 +964,7 @@ static void norm_unicode(const struct ntext *in, struct ntext *o, enum uf_tok_no
 static void norm_lower(const struct ntext *in, struct ntext *o) {
     for (size_t i = 0; i < in->n;) {
         uint32_t cp;
-        int l = utf8_next((const unsigned char *)in->s, in->n, i, &cp);
+        int l = uf_tok_utf8_next((const unsigned char *)in->s, in->n, i, &cp);
         char u[8];
         if (cp < 0x80) {
             u[0] = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
@@ -974,7 +974,7 @@ static void norm_lower(const struct ntext *in, struct ntext *o) {
         } else if (cp == 0x130) { /* İ: unconditional SpecialCasing lowercase is i + U+0307 */
             nt_put(o, "i\xcc\x87", 3, in->map[i]);
         } else {
-            int k = utf8_put((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
+            int k = uf_tok_utf8_put((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
             nt_put(o, u, (size_t)k, in->map[i]);
         }
         i += (size_t)l;
@@ -1134,18 +1134,18 @@ static int piece_bytes(const struct uf_tokenizer *t, int id, char *out, int cap)
             return m;
         }
         for (int i = 0; i < n;) {
-            if (i + 3 <= n && !memcmp(p + i, SPM_SPACE, 3)) { PUT(' '); i += 3; }
+            if (i + 3 <= n && !memcmp(p + i, UF_TOK_SPM_SPACE, 3)) { PUT(' '); i += 3; }
             else { PUT(p[i]); i++; }
         }
         return m;
     }
     for (int i = 0; i < n;) {
         uint32_t cp;
-        int l = utf8_next((const unsigned char *)p, (size_t)n, (size_t)i, &cp);
+        int l = uf_tok_utf8_next((const unsigned char *)p, (size_t)n, (size_t)i, &cp);
         if (cp < 324 && cp_to_byte[cp] >= 0) PUT((char)cp_to_byte[cp]);
         else if (cp > 0x10ffff) PUT((char)(cp - 0x110000));
         else {
-            int k = utf8_put(cp, tmp);
+            int k = uf_tok_utf8_put(cp, tmp);
             for (int j = 0; j < k; j++) PUT(tmp[j]);
         }
         i += l;
@@ -1191,238 +1191,7 @@ const char *uf_tokenizer_vocab_piece(const struct uf_tokenizer *t, int id) {
 int uf_tokenizer_token_id(const struct uf_tokenizer *t, const char *piece) {
     for (int i = 0; i < t->n_added; i++)
         if (!strcmp(t->added[i].content, piece)) return t->added[i].id;
-    return vocab_find(t, piece, (int)strlen(piece));
-}
-
-/* ---- trainer -------------------------------------------------------------------------------- */
-/* u64 -> i64 open-addressing map (keys stored + 1; 0 = empty) */
-struct u64map { uint64_t *keys; int64_t *vals; uint32_t cap, n; };
-
-static int64_t *map_slot(struct u64map *m, uint64_t key) {
-    if ((m->n + 1) * 2 > m->cap) {
-        struct u64map o = *m;
-        m->cap = o.cap ? o.cap * 2 : 1024;
-        m->keys = uf_calloc(m->cap, sizeof(uint64_t));
-        m->vals = uf_calloc(m->cap, sizeof(int64_t));
-        m->n = 0;
-        for (uint32_t i = 0; i < o.cap; i++)
-            if (o.keys[i]) *map_slot(m, o.keys[i] - 1) = o.vals[i];
-        free(o.keys);
-        free(o.vals);
-    }
-    uint32_t h = pair_hash(key + 1) & (m->cap - 1);
-    while (m->keys[h] && m->keys[h] != key + 1) h = (h + 1) & (m->cap - 1);
-    if (!m->keys[h]) {
-        m->keys[h] = key + 1;
-        m->n++;
-    }
-    return &m->vals[h];
-}
-
-struct tword { int32_t *sym; int n; int64_t count; };
-
-static int train_class(uint32_t cp) {
-    if (cp == 0x2581) return 3;
-    if (cat_letter(cp) || cat_number(cp)) return 0;
-    if (cat_space(cp)) return 1;
-    return 2;
-}
-
-static uint64_t pkey(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
-
-static void word_pairs(struct u64map *pairs, const struct tword *w, int64_t sign) {
-    for (int k = 0; k + 1 < w->n; k++)
-        if (w->sym[k] >= 0 && w->sym[k + 1] >= 0)
-            *map_slot(pairs, pkey(w->sym[k], w->sym[k + 1])) += sign * w->count;
-}
-
-struct cpcount { uint32_t cp; int64_t count; };
-static int cmp_cpcount(const void *a, const void *b) {
-    const struct cpcount *x = a, *y = b;
-    if (x->count != y->count) return x->count > y->count ? -1 : 1;
-    return x->cp < y->cp ? -1 : x->cp > y->cp;
-}
-
-int uf_tokenizer_train(struct uf_tokenizer *t, const char *const *texts, const size_t *lens,
-                       int n_texts, int vocab_size) {
-    memset(t, 0, sizeof *t);
-    byte_map_init();
-    if (vocab_size < 4 + 256 + 2)
-        return uf_fail("tokenizer training: vocab_size %d is too small (needs at least 262: 4 "
-                       "special tokens, 256 byte tokens and some characters)", vocab_size);
-    /* 1. chunks ("words") with counts: normalized text split before each ▁ and at class changes */
-    struct u64map wmap = {0}; /* hash of chunk -> index + 1 into words */
-    struct tword *words = NULL;
-    char **wstr = NULL;
-    int *wlen = NULL;
-    int nw = 0, capw = 0;
-    char *norm = NULL;
-    size_t capn = 0;
-    for (int ti = 0; ti < n_texts; ti++) {
-        size_t n = lens ? lens[ti] : strlen(texts[ti]);
-        if (capn < 3 * n + 4) norm = uf_realloc(norm, capn = 3 * n + 4);
-        size_t m = 0;
-        memcpy(norm, SPM_SPACE, 3);
-        m = 3;
-        for (size_t i = 0; i < n; i++) {
-            if (texts[ti][i] == ' ') { memcpy(norm + m, SPM_SPACE, 3); m += 3; }
-            else norm[m++] = texts[ti][i];
-        }
-        size_t start = 0;
-        int prev_cls = -1;
-        for (size_t i = 0; i <= m;) {
-            uint32_t cp = 0;
-            int l = i < m ? utf8_next((const unsigned char *)norm, m, i, &cp) : 0;
-            int cls = i < m ? train_class(cp) : -1;
-            if (i > start && (i == m || cls == 3 || (prev_cls != 3 && cls != prev_cls) || i - start >= 64)) {
-                const char *s = norm + start;
-                int len = (int)(i - start);
-                uint64_t h = uf_hash64(s, (size_t)len, UF_HASH_SEED);
-                int64_t *slot;
-                for (;;) { /* resolve hash collisions by probing h+1, h+2, ... */
-                    slot = map_slot(&wmap, h);
-                    if (*slot == 0 || (wlen[*slot - 1] == len && !memcmp(wstr[*slot - 1], s, (size_t)len))) break;
-                    h++;
-                }
-                if (*slot == 0) {
-                    if (nw == capw) {
-                        capw = capw * 2 + 1024;
-                        words = uf_realloc(words, sizeof *words * (size_t)capw);
-                        wstr = uf_realloc(wstr, sizeof *wstr * (size_t)capw);
-                        wlen = uf_realloc(wlen, sizeof *wlen * (size_t)capw);
-                    }
-                    wstr[nw] = uf_strndup(s, (size_t)len);
-                    wlen[nw] = len;
-                    words[nw] = (struct tword){NULL, 0, 0};
-                    *slot = ++nw;
-                }
-                words[*slot - 1].count++;
-                start = i;
-            }
-            if (i == m) break;
-            prev_cls = cls;
-            i += (size_t)l;
-        }
-    }
-    free(norm);
-    /* 2. base vocabulary: specials, bytes, then characters by frequency */
-    static const char *specials[4] = {"<unk>", "<s>", "</s>", "<pad>"};
-    for (int i = 0; i < 4; i++) {
-        set_piece(t, i, specials[i], (int)strlen(specials[i]), UF_TOKF_MODEL | UF_TOKF_ADDED | UF_TOKF_SPECIAL);
-        t->added = uf_realloc(t->added, sizeof *t->added * (size_t)(i + 1));
-        t->added[i] = (struct uf_tok_added){uf_strdup(specials[i]), (int)strlen(specials[i]), i};
-        t->n_added = i + 1;
-    }
-    for (int b = 0; b < 256; b++) {
-        char name[8];
-        snprintf(name, sizeof name, "<0x%02X>", b);
-        set_piece(t, 4 + b, name, 6, UF_TOKF_MODEL | UF_TOKF_BYTE);
-    }
-    struct u64map cmap = {0};
-    for (int i = 0; i < nw; i++)
-        for (int k = 0; k < wlen[i];) {
-            uint32_t cp;
-            k += utf8_next((const unsigned char *)wstr[i], (size_t)wlen[i], (size_t)k, &cp);
-            if (cp <= 0x10ffff) *map_slot(&cmap, cp) += words[i].count;
-        }
-    struct cpcount *cc = uf_malloc(sizeof *cc * (cmap.n + 1));
-    int ncc = 0;
-    for (uint32_t i = 0; i < cmap.cap; i++)
-        if (cmap.keys[i]) cc[ncc++] = (struct cpcount){(uint32_t)(cmap.keys[i] - 1), cmap.vals[i]};
-    qsort(cc, (size_t)ncc, sizeof *cc, cmp_cpcount);
-    int char_budget = (vocab_size - 260 + 1) / 2; /* at least half the rest is left for merges */
-    if (ncc > char_budget) ncc = char_budget;
-    int next = 260;
-    for (int i = 0; i < ncc; i++) {
-        char u[4];
-        int l = utf8_put(cc[i].cp, u);
-        set_piece(t, next++, u, l, UF_TOKF_MODEL);
-    }
-    free(cc);
-    free(cmap.keys);
-    free(cmap.vals);
-    t->kind = UF_TOK_SPM;
-    vocab_build(t);
-    /* 3. words as symbol sequences (-1 = character left to byte fallback: never merged) */
-    struct u64map pairs = {0};
-    for (int i = 0; i < nw; i++) {
-        words[i].sym = uf_malloc(sizeof(int32_t) * (size_t)wlen[i]);
-        for (int k = 0; k < wlen[i];) {
-            uint32_t cp;
-            int l = utf8_next((const unsigned char *)wstr[i], (size_t)wlen[i], (size_t)k, &cp);
-            words[i].sym[words[i].n++] = cp <= 0x10ffff ? vocab_find(t, wstr[i] + k, l) : -1;
-            k += l;
-        }
-        word_pairs(&pairs, &words[i], 1);
-    }
-    /* 4. merges: most frequent pair (ties: smallest left id, then right id) until full */
-    int capm = 0;
-    while (next < vocab_size) {
-        int64_t best = 1;
-        uint64_t bk = 0;
-        for (uint32_t i = 0; i < pairs.cap; i++) {
-            if (!pairs.keys[i] || pairs.vals[i] < best) continue;
-            uint64_t k = pairs.keys[i] - 1;
-            if (pairs.vals[i] > best || k < bk) best = pairs.vals[i], bk = k;
-        }
-        if (best < 2) break;
-        int a = (int)(bk >> 32), b = (int)(bk & 0xffffffffu);
-        int la = t->piece_len[a], lb = t->piece_len[b];
-        char *cat = uf_malloc((size_t)(la + lb) + 1);
-        memcpy(cat, t->pieces[a], (size_t)la);
-        memcpy(cat + la, t->pieces[b], (size_t)lb);
-        int out = vocab_find(t, cat, la + lb);
-        if (out < 0) {
-            out = next++;
-            set_piece(t, out, cat, la + lb, UF_TOKF_MODEL);
-            vocab_build(t);
-        }
-        free(cat);
-        if (t->n_merges == capm) {
-            capm = capm * 2 + 256;
-            t->merge_a = uf_realloc(t->merge_a, sizeof(int32_t) * (size_t)capm);
-            t->merge_b = uf_realloc(t->merge_b, sizeof(int32_t) * (size_t)capm);
-        }
-        t->merge_a[t->n_merges] = a;
-        t->merge_b[t->n_merges] = b;
-        t->n_merges++;
-        for (int i = 0; i < nw; i++) {
-            struct tword *w = &words[i];
-            int found = 0;
-            for (int k = 0; k + 1 < w->n && !found; k++) found = w->sym[k] == a && w->sym[k + 1] == b;
-            if (!found) continue;
-            word_pairs(&pairs, w, -1);
-            int m = 0;
-            for (int k = 0; k < w->n;) {
-                if (k + 1 < w->n && w->sym[k] == a && w->sym[k + 1] == b) { w->sym[m++] = out; k += 2; }
-                else w->sym[m++] = w->sym[k++];
-            }
-            w->n = m;
-            word_pairs(&pairs, w, 1);
-        }
-    }
-    for (int i = 0; i < nw; i++) {
-        free(words[i].sym);
-        free(wstr[i]);
-    }
-    free(words);
-    free(wstr);
-    free(wlen);
-    free(wmap.keys);
-    free(wmap.vals);
-    free(pairs.keys);
-    free(pairs.vals);
-    t->byte_fallback = 1;
-    t->fuse_unk = 1;
-    t->prepend = UF_PREPEND_NORMALIZER;
-    t->replace_space = 1;
-    t->strip_leading_space = 1;
-    finish_tables(t);
-    t->unk_id = 0;
-    t->bos_id = 1;
-    t->eos_id = 2;
-    t->pad_id = 3;
-    return 0;
+    return uf_tok_vocab_find(t, piece, (int)strlen(piece));
 }
 
 /* ---- save ----------------------------------------------------------------------------------- */
@@ -1486,16 +1255,16 @@ int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
         if (t->prepend == UF_PREPEND_NORMALIZER) {
             cJSON *n = typed("Sequence"), *list = cJSON_AddArrayToObject(n, "normalizers");
             cJSON *p = typed("Prepend");
-            cJSON_AddStringToObject(p, "prepend", SPM_SPACE);
+            cJSON_AddStringToObject(p, "prepend", UF_TOK_SPM_SPACE);
             cJSON_AddItemToArray(list, p);
-            cJSON_AddItemToArray(list, replace_node(" ", SPM_SPACE));
+            cJSON_AddItemToArray(list, replace_node(" ", UF_TOK_SPM_SPACE));
             cJSON_AddItemToObject(root, "normalizer", n);
             cJSON_AddNullToObject(root, "pre_tokenizer");
         } else {
             if (t->n_norm) cJSON_AddItemToObject(root, "normalizer", norm_nodes(t));
             else cJSON_AddNullToObject(root, "normalizer");
             cJSON *m = typed("Metaspace");
-            cJSON_AddStringToObject(m, "replacement", SPM_SPACE);
+            cJSON_AddStringToObject(m, "replacement", UF_TOK_SPM_SPACE);
             cJSON_AddStringToObject(m, "prepend_scheme", t->prepend == UF_PREPEND_FIRST ? "first" :
                                     t->prepend == UF_PREPEND_ALWAYS ? "always" : "never");
             cJSON_AddBoolToObject(m, "split", t->metaspace_split);
@@ -1503,7 +1272,7 @@ int uf_tokenizer_save(const struct uf_tokenizer *t, const char *path) {
         }
         dec = typed("Sequence");
         cJSON *list = cJSON_AddArrayToObject(dec, "decoders");
-        cJSON_AddItemToArray(list, replace_node(SPM_SPACE, " "));
+        cJSON_AddItemToArray(list, replace_node(UF_TOK_SPM_SPACE, " "));
         cJSON_AddItemToArray(list, typed("ByteFallback"));
         cJSON_AddItemToArray(list, typed("Fuse"));
         if (t->strip_leading_space) {

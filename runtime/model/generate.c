@@ -149,12 +149,13 @@ void uf_gen_free(struct uf_gen *g) {
 }
 
 /* ---- kernel launchers ------------------------------------------------------------------- */
-#define ARG(k, i, v) UF_CL(clSetKernelArg((k), (i), sizeof(v), &(v)))
+/* Kernel arguments (core/device.h): decode.cl's buffers start at offset 0 (the work buffers are
+ * owned), so a buffer is one argument (M_); ints are I_. */
+#define M_ UF_ARG_MEM
+#define I_ UF_ARG_I32
 
-static void run1(struct uf_device *d, cl_kernel k, size_t n) {
-    size_t gsz = round_up(n ? n : 1, 64);
-    uf_device_run(d, k, 1, &gsz, NULL);
-}
+/* 1-D global size for n work-items (at least one group of 64) */
+static size_t global1(size_t n) { return round_up(n ? n : 1, 64); }
 
 /* parameter i of layer l: index in the desc table */
 static int pidx(const struct uf_gen *g, enum uf_param_kind kind, int layer) {
@@ -181,11 +182,9 @@ static void linear(struct uf_gen *g, int N, const struct uf_tensor *x, enum uf_p
     }
     if (N <= DEC_GEMV_ROWS && x->offset == 0 && y->offset == 0) {
         cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_linear_small");
-        cl_ulong woff = W->offset;
-        ARG(k, 0, y->buf); ARG(k, 1, x->buf); ARG(k, 2, W->buf); ARG(k, 3, woff);
-        ARG(k, 4, N); ARG(k, 5, in); ARG(k, 6, out);
         size_t gl = (size_t)out * DEC_WG, lo = DEC_WG;
-        uf_device_run(g->dev, k, 1, &gl, &lo);
+        UF_LAUNCH(g->dev, k, 1, &gl, &lo, M_(y->buf), M_(x->buf), M_(W->buf),
+                  UF_ARG_U64(W->offset), I_(N), I_(in), I_(out));
         return;
     }
     uf_gemm(g->dev, false, true, (size_t)N, (size_t)out, (size_t)in, 1.0f, x->buf, x->offset,
@@ -222,9 +221,9 @@ static void rmsnorm(struct uf_gen *g, int N, struct uf_tensor *y, const struct u
 static void rope(struct uf_gen *g, int N, struct uf_tensor *x, int nh) {
     cl_kernel k = uf_device_kernel(g->dev, "decode.cl", "dec_rope");
     int hd = g->cfg.head_dim;
-    ARG(k, 0, x->buf); ARG(k, 1, g->pos.buf); ARG(k, 2, N); ARG(k, 3, nh); ARG(k, 4, hd);
-    ARG(k, 5, g->inv_freq.buf);
-    run1(g->dev, k, (size_t)N * nh * (hd / 2));
+    size_t gl = global1((size_t)N * nh * (hd / 2));
+    UF_LAUNCH(g->dev, k, 1, &gl, NULL, M_(x->buf), M_(g->pos.buf), I_(N), I_(nh), I_(hd),
+              M_(g->inv_freq.buf));
 }
 
 int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t *pos,
@@ -273,19 +272,18 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
         cl_ulong coff = (cl_ulong)l * B * KV * Tc * hd;
         {
             cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_cache_write");
-            ARG(k, 0, g->kc.buf); ARG(k, 1, g->vc.buf); ARG(k, 2, coff); ARG(k, 3, g->k.buf);
-            ARG(k, 4, g->v.buf); ARG(k, 5, g->pos.buf); ARG(k, 6, g->seq.buf); ARG(k, 7, N);
-            ARG(k, 8, KV); ARG(k, 9, hd); ARG(k, 10, Tc);
-            run1(d, k, (size_t)N * KD);
+            size_t gl = global1((size_t)N * KD);
+            UF_LAUNCH(d, k, 1, &gl, NULL, M_(g->kc.buf), M_(g->vc.buf), UF_ARG_U64(coff),
+                      M_(g->k.buf), M_(g->v.buf), M_(g->pos.buf), M_(g->seq.buf), I_(N), I_(KV),
+                      I_(hd), I_(Tc));
         }
         {
             cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_attention");
             float scale = (float)(1.0 / sqrt((double)hd));
-            ARG(k, 0, g->att.buf); ARG(k, 1, g->q.buf); ARG(k, 2, g->kc.buf); ARG(k, 3, g->vc.buf);
-            ARG(k, 4, coff); ARG(k, 5, g->pos.buf); ARG(k, 6, g->seq.buf); ARG(k, 7, H);
-            ARG(k, 8, KV); ARG(k, 9, hd); ARG(k, 10, Tc); ARG(k, 11, win); ARG(k, 12, scale);
             size_t gl = (size_t)N * H * DEC_WG, lo = DEC_WG;
-            uf_device_run(d, k, 1, &gl, &lo);
+            UF_LAUNCH(d, k, 1, &gl, &lo, M_(g->att.buf), M_(g->q.buf), M_(g->kc.buf),
+                      M_(g->vc.buf), UF_ARG_U64(coff), M_(g->pos.buf), M_(g->seq.buf), I_(H),
+                      I_(KV), I_(hd), I_(Tc), I_(win), UF_ARG_F32(scale));
         }
         /* x += att Wo^T (into a, then add) */
         linear(g, N, &g->att, UF_P_O, l, QD, D, &g->a);
@@ -309,9 +307,9 @@ int uf_gen_forward(struct uf_gen *g, int N, const int32_t *tokens, const int32_t
     uf_tensor_upload(&tv, out_rows);
     {
         cl_kernel k = uf_device_kernel(d, "decode.cl", "dec_gather_rows");
-        ARG(k, 0, g->hsel.buf); ARG(k, 1, g->a.buf); ARG(k, 2, g->rows.buf); ARG(k, 3, n_out);
-        ARG(k, 4, D);
-        run1(d, k, (size_t)n_out * D);
+        size_t gl = global1((size_t)n_out * D);
+        UF_LAUNCH(d, k, 1, &gl, NULL, M_(g->hsel.buf), M_(g->a.buf), M_(g->rows.buf), I_(n_out),
+                  I_(D));
     }
     linear(g, n_out, &g->hsel, UF_P_LM_HEAD, -1, D, c->vocab, &g->logits);
     struct uf_tensor lv;

@@ -127,12 +127,6 @@ void uf_model_lora_save_grads(struct uf_model *m, float *host) {
     else memset(host, 0, (size_t)m->lora_numel * sizeof *host);
 }
 
-int uf_model_lora_find(const struct uf_model *m, const char *name) {
-    for (int i = 0; i < m->n_lora; i++)
-        if (strcmp(m->lora_descs[i].name, name) == 0) return i;
-    return -1;
-}
-
 /* W (out, in) += sign * scale * B (out, r) A (r, in) for every adapter. A bf16 base
  * (UF_MODEL_BF16_BASE) goes through one f32 scratch matrix: widen, add, round back to bf16 (so
  * merge then unmerge is exact only up to bf16 rounding). */

@@ -415,25 +415,11 @@ int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src) {
     return 0;
 }
 
-int uf_model_param_find(const struct uf_model *m, const char *name) {
-    for (int i = 0; i < m->n_params; i++)
-        if (strcmp(m->descs[i].name, name) == 0) return i;
-    return -1;
-}
-
 void uf_model_freeze_kinds(struct uf_model *m, unsigned kind_mask) {
     if (m->cfg.tied_embeddings && (kind_mask & ((1u << UF_P_EMBED) | (1u << UF_P_LM_HEAD))))
         kind_mask |= (1u << UF_P_EMBED) | (1u << UF_P_LM_HEAD);
     for (int i = 0; i < m->n_params; i++)
         if (kind_mask & (1u << m->descs[i].kind)) m->trainable[i] = 0;
-}
-
-int64_t uf_model_trainable_numel(const struct uf_model *m) {
-    if (m->lora.rank > 0) return m->lora_numel;
-    int64_t n = 0;
-    for (int i = 0; i < m->n_params; i++)
-        if (m->trainable[i]) n += m->descs[i].numel;
-    return n;
 }
 
 struct uf_tensor *uf_model_train_params(struct uf_model *m) {

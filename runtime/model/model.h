@@ -202,12 +202,9 @@ void uf_model_save_grads(struct uf_model *m, float *host /* (P) */);
 void uf_model_params_written(struct uf_model *m);
 /* Device copy of another model's base parameters (same shapes), e.g. student -> teacher. */
 int uf_model_copy_params(struct uf_model *dst, const struct uf_model *src);
-/* Index of the parameter named `name` (HF name), or -1. */
-int uf_model_param_find(const struct uf_model *m, const char *name);
 /* Freezes (trainable = 0) every parameter whose kind bit (1u << kind) is in kind_mask, e.g.
  * 1u << UF_P_EMBED; with tied embeddings freezing either the embed or the lm_head freezes both. */
 void uf_model_freeze_kinds(struct uf_model *m, unsigned kind_mask);
-int64_t uf_model_trainable_numel(const struct uf_model *m);
 
 /* ---- LoRA (lora.c) ------------------------------------------------------------------------- */
 /* Adds adapters: allocates the LoRA params (A ~ U(-1/sqrt(in), 1/sqrt(in)) as PEFT's
@@ -222,7 +219,6 @@ void uf_model_lora_save_grads(struct uf_model *m, float *host /* (lora_numel) */
  * already in that state. */
 int uf_model_lora_merge(struct uf_model *m);
 int uf_model_lora_unmerge(struct uf_model *m);
-int uf_model_lora_find(const struct uf_model *m, const char *name);
 
 /* ---- forward / backward -------------------------------------------------------------------- */
 /* Forward on a host batch (uploaded without blocking). Writes m->logits (N, V), m->hidden (N, D)

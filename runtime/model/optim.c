@@ -19,14 +19,6 @@ void uf_optim_config_defaults(struct uf_optim_config *c) {
     c->schedule = UF_LR_CONSTANT;
 }
 
-int uf_lr_schedule_parse(const char *name, enum uf_lr_schedule *out) {
-    if (strcmp(name, "constant") == 0) *out = UF_LR_CONSTANT;
-    else if (strcmp(name, "cosine") == 0) *out = UF_LR_COSINE;
-    else if (strcmp(name, "linear") == 0) *out = UF_LR_LINEAR;
-    else return uf_fail("unknown lr schedule '%s' (valid: constant, cosine, linear)", name);
-    return 0;
-}
-
 float uf_optim_lr(const struct uf_optim_config *c, int step) {
     if (c->warmup_steps > 0 && step <= c->warmup_steps)
         return c->lr * (float)step / (float)c->warmup_steps;

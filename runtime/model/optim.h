@@ -29,7 +29,6 @@ struct uf_optim_config {
 };
 /* lr 3e-4, betas (0.9, 0.999), eps 1e-8, weight_decay 0, max_norm 1, constant, no warm-up. */
 void uf_optim_config_defaults(struct uf_optim_config *c);
-int uf_lr_schedule_parse(const char *name, enum uf_lr_schedule *out); /* constant|cosine|linear */
 
 struct uf_optim_segment {
     struct uf_tensor p, g, m, v; /* views */

@@ -56,27 +56,12 @@ static int group_size(struct uf_device *d, cl_kernel k) {
     return n;
 }
 
-static void set_mem(cl_kernel k, cl_uint *a, const struct uf_tensor *t) {
-    cl_ulong off = t->offset;
-    UF_CL(clSetKernelArg(k, (*a)++, sizeof(cl_mem), &t->buf));
-    UF_CL(clSetKernelArg(k, (*a)++, sizeof off, &off));
-}
-static void set_int(cl_kernel k, cl_uint *a, int v) {
-    cl_int x = v;
-    UF_CL(clSetKernelArg(k, (*a)++, sizeof x, &x));
-}
-static void set_float(cl_kernel k, cl_uint *a, float v) {
-    UF_CL(clSetKernelArg(k, (*a)++, sizeof v, &v));
-}
-static void set_local(cl_kernel k, cl_uint *a, size_t bytes) {
-    UF_CL(clSetKernelArg(k, (*a)++, bytes, NULL));
-}
-/* T, H, KV, hd, window, scale: the scalar tail shared by all three kernels */
-static void set_dims(cl_kernel k, cl_uint *a, int T, int H, int KV, int hd, int window) {
-    set_int(k, a, T), set_int(k, a, H), set_int(k, a, KV), set_int(k, a, hd);
-    set_int(k, a, window);
-    set_float(k, a, 1.0f / sqrtf((float)hd));
-}
+/* Kernel arguments (core/device.h): a tensor is its buffer and element offset; ATTN_DIMS is the
+ * scalar tail T, H, KV, hd, window, scale shared by all the kernels. */
+#define T_ UF_ARG_TENSOR
+#define ATTN_DIMS(T, H, KV, hd, window)                                                     \
+    UF_ARG_I32(T), UF_ARG_I32(H), UF_ARG_I32(KV), UF_ARG_I32(hd), UF_ARG_I32(window),       \
+        UF_ARG_F32(1.0f / sqrtf((float)(hd)))
 
 static cl_kernel get_kernel(struct uf_device *d, const char *base, int hdp) {
     char name[64];
@@ -99,14 +84,11 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     int hdp = padded_hd(hd), bk = tile_rows(hdp);
     cl_kernel kr = get_kernel(d, "uf_attn_fwd", hdp);
     int bq = group_size(d, kr);
-    cl_uint a = 0;
-    set_mem(kr, &a, q), set_mem(kr, &a, k), set_mem(kr, &a, v), set_mem(kr, &a, lengths);
-    set_mem(kr, &a, o), set_mem(kr, &a, lse);
-    set_dims(kr, &a, T, H, KV, hd, window);
-    set_local(kr, &a, (size_t)bk * hdp * 4), set_local(kr, &a, (size_t)bk * hdp * 4);
     size_t global[3] = {(size_t)(T + bq - 1) / bq * bq, (size_t)H, (size_t)B};
     size_t local[3] = {(size_t)bq, 1, 1};
-    uf_device_run(d, kr, 3, global, local);
+    UF_LAUNCH(d, kr, 3, global, local, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse),
+              ATTN_DIMS(T, H, KV, hd, window), UF_ARG_LOCAL((size_t)bk * hdp * 4),
+              UF_ARG_LOCAL((size_t)bk * hdp * 4));
 }
 
 /* ---- backward through GEMMs --------------------------------------------------------------- */
@@ -159,16 +141,12 @@ static void backward_gemm(struct uf_device *d, const struct uf_tensor *q, const 
         int nb = UF_MIN(bc, B - b0);
         for (int h0 = 0; h0 < H; h0 += hc) {
             int nh = UF_MIN(hc, H - h0);
-            cl_uint a = 0;
-            set_mem(kr, &a, q), set_mem(kr, &a, k), set_mem(kr, &a, v), set_mem(kr, &a, lengths);
-            set_mem(kr, &a, o), set_mem(kr, &a, lse), set_mem(kr, &a, dout);
-            set_mem(kr, &a, &P), set_mem(kr, &a, &S);
-            set_dims(kr, &a, T, H, KV, hd, window);
-            set_int(kr, &a, h0), set_int(kr, &a, b0);
-            set_local(kr, &a, (size_t)bt * hdp * 4), set_local(kr, &a, (size_t)bt * hdp * 4);
             size_t gl[3] = {(size_t)(T + gs - 1) / gs * gs, (size_t)nh, (size_t)nb};
             size_t lc[3] = {(size_t)gs, 1, 1};
-            uf_device_run(d, kr, 3, gl, lc);
+            UF_LAUNCH(d, kr, 3, gl, lc, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse), T_(dout),
+                      T_(&P), T_(&S), ATTN_DIMS(T, H, KV, hd, window), UF_ARG_I32(h0),
+                      UF_ARG_I32(b0), UF_ARG_LOCAL((size_t)bt * hdp * 4),
+                      UF_ARG_LOCAL((size_t)bt * hdp * 4));
             for (int hh = 0; hh < nh; hh++) {
                 int h = h0 + hh, g = h / R;
                 size_t pm = (size_t)hh * nb * TT; /* (b, h) matrices of this head */
@@ -230,14 +208,11 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     /* dq: one work-item per query row, K and V tiles */
     cl_kernel kq = get_kernel(d, "uf_attn_bwd_dq", hdp);
     int gs = group_size(d, kq);
-    cl_uint a = 0;
-    set_mem(kq, &a, q), set_mem(kq, &a, k), set_mem(kq, &a, v), set_mem(kq, &a, lengths);
-    set_mem(kq, &a, o), set_mem(kq, &a, lse), set_mem(kq, &a, dout), set_mem(kq, &a, dq);
-    set_dims(kq, &a, T, H, KV, hd, window);
-    set_local(kq, &a, (size_t)bt * hdp * 4), set_local(kq, &a, (size_t)bt * hdp * 4);
     size_t gq[3] = {(size_t)(T + gs - 1) / gs * gs, (size_t)H, (size_t)B};
     size_t lq[3] = {(size_t)gs, 1, 1};
-    uf_device_run(d, kq, 3, gq, lq);
+    UF_LAUNCH(d, kq, 3, gq, lq, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse), T_(dout), T_(dq),
+              ATTN_DIMS(T, H, KV, hd, window), UF_ARG_LOCAL((size_t)bt * hdp * 4),
+              UF_ARG_LOCAL((size_t)bt * hdp * 4));
 
     /* dk, dv: one work-item per key row, Q and dO tiles (+ their lse and D) */
     if ((size_t)2 * bt * (hdp + 1) * sizeof(float) > d->local_mem)
@@ -245,15 +220,11 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
                  "memory, %s has %zu", hd, (size_t)2 * bt * (hdp + 1) * sizeof(float), d->name,
                  (size_t)d->local_mem);
     cl_kernel kk = get_kernel(d, "uf_attn_bwd_dkdv", hdp);
-    a = 0;
-    set_mem(kk, &a, q), set_mem(kk, &a, k), set_mem(kk, &a, v), set_mem(kk, &a, lengths);
-    set_mem(kk, &a, o), set_mem(kk, &a, lse), set_mem(kk, &a, dout), set_mem(kk, &a, dk);
-    set_mem(kk, &a, dv);
-    set_dims(kk, &a, T, H, KV, hd, window);
-    set_local(kk, &a, (size_t)bt * hdp * 4), set_local(kk, &a, (size_t)bt * hdp * 4);
-    set_local(kk, &a, (size_t)bt * 4), set_local(kk, &a, (size_t)bt * 4);
     int gk_ = group_size(d, kk);
     size_t gk[3] = {(size_t)(T + gk_ - 1) / gk_ * gk_, (size_t)KV, (size_t)B};
     size_t lk[3] = {(size_t)gk_, 1, 1};
-    uf_device_run(d, kk, 3, gk, lk);
+    UF_LAUNCH(d, kk, 3, gk, lk, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse), T_(dout), T_(dk),
+              T_(dv), ATTN_DIMS(T, H, KV, hd, window), UF_ARG_LOCAL((size_t)bt * hdp * 4),
+              UF_ARG_LOCAL((size_t)bt * hdp * 4), UF_ARG_LOCAL((size_t)bt * 4),
+              UF_ARG_LOCAL((size_t)bt * 4));
 }

@@ -7,7 +7,8 @@
 
 #include "core/util.h"
 
-#define ARG(k, i, v) UF_CL(clSetKernelArg((k), (i), sizeof(v), &(v)))
+/* Kernel arguments (core/device.h): a tensor is its buffer and its element offset (ulong). */
+#define T_ UF_ARG_TENSOR
 
 static void same_len(const struct uf_tensor *a, const struct uf_tensor *b, const char *what) {
     if (b && a->numel != b->numel)
@@ -27,15 +28,9 @@ static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 static void sum_parts(struct uf_device *d, cl_mem part, cl_uint np, struct uf_tensor *out, int slot,
                       int accumulate) {
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sum_parts");
-    cl_uint s = (cl_uint)(out->offset + (size_t)slot);
-    cl_int acc = accumulate;
-    ARG(k, 0, part);
-    ARG(k, 1, np);
-    ARG(k, 2, out->buf);
-    ARG(k, 3, s);
-    ARG(k, 4, acc);
     size_t g = 1;
-    uf_device_run(d, k, 1, &g, NULL);
+    UF_LAUNCH(d, k, 1, &g, NULL, UF_ARG_MEM(part), UF_ARG_U32(np), UF_ARG_MEM(out->buf),
+              UF_ARG_U32(out->offset + (size_t)slot), UF_ARG_I32(accumulate));
 }
 
 void uf_clmath_penalty(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *p,
@@ -47,16 +42,10 @@ void uf_clmath_penalty(struct uf_device *d, struct uf_tensor *g, const struct uf
     size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)g->numel + ls - 1) / ls));
     cl_mem part = uf_device_scratch(d, ng * sizeof(float));
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_penalty_quad");
-    cl_ulong goff = g->offset, poff = p->offset, p0off = p0->offset, foff = F ? F->offset : 0;
-    cl_ulong n = (cl_ulong)g->numel;
-    cl_int use_f = F != NULL;
-    cl_mem fbuf = F ? F->buf : p->buf;
-    ARG(k, 0, g->buf); ARG(k, 1, goff); ARG(k, 2, p->buf); ARG(k, 3, poff);
-    ARG(k, 4, p0->buf); ARG(k, 5, p0off); ARG(k, 6, fbuf); ARG(k, 7, foff); ARG(k, 8, use_f);
-    ARG(k, 9, lambda); ARG(k, 10, n); ARG(k, 11, part);
-    UF_CL(clSetKernelArg(k, 12, ls * sizeof(float), NULL));
     size_t global = ng * ls;
-    uf_device_run(d, k, 1, &global, &ls);
+    UF_LAUNCH(d, k, 1, &global, &ls, T_(g), T_(p), T_(p0), UF_ARG_MEM(F ? F->buf : p->buf),
+              UF_ARG_U64(F ? F->offset : 0), UF_ARG_I32(F != NULL), UF_ARG_F32(lambda),
+              UF_ARG_U64(g->numel), UF_ARG_MEM(part), UF_ARG_LOCAL(ls * sizeof(float)));
     sum_parts(d, part, (cl_uint)ng, value, slot, 1);
 }
 
@@ -66,12 +55,9 @@ void uf_clmath_dot(struct uf_device *d, const struct uf_tensor *x, const struct 
     size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)x->numel + ls - 1) / ls));
     cl_mem part = uf_device_scratch(d, ng * sizeof(float));
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_dot_partial");
-    cl_ulong xoff = x->offset, yoff = y->offset, n = (cl_ulong)x->numel;
-    ARG(k, 0, x->buf); ARG(k, 1, xoff); ARG(k, 2, y->buf); ARG(k, 3, yoff); ARG(k, 4, n);
-    ARG(k, 5, part);
-    UF_CL(clSetKernelArg(k, 6, ls * sizeof(float), NULL));
     size_t global = ng * ls;
-    uf_device_run(d, k, 1, &global, &ls);
+    UF_LAUNCH(d, k, 1, &global, &ls, T_(x), T_(y), UF_ARG_U64(x->numel), UF_ARG_MEM(part),
+              UF_ARG_LOCAL(ls * sizeof(float)));
     sum_parts(d, part, (cl_uint)ng, out, slot, accumulate);
 }
 
@@ -81,13 +67,10 @@ void uf_clmath_agem(struct uf_device *d, struct uf_tensor *g, const struct uf_te
     uf_clmath_dot(d, g, g_ref, dots, 0, 0);
     uf_clmath_dot(d, g_ref, g_ref, dots, 1, 0);
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_agem_project");
-    cl_ulong goff = g->offset, groff = g_ref->offset, n = (cl_ulong)g->numel;
-    cl_mem dbuf = dots->buf;
     if (dots->offset != 0) uf_fatal(1, "agem: the dots tensor must start at offset 0");
-    ARG(k, 0, g->buf); ARG(k, 1, goff); ARG(k, 2, g_ref->buf); ARG(k, 3, groff); ARG(k, 4, dbuf);
-    ARG(k, 5, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)g->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(g), T_(g_ref), UF_ARG_MEM(dots->buf),
+              UF_ARG_U64(g->numel));
 }
 
 void uf_clmath_lincomb(struct uf_device *d, struct uf_tensor *out, float a, const struct uf_tensor *x,
@@ -97,12 +80,9 @@ void uf_clmath_lincomb(struct uf_device *d, struct uf_tensor *out, float a, cons
     same_len(out, z, "lincomb");
     if (!z) z = x, c = 0.0f;
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_lincomb3");
-    cl_ulong oo = out->offset, xo = x->offset, yo = y->offset, zo = z->offset, n = (cl_ulong)out->numel;
-    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, a); ARG(k, 3, x->buf); ARG(k, 4, xo);
-    ARG(k, 5, b); ARG(k, 6, y->buf); ARG(k, 7, yo); ARG(k, 8, c); ARG(k, 9, z->buf);
-    ARG(k, 10, zo); ARG(k, 11, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)out->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(out), UF_ARG_F32(a), T_(x), UF_ARG_F32(b), T_(y),
+              UF_ARG_F32(c), T_(z), UF_ARG_U64(out->numel));
 }
 
 void uf_clmath_magmax(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
@@ -111,11 +91,9 @@ void uf_clmath_magmax(struct uf_device *d, struct uf_tensor *out, const struct u
     same_len(out, m1, "magmax");
     same_len(out, m2, "magmax");
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_magmax");
-    cl_ulong oo = out->offset, bo = base->offset, o1 = m1->offset, o2 = m2->offset, n = (cl_ulong)out->numel;
-    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, m1->buf);
-    ARG(k, 5, o1); ARG(k, 6, m2->buf); ARG(k, 7, o2); ARG(k, 8, lambda); ARG(k, 9, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)out->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(out), T_(base), T_(m1), T_(m2), UF_ARG_F32(lambda),
+              UF_ARG_U64(out->numel));
 }
 
 static int cmp_float_desc(const void *a, const void *b) {
@@ -153,11 +131,9 @@ void uf_clmath_task_arith(struct uf_device *d, struct uf_tensor *out, const stru
     same_len(out, safe, "task_arith");
     same_len(out, ft, "task_arith");
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_task_arith");
-    cl_ulong oo = out->offset, bo = base->offset, so = safe->offset, fo = ft->offset, n = (cl_ulong)out->numel;
-    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, safe->buf);
-    ARG(k, 5, so); ARG(k, 6, ft->buf); ARG(k, 7, fo); ARG(k, 8, ls); ARG(k, 9, lu); ARG(k, 10, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)out->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(out), T_(base), T_(safe), T_(ft), UF_ARG_F32(ls),
+              UF_ARG_F32(lu), UF_ARG_U64(out->numel));
 }
 
 void uf_clmath_ties(struct uf_device *d, struct uf_tensor *out, const struct uf_tensor *base,
@@ -172,12 +148,9 @@ void uf_clmath_ties(struct uf_device *d, struct uf_tensor *out, const struct uf_
     free(ts);
     free(tu);
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_ties");
-    cl_ulong oo = out->offset, bo = base->offset, so = safe->offset, fo = ft->offset, n = (cl_ulong)out->numel;
-    ARG(k, 0, out->buf); ARG(k, 1, oo); ARG(k, 2, base->buf); ARG(k, 3, bo); ARG(k, 4, safe->buf);
-    ARG(k, 5, so); ARG(k, 6, ft->buf); ARG(k, 7, fo); ARG(k, 8, thr_s); ARG(k, 9, thr_u);
-    ARG(k, 10, ls); ARG(k, 11, lu); ARG(k, 12, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)out->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(out), T_(base), T_(safe), T_(ft), UF_ARG_F32(thr_s),
+              UF_ARG_F32(thr_u), UF_ARG_F32(ls), UF_ARG_F32(lu), UF_ARG_U64(out->numel));
 }
 
 /* ---- references ------------------------------------------------------------------------ */
@@ -246,16 +219,11 @@ void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_
     size_t ls = local_size(d), ng = UF_MIN((size_t)64, UF_MAX((size_t)1, ((size_t)g->numel + ls - 1) / ls));
     cl_mem part = uf_device_scratch(d, ng * sizeof(float));
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sqdiff");
-    cl_ulong go = g->offset, xo = x->offset, yo = y->offset, mo = mask->offset,
-             to = thr ? thr->offset : 0, w = (cl_ulong)W, n = (cl_ulong)g->numel;
-    cl_int use_thr = thr != NULL;
-    cl_mem tbuf = thr ? thr->buf : mask->buf;
-    ARG(k, 0, g->buf); ARG(k, 1, go); ARG(k, 2, x->buf); ARG(k, 3, xo); ARG(k, 4, y->buf);
-    ARG(k, 5, yo); ARG(k, 6, mask->buf); ARG(k, 7, mo); ARG(k, 8, tbuf); ARG(k, 9, to);
-    ARG(k, 10, use_thr); ARG(k, 11, w); ARG(k, 12, scale); ARG(k, 13, n); ARG(k, 14, part);
-    UF_CL(clSetKernelArg(k, 15, ls * sizeof(float), NULL));
     size_t global = ng * ls;
-    uf_device_run(d, k, 1, &global, &ls);
+    UF_LAUNCH(d, k, 1, &global, &ls, T_(g), T_(x), T_(y), T_(mask),
+              UF_ARG_MEM(thr ? thr->buf : mask->buf), UF_ARG_U64(thr ? thr->offset : 0),
+              UF_ARG_I32(thr != NULL), UF_ARG_U64(W), UF_ARG_F32(scale), UF_ARG_U64(g->numel),
+              UF_ARG_MEM(part), UF_ARG_LOCAL(ls * sizeof(float)));
     sum_parts(d, part, (cl_uint)ng, value, slot, 1);
 }
 
@@ -265,23 +233,18 @@ void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int6
         uf_fatal(1, "row_topk_thr: bad shapes (%s: %lld elements, W %lld, k %d)", x->name,
                  (long long)x->numel, (long long)W, k);
     cl_kernel kr = uf_device_kernel(d, "clmath.cl", "uf_row_topk_thr");
-    cl_ulong xo = x->offset, w = (cl_ulong)W, rows = (cl_ulong)(x->numel / W), to = thr->offset;
-    cl_uint kk = (cl_uint)k;
-    ARG(kr, 0, x->buf); ARG(kr, 1, xo); ARG(kr, 2, w); ARG(kr, 3, kk); ARG(kr, 4, rows);
-    ARG(kr, 5, thr->buf); ARG(kr, 6, to);
+    int64_t rows = x->numel / W;
     size_t global = round_up((size_t)rows, 64);
-    uf_device_run(d, kr, 1, &global, NULL);
+    UF_LAUNCH(d, kr, 1, &global, NULL, T_(x), UF_ARG_U64(W), UF_ARG_U32(k), UF_ARG_U64(rows),
+              T_(thr));
 }
 
 void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
                         float scale) {
     same_len(acc, g, "sq_accum");
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_sq_accum");
-    cl_ulong ao = acc->offset, go = g->offset, n = (cl_ulong)acc->numel;
-    ARG(k, 0, acc->buf); ARG(k, 1, ao); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, scale);
-    ARG(k, 5, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)acc->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(acc), T_(g), UF_ARG_F32(scale), UF_ARG_U64(acc->numel));
 }
 
 void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
@@ -290,14 +253,10 @@ void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const stru
     same_len(p, g, "precond_step");
     same_len(p, F, "precond_step");
     cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_precond_step");
-    cl_ulong po = p->offset, go = g->offset, fo = F->offset, n = (cl_ulong)p->numel;
-    cl_int use_sum = fsum != NULL;
     if (fsum && fsum->offset != 0) uf_fatal(1, "precond_step: the sum scalar must start at offset 0");
-    cl_mem sbuf = fsum ? fsum->buf : F->buf;
-    ARG(k, 0, p->buf); ARG(k, 1, po); ARG(k, 2, g->buf); ARG(k, 3, go); ARG(k, 4, F->buf);
-    ARG(k, 5, fo); ARG(k, 6, sbuf); ARG(k, 7, use_sum); ARG(k, 8, a); ARG(k, 9, eps); ARG(k, 10, n);
-    size_t global = round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &global, NULL);
+    size_t global = round_up((size_t)p->numel, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(p), T_(g), T_(F), UF_ARG_MEM(fsum ? fsum->buf : F->buf),
+              UF_ARG_I32(fsum != NULL), UF_ARG_F32(a), UF_ARG_F32(eps), UF_ARG_U64(p->numel));
 }
 
 float uf_clmath_ref_topk_thr(const float *x, size_t W, int k) {

@@ -74,6 +74,7 @@ static struct uf_gemm_state *state(struct uf_device *d) {
             uf_fatal(2, "UNFORGET_GEMM='%s' is not a GEMM backend (valid: own, clblast, auto)", e);
     }
     d->gemm = st;
+    d->gemm_free = uf_gemm_release;
     return st;
 }
 
@@ -132,13 +133,12 @@ static void clblast_run(struct uf_device *d, const struct call *c) {
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
-static void set_arg(cl_kernel k, cl_uint *i, size_t size, const void *v) {
-    UF_CL(clSetKernelArg(k, (*i)++, size, v));
-}
-#define ARG_I(k, i, v) set_arg(k, i, sizeof(cl_int), &(cl_int){(cl_int)(v)})
-#define ARG_U(k, i, v) set_arg(k, i, sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)})
-#define ARG_F(k, i, v) set_arg(k, i, sizeof(cl_float), &(cl_float){(cl_float)(v)})
-#define ARG_M(k, i, v) set_arg(k, i, sizeof(cl_mem), &(cl_mem){(v)})
+/* Kernel arguments (core/device.h); sizes and offsets are ulong in gemm.cl. */
+#define I_ UF_ARG_I32
+#define U_ UF_ARG_U64
+#define F_ UF_ARG_F32
+#define M_ UF_ARG_MEM
+static const size_t ones[3] = {1, 1, 1}; /* work-groups of one work-item */
 
 static cl_mem scratch(struct uf_device *d, size_t bytes) {
     struct uf_gemm_state *st = state(d);
@@ -159,19 +159,9 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
     if (k == 0) return;
     cl_kernel kr = uf_device_kernel(d, "gemm.cl", W == 8 ? "uf_gemm_pack8"
                                                   : bf16 ? "uf_gemm_pack32_bf16" : "uf_gemm_pack32");
-    cl_uint i = 0;
-    ARG_I(kr, &i, k);
-    ARG_I(kr, &i, n);
-    ARG_M(kr, &i, X);
-    ARG_U(kr, &i, off);
-    ARG_U(kr, &i, ld);
-    ARG_U(kr, &i, x_bstride);
-    ARG_I(kr, &i, trans);
-    ARG_M(kr, &i, P);
-    ARG_U(kr, &i, p_off);
-    ARG_U(kr, &i, p_bstride);
     size_t global[3] = {round_up(n, (size_t)W) / (size_t)W, (k + 63) / 64, batch};
-    uf_device_run(d, kr, 3, global, (size_t[]){1, 1, 1});
+    UF_LAUNCH(d, kr, 3, global, ones, I_(k), I_(n), M_(X), U_(off), U_(ld),
+              U_(x_bstride), I_(trans), M_(P), U_(p_off), U_(p_bstride));
 }
 
 /* Row-blocks per group (see uf_gemm_block): measured on PoCL/Zen 4 for k = 256..2048, 16..64
@@ -180,26 +170,11 @@ static void pack(struct uf_device *d, int W, size_t k, size_t n, cl_mem X, size_
 
 static void own_nt_small(struct uf_device *d, const struct call *c) {
     cl_kernel kr = uf_device_kernel(d, "gemm.cl", c->b_bf16 ? "uf_gemm_nt_small_bf16" : "uf_gemm_nt_small");
-    cl_uint q = 0;
-    ARG_I(kr, &q, c->m);
-    ARG_I(kr, &q, c->n);
-    ARG_I(kr, &q, c->k);
-    ARG_F(kr, &q, c->alpha);
-    ARG_F(kr, &q, c->beta);
-    ARG_M(kr, &q, c->A);
-    ARG_U(kr, &q, c->a_off);
-    ARG_U(kr, &q, c->lda);
-    ARG_U(kr, &q, c->a_stride);
-    ARG_M(kr, &q, c->B);
-    ARG_U(kr, &q, c->b_off);
-    ARG_U(kr, &q, c->ldb);
-    ARG_U(kr, &q, c->b_stride);
-    ARG_M(kr, &q, c->C);
-    ARG_U(kr, &q, c->c_off);
-    ARG_U(kr, &q, c->ldc);
-    ARG_U(kr, &q, c->c_stride);
     size_t global[2] = {(c->n + 3) / 4, c->batch};
-    uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
+    UF_LAUNCH(d, kr, 2, global, ones, I_(c->m), I_(c->n), I_(c->k), F_(c->alpha),
+              F_(c->beta), M_(c->A), U_(c->a_off), U_(c->lda), U_(c->a_stride), M_(c->B),
+              U_(c->b_off), U_(c->ldb), U_(c->b_stride), M_(c->C), U_(c->c_off), U_(c->ldc),
+              U_(c->c_stride));
 }
 
 static void own_run(struct uf_device *d, const struct call *c) {
@@ -244,27 +219,12 @@ static void own_run(struct uf_device *d, const struct call *c) {
                     a_off = c->a_off + b0 * c->a_stride + i * c->lda, a_bs = MR * c->lda;
                     a_rs = c->lda, a_ps = 1, a_bstride = c->a_stride;
                 }
-                cl_uint q = 0;
-                ARG_I(kr, &q, mcur);
-                ARG_I(kr, &q, ncur);
-                ARG_I(kr, &q, k);
-                ARG_I(kr, &q, GROUP_ROWS);
-                ARG_F(kr, &q, c->alpha);
-                ARG_F(kr, &q, c->beta);
-                ARG_M(kr, &q, A);
-                ARG_U(kr, &q, a_off);
-                ARG_U(kr, &q, a_bs);
-                ARG_U(kr, &q, a_rs);
-                ARG_U(kr, &q, a_ps);
-                ARG_U(kr, &q, a_bstride);
-                ARG_M(kr, &q, P);
-                ARG_U(kr, &q, kk * ncpad);
-                ARG_M(kr, &q, c->C);
-                ARG_U(kr, &q, c->c_off + b0 * c->c_stride + i * c->ldc + j);
-                ARG_U(kr, &q, c->ldc);
-                ARG_U(kr, &q, c->c_stride);
                 size_t global[2] = {mcpad / MR * (ncpad / NR), gb};
-                uf_device_run(d, kr, 2, global, (size_t[]){1, 1});
+                UF_LAUNCH(d, kr, 2, global, ones, I_(mcur), I_(ncur), I_(k),
+                          I_(GROUP_ROWS), F_(c->alpha), F_(c->beta), M_(A), U_(a_off), U_(a_bs),
+                          U_(a_rs), U_(a_ps), U_(a_bstride), M_(P), U_(kk * ncpad), M_(c->C),
+                          U_(c->c_off + b0 * c->c_stride + i * c->ldc + j), U_(c->ldc),
+                          U_(c->c_stride));
             }
         }
     }
@@ -462,14 +422,9 @@ static void bf16_widen_run(struct uf_device *d, const struct call *c) {
     cl_kernel kr = uf_device_kernel(d, "tensor.cl", "uf_bf16_to_f32");
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         size_t nr = UF_MIN(chunk, rows - r0);
-        cl_uint q = 0;
-        ARG_M(kr, &q, st->widen);
-        ARG_U(kr, &q, 0);
-        ARG_M(kr, &q, c->B);
-        ARG_U(kr, &q, c->b_off + r0 * ld);
-        ARG_U(kr, &q, (nr - 1) * ld + cols);
         size_t g = round_up((nr - 1) * ld + cols, 64);
-        uf_device_run(d, kr, 1, &g, NULL);
+        UF_LAUNCH(d, kr, 1, &g, NULL, M_(st->widen), U_(0), M_(c->B), U_(c->b_off + r0 * ld),
+                  U_((nr - 1) * ld + cols));
         struct call cc = *c;
         cc.B = st->widen, cc.b_off = 0, cc.b_bf16 = false;
         if (c->tb) {
@@ -502,75 +457,6 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
                      .a_stride = a_stride, .b_off = b_off, .ldb = ldb, .b_stride = b_stride,
                      .c_off = c_off, .ldc = ldc, .c_stride = c_stride};
     run(d, &c);
-}
-
-/* ---- benchmark ---------------------------------------------------------------------------- */
-int uf_gemm_bench(struct uf_device *d, FILE *out) {
-    /* (layout, m, n, k, batch): y = x W^T (nt), dx = dy W (nn), dW = dy^T x (tn) for 2048
-     * tokens; y = x W^T for 8 rows (generation); per-head products of attention-like paths
-     * (16 heads, 512 positions, 64 dims) */
-    static const struct { int l; size_t m, n, k, batch; } shapes[] = {
-        {2, 2048, 256, 256, 1},  {2, 2048, 2048, 2048, 1}, {2, 2048, 8192, 2048, 1},
-        {2, 2048, 2048, 1024, 1}, {0, 2048, 256, 256, 1},  {0, 2048, 2048, 2048, 1},
-        {0, 2048, 2048, 8192, 1}, {1, 256, 256, 2048, 1},  {1, 2048, 2048, 2048, 1},
-        {1, 8192, 2048, 2048, 1}, {3, 1024, 1024, 1024, 1}, {2, 8, 4096, 2048, 1},
-        {2, 512, 512, 64, 16},
-        {0, 512, 64, 512, 16},
-    };
-    size_t na = 0, nb = 0, nc = 0;
-    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        na = UF_MAX(na, shapes[s].m * shapes[s].k * shapes[s].batch);
-        nb = UF_MAX(nb, shapes[s].k * shapes[s].n * shapes[s].batch);
-        nc = UF_MAX(nc, shapes[s].m * shapes[s].n * shapes[s].batch);
-    }
-    float *host = uf_malloc(UF_MAX(UF_MAX(na, nb), nc) * 4), *c_own = uf_malloc(nc * 4);
-    struct uf_rng r;
-    uf_rng_init(&r, 2);
-    for (size_t i = 0; i < UF_MAX(na, nb); i++) host[i] = (float)(uf_rng_uniform(&r) - 0.5);
-    cl_mem A = uf_device_alloc(d, na * 4, "gemm bench A"), B = uf_device_alloc(d, nb * 4, "gemm bench B");
-    cl_mem C = uf_device_alloc(d, nc * 4, "gemm bench C");
-    UF_CL(clEnqueueWriteBuffer(d->queue, A, CL_TRUE, 0, na * 4, host, 0, NULL, NULL));
-    UF_CL(clEnqueueWriteBuffer(d->queue, B, CL_TRUE, 0, nb * 4, host, 0, NULL, NULL));
-    bool cpu = d->type & CL_DEVICE_TYPE_CPU;
-    fprintf(out, "gemm bench on %s (%s): GFLOP/s of the best timed run (wall clock)%s\n", d->name,
-            d->driver, cpu ? ";\n  per cpu-s: GFLOP per CPU-second of this process (all driver "
-                             "threads), robust to other load on the machine" : "");
-    fprintf(out, "%-6s %5s %6s %6s %6s %9s %9s %7s %12s", "layout", "batch", "m", "n", "k", "own",
-            "clblast", "own/cl", "max rel diff");
-    if (cpu) fprintf(out, " %13s %13s", "own per cpu-s", "cl per cpu-s");
-    fputc('\n', out);
-    for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++) {
-        int l = shapes[s].l;
-        bool ta = l & 1, tb = l & 2;
-        size_t m = shapes[s].m, n = shapes[s].n, k = shapes[s].k, batch = shapes[s].batch;
-        struct call c = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
-                         .alpha = 1.0f, .beta = 0.0f, .A = A, .B = B, .C = C, .lda = ta ? m : k,
-                         .a_stride = m * k, .ldb = tb ? k : n, .b_stride = k * n, .ldc = n,
-                         .c_stride = m * n};
-        size_t mn = m * n * batch;
-        double c_own_cpu, c_cl_cpu, g_own = measure(d, UF_GEMM_OWN, &c, &c_own_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, c_own, 0, NULL, NULL));
-        float nan = NAN; /* CLBlast must overwrite all of C (beta = 0) */
-        UF_CL(clEnqueueFillBuffer(d->queue, C, &nan, 4, 0, mn * 4, 0, NULL, NULL));
-        double g_cl = measure(d, UF_GEMM_CLBLAST, &c, &c_cl_cpu);
-        UF_CL(clEnqueueReadBuffer(d->queue, C, CL_TRUE, 0, mn * 4, host, 0, NULL, NULL));
-        double scale = 1e-30, diff = 0;
-        for (size_t i = 0; i < mn; i++) {
-            scale = UF_MAX(scale, fabs((double)host[i]));
-            double e = fabs((double)c_own[i] - (double)host[i]);
-            diff = isnan(e) ? INFINITY : UF_MAX(diff, e);
-        }
-        fprintf(out, "%-6s %5zu %6zu %6zu %6zu %9.1f %9.1f %7.2f %12.2g", layout_name[l], batch, m,
-                n, k, g_own, g_cl, g_own / UF_MAX(g_cl, 1e-9), diff / scale);
-        if (cpu) fprintf(out, " %13.1f %13.1f", c_own_cpu, c_cl_cpu);
-        fputc('\n', out);
-        fflush(out);
-    }
-    uf_device_release(d, A, na * 4);
-    uf_device_release(d, B, nb * 4);
-    uf_device_release(d, C, nc * 4);
-    free(host), free(c_own);
-    return 0;
 }
 
 void uf_gemm_ref(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *A,

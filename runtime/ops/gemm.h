@@ -50,11 +50,8 @@ const char *uf_gemm_backend_name(struct uf_device *d);
  * (default 64 MiB each; 0 = default). Larger problems run in column/row chunks with identical
  * results (own backend). For tests and tuning. */
 void uf_gemm_set_scratch_limit(struct uf_device *d, size_t bytes);
-/* Times CLBlast and the own kernels on the training engine's shapes (M = 2048 tokens, all three
- * layouts) and prints GFLOP/s per shape and backend, and their max relative difference.
- * Takes tens of seconds on a CPU. Returns 0. */
-int uf_gemm_bench(struct uf_device *d, FILE *out);
-/* Frees this module's per-device state (packing buffer); called by uf_device_free. */
+/* Frees this module's per-device state (packing buffer); uf_device_free calls it through
+ * d->gemm_free, set when the state is created. */
 void uf_gemm_release(struct uf_device *d);
 
 /* Plain-C reference with double accumulation (the oracle for tests); same argument meaning. */

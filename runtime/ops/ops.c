@@ -25,37 +25,18 @@ static int cpu_path(const struct uf_device *d) {
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-struct kargs {
-    cl_kernel k;
-    cl_uint i;
-};
-
-static struct kargs kargs_begin(struct uf_device *d, const char *file, const char *name) {
-    struct kargs a = {uf_device_kernel(d, file, name), 0};
-    return a;
-}
-static void arg_raw(struct kargs *a, size_t size, const void *v) {
-    UF_CL(clSetKernelArg(a->k, a->i++, size, v));
-}
-/* a tensor is two arguments: its buffer and its element offset */
-static void arg_t(struct kargs *a, const struct uf_tensor *t) {
-    cl_ulong off = t->offset;
-    arg_raw(a, sizeof(cl_mem), &t->buf);
-    arg_raw(a, sizeof off, &off);
-}
-static void arg_i(struct kargs *a, int v) { cl_int x = v; arg_raw(a, sizeof x, &x); }
-static void arg_u(struct kargs *a, uint32_t v) { cl_uint x = v; arg_raw(a, sizeof x, &x); }
-static void arg_f(struct kargs *a, float v) { arg_raw(a, sizeof v, &v); }
-static void arg_n(struct kargs *a, uint64_t v) { cl_ulong x = v; arg_raw(a, sizeof x, &x); }
-static void arg_mem(struct kargs *a, cl_mem m) { arg_raw(a, sizeof m, &m); }
-static void arg_local(struct kargs *a, size_t bytes) { arg_raw(a, bytes, NULL); }
+/* Kernel arguments: UF_ARG_TENSOR(t) (buffer + element offset), UF_ARG_I32/U32/U64/F32/MEM/LOCAL
+ * (core/device.h), launched with UF_LAUNCH. */
+#define T_ UF_ARG_TENSOR
+#define I_ UF_ARG_I32
+#define F_ UF_ARG_F32
+#define N_ UF_ARG_U64
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-/* elementwise launch: one work-item per element, or per 16 elements on the CPU path */
-static void run_elementwise(struct uf_device *d, cl_kernel k, int64_t n, int v16) {
-    size_t g = v16 ? ((size_t)n + 15) / 16 : round_up((size_t)n, 64);
-    uf_device_run(d, k, 1, &g, NULL);
+/* elementwise global size: one work-item per element, or per 16 elements on the CPU path */
+static size_t elementwise_global(int64_t n, int v16) {
+    return v16 ? ((size_t)n + 15) / 16 : round_up((size_t)n, 64);
 }
 
 /* Largest power of two <= min(cap, the kernel's and the device's work-group limit). */
@@ -101,12 +82,10 @@ void uf_op_embed_forward(struct uf_device *d, const struct uf_tensor *tokens,
     int64_t V = rows_of(table, D, op);
     int bf16 = table->dtype == UF_BF16; /* frozen bf16 base (model.h UF_MODEL_BF16_BASE) */
     need(table, bf16 ? UF_BF16 : UF_F32, V * D, op, "table");
-    struct kargs a = kargs_begin(d, "embed.cl", bf16 ? "uf_embed_forward_bf16" : "uf_embed_forward");
-    arg_t(&a, tokens), arg_t(&a, table), arg_f(&a, scale), arg_t(&a, out);
-    arg_i(&a, (int)D), arg_i(&a, (int)V);
-    size_t ls = pow2_local(d, a.k, UF_MIN(64, (size_t)D));
+    cl_kernel k = uf_device_kernel(d, "embed.cl", bf16 ? "uf_embed_forward_bf16" : "uf_embed_forward");
+    size_t ls = pow2_local(d, k, UF_MIN(64, (size_t)D));
     size_t g[2] = {round_up((size_t)D, ls), (size_t)N}, l[2] = {ls, 1};
-    uf_device_run(d, a.k, 2, g, l);
+    UF_LAUNCH(d, k, 2, g, l, T_(tokens), T_(table), F_(scale), T_(out), I_(D), I_(V));
 }
 
 void uf_op_embed_backward(struct uf_device *d, const struct uf_tensor *tokens,
@@ -119,16 +98,14 @@ void uf_op_embed_backward(struct uf_device *d, const struct uf_tensor *tokens,
     int64_t V = rows_of(dtable, D, op);
     need(dtable, UF_F32, V * D, op, "dtable");
     cl_mem link = uf_device_scratch(d, 2 * (size_t)N * sizeof(cl_int)); /* (2, N) i32 */
-    struct kargs k = kargs_begin(d, "embed.cl", "uf_embed_links");
-    arg_t(&k, tokens), arg_mem(&k, link), arg_i(&k, (int)N);
+    cl_kernel kl = uf_device_kernel(d, "embed.cl", "uf_embed_links");
     size_t gk = round_up((size_t)N, 64);
-    uf_device_run(d, k.k, 1, &gk, NULL);
-    struct kargs a = kargs_begin(d, "embed.cl", "uf_embed_backward");
-    arg_t(&a, tokens), arg_mem(&a, link), arg_t(&a, dout), arg_f(&a, scale), arg_t(&a, dtable);
-    arg_i(&a, (int)N), arg_i(&a, (int)D), arg_i(&a, (int)V);
-    size_t ls = pow2_local(d, a.k, UF_MIN((size_t)256, (size_t)D));
+    UF_LAUNCH(d, kl, 1, &gk, NULL, T_(tokens), UF_ARG_MEM(link), I_(N));
+    cl_kernel k = uf_device_kernel(d, "embed.cl", "uf_embed_backward");
+    size_t ls = pow2_local(d, k, UF_MIN((size_t)256, (size_t)D));
     size_t g[2] = {round_up((size_t)D, ls), (size_t)N}, l[2] = {ls, 1};
-    uf_device_run(d, a.k, 2, g, l);
+    UF_LAUNCH(d, k, 2, g, l, T_(tokens), UF_ARG_MEM(link), T_(dout), F_(scale), T_(dtable), I_(N),
+              I_(D), I_(V));
 }
 
 /* ---- RMSNorm ---------------------------------------------------------------------------------- */
@@ -142,19 +119,17 @@ void uf_op_rmsnorm_forward(struct uf_device *d, const struct uf_tensor *x, const
     need(rstd, UF_F32, N, op, "rstd");
     if (N == 0) return;
     if (cpu_path(d)) {
-        struct kargs a = kargs_begin(d, "norm.cl", "uf_rmsnorm_forward_rows");
-        arg_t(&a, x), arg_t(&a, w), arg_f(&a, eps), arg_i(&a, plus_one), arg_t(&a, y);
-        arg_t(&a, rstd), arg_i(&a, (int)D), arg_i(&a, (int)N);
+        cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_forward_rows");
         size_t g = (size_t)N, l = 1;
-        uf_device_run(d, a.k, 1, &g, &l);
+        UF_LAUNCH(d, k, 1, &g, &l, T_(x), T_(w), F_(eps), I_(plus_one), T_(y), T_(rstd), I_(D),
+                  I_(N));
         return;
     }
-    struct kargs a = kargs_begin(d, "norm.cl", "uf_rmsnorm_forward");
-    size_t ls = row_local(d, a.k, D);
-    arg_t(&a, x), arg_t(&a, w), arg_f(&a, eps), arg_i(&a, plus_one), arg_t(&a, y), arg_t(&a, rstd);
-    arg_i(&a, (int)D), arg_local(&a, ls * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_forward");
+    size_t ls = row_local(d, k, D);
     size_t g = (size_t)N * ls;
-    uf_device_run(d, a.k, 1, &g, &ls);
+    UF_LAUNCH(d, k, 1, &g, &ls, T_(x), T_(w), F_(eps), I_(plus_one), T_(y), T_(rstd), I_(D),
+              UF_ARG_LOCAL(ls * sizeof(float)));
 }
 
 #define UF_NORM_DW_ROWS 32 /* rows per partial sum of dw */
@@ -172,39 +147,32 @@ void uf_op_rmsnorm_backward(struct uf_device *d, const struct uf_tensor *x, cons
     if (dw) need(dw, UF_F32, D, op, "dw");
     if (N == 0) return;
     int cpu = cpu_path(d);
-    struct kargs a = kargs_begin(d, "norm.cl", cpu ? "uf_rmsnorm_backward_dx_rows" : "uf_rmsnorm_backward_dx");
-    arg_t(&a, x), arg_t(&a, w), arg_t(&a, rstd), arg_t(&a, dy), arg_i(&a, plus_one), arg_t(&a, dx);
-    arg_i(&a, (int)D);
     if (cpu) {
-        arg_i(&a, (int)N);
+        cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_backward_dx_rows");
         size_t g = (size_t)N, l = 1;
-        uf_device_run(d, a.k, 1, &g, &l);
+        UF_LAUNCH(d, k, 1, &g, &l, T_(x), T_(w), T_(rstd), T_(dy), I_(plus_one), T_(dx), I_(D),
+                  I_(N));
     } else {
-        size_t ls = row_local(d, a.k, D);
-        arg_local(&a, ls * sizeof(float));
+        cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_backward_dx");
+        size_t ls = row_local(d, k, D);
         size_t g = (size_t)N * ls;
-        uf_device_run(d, a.k, 1, &g, &ls);
+        UF_LAUNCH(d, k, 1, &g, &ls, T_(x), T_(w), T_(rstd), T_(dy), I_(plus_one), T_(dx), I_(D),
+                  UF_ARG_LOCAL(ls * sizeof(float)));
     }
     if (!dw) return;
     /* dw: partial sums over chunks of UF_NORM_DW_ROWS rows, then the chunks in order */
     int C = (int)((N + UF_NORM_DW_ROWS - 1) / UF_NORM_DW_ROWS);
     cl_mem part = uf_device_scratch(d, (size_t)C * (size_t)D * sizeof(float));
-    struct kargs p = kargs_begin(d, "norm.cl", cpu ? "uf_rmsnorm_backward_dw_part_rows"
-                                                   : "uf_rmsnorm_backward_dw_part");
-    arg_t(&p, x), arg_t(&p, rstd), arg_t(&p, dy), arg_mem(&p, part);
-    arg_i(&p, (int)N), arg_i(&p, (int)D), arg_i(&p, UF_NORM_DW_ROWS);
-    size_t lp = pow2_local(d, p.k, UF_MIN(64, (size_t)D));
-    if (cpu) {
-        size_t gp[2] = {((size_t)D + 15) / 16, (size_t)C}, lpp[2] = {1, 1};
-        uf_device_run(d, p.k, 2, gp, lpp);
-    } else {
-        size_t gp[2] = {round_up((size_t)D, lp), (size_t)C}, lpp[2] = {lp, 1};
-        uf_device_run(d, p.k, 2, gp, lpp);
-    }
-    struct kargs s = kargs_begin(d, "norm.cl", "uf_rmsnorm_backward_dw_sum");
-    arg_mem(&s, part), arg_i(&s, C), arg_t(&s, dw), arg_i(&s, (int)D);
+    cl_kernel kp = uf_device_kernel(d, "norm.cl", cpu ? "uf_rmsnorm_backward_dw_part_rows"
+                                                      : "uf_rmsnorm_backward_dw_part");
+    size_t lp = pow2_local(d, kp, UF_MIN(64, (size_t)D));
+    size_t gp[2] = {cpu ? ((size_t)D + 15) / 16 : round_up((size_t)D, lp), (size_t)C};
+    size_t lpp[2] = {cpu ? 1 : lp, 1};
+    UF_LAUNCH(d, kp, 2, gp, lpp, T_(x), T_(rstd), T_(dy), UF_ARG_MEM(part), I_(N), I_(D),
+              I_(UF_NORM_DW_ROWS));
+    cl_kernel ks = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_backward_dw_sum");
     size_t gs = round_up((size_t)D, lp);
-    uf_device_run(d, s.k, 1, &gs, &lp);
+    UF_LAUNCH(d, ks, 1, &gs, &lp, UF_ARG_MEM(part), I_(C), T_(dw), I_(D));
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------------- */
@@ -218,16 +186,11 @@ static void rope(struct uf_device *d, const char *op, const struct uf_tensor *x,
     need(inv_freq, UF_F32, hd / 2, op, "inv_freq");
     if (N == 0) return;
     int cpu = cpu_path(d);
-    struct kargs a = kargs_begin(d, "rope.cl", cpu ? "uf_rope_rows" : "uf_rope");
-    arg_t(&a, x), arg_t(&a, y), arg_i(&a, T), arg_i(&a, nh), arg_i(&a, hd), arg_t(&a, inv_freq);
-    arg_i(&a, backward);
-    if (cpu) {
-        size_t g = (size_t)N, l = 1;
-        uf_device_run(d, a.k, 1, &g, &l);
-    } else {
-        size_t g[2] = {(size_t)hd / 2, (size_t)N};
-        uf_device_run(d, a.k, 2, g, NULL);
-    }
+    cl_kernel k = uf_device_kernel(d, "rope.cl", cpu ? "uf_rope_rows" : "uf_rope");
+    size_t g[2] = {(size_t)hd / 2, (size_t)N}, l = 1;
+    if (cpu) g[0] = (size_t)N;
+    UF_LAUNCH(d, k, cpu ? 1 : 2, g, cpu ? &l : NULL, T_(x), T_(y), I_(T), I_(nh), I_(hd),
+              T_(inv_freq), I_(backward));
 }
 
 void uf_op_rope_forward(struct uf_device *d, const struct uf_tensor *x, int T, int nh, int hd,
@@ -248,9 +211,9 @@ void uf_op_gated_forward(struct uf_device *d, const struct uf_tensor *g, const s
     need(g, UF_F32, n, op, "g"), need(u, UF_F32, n, op, "u"), need(h, UF_F32, n, op, "h");
     if (n == 0) return;
     int cpu = cpu_path(d);
-    struct kargs a = kargs_begin(d, "act.cl", cpu ? "uf_gated_forward_v16" : "uf_gated_forward");
-    arg_t(&a, g), arg_t(&a, u), arg_t(&a, h), arg_n(&a, (uint64_t)n), arg_i(&a, gelu_tanh);
-    run_elementwise(d, a.k, n, cpu);
+    cl_kernel k = uf_device_kernel(d, "act.cl", cpu ? "uf_gated_forward_v16" : "uf_gated_forward");
+    size_t gs = elementwise_global(n, cpu);
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(g), T_(u), T_(h), N_(n), I_(gelu_tanh));
 }
 
 void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const struct uf_tensor *u,
@@ -262,10 +225,9 @@ void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const 
     need(dg, UF_F32, n, op, "dg"), need(du, UF_F32, n, op, "du");
     if (n == 0) return;
     int cpu = cpu_path(d);
-    struct kargs a = kargs_begin(d, "act.cl", cpu ? "uf_gated_backward_v16" : "uf_gated_backward");
-    arg_t(&a, g), arg_t(&a, u), arg_t(&a, dh), arg_t(&a, dg), arg_t(&a, du);
-    arg_n(&a, (uint64_t)n), arg_i(&a, gelu_tanh);
-    run_elementwise(d, a.k, n, cpu);
+    cl_kernel k = uf_device_kernel(d, "act.cl", cpu ? "uf_gated_backward_v16" : "uf_gated_backward");
+    size_t gs = elementwise_global(n, cpu);
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(g), T_(u), T_(dh), T_(dg), T_(du), N_(n), I_(gelu_tanh));
 }
 
 uint32_t uf_op_dropout_hash(uint64_t seed, uint64_t i) {
@@ -288,11 +250,10 @@ static void dropout(struct uf_device *d, const char *op, const struct uf_tensor 
     need(x, UF_F32, n, op, backward ? "dy" : "x");
     need(y, UF_F32, n, op, backward ? "dx" : "y");
     if (n == 0) return;
-    struct kargs a = kargs_begin(d, "act.cl", "uf_dropout");
-    arg_t(&a, x), arg_t(&a, y), arg_n(&a, (uint64_t)n), arg_u(&a, uf_op_dropout_threshold(p));
-    arg_f(&a, 1.0f / (1.0f - p)), arg_n(&a, seed), arg_i(&a, backward);
+    cl_kernel k = uf_device_kernel(d, "act.cl", "uf_dropout");
     size_t gs = round_up((size_t)n, 64);
-    uf_device_run(d, a.k, 1, &gs, NULL);
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(x), T_(y), N_(n), UF_ARG_U32(uf_op_dropout_threshold(p)),
+              F_(1.0f / (1.0f - p)), N_(seed), I_(backward));
 }
 
 void uf_op_dropout_forward(struct uf_device *d, const struct uf_tensor *x, float p, uint64_t seed,
@@ -320,22 +281,19 @@ void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits,
     need(loss_rows, UF_F32, N, op, "loss_rows");
     if (dlogits) need(dlogits, UF_F32, N * V, op, "dlogits");
     if (cpu_path(d)) { /* one work-item per row, explicit vectors */
-        struct kargs a = kargs_begin(d, "loss.cl", "uf_cross_entropy_rows");
-        arg_t(&a, logits), arg_t(&a, targets), arg_t(&a, mask ? mask : loss_rows);
-        arg_i(&a, mask != NULL), arg_f(&a, scale), arg_t(&a, loss_rows);
-        arg_t(&a, dlogits ? dlogits : loss_rows), arg_i(&a, dlogits != NULL), arg_i(&a, (int)V);
-        arg_i(&a, (int)N);
+        cl_kernel k = uf_device_kernel(d, "loss.cl", "uf_cross_entropy_rows");
         size_t g = (size_t)N, l = 1;
-        uf_device_run(d, a.k, 1, &g, &l);
+        UF_LAUNCH(d, k, 1, &g, &l, T_(logits), T_(targets), T_(mask ? mask : loss_rows),
+                  I_(mask != NULL), F_(scale), T_(loss_rows), T_(dlogits ? dlogits : loss_rows),
+                  I_(dlogits != NULL), I_(V), I_(N));
         return;
     }
-    struct kargs a = kargs_begin(d, "loss.cl", "uf_cross_entropy");
-    size_t ls = row_local(d, a.k, V);
-    arg_t(&a, logits), arg_t(&a, targets), arg_t(&a, mask ? mask : loss_rows), arg_i(&a, mask != NULL);
-    arg_f(&a, scale), arg_t(&a, loss_rows), arg_t(&a, dlogits ? dlogits : loss_rows);
-    arg_i(&a, dlogits != NULL), arg_i(&a, (int)V), arg_local(&a, ls * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "loss.cl", "uf_cross_entropy");
+    size_t ls = row_local(d, k, V);
     size_t g = (size_t)N * ls;
-    uf_device_run(d, a.k, 1, &g, &ls);
+    UF_LAUNCH(d, k, 1, &g, &ls, T_(logits), T_(targets), T_(mask ? mask : loss_rows),
+              I_(mask != NULL), F_(scale), T_(loss_rows), T_(dlogits ? dlogits : loss_rows),
+              I_(dlogits != NULL), I_(V), UF_ARG_LOCAL(ls * sizeof(float)));
 }
 
 /* ---- reductions, AdamW ------------------------------------------------------------------------ */
@@ -349,25 +307,22 @@ static void reduce(struct uf_device *d, const char *op, const struct uf_tensor *
         size_t C = UF_MAX((size_t)4096, round_up((n + 255) / 256, 16));
         G = UF_MAX((size_t)1, (n + C - 1) / C);
         part = uf_device_scratch(d, G * sizeof(float));
-        struct kargs a = kargs_begin(d, "optim.cl", "uf_reduce_partial_chunks");
-        arg_t(&a, x), arg_n(&a, n), arg_i(&a, square), arg_mem(&a, part), arg_n(&a, C);
+        cl_kernel k = uf_device_kernel(d, "optim.cl", "uf_reduce_partial_chunks");
         size_t l = 1;
-        uf_device_run(d, a.k, 1, &G, &l);
+        UF_LAUNCH(d, k, 1, &G, &l, T_(x), N_(n), I_(square), UF_ARG_MEM(part), N_(C));
     } else { /* at least ~16 elements per work-item, at most 256 groups */
-        struct kargs a = kargs_begin(d, "optim.cl", "uf_reduce_partial");
-        size_t ls = pow2_local(d, a.k, 256);
+        cl_kernel k = uf_device_kernel(d, "optim.cl", "uf_reduce_partial");
+        size_t ls = pow2_local(d, k, 256);
         G = UF_MAX((size_t)1, UF_MIN((size_t)256, (n + ls * 16 - 1) / (ls * 16)));
         part = uf_device_scratch(d, G * sizeof(float));
-        arg_t(&a, x), arg_n(&a, n), arg_i(&a, square), arg_mem(&a, part);
-        arg_local(&a, ls * sizeof(float));
         size_t g = G * ls;
-        uf_device_run(d, a.k, 1, &g, &ls);
+        UF_LAUNCH(d, k, 1, &g, &ls, T_(x), N_(n), I_(square), UF_ARG_MEM(part),
+                  UF_ARG_LOCAL(ls * sizeof(float)));
     }
-    struct kargs f = kargs_begin(d, "optim.cl", "uf_reduce_final");
-    size_t lf = pow2_local(d, f.k, UF_MIN((size_t)256, G));
-    arg_mem(&f, part), arg_i(&f, (int)G), arg_t(&f, out), arg_i(&f, accumulate);
-    arg_local(&f, lf * sizeof(float));
-    uf_device_run(d, f.k, 1, &lf, &lf);
+    cl_kernel kf = uf_device_kernel(d, "optim.cl", "uf_reduce_final");
+    size_t lf = pow2_local(d, kf, UF_MIN((size_t)256, G));
+    UF_LAUNCH(d, kf, 1, &lf, &lf, UF_ARG_MEM(part), I_(G), T_(out), I_(accumulate),
+              UF_ARG_LOCAL(lf * sizeof(float)));
 }
 
 void uf_op_sum(struct uf_device *d, const struct uf_tensor *x, struct uf_tensor *out, int accumulate) {
@@ -385,19 +340,18 @@ void uf_op_clip_scale(struct uf_device *d, struct uf_tensor *g, const struct uf_
     int64_t n = g->numel;
     need(g, UF_F32, n, op, "g"), need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
     if (n == 0 || !(max_norm > 0)) return;
-    struct kargs a = kargs_begin(d, "optim.cl", "uf_clip_scale");
-    arg_t(&a, g), arg_t(&a, gnorm_sq), arg_f(&a, max_norm), arg_n(&a, (uint64_t)n);
-    run_elementwise(d, a.k, n, 0);
+    cl_kernel k = uf_device_kernel(d, "optim.cl", "uf_clip_scale");
+    size_t gs = elementwise_global(n, 0);
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(g), T_(gnorm_sq), F_(max_norm), N_(n));
 }
 
 void uf_op_clip_count(struct uf_device *d, const struct uf_tensor *gnorm_sq, float max_norm,
                       struct uf_tensor *count) {
     const char *op = "uf_op_clip_count";
     need(gnorm_sq, UF_F32, 1, op, "gnorm_sq"), need(count, UF_F32, 1, op, "count");
-    struct kargs a = kargs_begin(d, "optim.cl", "uf_clip_count");
-    arg_t(&a, gnorm_sq), arg_f(&a, max_norm), arg_t(&a, count);
+    cl_kernel k = uf_device_kernel(d, "optim.cl", "uf_clip_count");
     size_t g = 1;
-    uf_device_run(d, a.k, 1, &g, NULL);
+    UF_LAUNCH(d, k, 1, &g, NULL, T_(gnorm_sq), F_(max_norm), T_(count));
 }
 
 float uf_ref_clip_factor(float gnorm_sq, float max_norm) {
@@ -417,13 +371,11 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     float bc1 = (float)(1.0 - pow((double)h->beta1, h->step));
     float bc2 = (float)(1.0 - pow((double)h->beta2, h->step));
     int cpu = cpu_path(d);
-    struct kargs a = kargs_begin(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
-    arg_t(&a, p), arg_t(&a, g), arg_t(&a, m), arg_t(&a, v);
-    arg_t(&a, h->max_norm > 0 ? gnorm_sq : p), arg_n(&a, (uint64_t)n);
-    arg_f(&a, h->lr), arg_f(&a, h->beta1), arg_f(&a, h->beta2), arg_f(&a, h->eps);
-    arg_f(&a, h->weight_decay), arg_f(&a, h->max_norm), arg_f(&a, h->grad_scale);
-    arg_f(&a, bc1), arg_f(&a, bc2);
-    run_elementwise(d, a.k, n, cpu);
+    cl_kernel k = uf_device_kernel(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
+    size_t gs = elementwise_global(n, cpu);
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(p), T_(g), T_(m), T_(v), T_(h->max_norm > 0 ? gnorm_sq : p),
+              N_(n), F_(h->lr), F_(h->beta1), F_(h->beta2), F_(h->eps), F_(h->weight_decay),
+              F_(h->max_norm), F_(h->grad_scale), F_(bc1), F_(bc2));
 }
 
 /* ---- RoPE frequencies --------------------------------------------------------------------------- */
