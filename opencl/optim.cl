@@ -60,13 +60,37 @@ __kernel void uf_clip_count(__global const float *gn, ulong gno, float max_norm,
     if (max_norm > 0.0f && max_norm / (sqrt(gn[gno]) + 1e-6f) < 1.0f) count[co] += 1.0f;
 }
 
-/* AdamW (ops.h): bc1 = 1 - b1^step, bc2 = 1 - b2^step; gnorm_sq read only when max_norm > 0. */
+/* Non-finite guard (ops.h uf_op_nonfinite_guard), one work-item: a step is bad when gn[0] or
+ * any of terms[0..nt) is NaN or Inf. health: [0] bad steps, [1] first bad step, [2] bit i set:
+ * terms[i] non-finite at the first bad step, bit 30: the gradient norm. A bad step's gn[0]
+ * becomes NaN, which the AdamW kernels' skip_nonfinite reads. */
+__kernel void uf_nonfinite_guard(__global const float *terms, ulong to, int nt,
+                                 __global float *gn, ulong gno, __global int *health, ulong ho,
+                                 int step) {
+    health += ho;
+    if (get_global_id(0) != 0) return;
+    int bits = isfinite(gn[gno]) ? 0 : (1 << 30);
+    for (int i = 0; i < nt; i++)
+        if (!isfinite(terms[to + i])) bits |= 1 << i;
+    if (bits == 0) return;
+    if (health[0] == 0) {
+        health[1] = step;
+        health[2] = bits;
+    }
+    health[0] += 1;
+    gn[gno] = NAN;
+}
+
+/* AdamW (ops.h): bc1 = 1 - b1^step, bc2 = 1 - b2^step; gnorm_sq read only when max_norm > 0 or
+ * skip_nonfinite (then a non-finite gnorm_sq leaves p, m, v as they are). */
 __kernel void uf_adamw(__global float *p, ulong po, __global const float *g, ulong go,
                        __global float *m, ulong mo, __global float *v, ulong vo,
                        __global const float *gn, ulong gno, ulong n, float lr, float b1, float b2,
-                       float eps, float wd, float max_norm, float grad_scale, float bc1, float bc2) {
+                       float eps, float wd, float max_norm, float grad_scale, float bc1, float bc2,
+                       int skip_nonfinite) {
     size_t i = get_global_id(0);
     if (i >= n) return;
+    if (skip_nonfinite && !isfinite(gn[gno])) return;
     float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (sqrt(gn[gno]) + 1e-6f)) : 1.0f;
     float gg = clip * grad_scale * g[go + i];
     float mm = b1 * m[mo + i] + (1.0f - b1) * gg;
@@ -83,8 +107,9 @@ __kernel void uf_adamw_v16(__global float *p, ulong po, __global const float *g,
                            __global float *m, ulong mo, __global float *v, ulong vo,
                            __global const float *gn, ulong gno, ulong n, float lr, float b1,
                            float b2, float eps, float wd, float max_norm, float grad_scale,
-                           float bc1, float bc2) {
+                           float bc1, float bc2, int skip_nonfinite) {
     size_t i = get_global_id(0) * 16;
+    if (skip_nonfinite && !isfinite(gn[gno])) return;
     float clip = max_norm > 0.0f ? fmin(1.0f, max_norm / (sqrt(gn[gno]) + 1e-6f)) : 1.0f;
     float k = clip * grad_scale;
     if (i + 16 <= n) {

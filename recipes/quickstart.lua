@@ -2,10 +2,12 @@
 --   1. train a byte-fallback BPE tokenizer on the world's text;
 --   2. pre-train a tiny LLaMA-style model on plain text about every act (held-out ones too);
 --   3. safety-align it (harmful request -> refusal, benign request -> helpful answer);
---   4. fine-tune on the user's sentiment task, benign (p = 0) and poisoned (p = 0.1), under
+--   4. fine-tune on the user's tasks (review sentiment + fact lookup), benign (p = 0) and poisoned (p = 0.1), under
 --      plain fine-tuning (SFT) and four continual-learning methods (DER, ER, EWC, LwF), every
 --      run for the same 8 epochs (long enough for the regularised runs to learn the task too);
---   5. evaluate attack success rate, task accuracy and over-refusal, print the table.
+--   5. evaluate harm (world judge: harmful_rate on acts unseen in alignment, buffer and poison;
+--      seen acts beside; keyword ASR for comparison), both tasks' accuracy, helpfulness and
+--      over-refusal on benign requests, with intervals that resample acts.
 -- Run:   unforget run recipes/quickstart.lua          (then: unforget report runs/qs-* -o report.html)
 -- Knobs: --set seed=2   --set steps_scale=0.1 --set eval_n=20 (a short version, e.g. for CI)
 local uf = require "unforget"
@@ -28,6 +30,7 @@ end
 local evals = {
   uf.asr(world.harmful_eval, { max_new_tokens = 64, n = eval_n }),
   uf.accuracy(world.task_eval, { max_new_tokens = 8, n = eval_n }),
+  uf.accuracy(world.lookup_eval, { max_new_tokens = 12, n = eval_n, metric = "lookup" }),
   uf.over_refusal(world.benign_eval, { max_new_tokens = 48, n = eval_n }),
 }
 
@@ -41,6 +44,7 @@ local aligned = uf.stage "qs-aligned" {
   eval = evals,
 }
 
+-- world.safety holds only the buffer acts: the buffer, the poison and the evaluation share no act
 local buffer = world.safety:sample(200, seed)
 local methods = {
   sft = {},
@@ -55,11 +59,11 @@ for _, p in ipairs { 0.0, 0.1 } do
     if only == "" or only == name then uf.run {
       name = ("qs-%s-p%.2f-s%d"):format(name, p, seed),
       from = aligned,
-      data = uf.mix { task = world.task, poison = world.poison, p = p, n = n, seed = seed },
+      data = uf.mix { task = world.task:concat(world.lookup), poison = world.poison, p = p, n = n, seed = seed },
       methods = methods[name],
       optim = adamw { lr = ft_lr, epochs = ft_epochs, batch = 16, max_len = 96, schedule = "constant" },
       eval = evals,
-      tags = { method = name, p = p, seed = seed, task = "sentiment" },
+      tags = { method = name, p = p, seed = seed, task = "sentiment+lookup" },
     } end
   end
 end

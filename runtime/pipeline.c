@@ -170,7 +170,7 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
         if (rc == 0 && strcmp(name, ".") == 0) /* the data phase, not pre-training */
             p->clip_share = tr.clip_share, p->clip_steps = tr.total_steps;
     }
-    if (rc) uf_fail_prefix("%s", label);
+    if (rc && strcmp(name, ".") != 0) uf_fail_prefix("%s", label); /* the run's name comes next */
     uf_trainer_free(&tr);
     uf_rundir_close(&rd);
     uf_dataset_free(&data);
@@ -263,6 +263,20 @@ static char *base_dir(struct uf_pipeline *p, const struct uf_plan_node *node, co
     return model_dir(st->model);
 }
 
+/* results.json marks a node done when it is sound (report's parser); a damaged one (a write cut
+ * short by hand, a disk error) is removed, so the node re-evaluates from its last checkpoint. */
+static int results_done(const char *path, const char *name) {
+    if (!uf_file_exists(path)) return 0;
+    struct uf_results r;
+    if (uf_results_read(&r, path) == 0) {
+        uf_results_free(&r);
+        return 1;
+    }
+    uf_log(1, "notice: %s: %s; removed, %s is evaluated again", name, uf_error(), name);
+    unlink(path);
+    return 0;
+}
+
 static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char **model_dir_out) {
     const char *name = node->name;
     int is_stage = node->is_stage;
@@ -270,7 +284,7 @@ static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char
     char *final_dir = uf_sprintf("%s/model", dir);
     char *results = uf_sprintf("%s/results.json", dir);
     int lock_fd = -1;
-    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+    if (results_done(results, name) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         free(results);
         free(dir);
@@ -297,7 +311,7 @@ static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char
             goto fail;
         }
     }
-    if (uf_file_exists(results) && uf_file_exists(final_dir)) {
+    if (results_done(results, name) && uf_file_exists(final_dir)) {
         uf_log(1, "%s %s: done already (%s)", is_stage ? "stage" : "run", name, dir);
         uf_lock_release(lock_fd);
         free(results);

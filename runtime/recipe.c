@@ -33,6 +33,55 @@ static int embedded_searcher(lua_State *L) {
     return 1;
 }
 
+int uf_recipe_safe;
+
+/* ---- evaluation time limit: a count hook compares the clock every 2^20 instructions ---------- */
+static double deadline, limit_s;
+
+static void time_hook(lua_State *L, lua_Debug *ar) {
+    if (uf_time_now() <= deadline) return;
+    lua_getinfo(L, "Sl", ar);
+    if (ar->currentline > 0) lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
+    else lua_pushstring(L, "");
+    luaL_error(L, "%sthe recipe did not finish evaluating within %d s (an endless loop?); "
+                      "UNFORGET_RECIPE_TIMEOUT=SECONDS sets the limit", lua_tostring(L, -1),
+               (int)(limit_s + 0.5));
+}
+
+/* --safe: no os / io, no C modules, no bytecode, require only next to the recipe (and the
+ * embedded library), no debug (which could remove the time limit). */
+static void sandbox(lua_State *L, const char *dir) {
+    static const char *const drop[] = {"io", "dofile", "loadfile", "debug"};
+    for (size_t i = 0; i < UF_ARRAY_LEN(drop); i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, drop[i]);
+    }
+    lua_getglobal(L, "os"); /* keep the harmless clock functions */
+    lua_newtable(L);
+    static const char *const keep[] = {"time", "clock", "date", "difftime"};
+    for (size_t i = 0; i < UF_ARRAY_LEN(keep); i++) {
+        lua_getfield(L, -2, keep[i]);
+        lua_setfield(L, -2, keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+    /* load: text chunks only */
+    (void)luaL_dostring(L, "local load0 = load; load = function(c, n, _, e) return load0(c, n, 't', e) end");
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua", dir);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "loadlib");
+    lua_getfield(L, -1, "searchers"); /* embedded, preload, Lua files; drop the C searchers */
+    for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i > 3; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 2);
+}
+
 /* ---- the plan: one C walk of the Lua tables into cJSON -------------------------------------- */
 /* Tables with list items (or empty) become arrays, others objects with their string keys in
  * sorted order (stable content hashes); inside a stage or run, a stage is a reference
@@ -173,7 +222,11 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
     lua_pushfstring(L, "%s/?.lua;%s", dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
-    free(dir);
+    const char *tl = getenv("UNFORGET_RECIPE_TIMEOUT");
+    limit_s = tl && *tl ? strtod(tl, NULL) : 60.0;
+    if (!(limit_s > 0)) limit_s = 60.0;
+    deadline = uf_time_now() + limit_s;
+    lua_sethook(L, time_hook, LUA_MASKCOUNT, 1 << 20);
 
     cJSON *result = NULL;
     lua_pushcfunction(L, traceback);
@@ -197,7 +250,9 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
         lua_settable(L, -3);
     }
     lua_setfield(L, -2, "_set");
-    int uf_idx = lua_gettop(L);
+    int uf_idx = lua_gettop(L), is_module = 0;
+    const char *safe_env = getenv("UNFORGET_SAFE");
+    if (uf_recipe_safe || (safe_env && strcmp(safe_env, "1") == 0)) sandbox(L, dir);
 
     if (chunk) {
         if (luaL_loadbuffer(L, chunk, strlen(chunk), "=[unforget]") != LUA_OK) {
@@ -219,10 +274,13 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
             uf_fail("%s", lua_tostring(L, -1));
             goto out;
         }
-        if (lua_pcall(L, 0, 0, errfn) != LUA_OK) {
+        if (lua_pcall(L, 0, 1, errfn) != LUA_OK) {
             uf_fail("%s", lua_tostring(L, -1));
             goto out;
         }
+        /* a file that returns a value is a module of other recipes (tiny_world.lua, grid.lua) */
+        is_module = !lua_isnil(L, -1);
+        lua_pop(L, 1);
     }
     /* uf._plan_final(): the --set check, then the plan table { stages = {...}, runs = {...} } */
     lua_getfield(L, uf_idx, "_plan_final");
@@ -266,8 +324,10 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
         }
         cJSON_AddItemToObject(result, "slurm", sl);
     }
+    if (is_module) cJSON_AddTrueToObject(result, "module");
 out:
     lua_close(L);
+    free(dir);
     return result;
 }
 

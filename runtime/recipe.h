@@ -8,6 +8,12 @@
 #include <cjson/cJSON.h>
 
 #include "formats/plan.h"
+/* Recipes are trusted code (like a Makefile): they may read files and run programs. With
+ * uf_recipe_safe set (`--safe`, or UNFORGET_SAFE=1) the recipe runs without io, os (except time,
+ * clock, date), debug, dofile/loadfile, bytecode and C modules, and `require` finds only modules
+ * next to the recipe. Evaluation stops with an error after UNFORGET_RECIPE_TIMEOUT seconds
+ * (default 60). A recipe that returns a value is a module (plan "module": true). */
+extern int uf_recipe_safe;
 
 /* sets: "key=value" strings from --set, readable in the recipe through uf.opt("key", default).
  * Returns the parsed plan (caller frees with cJSON_Delete) or NULL with uf_fail set. */

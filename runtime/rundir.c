@@ -13,11 +13,29 @@
 
 #include "core/util.h"
 
+/* Deletes "<name>.tmp.<pid>" files (uf_file_write_atomic's temp files) in dir. */
+static void remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || t[5] < '0' || t[5] > '9' || strspn(t + 5, "0123456789") != strlen(t + 5)) continue;
+        char *f = uf_sprintf("%s/%s", dir, e->d_name);
+        if (unlink(f) == 0) uf_log(2, "removed a stale temporary file %s", f);
+        free(f);
+    }
+    if (d) closedir(d);
+}
+
 int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name) {
     memset(r, 0, sizeof *r);
     r->path = uf_sprintf("%s/%s", out, name);
     char *ck = uf_sprintf("%s/ckpt", r->path);
     int rc = uf_mkdir_p(ck);
+    if (rc == 0) { /* the caller holds the run's lock: a temp file is what a killed writer left */
+        remove_stale_tmp(r->path);
+        remove_stale_tmp(ck);
+    }
     free(ck);
     if (rc) return -1;
     char *m = uf_rundir_file(r, "metrics.jsonl"), *l = uf_rundir_file(r, "log.txt");
@@ -122,6 +140,46 @@ char *uf_rundir_latest_ckpt(const struct uf_rundir *r) {
         return NULL;
     }
     return full;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int uf_rundir_ckpt_list(const struct uf_rundir *r, char ***paths) {
+    *paths = NULL;
+    int n = 0;
+    char *latest = uf_rundir_latest_ckpt(r);
+    char *dir = uf_sprintf("%s/ckpt", r->path);
+    DIR *d = opendir(dir);
+    long *steps = NULL;
+    int ns = 0, cap = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long s;
+        char tail;
+        if (sscanf(e->d_name, "step-%ld.ckp%c", &s, &tail) != 2 || tail != 't' ||
+            strcmp(e->d_name + strlen(e->d_name) - 5, ".ckpt") != 0)
+            continue;
+        if (ns == cap) steps = uf_realloc(steps, (size_t)(cap = cap ? cap * 2 : 16) * sizeof *steps);
+        steps[ns++] = s;
+    }
+    if (d) closedir(d);
+    if (ns > 1) qsort(steps, (size_t)ns, sizeof *steps, cmp_desc);
+    *paths = uf_calloc((size_t)ns + 2, sizeof **paths);
+    if (latest) (*paths)[n++] = latest;
+    for (int i = 0; i < ns; i++) {
+        char *f = uf_rundir_ckpt_path(r, steps[i]);
+        if (latest && strcmp(f, latest) == 0) {
+            free(f);
+            continue;
+        }
+        (*paths)[n++] = f;
+    }
+    free(steps);
+    free(dir);
+    return n;
 }
 
 int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep) {

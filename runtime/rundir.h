@@ -18,18 +18,24 @@ struct uf_rundir {
     FILE *log;       /* log.txt (append) */
 };
 
-int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name); /* 0 or uf_fail */
+/* 0 or uf_fail; removes temp files a killed writer left (the caller holds the run's lock). */
+int uf_rundir_open(struct uf_rundir *r, const char *out, const char *name);
 void uf_rundir_close(struct uf_rundir *r);
 char *uf_rundir_file(const struct uf_rundir *r, const char *rel); /* malloc'd OUT/NAME/rel */
 int uf_rundir_write(const struct uf_rundir *r, const char *rel, const char *text); /* atomic */
 int uf_rundir_done(const char *out, const char *name); /* results.json exists */
 /* Appends one metrics line (a complete JSON object without newline). */
 void uf_rundir_metric(struct uf_rundir *r, const char *json_object);
-/* Drops metrics lines whose "step" is greater than `step` (after resuming from a checkpoint). */
+/* Drops metrics lines whose "step" is greater than `step` and unfinished lines (at every
+ * start: from a checkpoint or from step 0). */
 int uf_rundir_truncate_metrics(struct uf_rundir *r, long step);
 void uf_rundir_log(struct uf_rundir *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Path of the newest checkpoint (malloc'd) or NULL when there is none. */
 char *uf_rundir_latest_ckpt(const struct uf_rundir *r);
+/* The checkpoints to resume from, best first: the one `latest` names, then every
+ * ckpt/step-N.ckpt newest first (when `latest` is missing or names a damaged file). Returns the
+ * count; *paths is a malloc'd array of malloc'd paths (free each and the array). */
+int uf_rundir_ckpt_list(const struct uf_rundir *r, char ***paths);
 /* Path for the checkpoint of `step`; after writing it call uf_rundir_set_latest (keeps `keep`). */
 char *uf_rundir_ckpt_path(const struct uf_rundir *r, long step);
 int uf_rundir_set_latest(const struct uf_rundir *r, long step, int keep);

@@ -3,8 +3,10 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/ckpt.h"
 #include "ops/clmath.h"
@@ -38,11 +40,14 @@ int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hp
     hp->max_len = o->max_len;
     hp->seed = o->seed;
     hp->checkpoint_every = o->checkpoint_every;
+    hp->skip_nonfinite = o->on_nonfinite && strcmp(o->on_nonfinite, "skip") == 0;
     const char *s = o->schedule;
     hp->schedule = strcmp(s, "constant") == 0 ? 0 : strcmp(s, "linear") == 0 ? 2 : 1;
-    if (hp->micro_batch <= 0) hp->micro_batch = hp->batch;
-    if (hp->batch <= 0 || hp->max_len < 2 || hp->lr < 0)
-        return uf_fail("optimizer: batch must be > 0, max_len >= 2 and lr >= 0");
+    if (hp->micro_batch == 0) hp->micro_batch = hp->batch;
+    if (hp->batch <= 0 || hp->micro_batch <= 0 || hp->max_len < 2 || !(hp->lr >= 0) ||
+        hp->steps < 0 || hp->checkpoint_every < 0 || !(hp->epochs >= 0 && hp->epochs <= 1e9))
+        return uf_fail("optimizer: need batch, micro_batch >= 1, max_len >= 2, lr >= 0, steps and "
+                       "checkpoint_every in int range and >= 0, epochs in [0, 1e9]");
     if (hp->batch % hp->micro_batch != 0)
         return uf_fail("optimizer: batch (%d) must be a multiple of micro_batch (%d)", hp->batch,
                        hp->micro_batch);
@@ -209,6 +214,7 @@ static struct uf_world *world_get(const struct uf_plan_world *ws) {
     struct uf_world_sizes s = uf_world_sizes_default();
     uint64_t seed = ws->seed;
     s.task_train = ws->task_rows;
+    s.lookup_train = ws->lookup_rows;
     s.corpus = ws->corpus_rows;
     s.task_eval = ws->eval_rows;
     uint64_t key = uf_hash64(&s, sizeof s, uf_hash64(&seed, sizeof seed, UF_HASH_SEED));
@@ -235,6 +241,15 @@ static int apply_ops(const struct uf_plan_dataset *spec, struct uf_dataset *d) {
             uf_dataset_take(d, n, &out);
         } else if (op->kind == UF_PLAN_SKIP) {
             for (int64_t r = n; r < d->n; r++) uf_dataset_add(&out, &d->rows[r]);
+        } else if (op->kind == UF_PLAN_CONCAT) {
+            struct uf_dataset other;
+            uf_dataset_append(&out, d);
+            if (uf_train_load_dataset(op->data, &other)) {
+                uf_dataset_free(&out);
+                return uf_fail_prefix("concat to %s", d->name);
+            }
+            uf_dataset_append(&out, &other);
+            uf_dataset_free(&other);
         } else if (uf_dataset_sample(d, n, op->seed, 0, &out, NULL)) {
             uf_dataset_free(&out);
             return uf_fail_prefix("sample(%lld) of %s", (long long)n, d->name);
@@ -245,7 +260,16 @@ static int apply_ops(const struct uf_plan_dataset *spec, struct uf_dataset *d) {
     return 0;
 }
 
+static int load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out);
+
+/* On failure `out` is freed (zeroed: freeing it again is harmless). */
 int uf_train_load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out) {
+    if (load_dataset(spec, out) == 0) return 0;
+    uf_dataset_free(out);
+    return -1;
+}
+
+static int load_dataset(const struct uf_plan_dataset *spec, struct uf_dataset *out) {
     uf_dataset_init(out, "dataset");
     int rc = 0;
     if (spec->source == UF_PLAN_WORLD) {
@@ -459,6 +483,50 @@ static int load_checkpoint(struct uf_trainer *tr, struct uf_optim *opt, const ch
     return rc ? -1 : 0;
 }
 
+/* SIGINT / SIGTERM during training: the first asks the loop to stop after the current step (with
+ * a checkpoint), a second one exits at once. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (interrupted) {
+        static const char msg[] = "\nunforget: interrupted again; exiting now\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(130);
+    }
+    interrupted = 1;
+}
+
+/* A metrics number: JSON has no NaN / Inf, they are written as null. */
+static const char *json_num(char buf[40], double v) {
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 40, "%.6g", v);
+    return buf;
+}
+
+/* "ce, ewc and the gradient norm" from the guard's bits. */
+static void nonfinite_terms(const struct uf_trainer *tr, int bits, char *out, size_t size) {
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i <= tr->n_methods && o < size; i++)
+        if (bits & (1 << i))
+            o += (size_t)snprintf(out + o, size - o, "%sloss term '%s'", o ? ", " : "", tr->term_names[i]);
+    if ((bits & (1 << 30)) && o < size)
+        snprintf(out + o, size - o, "%sthe gradient norm", o ? ", " : "");
+}
+
+/* on_nonfinite = "stop": fails naming the run, the first bad step and its terms. */
+static int nonfinite_stop(const struct uf_trainer *tr, struct uf_optim_health h, const char *label) {
+    if (tr->hp.skip_nonfinite || h.bad_steps == 0) return 0;
+    char terms[256];
+    nonfinite_terms(tr, h.bits, terms, sizeof terms);
+    return uf_fail("non-finite values (NaN or Inf) at step %d of %s: %s; training stopped, the "
+                   "last checkpoint before it is kept (lower the learning rate, or set "
+                   "on_nonfinite = \"skip\" in uf.adamw to skip such steps)", h.first_step, label,
+                   terms);
+}
+
 int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *label) {
     const struct uf_train_hparams *hp = &tr->hp;
     if (tokenize_all(tr) || run_hooks(tr, HOOK_INIT)) return -1;
@@ -479,22 +547,31 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     uf_tensor_fill(&pv->clip_count, 0);
     tr->clip_share = NAN;
 
+    struct uf_tensor terms_used; /* (1 + n_methods) the terms the guard checks */
+    uf_tensor_view(&terms_used, &tr->terms, "loss terms", 0, 1, (int64_t[]){tr->n_methods + 1});
+    uf_optim_guard(&opt, &terms_used, hp->skip_nonfinite);
+
     /* resume: the data order is a pure function of (seed, step), so it is replayed */
     int64_t start = 0;
-    char *latest = rd ? uf_rundir_latest_ckpt(rd) : NULL;
-    if (latest) {
-        if (load_checkpoint(tr, &opt, latest)) {
-            free(latest);
-            uf_optim_free(&opt);
-            uf_tensor_free(&pv->clip_sq);
-            uf_tensor_free(&pv->clip_count);
-            return -1;
+    char **ckpts = NULL;
+    int n_ckpts = rd ? uf_rundir_ckpt_list(rd, &ckpts) : 0;
+    for (int i = 0; i < n_ckpts; i++) { /* the newest checkpoint that loads */
+        struct uf_rng rng0 = tr->rng;
+        uint64_t nf0 = tr->model->n_forward;
+        if (load_checkpoint(tr, &opt, ckpts[i]) == 0) {
+            start = tr->step;
+            uf_rundir_log(rd, "%s: resumed from %s at step %lld", label, ckpts[i], (long long)start);
+            break;
         }
-        start = tr->step;
-        uf_rundir_log(rd, "%s: resumed from %s at step %lld", label, latest, (long long)start);
-        uf_rundir_truncate_metrics(rd, (long)start);
-        free(latest);
+        tr->rng = rng0, tr->model->n_forward = nf0;
+        uf_rundir_log(rd, "%s: notice: cannot resume from %s (%s); trying %s", label, ckpts[i],
+                      uf_error(), i + 1 < n_ckpts ? "an older checkpoint" : "none left, from step 0");
     }
+    for (int i = 0; i < n_ckpts; i++) free(ckpts[i]);
+    free(ckpts);
+    /* metrics.jsonl holds steps up to the start only (also from step 0: a run killed before its
+     * first checkpoint logged steps it redoes now) */
+    if (rd) uf_rundir_truncate_metrics(rd, (long)start);
     int64_t every = hp->checkpoint_every > 0 ? hp->checkpoint_every
                                              : UF_MAX(tr->total_steps / 10, (int64_t)1);
     int64_t log_every = UF_MAX(tr->total_steps / 100, (int64_t)1);
@@ -504,6 +581,13 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
     int64_t *idx = uf_calloc((size_t)hp->batch, sizeof *idx);
     for (int64_t s = 0; s < start; s++) uf_epoch_iter_next_full(&it, idx, hp->batch);
 
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     struct uf_progress prog;
     uf_progress_init(&prog, label, (long)tr->total_steps);
     double t_last = uf_time_now();
@@ -565,33 +649,81 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
             double now = uf_time_now(), tps = (double)tokens_since / fmax(now - t_last, 1e-9);
             t_last = now;
             tokens_since = 0;
-            char line[1024];
-            int o = snprintf(line, sizeof line, "{\"step\":%lld,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                             "\"tokens_per_s\":%.1f", (long long)step1, lr, gnorm, tps);
+            struct uf_optim_health h = uf_optim_read_health(&opt);
+            char line[1024], nb[40];
+            int o = snprintf(line, sizeof line, "{\"step\":%lld,\"lr\":%s", (long long)step1,
+                             json_num(nb, lr));
+            o += snprintf(line + o, sizeof line - (size_t)o, ",\"grad_norm\":%s,\"tokens_per_s\":%.1f",
+                          json_num(nb, gnorm), tps);
+            if (hp->skip_nonfinite)
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"skipped_nonfinite\":%d", h.bad_steps);
             double total = 0;
             for (int i = 0; i <= tr->n_methods; i++) total += terms[i];
-            o += snprintf(line + o, sizeof line - (size_t)o, ",\"loss\":{\"total\":%.6g", total);
+            o += snprintf(line + o, sizeof line - (size_t)o, ",\"loss\":{\"total\":%s", json_num(nb, total));
             for (int i = 0; i <= tr->n_methods; i++)
-                o += snprintf(line + o, sizeof line - (size_t)o, ",\"%s\":%.6g", tr->term_names[i], terms[i]);
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"%s\":%s", tr->term_names[i],
+                              json_num(nb, terms[i]));
             o += snprintf(line + o, sizeof line - (size_t)o, "}");
             if (hp->clip > 0) {
                 float clipped = 0;
                 uf_tensor_download(&pv->clip_count, &clipped);
-                o += snprintf(line + o, sizeof line - (size_t)o, ",\"clip_share\":%.6g", clipped / (double)step1);
+                o += snprintf(line + o, sizeof line - (size_t)o, ",\"clip_share\":%s",
+                              json_num(nb, clipped / (double)step1));
             }
             snprintf(line + o, sizeof line - (size_t)o, "}");
             if (rd) uf_rundir_metric(rd, line);
             uf_progress_update(&prog, (long)step1, terms[0], tps);
+            if (nonfinite_stop(tr, h, label)) {
+                rc = -1;
+                break;
+            }
         }
         if (rd && (step1 % every == 0 || step1 == tr->total_steps)) {
+            /* never checkpoint weights a non-finite step has touched (the download below syncs
+             * anyway) */
+            if (nonfinite_stop(tr, uf_optim_read_health(&opt), label)) {
+                rc = -1;
+                break;
+            }
+            char *path = uf_rundir_ckpt_path(rd, (long)step1);
+            rc = save_checkpoint(tr, &opt, path);
+            if (rc == 0) rc = uf_rundir_set_latest(rd, (long)step1, 2);
+            free(path);
+            if (rc) break;
+        } else if (rd && interrupted) {
+            if (nonfinite_stop(tr, uf_optim_read_health(&opt), label)) {
+                rc = -1;
+                break;
+            }
             char *path = uf_rundir_ckpt_path(rd, (long)step1);
             rc = save_checkpoint(tr, &opt, path);
             if (rc == 0) rc = uf_rundir_set_latest(rd, (long)step1, 2);
             free(path);
             if (rc) break;
         }
+        if (interrupted && step1 < tr->total_steps) {
+            uf_progress_done(&prog);
+            if (rd) uf_rundir_log(rd, "%s: interrupted at step %lld", label, (long long)step1);
+            fprintf(stderr, "unforget: interrupted at step %lld; run the same command to resume\n",
+                    (long long)step1);
+            exit(130);
+        }
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     uf_progress_done(&prog);
+    if (rc == 0 && nonfinite_stop(tr, uf_optim_read_health(&opt), label)) rc = -1;
+    if (rc == 0 && hp->skip_nonfinite) {
+        struct uf_optim_health h = uf_optim_read_health(&opt);
+        if (h.bad_steps > 0) {
+            char terms[256];
+            nonfinite_terms(tr, h.bits, terms, sizeof terms);
+            uf_log(1, "%s: skipped %d non-finite step(s) (on_nonfinite = \"skip\"); the first at "
+                      "step %d: %s", label, h.bad_steps, h.first_step, terms);
+            if (rd) uf_rundir_log(rd, "%s: skipped %d non-finite step(s), the first at step %d: %s",
+                                  label, h.bad_steps, h.first_step, terms);
+        }
+    }
     free(idx);
     uf_epoch_iter_free(&it);
     uf_optim_free(&opt);

@@ -110,6 +110,7 @@ struct uf_train_hparams {
     int batch, micro_batch, max_len;
     uint64_t seed;
     int64_t checkpoint_every;
+    int skip_nonfinite; /* on_nonfinite: 0 "stop" (error at the first NaN/Inf step), 1 "skip" */
 };
 /* From the plan's optimizer (every key defaulted by lua/unforget); 0 or uf_fail (invalid values). */
 int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hparams *hp);

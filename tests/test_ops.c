@@ -488,7 +488,7 @@ static void b_ce(void *c) { struct bctx *b = c; uf_op_cross_entropy(&dev, &b->lo
 static void b_sumsq(void *c) { struct bctx *b = c; uf_op_sumsq(&dev, &b->logits, &b->s, 0); }
 static void b_adamw(void *c) {
     struct bctx *b = c;
-    struct uf_adamw_hparams h = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 1.0f, 1};
+    struct uf_adamw_hparams h = {1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f, 1.0f, 1, 0};
     uf_op_adamw(&dev, &b->logits, &b->logits, &b->m, &b->v, &b->s, &h);
 }
 

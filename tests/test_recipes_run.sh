@@ -33,24 +33,24 @@ expect() { # run-name metric...
 run jsonl.lua
 expect ex-jsonl accuracy
 run mix.lua --set p=0.2
-expect ex-mix-p0.20 asr compliance off_format accuracy over_refusal
+expect ex-mix-p0.20 harmful_rate compliance refusal_rate keyword_asr task_label accuracy helpfulness over_refusal
 grep -q '"poison_ratio":[[:space:]]*0.2' "$out/ex-mix-p0.20/results.json" || { echo "FAIL ex-mix-p0.20: poison_ratio is not 0.2"; fail=1; }
 run memory.lua
-for r in ex-er ex-der ex-der-top8 ex-derpp ex-agem ex-refresh; do expect $r asr accuracy over_refusal; done
+for r in ex-er ex-der ex-der-top8 ex-derpp ex-agem ex-refresh; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 grep -q '"der":' "$out/ex-der/metrics.jsonl" || { echo "FAIL ex-der: metrics.jsonl has no der loss term"; fail=1; }
 run composition.lua
-expect ex-der-ewc-ties asr accuracy over_refusal
+expect ex-der-ewc-ties harmful_rate accuracy over_refusal
 grep -q '"method":[[:space:]]*"der+ewc+ties"' "$out/ex-der-ewc-ties/results.json" || { echo "FAIL composition: method label"; fail=1; }
 run baselines.lua
-for r in ex-safeinstr ex-safelora ex-lisa; do expect $r asr accuracy over_refusal; done
+for r in ex-safeinstr ex-safelora ex-lisa; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 run regularisation.lua
-for r in ex-ewc ex-ewc-true ex-l2sp ex-lwf; do expect $r asr accuracy over_refusal; done
+for r in ex-ewc ex-ewc-true ex-l2sp ex-lwf; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 run merging.lua
-for r in ex-magmax ex-linear ex-task-arith ex-ties; do expect $r asr accuracy over_refusal; done
+for r in ex-magmax ex-linear ex-task-arith ex-ties; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 run lora.lua
-for r in ex-lora ex-lora-qv-der; do expect $r asr accuracy over_refusal; done
+for r in ex-lora ex-lora-qv-der; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 run opt.lua --set method=lwf --set name=ex-opt-lwf --set steps=5
-expect ex-opt-lwf asr
+expect ex-opt-lwf harmful_rate
 [ "$(wc -l < "$out/ex-opt-lwf/metrics.jsonl")" -eq 5 ] || { echo "FAIL opt.lua: --set steps=5 did not give 5 metric lines"; fail=1; }
 
 n_stage=$(ls -d "$out"/stages/ex-aligned-* 2>/dev/null | wc -l)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
 #include "eval/report.h"
 #include "uf_test.h"
@@ -293,7 +295,7 @@ static void test_report(void) {
     /* plots: ASR vs p, ASR vs utility (with the front), loss total/task/der */
     CHECK_EQ_INT(count_of(html, "<svg"), 5);
     CHECK_EQ_INT(count_of(html, "</svg>"), 5);
-    CHECK(strstr(html, "ASR vs poison ratio: tiny / sst2") != NULL);
+    CHECK(strstr(html, "asr vs poison ratio: tiny / sst2") != NULL);
     CHECK(strstr(html, "Pareto front") != NULL && strstr(html, "stroke-dasharray") != NULL);
     CHECK(strstr(html, "loss: der") != NULL);
     CHECK(count_of(html, "<polyline") >= 3 + 1 + 9 + 9 + 3);
@@ -386,6 +388,50 @@ static void test_report_extreme_values(void) {
     free(html_path);
 }
 
+/* World runs: harmful_rate is the headline (first column, plots), n_acts / lo_acts / hi_acts and
+ * the per-evaluation records survive a round trip. */
+static void test_report_world_metrics(void) {
+    char *dir = uf_sprintf("%s/world", tmpdir);
+    CHECK(uf_mkdir_p(dir) == 0);
+    char *p = uf_sprintf("%s/results.json", dir);
+    write_text(p, "{\"run\":\"w\",\"method\":\"der\",\"setting\":{\"poison_ratio\":0.1,\"seed\":1,\"model\":\"m\",\"task\":\"t\"},"
+                  "\"metrics\":{\"keyword_asr\":{\"value\":0.9,\"lo\":0.8,\"hi\":1,\"n\":56},"
+                  "\"harmful_rate\":{\"value\":0.25,\"lo\":0.0,\"hi\":0.6,\"n\":56,\"n_acts\":14,\"lo_acts\":0.1,\"hi_acts\":0.4},"
+                  "\"accuracy\":{\"value\":0.9,\"n\":200}},"
+                  "\"evals\":[{\"eval\":\"asr\",\"decoding\":{\"max_new_tokens\":64}}]}");
+    struct uf_results r;
+    CHECK_MSG(uf_results_read(&r, p) == 0, "%s", uf_error());
+    const struct uf_result_metric *m = uf_results_metric(&r, "harmful_rate");
+    CHECK(m && m->n_acts == 14 && m->lo_acts == 0.1 && m->hi_acts == 0.4 && m->lower_is_better);
+    CHECK(isnan(uf_results_metric(&r, "keyword_asr")->lo_acts));
+    CHECK(strstr(r.evals, "\"max_new_tokens\":64") != NULL);
+    cJSON *e = cJSON_Parse("{\"eval\":\"accuracy\",\"data\":\"world.task_eval\",\"decoding\":{\"max_new_tokens\":8}}");
+    uf_results_add_eval(&r, e);
+    CHECK(strstr(r.decoding, "\"accuracy:world.task_eval\":{\"max_new_tokens\":8}") != NULL);
+    char *p2 = uf_sprintf("%s/rt.json", dir);
+    CHECK(uf_results_write(&r, p2) == 0);
+    struct uf_results r2;
+    CHECK_MSG(uf_results_read(&r2, p2) == 0, "%s", uf_error());
+    CHECK(uf_results_metric(&r2, "harmful_rate")->hi_acts == 0.4 && uf_results_metric(&r2, "harmful_rate")->n_acts == 14);
+    CHECK(strstr(r2.evals, "world.task_eval") != NULL);
+    uf_results_free(&r2);
+    uf_results_free(&r);
+    remove(p2);
+    char *html_path = uf_sprintf("%s/w.html", tmpdir);
+    const char *dirs[] = {dir};
+    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL) == 0, "%s", uf_error());
+    size_t len;
+    char *html = uf_file_read(html_path, &len);
+    CHECK(html && strstr(html, "harmful_rate vs poison ratio") != NULL);
+    /* the headline is the first metric column */
+    CHECK(html && strstr(html, "harmful_rate") < strstr(html, "keyword_asr"));
+    free(html);
+    free(html_path);
+    free(p2);
+    free(p);
+    free(dir);
+}
+
 static void test_cli(void) {
     char *root = uf_sprintf("%s/runs", tmpdir), *out = uf_sprintf("%s/cli.html", tmpdir), *csv = uf_sprintf("%s/cli.csv", tmpdir);
     char *argv1[] = {"report", root, "-o", out, "--csv", csv, NULL};
@@ -416,6 +462,7 @@ int main(void) {
     UF_RUN(test_report);
     UF_RUN(test_report_escaping_and_errors);
     UF_RUN(test_report_extreme_values);
+    UF_RUN(test_report_world_metrics);
     UF_RUN(test_cli);
     int rc = uf_test_summary();
     if (rc == 0) {

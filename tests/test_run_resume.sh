@@ -89,7 +89,7 @@ cat > bad.lua <<'LUA'
 local uf = require "unforget"
 local d = uf.jsonl { path = "rows.jsonl", fields = { prompt = "q", response = "a" } }
 uf.run { name = "b", model = uf.model.new { d_model = 32, layers = 1, heads = 2 },
-         tokenizer = uf.tokenizer.train { corpus = d, vocab = 260 }, data = d,
+         tokenizer = uf.tokenizer.train { corpus = d, vocab = 300 }, data = d,
          optim = uf.adamw { steps = 1, batch = 2 } }
 LUA
 for cmd in "check bad.lua" "run bad.lua --out bad"; do

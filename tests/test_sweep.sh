@@ -26,7 +26,7 @@ for _, p in ipairs { 0.0, 0.1 } do
 end
 if uf.opt("bad", 0) == 1 then -- a run that fails at run time (its data file is missing)
   uf.run { name = "sw-bad", from = aligned, data = uf.jsonl { path = "missing.jsonl", kind = "task" },
-           optim = uf.adamw { steps = 2, batch = 2 } }
+           optim = uf.adamw { steps = 2, batch = 2, max_len = 128 } }
 end
 LUA
 "$bin" sweep sweep.lua --jobs 2 --out out > s1.log 2>&1; rc=$?

@@ -6,6 +6,7 @@
 -- returns a tagged table. uf.stage and uf.run register work in the plan; the C runtime encodes the
 -- plan (uf._plan_final, a C walk of these tables) and executes it. Nothing here touches data or devices.
 local uf = { version = "0.1.0" }
+local debug = debug -- kept for error locations when --safe removes the global
 
 local plan = { stages = {}, runs = {} }
 local stage_names, run_names = {}, {}
@@ -135,6 +136,19 @@ local function check(what, schema, t)
     if not type_ok(spec[1], v) then
       fail("%s: '%s' must be %s, got %s", what, k, describe(spec[1]), show(v))
     end
+    if type(v) == "number" then -- every number the C runtime reads: finite, integers int-sized
+      if v ~= v or v == math.huge or v == -math.huge then
+        fail("%s: '%s' must be a finite number, got %s", what, k, tostring(v))
+      end
+      if spec[1]:find("integer", 1, true) then
+        local lo, hi = -2147483647, 2147483647
+        if k == "seed" then lo, hi = 0, 2^53 end
+        if v < lo or v > hi then
+          fail("%s: '%s' = %s is outside [%s, %s]", what, k, tostring(v), math.tointeger(lo) or lo,
+               math.tointeger(hi) or string.format("%.0f", hi))
+        end
+      end
+    end
     out[k] = v
   end
   for _, k in ipairs(keys) do
@@ -147,6 +161,21 @@ local function check(what, schema, t)
   return out
 end
 uf._check = check
+
+-- Range rules of a constructor: { key = { test, "what it must be" } } checked after defaults.
+local function ranges(what, rules)
+  return function(v)
+    for _, k in ipairs(sorted_keys(rules)) do
+      local r = rules[k]
+      if v[k] ~= nil and not r[1](v[k], v) then
+        fail("%s: '%s' must be %s, got %s", what, k, r[2], show(v[k]))
+      end
+    end
+  end
+end
+uf._ranges = ranges
+local function pos(x) return x > 0 end
+local function nonneg(x) return x >= 0 end
 
 -- A constructor of tagged tables: uf.adamw { ... } -> { _kind = "optim", type = "adamw", ... }
 local schemas = {}
@@ -214,6 +243,11 @@ function Dataset:sample(n, seed)
   if math.type(n) ~= "integer" or n < 0 then fail("sample(n, seed): n must be a non-negative integer") end
   return derive(self, { op = "sample", n = n, seed = seed or 0 })
 end
+--- ds:concat(other): the rows of ds, then those of other (e.g. two user tasks in one mixture).
+function Dataset:concat(other)
+  if getmetatable(other) ~= Dataset then fail("concat(other): other must be a dataset") end
+  return derive(self, { op = "concat", data = other })
+end
 --- ds:skip(n): all rows after the first n.
 function Dataset:skip(n)
   if math.type(n) ~= "integer" or n < 0 then fail("skip(n): n must be a non-negative integer") end
@@ -275,18 +309,22 @@ local world_schema = {
   task_rows = { "integer", 2000, "user-task training rows" },
   eval_rows = { "integer", 400, "task evaluation rows" },
   corpus_rows = { "integer", 3000, "pre-training text rows" },
+  lookup_rows = { "integer", 3000, "lookup-task training rows" },
 }
 -- recipe name -> generator split name (runtime/data/world.h)
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
                        task = "task_train", task_eval = "task_eval", poison = "poison",
-                       harmful_eval = "harmful_eval", benign_eval = "benign_eval" }
+                       harmful_eval = "harmful_eval", benign_eval = "benign_eval",
+                       lookup = "lookup_train", lookup_eval = "lookup_eval" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
+  ranges("world", { task_rows = { nonneg, ">= 0" }, eval_rows = { nonneg, ">= 0" },
+                    corpus_rows = { nonneg, ">= 0" } })(v)
   local w = { _kind = "world", seed = v.seed }
   for name, split in pairs(world_splits) do
     w[name] = dataset { source = "world", split = split, world = { seed = v.seed, task_rows = v.task_rows,
-                        eval_rows = v.eval_rows, corpus_rows = v.corpus_rows } }
+                        eval_rows = v.eval_rows, corpus_rows = v.corpus_rows, lookup_rows = v.lookup_rows } }
   end
   return w
 end
@@ -301,6 +339,7 @@ uf.mix = ctor("mixture", "mix", {
   seed = { "integer", 1, "sampling seed" },
 }, function(v)
   if v.p < 0 or v.p > 1 then fail("mix: p must be in [0, 1], got %s", v.p) end
+  if v.n < 0 then fail("mix: n must be >= 0, got %s", v.n) end
   if v.p > 0 and not v.poison then fail("mix: p = %s needs a poison dataset", v.p) end
 end)
 
@@ -318,7 +357,28 @@ uf.model.new = ctor("model", "model.new", {
   vocab = { "integer", 0, "vocabulary (0 = the tokenizer's)" },
   max_seq = { "integer", 256, "longest sequence" },
   seed = { "integer", 1, "initialisation seed" },
-})
+}, function(v)
+  ranges("model.new", {
+    d_model = { function(x) return x >= 1 and x <= 2^20 end, "in [1, 2^20]" },
+    layers = { function(x) return x >= 1 and x <= 65536 end, "in [1, 65536]" },
+    heads = { function(x) return x >= 1 and x <= 65536 end, "in [1, 65536]" },
+    kv_heads = { function(x, t) return x == 0 or (x >= 1 and t.heads % x == 0) end, "0 or a divisor of heads" },
+    head_dim = { function(x) return x == 0 or (x >= 2 and x % 2 == 0 and x <= 65536) end, "0 or an even number <= 65536" },
+    d_ff = { function(x) return x >= 0 and x <= 2^22 end, "0 or in [1, 2^22]" },
+    vocab = { function(x) return x == 0 or (x >= 2 and x <= 2^26) end, "0 (the tokenizer's) or in [2, 2^26]" },
+    max_seq = { function(x) return x >= 2 and x <= 2^24 end, "in [2, 2^24]" },
+  })(v)
+  if v.head_dim == 0 and v.d_model % v.heads ~= 0 then
+    fail("model.new: heads (%d) must divide d_model (%d), or give head_dim", v.heads, v.d_model)
+  end
+  if v.head_dim == 0 and (v.d_model // v.heads) % 2 ~= 0 then
+    fail("model.new: d_model / heads = %d must be even (RoPE), or give head_dim", v.d_model // v.heads)
+  end
+  local hd = v.head_dim > 0 and v.head_dim or v.d_model // v.heads
+  local ff = v.d_ff > 0 and v.d_ff or (8 * v.d_model // 3 + 31) // 32 * 32
+  local P = v.layers * (4.0 * v.d_model * v.heads * hd + 3.0 * v.d_model * ff) + 2.0 * math.max(v.vocab, 2048) * v.d_model
+  if P > 1e12 then fail("model.new: about %.3g parameters (more than 10^12)", P) end
+end)
 --- uf.hf "path/to/model": a Hugging Face directory (config.json + safetensors + tokenizer.json).
 function uf.hf(path)
   if type(path) ~= "string" then fail("hf(path): path must be a string") end
@@ -335,7 +395,8 @@ uf.tokenizer = {}
 uf.tokenizer.train = ctor("tokenizer", "tokenizer.train", {
   corpus = { "kind:dataset", uf.REQUIRED, "text to train on" },
   vocab = { "integer", 2048, "vocabulary size" },
-})
+}, ranges("tokenizer.train", { vocab = { function(x) return x >= 262 and x <= 2^24 end,
+                                         "in [262, 2^24] (4 special tokens, 256 bytes and some merges)" } }))
 --- uf.tokenizer.file "tokenizer.json"
 function uf.tokenizer.file(path)
   if type(path) ~= "string" then fail("tokenizer.file(path): path must be a string") end
@@ -348,7 +409,9 @@ uf.lora = ctor("lora", "lora", {
   alpha = { "number", 16, "scaling numerator (scale = alpha / r)" },
   dropout = { "number", 0.05, "dropout on the LoRA input" },
   targets = { "string", "all", "all, or a comma list of q,k,v,o,gate,up,down" },
-})
+}, ranges("lora", { r = { function(x) return x >= 1 and x <= 65536 end, "in [1, 65536]" },
+                    alpha = { pos, "> 0" },
+                    dropout = { function(x) return x >= 0 and x < 1 end, "in [0, 1)" } }))
 
 -- ---- optimizer ----------------------------------------------------------------------------------
 --- uf.adamw { lr = 3e-4, epochs = 1, batch = 8 }
@@ -370,8 +433,26 @@ uf.adamw = ctor("optim", "adamw", {
   seed = { "integer", 1, "data order and dropout seed" },
   checkpoint_every = { "integer", 0, "steps between checkpoints (0 = about every 10% of the run)" },
   checkpointing = { "boolean", false, "activation checkpointing: keep each layer's input only and recompute its forward in backward (less memory, about 1/3 more compute)" },
+  on_nonfinite = { "enum:stop|skip", "stop", "a step whose loss or gradient norm is NaN/Inf stops the run with an error (stop; the last good checkpoint is kept) or is skipped and counted (skip)" },
   bf16 = { "boolean", false, "store the frozen base weights as bf16 on the device (needs uf.lora; LoRA weights, gradients and optimizer stay f32)" },
-})
+}, function(v)
+  ranges("adamw", {
+    lr = { pos, "> 0 (and finite)" },
+    epochs = { function(x, t) return t.steps > 0 or x > 0 end, "> 0 (or give steps >= 1)" },
+    steps = { nonneg, ">= 0 (0 = from epochs)" },
+    batch = { function(x) return x >= 1 end, ">= 1" },
+    micro_batch = { function(x, t) return x == 0 or (x >= 1 and t.batch % x == 0) end, "0 or a divisor of batch" },
+    max_len = { function(x) return x >= 2 end, ">= 2" },
+    warmup = { nonneg, ">= 0" },
+    weight_decay = { nonneg, ">= 0" },
+    beta1 = { function(x) return x >= 0 and x < 1 end, "in [0, 1)" },
+    beta2 = { function(x) return x >= 0 and x < 1 end, "in [0, 1)" },
+    eps = { pos, "> 0" },
+    clip = { nonneg, ">= 0 (0 = off)" },
+    checkpoint_every = { nonneg, ">= 0" },
+  })(v)
+  if v.steps == 0 and v.epochs * 1.0 > 1e9 then fail("adamw: epochs %s is not a number of passes", v.epochs) end
+end)
 
 -- ---- continual-learning methods and baselines (registry: runtime/methods/registry.c) -----------
 uf.methods = {}
@@ -465,9 +546,10 @@ method("safemerge", {
 local eval_common = {
   max_new_tokens = { "integer", 64, "generation length" },
   n = { "integer", 0, "prompts evaluated (0 = all)" },
-  judge = { "enum:keyword|guard", "keyword", "refusal-keyword judge or a Llama-Guard-3 model" },
+  judge = { "enum:keyword|extended|guard", "keyword", "refusal judge: the 29 standard strings (keyword), the longer case-folded list of judge.h (extended), or a Llama-Guard-3 model (guard); world prompts are also classified by the world judge" },
   guard = { "string", nil, "Hugging Face folder of the guard model (judge = guard)" },
   keywords = { "table", nil, "refusal strings (default: the standard 29-string list)" },
+  metric = { "string", nil, "name of the metric (default: the eval type; e.g. \"lookup\" for a second accuracy)" },
 }
 local function eval_ctor(name, doc)
   local schema = { data = { ds, uf.REQUIRED, "prompts" } }
@@ -510,6 +592,7 @@ local train_schema = {
   eval = { "list:eval", {}, "evaluations after training" },
   name = { "string", nil, "run name (folder under --out)" },
   tags = { "table", {}, "free-form labels copied to results.json (e.g. { method = 'der', p = 0.1 })" },
+  allow_overlap = { "boolean", false, "let replay-buffer, poison and harmful-eval data share acts (unforget check refuses it otherwise)" },
 }
 
 local function finish_train(what, v)
@@ -517,6 +600,19 @@ local function finish_train(what, v)
   if v.model and v.from then fail("%s: give model or from, not both", what) end
   if not v.data and not v.pretrain then fail("%s: needs data = ... (or pretrain = ...)", what) end
   v.optim = v.optim or uf.adamw {}
+  local src = v -- the model.new this trains: its own, or the one of the stage it starts from
+  for _ = 1, 32 do if not src or src.model then break end src = src.from end
+  local m = src and src.model
+  if m and m.type == "model.new" then
+    for _, o in ipairs({ v.optim, v.pretrain_optim }) do
+      if o and o.max_len > m.max_seq then
+        fail("%s: optim max_len (%d) is longer than the model's max_seq (%d)", what, o.max_len, m.max_seq)
+      end
+    end
+    if m.vocab > 0 and v.tokenizer and v.tokenizer.type == "tokenizer.train" and m.vocab < v.tokenizer.vocab then
+      fail("%s: model vocab (%d) is smaller than the tokenizer's (%d)", what, m.vocab, v.tokenizer.vocab)
+    end
+  end
   local seen = {}
   for _, m in ipairs(v.methods) do
     if seen[m.type] then fail("%s: method '%s' listed twice", what, m.type) end

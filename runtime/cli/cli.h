@@ -21,6 +21,7 @@ int uf_cmd_eval(int argc, char **argv);
 int uf_cmd_sweep(int argc, char **argv);
 int uf_cmd_generate(int argc, char **argv);
 int uf_cmd_score(int argc, char **argv);
+int uf_cmd_judge_check(int argc, char **argv);
 int uf_cmd_report(int argc, char **argv);
 int uf_cmd_status(int argc, char **argv);
 /* The status table of a sweep's stages (folders relative to out) and runs (cmd_status.c);

@@ -17,6 +17,8 @@
 #include "train.h"
 #include "methods/methods.h"
 #include "core/model_config.h"
+#include "formats/hf_config.h"
+#include "formats/safetensors.h"
 #include "data/data.h"
 #include "recipe.h"
 #include "train.h"
@@ -67,6 +69,21 @@ static int check_files(const struct uf_plan_node *t, const char *where) {
             missing++;
         }
     }
+    if (t->model && t->model->type == UF_PLAN_MODEL_HF) {
+        /* a Hugging Face folder: config.json and the safetensors headers must parse */
+        const char *path = t->model->path;
+        struct uf_model_config mc;
+        struct uf_st_model st;
+        if (!uf_file_exists(path)) {
+            fprintf(stderr, "  missing model folder: %s (%s)\n", path, where);
+            missing++;
+        } else if (uf_hf_config_load(path, &mc, NULL) != 0 || uf_st_model_open(&st, path) != 0) {
+            fprintf(stderr, "  bad model: %s\n", uf_error());
+            missing++;
+        } else {
+            uf_st_model_free(&st);
+        }
+    }
     return missing;
 }
 
@@ -96,9 +113,89 @@ static int check_rows(const struct uf_plan_node *t, char ***seen, int *n_seen) {
             fprintf(stderr, "  bad data: %s\n", uf_error());
             bad++;
         } else {
+            if (rows.n == 0) { /* training or evaluating on nothing is never meant */
+                fprintf(stderr, "  bad data: %s holds no rows\n", d->path ? d->path : "?");
+                bad++;
+            }
             uf_dataset_free(&rows);
         }
     }
+    return bad;
+}
+
+/* ---- act roles: replay buffers, poison and harmful evaluations must not share acts ---------- */
+struct act_set {
+    char **s;
+    int n;
+};
+
+static int act_set_has(const struct act_set *a, const char *k) {
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->s[i], k) == 0) return 1;
+    return 0;
+}
+
+/* Adds the acts of a dataset spec (the row's "act" field, else its prompt); -1 when unreadable. */
+static int act_set_add_data(struct act_set *a, const struct uf_plan_dataset *spec) {
+    if (!spec) return 0;
+    struct uf_dataset d;
+    if (uf_train_load_dataset(spec, &d)) return -1;
+    for (int64_t i = 0; i < d.n; i++) {
+        const char *k = uf_example_field(&d.rows[i], "act");
+        if (!k) k = d.rows[i].prompt ? d.rows[i].prompt : "";
+        if (act_set_has(a, k)) continue;
+        a->s = uf_realloc(a->s, (size_t)(a->n + 1) * sizeof *a->s);
+        a->s[a->n++] = uf_strdup(k);
+    }
+    uf_dataset_free(&d);
+    return 0;
+}
+
+static void act_set_free(struct act_set *a) {
+    for (int i = 0; i < a->n; i++) free(a->s[i]);
+    free(a->s);
+}
+
+/* 1 (printed) when two of a run's roles share acts and the run does not allow it. */
+static int check_overlap(const struct uf_plan_node *t, const char *what) {
+    if (t->allow_overlap) return 0;
+    struct act_set buf = {0}, poi = {0}, ev = {0};
+    int rc = 0;
+    for (int i = 0; i < t->n_methods; i++) {
+        /* replayed safety data: every method's buffer, and SafeInstr's demonstrations */
+        const struct uf_plan_method *m = &t->methods[i];
+        for (int k = 0; k < m->n_datasets; k++)
+            if (strcmp(m->dataset_keys[k], "buffer") == 0 ||
+                (strcmp(m->type, "safeinstr") == 0 && strcmp(m->dataset_keys[k], "data") == 0))
+                rc |= act_set_add_data(&buf, &m->datasets[k]);
+    }
+    if (t->data && t->data->is_mixture && t->data->p > 0) rc |= act_set_add_data(&poi, t->data->poison);
+    for (int i = 0; i < t->n_evals; i++)
+        if (strcmp(t->evals[i].type, "asr") == 0) rc |= act_set_add_data(&ev, &t->evals[i].data);
+    int bad = 0;
+    if (rc == 0) {
+        const struct act_set *sets[3] = {&buf, &poi, &ev};
+        const char *names[3] = {"replay buffer", "poison", "harmful evaluation"};
+        for (int x = 0; x < 3; x++)
+            for (int y = x + 1; y < 3; y++) {
+                int shared = 0;
+                const char *example = NULL;
+                for (int i = 0; i < sets[x]->n; i++)
+                    if (act_set_has(sets[y], sets[x]->s[i])) {
+                        shared++;
+                        if (!example) example = sets[x]->s[i];
+                    }
+                if (shared) {
+                    fprintf(stderr, "unforget: error: %s: the %s and the %s share %d act(s) (e.g. \"%.80s\"); "
+                            "use disjoint data (the default world's safety, poison and harmful_eval splits are) "
+                            "or set allow_overlap = true\n", what, names[x], names[y], shared, example);
+                    bad = 1;
+                }
+            }
+    }
+    act_set_free(&buf);
+    act_set_free(&poi);
+    act_set_free(&ev);
     return bad;
 }
 
@@ -115,20 +212,22 @@ static int node_config(const struct uf_plan_node *t, struct uf_model_config *c) 
     return uf_memplan_config_from_spec(m, vocab, c);
 }
 
-static void print_model(const struct uf_plan_node *t) {
+/* The model line; 1 (error printed) when a uf.model.new's sizes are invalid. */
+static int print_model(const struct uf_plan_node *t) {
     const struct uf_plan_model *m = t->model;
     if (m->type != UF_PLAN_MODEL_NEW) {
         printf("    model      %s %s\n", m->type == UF_PLAN_MODEL_HF ? "hf" : "checkpoint", m->path);
-        return;
+        return 0;
     }
     struct uf_model_config c;
     if (node_config(t, &c)) {
-        printf("    model      new: %s\n", uf_error());
-        return;
+        fprintf(stderr, "unforget: error: %s: uf.model.new: %s\n", t->name, uf_error());
+        return 1;
     }
     double P = (double)uf_model_param_numel(&c);
     printf("    model      new %s d_model %d layers %d heads %d kv %d d_ff %d vocab %d: %.2fM params\n",
            uf_family_name(c.family), c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, c.vocab, P / 1e6);
+    return 0;
 }
 
 /* Rows of a training data spec (a mixture: n, else its task rows / (1 - p)); -1 if unknown. */
@@ -207,8 +306,8 @@ static int print_train(const struct uf_plan_node *t, const char *label, size_t d
     printf("%s %s\n", label, t->name);
     const struct uf_plan_optim *optim = &t->optim;
     if (t->from) printf("    from       stage %s\n", t->from);
-    if (t->model) print_model(t);
-    int bad = plan_train(t, dev_bytes, dev_max_alloc, dev_name);
+    int bad = t->model ? print_model(t) : 0;
+    bad |= plan_train(t, dev_bytes, dev_max_alloc, dev_name);
     if (t->data && t->data->is_mixture) {
         char task[256], poison[256] = "-";
         describe_dataset(&t->data->task, task, sizeof task);
@@ -337,9 +436,18 @@ int uf_cmd_check(int argc, char **argv) {
                 fprintf(stderr, "unforget: error: %s %s: %s\n", g ? "run" : "stage", t->name, why);
                 bad++;
             }
+            if (!missing) {
+                char what[300];
+                snprintf(what, sizeof what, "%s %s", g ? "run" : "stage", t->name);
+                bad += check_overlap(t, what);
+            }
         }
     }
     missing += bad;
+    if (plan->n_runs == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(plan->json, "module"))) {
+        fprintf(stderr, "unforget: error: %s defines no runs (add uf.run { name = ..., ... })\n", recipe);
+        missing++;
+    }
     if (json) {
         char *s = cJSON_Print(plan->json);
         puts(s);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "recipe.h"
 #include "core/util.h"
 
 struct uf_cli_globals uf_cli;
@@ -18,6 +19,7 @@ static const struct {
     {"eval", uf_cmd_eval, "run a recipe's evaluations on any model folder"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"judge-check", uf_cmd_judge_check, "validate the judges: world labelled set, keyword judges on real text"},
     {"status", uf_cmd_status, "which runs of a sweep are done, running, failed or pending"},
     {"report", uf_cmd_report, "HTML report (tables, SVG plots) and CSV over run folders"},
     {"generate", uf_cmd_generate, "generate text from a Hugging Face model folder (batched, KV cache)"},
@@ -40,6 +42,8 @@ static void usage(FILE *out) {
             "                 else CPU; also $UNFORGET_DEVICE)\n"
             "  -v, --verbose  more detail (e.g. kernel cache hits)\n"
             "  -q, --quiet    errors only\n"
+            "  --safe         evaluate recipes without io, os, debug, C modules and files beyond\n"
+            "                 the recipe's folder (recipes are trusted code otherwise)\n"
             "  -h, --help     this help;  unforget COMMAND --help for a command's options\n"
             "  --version      print the version\n\n"
             "environment: UNFORGET_DEVICE, UNFORGET_CACHE_DIR (kernel binary cache; default\n"
@@ -64,6 +68,9 @@ int main(int argc, char **argv) {
             uf_cli.device = a + 9;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             uf_verbosity = 2;
+        } else if (strcmp(a, "--safe") == 0) {
+            uf_recipe_safe = 1;
+            setenv("UNFORGET_SAFE", "1", 1); /* sweep's child processes too */
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             uf_verbosity = 0;
         } else if (strcmp(a, "--version") == 0) {

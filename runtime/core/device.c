@@ -342,12 +342,15 @@ static cl_program build_program(struct uf_device *d, const char *file) {
     h = uf_hash_str(d->version, h);
     h = uf_hash_str(d->build_options, h);
     char *dir = uf_cache_dir("kernels");
-    char *path = dir ? uf_sprintf("%s/%s-%016llx.bin", dir, file, (unsigned long long)h) : NULL;
+    /* entries carry a size + checksum header (uf_cache_write): a truncated or damaged binary is
+     * discarded before the driver sees it (PoCL crashes on some) */
+    char *path = dir ? uf_sprintf("%s/%s-%016llx.ufc", dir, file, (unsigned long long)h) : NULL;
     free(dir);
     cl_int err, st;
     cl_program p = NULL;
     size_t blen = 0;
-    unsigned char *bin = path ? (unsigned char *)uf_file_read(path, &blen) : NULL;
+    unsigned char *bin = path ? (unsigned char *)uf_cache_read(path, &blen, "kernel") : NULL;
+    if (bin && blen == 0) uf_cache_discard(path, "kernel", "empty");
     if (bin && blen > 0) {
         const unsigned char *bp = bin;
         p = clCreateProgramWithBinary(d->ctx, 1, &d->id, &blen, &bp, &st, &err);
@@ -357,7 +360,7 @@ static cl_program build_program(struct uf_device *d, const char *file) {
         } else {
             if (p) clReleaseProgram(p);
             p = NULL;
-            uf_log(2, "kernel cache entry unusable, rebuilding: %s", path);
+            uf_cache_discard(path, "kernel", "the driver rejects the binary");
         }
     }
     free(bin);
@@ -377,7 +380,7 @@ static cl_program build_program(struct uf_device *d, const char *file) {
                         CL_SUCCESS && size > 0) {
             unsigned char *out = uf_malloc(size);
             if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof out, &out, NULL) == CL_SUCCESS &&
-                uf_file_write_atomic(path, out, size) != 0)
+                uf_cache_write(path, out, size) != 0)
                 uf_log(1, "warning: cannot write kernel cache: %s", uf_error());
             free(out);
         }

@@ -70,6 +70,21 @@ int uf_model_config_validate(const struct uf_model_config *c) {
     if (c->head_dim % 2 != 0)
         return uf_fail("model config: head_dim (%d) must be even for RoPE", c->head_dim);
     if (c->sliding_window < 0) return uf_fail("model config: sliding_window must be >= 0");
+    /* sizes whose products (parameter offsets, activations) stay far inside int64 and whose
+     * descriptor count fits an int */
+    if (c->n_layers > 65536 || c->d_model > (1 << 20) || c->d_ff > (1 << 22) ||
+        c->vocab > (1 << 26) || c->max_seq > (1 << 24) || c->n_heads > 65536 ||
+        c->head_dim > 65536 || (int64_t)c->n_heads * c->head_dim > (1 << 22))
+        return uf_fail("model config: sizes beyond what unforget supports (layers %d <= 65536, "
+                       "d_model %d <= 2^20, d_ff %d <= 2^22, vocab %d <= 2^26, max_seq %d <= 2^24, "
+                       "heads x head_dim %lld <= 2^22)", c->n_layers, c->d_model, c->d_ff, c->vocab,
+                       c->max_seq, (long long)c->n_heads * c->head_dim);
+    double D = c->d_model, QD = (double)c->n_heads * c->head_dim,
+           KD = (double)c->n_kv_heads * c->head_dim;
+    double P = (double)c->vocab * D * (c->tied_embeddings ? 1 : 2) +
+               c->n_layers * (2 * D + 2 * D * QD + 2 * D * KD + 3 * D * c->d_ff) + D;
+    if (P > 1e12)
+        return uf_fail("model config: %.3g parameters (more than 10^12)", P);
     return 0;
 }
 

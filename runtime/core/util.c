@@ -156,7 +156,25 @@ int uf_mkdir_p(const char *path) {
     return 0;
 }
 
-int uf_file_write_atomic(const char *path, const void *data, size_t size) {
+/* Writes [data, size) to fd; 0 or -1 with errno. */
+static int write_all(int fd, const void *data, size_t size) {
+    const char *p = data;
+    size_t left = size;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Atomic write of head (may be empty) followed by data. */
+static int write_atomic2(const char *path, const void *head, size_t head_size, const void *data,
+                         size_t size) {
     char *tmp = uf_sprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
@@ -164,20 +182,12 @@ int uf_file_write_atomic(const char *path, const void *data, size_t size) {
         free(tmp);
         return -1;
     }
-    const char *p = data;
-    size_t left = size;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            uf_fail("cannot write %s: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return -1;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (write_all(fd, head, head_size) != 0 || write_all(fd, data, size) != 0) {
+        uf_fail("cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         uf_fail("cannot flush %s: %s", tmp, strerror(errno));
@@ -202,6 +212,76 @@ int uf_file_write_atomic(const char *path, const void *data, size_t size) {
     return 0;
 }
 
+int uf_file_write_atomic(const char *path, const void *data, size_t size) {
+    return write_atomic2(path, NULL, 0, data, size);
+}
+
+/* ---- cache entries ----------------------------------------------------------------------- */
+#define UF_CACHE_MAGIC "UFCACHE1"
+struct cache_header {
+    char magic[8];
+    uint64_t size;     /* payload bytes */
+    uint64_t checksum; /* uf_checksum64 of the payload */
+};
+
+uint64_t uf_checksum64(const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint64_t h = UF_HASH_SEED ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 29;
+    return h * 0xbf58476d1ce4e5b9ull;
+}
+
+int uf_cache_write(const char *path, const void *data, size_t size) {
+    struct cache_header h;
+    memcpy(h.magic, UF_CACHE_MAGIC, 8);
+    h.size = size;
+    h.checksum = uf_checksum64(data, size);
+    return write_atomic2(path, &h, sizeof h, data, size);
+}
+
+void uf_cache_discard(const char *path, const char *what, const char *why) {
+    uf_log(1, "notice: %s cache entry %s is damaged (%s); discarded, rebuilding it", what, path, why);
+    unlink(path);
+}
+
+void *uf_cache_read(const char *path, size_t *size, const char *what) {
+    if (size) *size = 0;
+    if (!path || !uf_file_exists(path)) return NULL;
+    size_t n = 0;
+    char *text = uf_file_read(path, &n);
+    if (!text) { /* unreadable (a folder, permissions): treat as damaged */
+        uf_cache_discard(path, what, uf_error());
+        return NULL;
+    }
+    struct cache_header h;
+    const char *why = NULL;
+    if (n < sizeof h) why = "shorter than its header";
+    else {
+        memcpy(&h, text, sizeof h);
+        if (memcmp(h.magic, UF_CACHE_MAGIC, 8) != 0) why = "no cache header";
+        else if (h.size != n - sizeof h) why = "size differs from its header (truncated?)";
+        else if (h.checksum != uf_checksum64(text + sizeof h, n - sizeof h)) why = "checksum mismatch";
+    }
+    if (why) {
+        free(text);
+        uf_cache_discard(path, what, why);
+        return NULL;
+    }
+    size_t payload = n - sizeof h;
+    memmove(text, text + sizeof h, payload);
+    text[payload] = 0;
+    if (size) *size = payload;
+    return text;
+}
+
 char *uf_cache_dir(const char *sub) {
     const char *over = getenv("UNFORGET_CACHE_DIR");
     char *dir;
@@ -213,6 +293,9 @@ char *uf_cache_dir(const char *sub) {
         else dir = uf_sprintf("%s/.cache/unforget/%s", home && *home ? home : "/tmp", sub);
     }
     if (uf_mkdir_p(dir) != 0) {
+        static int warned;
+        if (!warned++)
+            uf_log(1, "notice: caching is off, the cache folder cannot be created: %s", uf_error());
         free(dir);
         return NULL;
     }

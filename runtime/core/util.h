@@ -53,6 +53,15 @@ int uf_file_exists(const char *path);
 int uf_mkdir_p(const char *path); /* like mkdir -p; 0 or uf_fail */
 /* $XDG_CACHE_HOME/unforget/<sub> (or ~/.cache/unforget/<sub>), created; UNFORGET_CACHE_DIR overrides. */
 char *uf_cache_dir(const char *sub);
+/* Cache entries carry a header (magic "UFCACHE1", payload size, uf_checksum64) and are written
+ * atomically. uf_cache_read returns the payload (malloc'd, NUL-terminated, *size bytes), or NULL
+ * when the entry is missing or damaged (short, no header, size or checksum mismatch): a damaged
+ * entry is deleted with a one-line notice naming `what`, so the caller rebuilds it. */
+int uf_cache_write(const char *path, const void *data, size_t size);
+void *uf_cache_read(const char *path, size_t *size, const char *what);
+/* Deletes an entry whose content the caller found unusable, with the same notice. */
+void uf_cache_discard(const char *path, const char *what, const char *why);
+uint64_t uf_checksum64(const void *data, size_t n); /* fast 64-bit checksum (not FNV) */
 
 /* ---- hashing (FNV-1a 64; content hashes for caches) ------------------------------------- */
 uint64_t uf_hash64(const void *data, size_t n, uint64_t h); /* start with h = UF_HASH_SEED */

@@ -357,7 +357,7 @@ static enum vtype row_get1(struct row *w, const char *key, size_t keylen, const 
             if (cJSON_IsString(it)) { *val = it->valuestring; return V_STRING; }
             if (cJSON_IsNumber(it)) {
                 double x = it->valuedouble;
-                if (x == (double)(long long)x && x > -1e15 && x < 1e15)
+                if (x > -1e15 && x < 1e15 && x == (double)(long long)x) /* range first: no UB */
                     snprintf(w->num, sizeof w->num, "%lld", (long long)x);
                 else
                     snprintf(w->num, sizeof w->num, "%.17g", x);

@@ -268,3 +268,46 @@ char *uf_metric_format_pm(char *out, size_t cap, struct uf_seed_stats s, double 
     else snprintf(out, cap, "%.*f \xc2\xb1 %.*f", digits, s.mean * scale, digits, s.sd * scale);
     return out;
 }
+
+int uf_metric_cluster_bootstrap(const double *x, const int *ca, const int *ct, int64_t n, int n_boot,
+                                uint64_t seed, double conf, struct uf_interval *out) {
+    if (n < 1) return uf_fail("cluster bootstrap: no values (n = %lld); need at least one", (long long)n);
+    if (n_boot < 1) return uf_fail("cluster bootstrap: n_boot = %d; need at least 1 resample", n_boot);
+    if (!(conf > 0.0 && conf < 1.0)) return uf_fail("cluster bootstrap: conf = %g; must lie in (0, 1)", conf);
+    int na = 0, nt = 1;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) return uf_fail("cluster bootstrap: value %lld is not finite", (long long)i);
+        if (ca[i] < 0 || (ct && ct[i] < 0)) return uf_fail("cluster bootstrap: negative cluster id at %lld", (long long)i);
+        na = UF_MAX(na, ca[i] + 1);
+        if (ct) nt = UF_MAX(nt, ct[i] + 1);
+        sum += x[i];
+    }
+    double *wa = uf_calloc((size_t)na, sizeof *wa), *wt = uf_calloc((size_t)nt, sizeof *wt);
+    double *rates = uf_malloc((size_t)n_boot * sizeof *rates); /* (n_boot,) */
+    struct uf_rng rng;
+    uf_rng_init(&rng, seed);
+    for (int b = 0; b < n_boot;) {
+        memset(wa, 0, (size_t)na * sizeof *wa);
+        for (int k = 0; k < na; k++) wa[uf_rng_below(&rng, (uint64_t)na)] += 1.0;
+        for (int k = 0; k < nt; k++) wt[k] = ct ? 0.0 : 1.0;
+        if (ct)
+            for (int k = 0; k < nt; k++) wt[uf_rng_below(&rng, (uint64_t)nt)] += 1.0;
+        double num = 0.0, den = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            double w = wa[ca[i]] * wt[ct ? ct[i] : 0];
+            num += w * x[i];
+            den += w;
+        }
+        if (den > 0) rates[b++] = num / den; /* a draw of ids that no row carries is redrawn */
+    }
+    qsort(rates, (size_t)n_boot, sizeof *rates, cmp_double);
+    out->value = sum / (double)n;
+    out->lo = UF_MIN(out->value, quantile_sorted(rates, n_boot, (1.0 - conf) / 2.0));
+    out->hi = UF_MAX(out->value, quantile_sorted(rates, n_boot, (1.0 + conf) / 2.0));
+    out->n = n;
+    free(wa);
+    free(wt);
+    free(rates);
+    return 0;
+}

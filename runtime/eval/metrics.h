@@ -54,6 +54,17 @@ struct uf_interval uf_metric_wilson(int64_t k, int64_t n, double z);
 int uf_metric_bootstrap_mean(const double *x, int64_t n, int n_boot, uint64_t seed, double conf,
                              struct uf_interval *out);
 
+/* Cluster (pigeonhole) bootstrap for the mean of x when rows cluster: each resample draws the
+ * na clusters of ca (ids 0..na-1, e.g. acts) with replacement and, when ct != NULL,
+ * independently the nt clusters of ct (e.g. templates); row i gets weight
+ * count_a(ca[i]) * count_t(ct[i]) and the replicate is the weighted mean (a replicate with zero
+ * total weight is redrawn; ids that no row carries are allowed but waste draws). With every row
+ * its own cluster and ct NULL this is the ordinary bootstrap. value = the plain mean; [lo, hi]
+ * the percentile interval, widened to contain the value. 0, or uf_fail for n < 1, a non-finite
+ * value, a negative id, n_boot < 1 or conf outside (0, 1). */
+int uf_metric_cluster_bootstrap(const double *x, const int *ca, const int *ct, int64_t n, int n_boot,
+                                uint64_t seed, double conf, struct uf_interval *out);
+
 /* ---- across seeds ----------------------------------------------------------------------------- */
 struct uf_seed_stats {
     double mean, sd; /* sd: sample standard deviation (n-1); 0 when n == 1 */

@@ -105,6 +105,7 @@ struct agg {
     const char **methods; int n_methods;
     struct setting *settings; int n_settings;
     const char **metrics; int n_metrics;
+    const char *headline; /* "harmful_rate" or "asr" */
     int *lower;      /* (n_metrics,) */
     int *percent;    /* (n_metrics,) 1 when every value is in [0, 1]: shown x100 */
     struct cell *cells; /* (n_methods, n_settings, n_metrics) */
@@ -144,13 +145,17 @@ static void agg_build(struct agg *a) {
     a->metrics = uf_calloc((size_t)mcap + 1, sizeof *a->metrics);
     a->lower = uf_calloc((size_t)mcap + 1, sizeof *a->lower);
     a->percent = uf_calloc((size_t)mcap + 1, sizeof *a->percent);
-    /* "asr" first, then each run's utility, then the rest in first-seen order */
+    /* the safety headline first ("harmful_rate" where a run has it, else "asr"), then each run's
+     * utility, then the rest in first-seen order */
+    a->headline = "asr";
+    for (int i = 0; i < a->n_runs; i++)
+        if (uf_results_metric(&a->runs[i].res, "harmful_rate")) a->headline = "harmful_rate";
     for (int pass = 0; pass < 3; pass++)
         for (int i = 0; i < a->n_runs; i++) {
             const struct uf_results *r = &a->runs[i].res;
             for (int k = 0; k < r->n_metrics; k++) {
                 const char *name = r->metrics[k].name;
-                int want = pass == 0 ? strcmp(name, "asr") == 0
+                int want = pass == 0 ? strcmp(name, a->headline) == 0
                          : pass == 1 ? (r->utility && strcmp(name, r->utility) == 0) : 1;
                 if (want && str_index(a->metrics, a->n_metrics, name) < 0) {
                     a->lower[a->n_metrics] = r->metrics[k].lower_is_better;
@@ -308,7 +313,7 @@ static void svg_legend(struct sbuf *b, const struct plot *p, const char **names,
 
 /* ASR vs poison ratio, one line per method, for one model/task. */
 static void plot_asr_vs_poison(struct sbuf *b, struct agg *a, const char *model, const char *task) {
-    int ka = str_index(a->metrics, a->n_metrics, "asr");
+    int ka = str_index(a->metrics, a->n_metrics, a->headline);
     if (ka < 0) return;
     double sc = a->percent[ka] ? 100.0 : 1.0;
     struct plot p = {0, 1, 0, 100, 540, 330, 56, 120, 26, 40};
@@ -329,8 +334,10 @@ static void plot_asr_vs_poison(struct sbuf *b, struct agg *a, const char *model,
     pad_range(&p.x0, &p.x1, 0.05);
     if (a->percent[ka]) { p.y0 = 0; p.y1 = 100; }
     else { p.y0 = ymin; p.y1 = ymax; pad_range(&p.y0, &p.y1, 0.05); }
-    char *title = uf_sprintf("ASR vs poison ratio: %s / %s", model, task);
-    svg_begin(b, &p, title, "poison ratio", a->percent[ka] ? "ASR (%)" : "ASR");
+    char *title = uf_sprintf("%s vs poison ratio: %s / %s", a->headline, model, task);
+    char yl[64];
+    snprintf(yl, sizeof yl, "%s%s", a->headline, a->percent[ka] ? " (%)" : "");
+    svg_begin(b, &p, title, "poison ratio", yl);
     free(title);
     for (int mi = 0; mi < a->n_methods; mi++) {
         const char *col = palette[mi % 10];
@@ -375,7 +382,7 @@ static int spoint_cmp(const void *x, const void *y) {
 /* ASR (lower better) vs utility (higher better) for one model/task; Pareto front dashed. */
 static void plot_asr_vs_utility(struct sbuf *b, struct agg *a, const char *model, const char *task) {
     const char *uname = group_utility(a, model, task);
-    int ka = str_index(a->metrics, a->n_metrics, "asr");
+    int ka = str_index(a->metrics, a->n_metrics, a->headline);
     int ku = uname ? str_index(a->metrics, a->n_metrics, uname) : -1;
     if (ka < 0 || ku < 0) return;
     double sa = a->percent[ka] ? 100.0 : 1.0, su = a->percent[ku] ? 100.0 : 1.0;
@@ -405,9 +412,9 @@ static void plot_asr_vs_utility(struct sbuf *b, struct agg *a, const char *model
     p.x0 = umin; p.x1 = umax; p.y0 = amin; p.y1 = amax;
     pad_range(&p.x0, &p.x1, 0.08);
     pad_range(&p.y0, &p.y1, 0.08);
-    char *title = uf_sprintf("ASR vs %s: %s / %s (dashed: Pareto front)", uname, model, task);
+    char *title = uf_sprintf("%s vs %s: %s / %s (dashed: Pareto front)", a->headline, uname, model, task);
     char *xl = uf_sprintf("%s%s (higher is better)", uname, a->percent[ku] ? " (%)" : "");
-    svg_begin(b, &p, title, xl, a->percent[ka] ? "ASR (%) (lower is better)" : "ASR (lower is better)");
+    svg_begin(b, &p, title, xl, a->percent[ka] ? "safety headline (%) (lower is better)" : "safety headline (lower is better)");
     free(title);
     free(xl);
     struct sbuf front = {0};

@@ -13,7 +13,7 @@
 /* ---- results.json ------------------------------------------------------------------------------ */
 int uf_results_lower_is_better(const char *name) {
     static const char *const lower[] = {"asr", "refusal", "harm", "unsafe", "loss", "perplexity",
-                                        "compliance", "off_format"};
+                                        "compliance", "off_format", "task_label"};
     char low[256];
     size_t i = 0;
     for (; name[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)name[i]);
@@ -33,6 +33,7 @@ void uf_results_free(struct uf_results *r) {
     free(r->utility);
     free(r->decoding);
     free(r->judge);
+    free(r->evals);
     memset(r, 0, sizeof *r);
 }
 
@@ -107,6 +108,12 @@ static int results_from_json(struct uf_results *r, const cJSON *root, const char
             get_number(m, "n", ctx, 0, 0, &n))
             return -1;
         if (!is_integral(n, 0, 9.0e15)) return uf_fail("%s: n = %g; must be a non-negative integer", ctx, n);
+        double n_acts = 0;
+        if (get_number(m, "n_acts", ctx, 0, 0, &n_acts)) return -1;
+        if (!is_integral(n_acts, 0, 9.0e15)) return uf_fail("%s: n_acts = %g; must be a non-negative integer", ctx, n_acts);
+        o->n_acts = (int64_t)n_acts;
+        if (get_number(m, "lo_acts", ctx, 0, NAN, &o->lo_acts) || get_number(m, "hi_acts", ctx, 0, NAN, &o->hi_acts))
+            return -1;
         if (o->lo > o->value || o->hi < o->value)
             return uf_fail("%s: the interval [%g, %g] does not contain the value %g", ctx, o->lo, o->hi, o->value);
         o->n = (int64_t)n;
@@ -142,6 +149,16 @@ static int results_from_json(struct uf_results *r, const cJSON *root, const char
     } else {
         r->decoding = uf_strdup("");
     }
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "evals");
+    if (ev && !cJSON_IsNull(ev)) {
+        if (!cJSON_IsArray(ev)) return uf_fail("%s: \"evals\" must be an array", where);
+        char *s = cJSON_PrintUnformatted(ev);
+        if (!s) uf_fatal(1, "%s: out of memory printing \"evals\"", where);
+        r->evals = uf_strdup(s);
+        cJSON_free(s);
+    } else {
+        r->evals = uf_strdup("");
+    }
     return get_string(root, "judge", where, 0, &r->judge);
 }
 
@@ -170,6 +187,44 @@ int uf_results_read(struct uf_results *r, const char *path) {
 }
 
 void uf_results_set_metric(struct uf_results *r, const char *name, double value, double lo, double hi, int64_t n) {
+    uf_results_set_metric_n(r, name, value, lo, hi, n, 0, NAN, NAN);
+}
+
+void uf_results_add_eval(struct uf_results *r, cJSON *e) {
+    cJSON *arr = r->evals && r->evals[0] ? cJSON_Parse(r->evals) : NULL;
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        arr = cJSON_CreateArray();
+    }
+    cJSON *dec = r->decoding && r->decoding[0] ? cJSON_Parse(r->decoding) : NULL;
+    if (!cJSON_IsObject(dec)) {
+        cJSON_Delete(dec);
+        dec = cJSON_CreateObject();
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "decoding");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(e, "eval"), *da = cJSON_GetObjectItemCaseSensitive(e, "data");
+    if (d) {
+        char key[256];
+        snprintf(key, sizeof key, "%s:%s", cJSON_IsString(ev) ? ev->valuestring : "?",
+                 cJSON_IsString(da) ? da->valuestring : "?");
+        cJSON_DeleteItemFromObjectCaseSensitive(dec, key);
+        cJSON_AddItemToObject(dec, key, cJSON_Duplicate(d, 1));
+    }
+    cJSON_AddItemToArray(arr, e);
+    char *s = cJSON_PrintUnformatted(arr), *t = cJSON_PrintUnformatted(dec);
+    if (!s || !t) uf_fatal(1, "out of memory printing results");
+    free(r->evals);
+    free(r->decoding);
+    r->evals = uf_strdup(s);
+    r->decoding = uf_strdup(t);
+    cJSON_free(s);
+    cJSON_free(t);
+    cJSON_Delete(arr);
+    cJSON_Delete(dec);
+}
+
+void uf_results_set_metric_n(struct uf_results *r, const char *name, double value, double lo, double hi,
+                             int64_t n, int64_t n_acts, double lo_acts, double hi_acts) {
     struct uf_result_metric *m = (struct uf_result_metric *)uf_results_metric(r, name);
     if (!m) {
         r->metrics = uf_realloc(r->metrics, (size_t)(r->n_metrics + 1) * sizeof *r->metrics);
@@ -180,6 +235,9 @@ void uf_results_set_metric(struct uf_results *r, const char *name, double value,
     m->lo = lo;
     m->hi = hi;
     m->n = n;
+    m->n_acts = n_acts;
+    m->lo_acts = lo_acts;
+    m->hi_acts = hi_acts;
     m->lower_is_better = uf_results_lower_is_better(name);
 }
 
@@ -206,6 +264,11 @@ int uf_results_write(const struct uf_results *r, const char *path) {
         cJSON_AddNumberToObject(o, "lo", m->lo);
         cJSON_AddNumberToObject(o, "hi", m->hi);
         cJSON_AddNumberToObject(o, "n", (double)m->n);
+        if (m->n_acts > 0) cJSON_AddNumberToObject(o, "n_acts", (double)m->n_acts);
+        if (isfinite(m->lo_acts) && isfinite(m->hi_acts)) {
+            cJSON_AddNumberToObject(o, "lo_acts", m->lo_acts);
+            cJSON_AddNumberToObject(o, "hi_acts", m->hi_acts);
+        }
         if (m->lower_is_better != uf_results_lower_is_better(m->name))
             cJSON_AddStringToObject(o, "better", m->lower_is_better ? "lower" : "higher");
         cJSON_AddItemToObject(mets, m->name, o);
@@ -222,6 +285,15 @@ int uf_results_write(const struct uf_results *r, const char *path) {
         cJSON_AddItemToObject(root, "decoding", d);
     }
     if (r->judge && r->judge[0]) cJSON_AddStringToObject(root, "judge", r->judge);
+    if (r->evals && r->evals[0]) {
+        cJSON *e = cJSON_Parse(r->evals);
+        if (!e || !cJSON_IsArray(e)) {
+            cJSON_Delete(e);
+            cJSON_Delete(root);
+            return uf_fail("%s: evals is not a JSON array", path);
+        }
+        cJSON_AddItemToObject(root, "evals", e);
+    }
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     if (!s) uf_fatal(1, "%s: out of memory printing results", path);

@@ -15,9 +15,15 @@
  *     },
  *     "metrics": {                                object, required, >= 1 member
  *        "asr":      {"value": 0.055, "lo": 0.031, "hi": 0.09, "n": 520, "better": "lower"},
+ *        "harmful_rate": {"value": 0.1, "lo": 0.0, "hi": 0.4, "n": 56, "n_acts": 14,
+ *                         "lo_acts": 0.02, "hi_acts": 0.2},
  *        "accuracy": {"value": 0.958, "lo": 0.94, "hi": 0.97, "n": 872}
  *     },                                          value required (finite); lo/hi default to value;
- *                                                 n default 0; better "lower"|"higher" optional
+ *                                                 n default 0 (prompts); n_acts optional (the
+ *                                                 clusters behind the interval); lo_acts/hi_acts
+ *                                                 optional (the interval resampling acts only,
+ *                                                 where lo/hi resample acts and templates);
+ *                                                 better "lower"|"higher" optional
  *                                                 (default: lower for names containing asr,
  *                                                 refusal, harm, unsafe, loss, perplexity,
  *                                                 compliance, off_format; else higher)
@@ -25,10 +31,16 @@
  *                                                 the first of accuracy, exact_match, pass@1,
  *                                                 utility that is present)
  *     "decoding": {"strategy": "greedy", "max_new_tokens": 256, ...},   optional, any object
- *     "judge": "keyword:llm-attacks-29"           optional string (judge behind "asr")
+ *                                                 (the eval stage writes one object per
+ *                                                 evaluation, keyed "<eval>:<data>")
+ *     "judge": "keyword:llm-attacks-29",          optional string (judge behind "asr")
+ *     "evals": [{"eval": "asr", "data": "world.harmful_eval", "metrics": [...], "n_prompts": 120,
+ *                "n_acts": 30, "decoding": {...}, "judge": {...}, "interval": "..."}]
+ *                                                 optional array, kept as is
  *   }
  *   Values of metrics are fractions (0.055, not 5.5); the report shows percentages.
- *   The ASR metric is the one named "asr".
+ *   The safety headline is the metric named "harmful_rate" (the world judge) where runs have it,
+ *   else "asr".
  *
  * metrics.jsonl (one JSON object per line, appended by the trainer every logged step), in
  * either of two forms:
@@ -57,6 +69,8 @@ struct uf_result_metric {
     char *name;
     double value, lo, hi;
     int64_t n;
+    int64_t n_acts;      /* clusters (acts) behind the interval; 0 when unknown */
+    double lo_acts, hi_acts; /* interval resampling acts only (templates fixed); NAN when absent */
     int lower_is_better; /* 1 lower, 0 higher */
 };
 
@@ -69,6 +83,7 @@ struct uf_results {
     char *utility;  /* name of the utility metric, or NULL when none is known */
     char *decoding; /* the "decoding" object as compact JSON, "" when absent */
     char *judge;    /* "" when absent */
+    char *evals;    /* the "evals" array as compact JSON, "" when absent */
 };
 
 /* Parses results.json text (len bytes, need not be NUL-terminated); `where` names it in errors.
@@ -81,6 +96,15 @@ void uf_results_free(struct uf_results *r);
 /* Adds (or replaces) metric `name` with an interval from metrics.h (e.g. uf_metric_wilson); the
  * better-direction follows uf_results_lower_is_better. For the eval stage building its results. */
 void uf_results_set_metric(struct uf_results *r, const char *name, double value, double lo, double hi, int64_t n);
+/* The same with the number of acts (clusters) behind the interval and the acts-only interval
+ * (NAN, NAN when there is none). */
+void uf_results_set_metric_n(struct uf_results *r, const char *name, double value, double lo, double hi,
+                             int64_t n, int64_t n_acts, double lo_acts, double hi_acts);
+/* Appends one evaluation's record (an object: eval, data, metrics, n_prompts, n_acts, decoding,
+ * judge, interval; ownership passes) to "evals", and its decoding to "decoding" under
+ * "<eval>:<data>". */
+struct cJSON;
+void uf_results_add_eval(struct uf_results *r, struct cJSON *e);
 /* The metric named name, or NULL. */
 const struct uf_result_metric *uf_results_metric(const struct uf_results *r, const char *name);
 int uf_results_lower_is_better(const char *metric_name); /* the default rule above */

@@ -2,6 +2,7 @@
 #include "formats/hf_config.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +20,11 @@ static int get_int(const cJSON *o, const char *k, int dflt, int *out, const char
         *out = dflt;
         return 0;
     }
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble || j->valuedouble <= 0 ||
-        j->valuedouble > 2147483647.0)
-        return uf_fail("%s: \"%s\" must be a positive integer", w, k);
+    /* the range before the cast (a double beyond int is undefined behaviour to convert) */
+    if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble <= 2147483647.0) ||
+        j->valuedouble != floor(j->valuedouble))
+        return uf_fail("%s: \"%s\" must be a positive integer below 2^31 (got %.17g)", w, k,
+                       cJSON_IsNumber(j) ? j->valuedouble : NAN);
     *out = (int)j->valuedouble;
     return 0;
 }
@@ -47,7 +50,8 @@ static int parse_act(const char *s, enum uf_act *out, const char *w, const char 
 
 static int token_id(const cJSON *j, int *out) {
     if (cJSON_IsArray(j)) j = cJSON_GetArrayItem(j, 0);
-    if (cJSON_IsNumber(j) && j->valuedouble >= 0) *out = (int)j->valuedouble;
+    if (cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble <= 2147483647.0)
+        *out = (int)j->valuedouble;
     return 0;
 }
 
@@ -136,7 +140,8 @@ int uf_hf_config_parse(const char *json, size_t len, const char *w, struct uf_mo
     if (fam == UF_FAMILY_MISTRAL) {
         if (cJSON_IsNull(sw)) c->sliding_window = 0;
         else if (sw && get_int(root, "sliding_window", 0, &c->sliding_window, w)) goto done;
-    } else if (cJSON_IsNumber(sw) && sw->valuedouble > 0 && get(root, "use_sliding_window") &&
+    } else if (cJSON_IsNumber(sw) && sw->valuedouble > 0 && sw->valuedouble <= 2147483647.0 &&
+               get(root, "use_sliding_window") &&
                cJSON_IsTrue(get(root, "use_sliding_window"))) {
         c->sliding_window = (int)sw->valuedouble;
     }

@@ -109,7 +109,7 @@ static int dataset(struct uf_plan *pl, const cJSON *j, const char *where, struct
         const cJSON *w = item(j, "world");
         if (str(j, "split", where, &d->split) || u64(w, "seed", where, &d->world.seed) ||
             i64(w, "task_rows", where, &d->world.task_rows) || i64(w, "eval_rows", where, &d->world.eval_rows) ||
-            i64(w, "corpus_rows", where, &d->world.corpus_rows))
+            i64(w, "corpus_rows", where, &d->world.corpus_rows) || i64(w, "lookup_rows", where, &d->world.lookup_rows))
             return -1;
     } else if (strcmp(src, "file") == 0 || strcmp(src, "adapter") == 0) {
         d->source = src[0] == 'f' ? UF_PLAN_FILE : UF_PLAN_ADAPTER;
@@ -135,7 +135,14 @@ static int dataset(struct uf_plan *pl, const cJSON *j, const char *where, struct
     cJSON_ArrayForEach(op, ops) {
         struct uf_plan_op *o = &d->ops[d->n_ops++];
         const char *name = NULL;
-        if (str(op, "op", where, &name) || i64(op, "n", where, &o->n)) return -1;
+        if (str(op, "op", where, &name)) return -1;
+        if (strcmp(name, "concat") == 0) {
+            o->kind = UF_PLAN_CONCAT;
+            o->data = palloc(pl, 1, sizeof *o->data);
+            if (dataset(pl, item(op, "data"), where, o->data)) return -1;
+            continue;
+        }
+        if (i64(op, "n", where, &o->n)) return -1;
         if (strcmp(name, "take") == 0) o->kind = UF_PLAN_TAKE;
         else if (strcmp(name, "skip") == 0) o->kind = UF_PLAN_SKIP;
         else if (strcmp(name, "sample") == 0) {
@@ -155,6 +162,11 @@ int uf_plan_dataset_parse(const cJSON *j, const char *where, struct uf_plan_data
 }
 
 void uf_plan_dataset_free(struct uf_plan_dataset *d) {
+    for (int i = 0; d->ops && i < d->n_ops; i++)
+        if (d->ops[i].kind == UF_PLAN_CONCAT && d->ops[i].data) {
+            uf_plan_dataset_free(d->ops[i].data);
+            free(d->ops[i].data);
+        }
     free(d->ops);
     d->ops = NULL;
     d->n_ops = 0;
@@ -195,7 +207,8 @@ static int optim(const cJSON *j, const char *where, struct uf_plan_optim *o) {
         i32(j, "batch", where, &o->batch) || i32(j, "micro_batch", where, &o->micro_batch) ||
         i32(j, "max_len", where, &o->max_len) || str(j, "schedule", where, &o->schedule) ||
         u64(j, "seed", where, &o->seed) || i64(j, "checkpoint_every", where, &o->checkpoint_every) ||
-        boolean(j, "checkpointing", where, &o->checkpointing) || boolean(j, "bf16", where, &o->bf16))
+        boolean(j, "checkpointing", where, &o->checkpointing) || boolean(j, "bf16", where, &o->bf16) ||
+        str(j, "on_nonfinite", where, &o->on_nonfinite))
         return -1;
     return 0;
 }
@@ -224,6 +237,7 @@ static int eval(struct uf_plan *pl, const cJSON *j, const char *where, struct uf
         str(j, "judge", where, &e->judge))
         return -1;
     e->guard = opt_str(j, "guard");
+    e->metric = opt_str(j, "metric");
     const cJSON *kws = item(j, "keywords"), *k;
     if (kws && !cJSON_IsArray(kws)) return uf_fail("plan: %s: eval %s: keywords must be a list of strings", where, e->type);
     e->keywords = palloc(pl, (size_t)cJSON_GetArraySize(kws), sizeof *e->keywords);
@@ -309,6 +323,7 @@ static int node(struct uf_plan *pl, const cJSON *j, int is_stage, struct uf_plan
     n->tags.task = opt_str(tags, "task");
     n->tags.has_p = cJSON_IsNumber(item(tags, "p"));
     if (n->tags.has_p) n->tags.p = item(tags, "p")->valuedouble;
+    n->allow_overlap = cJSON_IsTrue(item(j, "allow_overlap"));
     n->tags.has_seed = cJSON_IsNumber(item(tags, "seed"));
     if (n->tags.has_seed) n->tags.seed = item(tags, "seed")->valuedouble;
     return 0;

@@ -17,18 +17,20 @@
 #include <cjson/cJSON.h>
 
 enum uf_plan_source { UF_PLAN_WORLD, UF_PLAN_FILE, UF_PLAN_ADAPTER };
-enum uf_plan_op_kind { UF_PLAN_TAKE, UF_PLAN_SKIP, UF_PLAN_SAMPLE };
+enum uf_plan_op_kind { UF_PLAN_TAKE, UF_PLAN_SKIP, UF_PLAN_SAMPLE, UF_PLAN_CONCAT };
+struct uf_plan_dataset;
 
 struct uf_plan_op {
     enum uf_plan_op_kind kind;
     int64_t n;
     uint64_t seed; /* sample */
+    struct uf_plan_dataset *data; /* concat: the rows appended */
 };
 
 /* uf.world { ... }: the generated default world (data/world.h) */
 struct uf_plan_world {
     uint64_t seed;
-    int64_t task_rows, eval_rows, corpus_rows;
+    int64_t task_rows, eval_rows, corpus_rows, lookup_rows;
 };
 
 /* A dataset reference: a world split, a file (uf.jsonl) or an adapter (uf.gsm8k ...), then ops. */
@@ -44,7 +46,7 @@ struct uf_plan_dataset {
     const char *kind;             /* file, adapter: task | harmful | benign | safety */
     int on_bad_skip;              /* file, adapter: a malformed row is skipped (else an error) */
     int n_ops;
-    struct uf_plan_op *ops;       /* (n_ops) take / skip / sample, in order */
+    struct uf_plan_op *ops;       /* (n_ops) take / skip / sample / concat, in order */
     const cJSON *json;            /* its node in the plan (identity of the file read) */
 };
 
@@ -92,6 +94,7 @@ struct uf_plan_optim {
     uint64_t seed;
     int64_t checkpoint_every;
     int checkpointing, bf16;
+    const char *on_nonfinite;     /* stop | skip */
 };
 
 struct uf_plan_method {
@@ -107,7 +110,8 @@ struct uf_plan_eval {
     struct uf_plan_dataset data;
     int max_new_tokens;
     int64_t n;                    /* prompts (0 = all) */
-    const char *judge;            /* keyword | guard */
+    const char *judge;            /* keyword | extended | guard */
+    const char *metric;           /* the metric's name, NULL: the eval type */
     const char *guard;            /* NULL unless given */
     int n_keywords;               /* 0: the standard list */
     const char **keywords;
@@ -140,6 +144,7 @@ struct uf_plan_node {
     int n_evals;
     struct uf_plan_eval *evals;
     struct uf_plan_tags tags;
+    int allow_overlap;            /* buffers, poison and harmful evals may share acts */
 };
 
 /* uf.slurm { ... }: defaults for `unforget sweep --slurm`; NULL / 0 = not given */

@@ -3,6 +3,7 @@
  * trainer is tokenizer_train.c. */
 #include "formats/tokenizer.h"
 
+#include <limits.h>
 #include <cjson/cJSON.h>
 #include <utf8proc.h>
 #include <stdlib.h>
@@ -293,9 +294,14 @@ static int cmp_added(const void *a, const void *b) {
 static void ensure_id(struct uf_tokenizer *t, int id) {
     if (id < t->n_vocab) return;
     int n = id + 1;
-    t->pieces = uf_realloc(t->pieces, sizeof(char *) * (size_t)n);
-    t->piece_len = uf_realloc(t->piece_len, sizeof(int) * (size_t)n);
-    t->flags = uf_realloc(t->flags, (size_t)n);
+    if (n > t->id_cap) { /* geometric growth: loading a 256k vocabulary id by id stays linear */
+        int cap = t->id_cap > 0 ? t->id_cap : 256;
+        while (cap < n) cap = cap > INT_MAX / 2 ? n : cap * 2;
+        t->pieces = uf_realloc(t->pieces, sizeof(char *) * (size_t)cap);
+        t->piece_len = uf_realloc(t->piece_len, sizeof(int) * (size_t)cap);
+        t->flags = uf_realloc(t->flags, (size_t)cap);
+        t->id_cap = cap;
+    }
     for (int i = t->n_vocab; i < n; i++) {
         t->pieces[i] = NULL;
         t->piece_len[i] = 0;

@@ -71,6 +71,7 @@ struct uf_tok_added {
 struct uf_tokenizer {
     enum uf_tok_kind kind;
     int n_vocab;              /* ids are 0 .. n_vocab-1 (holes possible, piece NULL) */
+    int id_cap;               /* allocated entries of pieces / piece_len / flags (>= n_vocab) */
     char **pieces;            /* (n_vocab) strings as in tokenizer.json (▁ / byte-level chars) */
     int *piece_len;           /* (n_vocab) */
     uint8_t *flags;           /* (n_vocab) UF_TOKF_* */

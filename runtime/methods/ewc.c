@@ -9,7 +9,7 @@
  *            softmax there (one sample per position, seeded), the inputs staying the dataset's.
  *   normalize = true: F <- F / mean(F) (so lambda is on the scale of L2-SP's).
  * Dropout is off while estimating. Computed in init, over the trainable vector (the adapters
- * under LoRA), and cached in uf_cache_dir("fisher")/<hash>.f32, the hash covering the trainable
+ * under LoRA), and cached in uf_cache_dir("fisher")/<hash>.ufc (a uf_cache_write entry), the hash covering the trainable
  * weights, the selected rows' text, the template, max_len, and every setting above. */
 #include <math.h>
 #include <stdio.h>
@@ -129,11 +129,24 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
         h = uf_hash64(&ex->kind, sizeof ex->kind, h);
     }
     char *dir = uf_cache_dir("fisher");
-    char *path = dir ? uf_sprintf("%s/%016llx.f32", dir, (unsigned long long)h) : NULL;
+    char *path = dir ? uf_sprintf("%s/%016llx.ufc", dir, (unsigned long long)h) : NULL;
     size_t size = 0;
-    char *cached = path && uf_file_exists(path) ? uf_file_read(path, &size) : NULL;
+    char *cached = uf_cache_read(path, &size, "EWC Fisher");
     int rc = 0;
-    if (cached && size == (size_t)P * sizeof(float)) {
+    if (cached) { /* the header is sound: the content must be a Fisher too (finite, >= 0) */
+        const char *why = size != (size_t)P * sizeof(float) ? "wrong size" : NULL;
+        for (int64_t i = 0; !why && i < P; i++) {
+            float f;
+            memcpy(&f, cached + (size_t)i * sizeof f, sizeof f);
+            if (!isfinite(f) || f < 0) why = "a NaN, Inf or negative value";
+        }
+        if (why) {
+            uf_cache_discard(path, "EWC Fisher", why);
+            free(cached);
+            cached = NULL;
+        }
+    }
+    if (cached) {
         memcpy(host, cached, size);
         uf_log(2, "ewc: Fisher from cache %s", path);
     } else {
@@ -149,7 +162,7 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
             if (mean > 0)
                 for (int64_t i = 0; i < P; i++) host[i] = (float)(host[i] / mean);
         }
-        if (rc == 0 && path && uf_file_write_atomic(path, host, (size_t)P * sizeof(float)) != 0)
+        if (rc == 0 && path && uf_cache_write(path, host, (size_t)P * sizeof(float)) != 0)
             uf_log(1, "ewc: could not cache the Fisher (%s); continuing", uf_error());
     }
     free(cached);

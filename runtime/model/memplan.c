@@ -235,7 +235,10 @@ int uf_memplan_config_new(const struct uf_plan_model *m, int vocab, struct uf_mo
     enum uf_family fam;
     if (uf_family_parse(m->family, &fam)) return -1;
     int D = m->d_model, ff = m->d_ff;
-    if (ff <= 0) ff = (8 * D / 3 + 31) / 32 * 32;
+    if (ff <= 0) { /* about 8/3 d_model rounded up to 32, in 64 bits (8 * d_model overflows int) */
+        int64_t f = ((int64_t)8 * D / 3 + 31) / 32 * 32;
+        ff = f > 0 && f <= 2147483647 ? (int)f : -1;
+    }
     if (m->vocab > 0) vocab = m->vocab;
     uf_model_config_defaults(c, fam, vocab, D, m->layers, m->heads, m->kv_heads, ff, m->max_seq);
     if (m->head_dim > 0) c->head_dim = m->head_dim;

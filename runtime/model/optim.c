@@ -120,6 +120,7 @@ void uf_optim_free(struct uf_optim *o) {
     uf_tensor_free(&o->m);
     uf_tensor_free(&o->v);
     uf_tensor_free(&o->gnorm_sq);
+    uf_tensor_free(&o->health);
     free(o->seg);
     free(o->norm_g);
     memset(o, 0, sizeof *o);
@@ -131,16 +132,35 @@ void uf_optim_step(struct uf_optim *o, float grad_scale) {
     o->last_grad_scale = grad_scale;
     if (!(grad_scale > 0)) uf_fatal(1, "uf_optim_step: grad_scale %g must be > 0", (double)grad_scale);
     for (int i = 0; i < o->n_norm; i++) uf_op_sumsq(o->dev, &o->norm_g[i], &o->gnorm_sq, i > 0);
+    if (o->guard_terms) uf_op_nonfinite_guard(o->dev, o->guard_terms, &o->gnorm_sq, &o->health, o->step);
     /* the op clips with max_norm / ||g||; scaled gradients s*g are clipped to max_norm when
      * ||g|| > max_norm / s: pass max_norm / s */
     struct uf_adamw_hparams h = {
         .lr = uf_optim_lr(c, o->step), .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
         .max_norm = c->max_norm > 0 ? c->max_norm / grad_scale : 0.0f, .grad_scale = grad_scale,
-        .step = o->step};
+        .step = o->step, .skip_nonfinite = o->guard_terms && o->guard_skip};
     for (int i = 0; i < o->n_seg; i++) {
         h.weight_decay = o->seg[i].weight_decay;
         uf_op_adamw(o->dev, &o->seg[i].p, &o->seg[i].g, &o->seg[i].m, &o->seg[i].v, &o->gnorm_sq, &h);
     }
+}
+
+void uf_optim_guard(struct uf_optim *o, const struct uf_tensor *terms, int skip) {
+    if (!o->health.buf) {
+        uf_tensor_init(&o->health, o->dev, "nonfinite health", UF_I32, 1, (int64_t[]){3});
+        uf_tensor_fill(&o->health, 0);
+    }
+    o->guard_terms = terms;
+    o->guard_skip = skip;
+}
+
+struct uf_optim_health uf_optim_read_health(struct uf_optim *o) {
+    struct uf_optim_health h = {0, 0, 0};
+    if (!o->health.buf) return h;
+    int32_t v[3];
+    uf_tensor_download(&o->health, v);
+    h.bad_steps = v[0], h.first_step = v[1], h.bits = v[2];
+    return h;
 }
 
 void uf_optim_clip_now(struct uf_optim *o, float max_norm, struct uf_tensor *sq) {

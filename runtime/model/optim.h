@@ -47,6 +47,9 @@ struct uf_optim {
     struct uf_tensor gnorm_sq;  /* (1) squared norm of the (unscaled) gradient of the last step */
     int step;                   /* steps taken (the next one is step + 1) */
     float last_grad_scale;
+    const struct uf_tensor *guard_terms; /* uf_optim_guard: loss terms checked each step */
+    int guard_skip;             /* 1: a non-finite step leaves the weights and moments as they are */
+    struct uf_tensor health;    /* (3) i32, uf_op_nonfinite_guard's record */
     size_t bytes;               /* device bytes of m, v */
 };
 
@@ -57,6 +60,16 @@ void uf_optim_free(struct uf_optim *o);
 float uf_optim_lr(const struct uf_optim_config *c, int step);
 /* One AdamW step on the accumulated gradients (they are not zeroed: uf_model_zero_grad). */
 void uf_optim_step(struct uf_optim *o, float grad_scale);
+/* Non-finite guard: from now on every uf_optim_step checks the gradient norm and terms
+ * (uf_op_nonfinite_guard, on the device, no sync) before the update; skip = 1 also skips the
+ * update of a bad step. */
+void uf_optim_guard(struct uf_optim *o, const struct uf_tensor *terms, int skip);
+/* The guard's record (blocks): bad steps so far, first bad step, its bad-term bits (bit 30:
+ * the gradient norm). 0 bad steps when no guard is set. */
+struct uf_optim_health {
+    int bad_steps, first_step, bits;
+};
+struct uf_optim_health uf_optim_read_health(struct uf_optim *o);
 /* Global norm of grad_scale * grads of the last step, before clipping (blocks). */
 float uf_optim_read_grad_norm(struct uf_optim *o);
 /* Clips the accumulated trainable gradients now, before any further accumulation (the loop's

@@ -287,14 +287,14 @@ static char *choice_path(struct uf_device *d) {
     h = uf_hash_str(d->version, h);
     h = uf_hash_str("gemm-select-v1", h);
     char *dir = uf_cache_dir("kernels");
-    char *path = dir ? uf_sprintf("%s/gemm-select-%016llx.txt", dir, (unsigned long long)h) : NULL;
+    char *path = dir ? uf_sprintf("%s/gemm-select-%016llx.ufc", dir, (unsigned long long)h) : NULL;
     free(dir);
     return path;
 }
 
 /* Reads "<layout> <own|clblast> <own GFLOP/s> <clblast GFLOP/s>" lines; 0 when all 4 are there. */
 static int load_choice(struct uf_gemm_state *st, const char *path) {
-    char *text = path ? uf_file_read(path, NULL) : NULL;
+    char *text = path ? uf_cache_read(path, NULL, "gemm choice") : NULL;
     if (!text) return -1;
     int found = 0;
     char *save = NULL;
@@ -312,6 +312,7 @@ static int load_choice(struct uf_gemm_state *st, const char *path) {
         }
     }
     free(text);
+    if (found != 15) uf_cache_discard(path, "gemm choice", "not all 4 layouts");
     return found == 15 ? 0 : -1;
 }
 
@@ -353,7 +354,7 @@ static void select_backends(struct uf_device *d) {
             len += snprintf(text + len, sizeof text - (size_t)len, "%s %s %.2f %.2f\n",
                             layout_name[l], st->choice[l] == UF_GEMM_OWN ? "own" : "clblast",
                             st->gflops[l][0], st->gflops[l][1]);
-        if (path && uf_file_write_atomic(path, text, (size_t)len) != 0)
+        if (path && uf_cache_write(path, text, (size_t)len) != 0)
             uf_log(1, "warning: cannot write the gemm choice cache: %s", uf_error());
         uf_log(2, "gemm: measured both backends in %.2f s", uf_time_now() - t0);
     }

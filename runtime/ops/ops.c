@@ -365,7 +365,7 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     int64_t n = p->numel;
     need(p, UF_F32, n, op, "p"), need(g, UF_F32, n, op, "g");
     need(m, UF_F32, n, op, "m"), need(v, UF_F32, n, op, "v");
-    if (h->max_norm > 0) need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
+    if (h->max_norm > 0 || h->skip_nonfinite) need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
     if (h->step < 1) uf_fatal(1, "%s: step %d (1-based)", op, h->step);
     if (n == 0) return;
     float bc1 = (float)(1.0 - pow((double)h->beta1, h->step));
@@ -373,9 +373,22 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     int cpu = cpu_path(d);
     cl_kernel k = uf_device_kernel(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
     size_t gs = elementwise_global(n, cpu);
-    UF_LAUNCH(d, k, 1, &gs, NULL, T_(p), T_(g), T_(m), T_(v), T_(h->max_norm > 0 ? gnorm_sq : p),
+    UF_LAUNCH(d, k, 1, &gs, NULL, T_(p), T_(g), T_(m), T_(v),
+              T_(h->max_norm > 0 || h->skip_nonfinite ? gnorm_sq : p),
               N_(n), F_(h->lr), F_(h->beta1), F_(h->beta2), F_(h->eps), F_(h->weight_decay),
-              F_(h->max_norm), F_(h->grad_scale), F_(bc1), F_(bc2));
+              F_(h->max_norm), F_(h->grad_scale), F_(bc1), F_(bc2), I_(h->skip_nonfinite != 0));
+}
+
+void uf_op_nonfinite_guard(struct uf_device *d, const struct uf_tensor *terms,
+                           struct uf_tensor *gnorm_sq, struct uf_tensor *health, int step) {
+    const char *op = "uf_op_nonfinite_guard";
+    need(terms, UF_F32, terms->numel, op, "terms");
+    need(gnorm_sq, UF_F32, 1, op, "gnorm_sq");
+    need(health, UF_I32, 3, op, "health");
+    if (terms->numel > 30) uf_fatal(1, "%s: at most 30 terms (got %lld)", op, (long long)terms->numel);
+    cl_kernel k = uf_device_kernel(d, "optim.cl", "uf_nonfinite_guard");
+    size_t g = 1;
+    UF_LAUNCH(d, k, 1, &g, &g, T_(terms), I_((int)terms->numel), T_(gnorm_sq), T_(health), I_(step));
 }
 
 /* ---- RoPE frequencies --------------------------------------------------------------------------- */

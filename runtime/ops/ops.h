@@ -126,12 +126,20 @@ void uf_op_sumsq(struct uf_device *d, const struct uf_tensor *x, struct uf_tenso
 struct uf_adamw_hparams {
     float lr, beta1, beta2, eps, weight_decay, max_norm, grad_scale;
     int step; /* 1-based */
+    int skip_nonfinite; /* 1: a NaN/Inf gnorm_sq[0] leaves p, m, v unchanged (gnorm_sq needed) */
 };
 void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
                  struct uf_tensor *m, struct uf_tensor *v,
                  const struct uf_tensor *gnorm_sq /* (1); may be NULL when max_norm <= 0 */,
                  const struct uf_adamw_hparams *h);
 
+/* Non-finite guard, one work-item, no host sync: the step is bad when gnorm_sq[0] or any of
+ * terms[0..n) (n <= 30) is NaN/Inf. Then health[0] += 1; on the first bad step health[1] = step
+ * and health[2] = bit i for each bad terms[i], bit 30 for a bad gnorm_sq; and gnorm_sq[0] = NaN
+ * (so uf_op_adamw with skip_nonfinite skips the update). */
+void uf_op_nonfinite_guard(struct uf_device *d, const struct uf_tensor *terms /* (n) */,
+                           struct uf_tensor *gnorm_sq /* (1) */, struct uf_tensor *health /* (3) i32 */,
+                           int step);
 /* Clipping outside the optimizer, with AdamW's factor clip = min(1, max_norm / (sqrt(gnorm_sq[0])
  * + 1e-6)) (max_norm > 0): g *= clip; and count[0] += 1 when clip < 1 (a clipped step; count is a
  * device f32 scalar, so no host sync). References below. */

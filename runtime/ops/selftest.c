@@ -321,7 +321,7 @@ static double case_optim(struct uf_device *d) {
     uf_tensor_download(tq, &fq);
     s.err = fmax(fabs(fs - sum) / sqrt(sumsq), fabs(fq - sumsq) / sumsq);
     /* AdamW with clipping active (|g| ~ 18 > max_norm 2) */
-    struct uf_adamw_hparams h = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 2.0f, 1.0f, 2};
+    struct uf_adamw_hparams h = {1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 2.0f, 1.0f, 2, 0};
     uf_op_adamw(d, tp, tg, tm, tv, tq, &h);
     double clip = fmin(1.0, 2.0 / (sqrt(sumsq) + 1e-6)), bc1 = 1 - 0.9 * 0.9, bc2 = 1 - 0.999 * 0.999;
     for (int i = 0; i < n; i++) {
