@@ -19,9 +19,10 @@ build_pkgs="cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers pocl-ope
 # the HTML report, Python's regex and Jinja2 as the independent oracles of the LLaMA-3 pre-tokenizer
 # and the chat templates (the templates themselves are fetched with npm at test time when it is there),
 # Slurm + munge for tests/test_slurm.sh, which starts its own one-node cluster on 127.0.0.1 (about
-# 20 s more to install; where systemd runs, Debian also enables the packages' own services).
+# 20 s more to install; where systemd runs, Debian also enables the packages' own services),
+# oclgrind for the strict-device test (tests/test_oclgrind.sh).
 test_pkgs="clang python3 python3-torch python3-numpy libopenblas0-pthread chromium python3-regex
-  python3-jinja2 slurm-wlm munge"
+  python3-jinja2 slurm-wlm munge oclgrind"
 
 install_missing() {
   local missing=()

@@ -4,7 +4,8 @@
  * (V floats) is read three times while it sits in cache; two exp per element (native_exp:
  * relative error ~1e-7 on PoCL, a few ulp on GPUs; the loss is a log of their sum).
  * dlogits may alias logits: each element is read and then written by the same work-item, and the
- * target logit is read before the first barrier. */
+ * target logit is read before a global-memory barrier that precedes the writes (oclgrind
+ * --data-races reports the aliasing without it). */
 __kernel void uf_cross_entropy(__global const float *logits, ulong lo, __global const int *targets,
                                ulong to, __global const float *mask, ulong mo, int has_mask,
                                float scale, __global float *loss, ulong lso, __global float *dl,
@@ -43,6 +44,11 @@ __kernel void uf_cross_entropy(__global const float *logits, ulong lo, __global 
     if (l == 0) loss[lso + n] = mk * (lse - xt);
     if (write_grad) {
         float f = scale * mk;
+        /* dlogits may alias logits: every read of the row (the target logit by every item)
+         * happens before any write (the tree sums' barriers only fence local memory) */
+#ifndef UF_TEST_RACE /* a deliberately racy build: tests/test_oclgrind.sh checks it is caught */
+        barrier(CLK_GLOBAL_MEM_FENCE);
+#endif
         for (size_t b = 0; b < full; b += L) {
             drow[b + l] = f * native_exp(row[b + l] - lse);
             UF_VEC_SYNC();

@@ -40,7 +40,7 @@ static void check_dims(struct uf_device *d, int B, int T, int H, int KV, int hd,
         uf_fatal(1, "attention: head_dim %d outside 1..%d", hd, UF_ATTN_HD_MAX);
     if (window < 0) uf_fatal(1, "attention: sliding window %d < 0 (0 = off)", window);
     int hdp = padded_hd(hd);
-    size_t need = (size_t)2 * tile_rows(hdp) * (hdp + 1) * sizeof(float);
+    size_t need = (size_t)2 * tile_rows(hdp) * hdp * sizeof(float); /* two (D, BK) tiles */
     if (need > d->local_mem)
         uf_fatal(1, "attention: head_dim %d needs %zu KiB of local memory, %s has %zu KiB", hd,
                  need / 1024, d->name, (size_t)d->local_mem / 1024);
@@ -98,9 +98,12 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
 /* The GEMM form needs one (T, T) pair of P and dS per (sequence, head) in the budget; longer
  * sequences use the tile kernels (memory linear in T). UNFORGET_ATTN_BWD=kernels forces the
  * kernels (tests of that path), =gemm the GEMM form whenever it fits. */
+int uf_attn_bwd_form = 0;
+
 static int use_gemm_backward(int T) {
     const char *e = getenv("UNFORGET_ATTN_BWD");
-    if (e && strcmp(e, "kernels") == 0) return 0;
+    if (uf_attn_bwd_form == 2 || (uf_attn_bwd_form == 0 && e && strcmp(e, "kernels") == 0))
+        return 0;
     return (size_t)T * T * 2 * sizeof(float) <= UF_ATTN_GEMM_BUDGET;
 }
 
@@ -212,6 +215,10 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
               UF_ARG_LOCAL((size_t)bt * hdp * 4));
 
     /* dk, dv: one work-item per key row, Q and dO tiles (+ their lse and D) */
+    if ((size_t)2 * bt * (hdp + 1) * sizeof(float) > d->local_mem)
+        uf_fatal(1, "attention: the tile-kernel backward at head_dim %d needs %zu bytes of local "
+                 "memory, %s has %zu", hd, (size_t)2 * bt * (hdp + 1) * sizeof(float), d->name,
+                 (size_t)d->local_mem);
     cl_kernel kk = get_kernel(d, "uf_attn_bwd_dkdv", hdp);
     int gk_ = group_size(d, kk);
     size_t gk[3] = {(size_t)(T + gk_ - 1) / gk_ * gk_, (size_t)KV, (size_t)B};

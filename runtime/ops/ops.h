@@ -20,6 +20,9 @@
  * (default): CPU devices get kernels with explicit vectors, one work-item per row or chunk. Both
  * are deterministic; their summation orders differ, so CPU and GPU results differ in the last bits. */
 extern int uf_ops_portable;
+/* Attention backward form: 0 (default) = $UNFORGET_ATTN_BWD, else the GEMM form when it fits;
+ * 1 = the GEMM form when it fits; 2 = the tile kernels (memory linear in T). Tests set it. */
+extern int uf_attn_bwd_form;
 
 /* ---- embedding (opencl/embed.cl) --------------------------------------------------------- */
 /* out[n, :] = scale * table[tokens[n], :]; a token outside [0, V) gives a NaN row (so the loss shows

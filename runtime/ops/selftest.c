@@ -88,27 +88,31 @@ static double case_tensor(struct uf_device *d) {
     return err;
 }
 
-/* Attention forward + backward (GQA, window, padding) vs uf_ref_attention_* (float). */
-static double case_attention(struct uf_device *d) {
-    enum { B = 2, T = 11, H = 4, KV = 2, HD = 12, WINDOW = 6, NQ = B * T * H * HD, NK = B * T * KV * HD };
+/* Attention forward + backward (GQA, window, padding) vs uf_ref_attention_* (float), head_dim
+ * HD and backward form `form` (uf_attn_bwd_form). */
+static double attention_case(struct uf_device *d, int HD, int form) {
+    enum { B = 2, T = 11, H = 4, KV = 2, WINDOW = 6, HDM = 256, NQ = B * T * H * HDM,
+           NK = B * T * KV * HDM };
     const int32_t lengths[B] = {11, 6};
     static float q[NQ], k[NK], v[NK], dout[NQ], o[NQ], lse[B * H * T], dq[NQ], dk[NK], dv[NK];
     static float ro[NQ], rlse[B * H * T], rdq[NQ], rdk[NK], rdv[NK];
+    const int nq = B * T * H * HD, nk = B * T * KV * HD, saved_form = uf_attn_bwd_form;
+    uf_attn_bwd_form = form;
     struct uf_rng r;
     uf_rng_init(&r, 11);
-    fill_random(&r, q, NQ), fill_random(&r, k, NK), fill_random(&r, v, NK);
-    fill_random(&r, dout, NQ);
+    fill_random(&r, q, nq), fill_random(&r, k, nk), fill_random(&r, v, nk);
+    fill_random(&r, dout, nq);
     struct uf_tensor tq, tk, tv, tl, to, tlse, tdo, tdq, tdk, tdv;
-    uf_tensor_init(&tq, d, "q", UF_F32, 1, (int64_t[]){NQ});
-    uf_tensor_init(&tk, d, "k", UF_F32, 1, (int64_t[]){NK});
-    uf_tensor_init(&tv, d, "v", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_init(&tq, d, "q", UF_F32, 1, (int64_t[]){nq});
+    uf_tensor_init(&tk, d, "k", UF_F32, 1, (int64_t[]){nk});
+    uf_tensor_init(&tv, d, "v", UF_F32, 1, (int64_t[]){nk});
     uf_tensor_init(&tl, d, "lengths", UF_I32, 1, (int64_t[]){B});
-    uf_tensor_init(&to, d, "o", UF_F32, 1, (int64_t[]){NQ});
+    uf_tensor_init(&to, d, "o", UF_F32, 1, (int64_t[]){nq});
     uf_tensor_init(&tlse, d, "lse", UF_F32, 1, (int64_t[]){B * H * T});
-    uf_tensor_init(&tdo, d, "dout", UF_F32, 1, (int64_t[]){NQ});
-    uf_tensor_init(&tdq, d, "dq", UF_F32, 1, (int64_t[]){NQ});
-    uf_tensor_init(&tdk, d, "dk", UF_F32, 1, (int64_t[]){NK});
-    uf_tensor_init(&tdv, d, "dv", UF_F32, 1, (int64_t[]){NK});
+    uf_tensor_init(&tdo, d, "dout", UF_F32, 1, (int64_t[]){nq});
+    uf_tensor_init(&tdq, d, "dq", UF_F32, 1, (int64_t[]){nq});
+    uf_tensor_init(&tdk, d, "dk", UF_F32, 1, (int64_t[]){nk});
+    uf_tensor_init(&tdv, d, "dv", UF_F32, 1, (int64_t[]){nk});
     uf_tensor_upload(&tq, q), uf_tensor_upload(&tk, k), uf_tensor_upload(&tv, v);
     uf_tensor_upload(&tl, lengths), uf_tensor_upload(&tdo, dout);
     uf_tensor_fill(&tdq, 0.0f), uf_tensor_fill(&tdk, 0.0f), uf_tensor_fill(&tdv, 0.0f);
@@ -120,15 +124,18 @@ static double case_attention(struct uf_device *d) {
     uf_ref_attention_forward(ro, rlse, q, k, v, lengths, B, T, H, KV, HD, WINDOW);
     memset(rdq, 0, sizeof rdq), memset(rdk, 0, sizeof rdk), memset(rdv, 0, sizeof rdv);
     uf_ref_attention_backward(rdq, rdk, rdv, dout, q, k, v, lengths, B, T, H, KV, HD, WINDOW);
-    double err = uf_max_rel_err(o, ro, NQ);
+    double err = uf_max_rel_err(o, ro, nq);
     err = fmax(err, uf_max_rel_err(lse, rlse, B * H * T));
-    err = fmax(err, uf_max_rel_err(dq, rdq, NQ));
-    err = fmax(err, uf_max_rel_err(dk, rdk, NK));
-    err = fmax(err, uf_max_rel_err(dv, rdv, NK));
+    err = fmax(err, uf_max_rel_err(dq, rdq, nq));
+    err = fmax(err, uf_max_rel_err(dk, rdk, nk));
+    err = fmax(err, uf_max_rel_err(dv, rdv, nk));
     struct uf_tensor *ts[] = {&tq, &tk, &tv, &tl, &to, &tlse, &tdo, &tdq, &tdk, &tdv};
     for (size_t i = 0; i < UF_ARRAY_LEN(ts); i++) uf_tensor_free(ts[i]);
+    uf_attn_bwd_form = saved_form;
     return err;
 }
+
+static double case_attention(struct uf_device *d) { return attention_case(d, 12, 0); }
 
 /* ---- ops.h cases: small odd shapes against runtime/ref/ref_ops.h -------------------------------- */
 #define ST_MAXT 12
@@ -346,15 +353,127 @@ static const struct {
     {"sum/sumsq, adamw (clip active)", case_optim, 1e-5},
 };
 
-int uf_selftest_run(struct uf_device *d, FILE *out) {
+/* ---- --full: every variant a device may select ------------------------------------------ */
+static double gemm_with(struct uf_device *d, enum uf_gemm_backend b) {
+    uf_gemm_set_backend(d, b);
+    double e = case_gemm(d);
+    uf_gemm_set_backend(d, UF_GEMM_AUTO);
+    return e;
+}
+static double case_gemm_own(struct uf_device *d) { return gemm_with(d, UF_GEMM_OWN); }
+static double case_gemm_clblast(struct uf_device *d) { return gemm_with(d, UF_GEMM_CLBLAST); }
+
+static uint16_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* bf16 B operand (both layouts, small m read in place and packed), own and CLBlast backends,
+ * vs the reference on the rounded values */
+static double case_gemm_bf16(struct uf_device *d) {
+    static const size_t shapes[][3] = {{3, 17, 33}, {40, 24, 9}};
+    struct uf_rng r;
+    uf_rng_init(&r, 17);
+    double worst = 0;
+    for (int be = UF_GEMM_OWN; be <= UF_GEMM_CLBLAST; be++) {
+        uf_gemm_set_backend(d, (enum uf_gemm_backend)be);
+        for (size_t s = 0; s < UF_ARRAY_LEN(shapes); s++)
+            for (int tb = 0; tb < 2; tb++) {
+                size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                float *A = uf_malloc(m * k * 4), *Bf = uf_malloc(k * n * 4), *C = uf_malloc(m * n * 4),
+                      *R = uf_malloc(m * n * 4);
+                uint16_t *Bh = uf_malloc(k * n * 2);
+                fill_random(&r, A, m * k);
+                fill_random(&r, Bf, k * n);
+                for (size_t i = 0; i < k * n; i++) {
+                    Bh[i] = bf16_round(Bf[i]);
+                    uint32_t u = (uint32_t)Bh[i] << 16;
+                    memcpy(&Bf[i], &u, 4);
+                }
+                fill_random(&r, C, m * n);
+                memcpy(R, C, m * n * 4);
+                struct uf_tensor tA, tB, tC;
+                uf_tensor_init(&tA, d, "A", UF_F32, 1, (int64_t[]){(int64_t)(m * k)});
+                uf_tensor_init(&tB, d, "B", UF_BF16, 1, (int64_t[]){(int64_t)(k * n)});
+                uf_tensor_init(&tC, d, "C", UF_F32, 1, (int64_t[]){(int64_t)(m * n)});
+                uf_tensor_upload(&tA, A), uf_tensor_upload(&tB, Bh), uf_tensor_upload(&tC, C);
+                size_t ldb = tb ? k : n;
+                uf_gemm_bf16(d, false, tb, m, n, k, 1.0f, tA.buf, 0, k, tB.buf, 0, ldb, 0.5f,
+                             tC.buf, 0, n);
+                uf_gemm_ref(false, tb, m, n, k, 1.0f, A, k, Bf, ldb, 0.5f, R, n);
+                uf_tensor_download(&tC, C);
+                worst = fmax(worst, uf_max_rel_err(C, R, m * n));
+                uf_tensor_free(&tA), uf_tensor_free(&tB), uf_tensor_free(&tC);
+                free(A), free(Bf), free(Bh), free(C), free(R);
+            }
+    }
+    uf_gemm_set_backend(d, UF_GEMM_AUTO);
+    return worst;
+}
+
+/* Every head-dim instance (D = 32, 64, 128, 256) through both backward forms, where the device's
+ * local memory holds the instance (the tile-kernel backward needs two tiles plus a row of
+ * padding: more than 32 KiB from D = 128). */
+static double case_attention_all(struct uf_device *d) {
+    static const int hds[] = {12, 40, 100, 200};
+    double worst = 0;
+    for (size_t i = 0; i < UF_ARRAY_LEN(hds); i++)
+        for (int form = 1; form <= 2; form++) {
+            int hdp = hds[i] <= 32 ? 32 : hds[i] <= 64 ? 64 : hds[i] <= 128 ? 128 : 256;
+            int bt = hdp <= 64 ? 64 : hdp == 128 ? 32 : 16;
+            size_t local = (size_t)2 * bt * (hdp + (form == 2)) * sizeof(float);
+            if (local > d->local_mem) continue; /* as attention.c refuses it */
+            worst = fmax(worst, attention_case(d, hds[i], form));
+        }
+    return worst;
+}
+
+/* The op cases again with the other op path (portable <-> CPU-tuned; on GPUs both are the
+ * portable kernels) */
+static double case_ops_other_path(struct uf_device *d) {
+    uf_ops_portable = !uf_ops_portable;
+    double e = fmax(case_embed(d), case_rmsnorm(d));
+    e = fmax(e, fmax(case_rope(d), case_act(d)));
+    e = fmax(e, fmax(case_cross_entropy(d), case_optim(d)));
+    uf_ops_portable = !uf_ops_portable;
+    return e;
+}
+
+static const struct {
+    const char *name;
+    double (*fn)(struct uf_device *);
+    double bound;
+} full_cases[] = {
+    {"gemm, own kernels", case_gemm_own, 1e-5},
+    {"gemm, CLBlast", case_gemm_clblast, 1e-5},
+    {"gemm bf16 B (own, CLBlast)", case_gemm_bf16, 1e-5},
+    {"attention hd 12..200, both bwd forms", case_attention_all, 1e-5},
+    {"ops on the other kernel path", case_ops_other_path, 1e-5},
+};
+
+int uf_selftest_case(FILE *out, const char *name, double err, double bound, double seconds) {
+    int ok = err <= bound;
+    fprintf(out, "%-4s %-40s max rel err %.2e (bound %.0e)  %.2fs\n", ok ? "ok" : "FAIL", name,
+            err, bound, seconds);
+    fflush(out);
+    return !ok;
+}
+
+int uf_selftest_run_ex(struct uf_device *d, FILE *out, int full) {
     int failures = 0;
     for (size_t i = 0; i < UF_ARRAY_LEN(cases); i++) {
         double t0 = uf_time_now();
         double err = cases[i].fn(d);
-        int ok = err <= cases[i].bound;
-        failures += !ok;
-        fprintf(out, "%-4s %-40s max rel err %.2e (bound %.0e)  %.2fs\n", ok ? "ok" : "FAIL",
-                cases[i].name, err, cases[i].bound, uf_time_now() - t0);
+        failures += uf_selftest_case(out, cases[i].name, err, cases[i].bound, uf_time_now() - t0);
+    }
+    for (size_t i = 0; full && i < UF_ARRAY_LEN(full_cases); i++) {
+        double t0 = uf_time_now();
+        double err = full_cases[i].fn(d);
+        failures += uf_selftest_case(out, full_cases[i].name, err, full_cases[i].bound,
+                                     uf_time_now() - t0);
     }
     return failures;
 }
+
+int uf_selftest_run(struct uf_device *d, FILE *out) { return uf_selftest_run_ex(d, out, 0); }
