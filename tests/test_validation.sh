@@ -88,4 +88,17 @@ uf.run { name = "r", model = uf.model.new { d_model = 32, layers = 1, heads = 2,
   optim = uf.adamw { max_len = 64, lr = 1e300 } }
 LUA
 "$bin" --safe check fine.lua --device-mem 8 > fine.log 2>&1 && echo "ok   --safe: a plain recipe (lr = 1e300 is finite: accepted)" || { echo "FAIL: --safe rejects a plain recipe"; tail -3 fine.log; fail=1; }
+# CLI: a valued option at the end, a negative temperature, a model folder without config.json
+cli() { # name expect-substring expected-rc args...
+  local name=$1 expect=$2 want=$3; shift 3
+  local out; out=$("$bin" "$@" 2>&1); local rc=$?
+  if [ $rc -ne "$want" ] || ! grep -qF -- "$expect" <<< "$out"; then
+    echo "FAIL $name: rc $rc (want $want), expected '$expect' in:"; echo "$out" | tail -3; fail=1; return; fi
+  echo "ok   $name: $(grep -F -- "$expect" <<< "$out" | head -1 | cut -c1-150)"
+}
+mkdir -p nomodel
+cli run-out-novalue "--out needs a value" 2 run fine.lua --out
+cli eval-model-novalue "--model needs a value" 2 eval fine.lua --model
+cli gen-temp-neg "--temperature must be >= 0" 2 generate --model nomodel --prompt hi --temperature -1
+cli gen-no-config "nomodel/config.json" 1 generate --model nomodel --prompt hi
 exit $fail

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <math.h>
 
 #include "cli/cli.h"
 #include "model/generate.h"
@@ -204,7 +206,11 @@ int uf_cmd_generate(int argc, char **argv) {
         else if (strcmp(a, "--system") == 0) system = v;
         else if (strcmp(a, "--max-new-tokens") == 0) rc = parse_int(v, a, 1, &max_new);
         else if (strcmp(a, "--batch") == 0) rc = parse_int(v, a, 1, &batch);
-        else if (strcmp(a, "--temperature") == 0) rc = parse_float(v, a, &temperature);
+        else if (strcmp(a, "--temperature") == 0) {
+            rc = parse_float(v, a, &temperature);
+            if (rc == 0 && !(temperature >= 0 && isfinite(temperature)))
+                rc = uf_fail("--temperature must be >= 0 (0 = greedy), not %s", v);
+        }
         else if (strcmp(a, "--top-p") == 0) {
             rc = parse_float(v, a, &top_p);
             if (rc == 0 && !(top_p > 0 && top_p <= 1)) rc = uf_fail("--top-p must be in (0, 1]");
@@ -231,6 +237,16 @@ int uf_cmd_generate(int argc, char **argv) {
                         "--prompts are required\n\n");
         help(stderr);
         return 2;
+    }
+    {
+        char *cfg = uf_sprintf("%s/config.json", model);
+        int have_cfg = access(cfg, R_OK) == 0;
+        free(cfg);
+        if (!have_cfg) {
+            fprintf(stderr, "unforget generate: error: --model %s: no readable %s/config.json (a Hugging Face "
+                            "model folder holds config.json, model.safetensors and tokenizer.json)\n", model, model);
+            return 1;
+        }
     }
     int use_tmpl = tmpl_name && strcmp(tmpl_name, "none") != 0;
     enum uf_template tmpl = UF_TMPL_PLAIN;

@@ -10,6 +10,16 @@
 #include "recipe.h"
 #include "core/util.h"
 
+/* Options that take a value: the last argument being one of them is a missing value, not an
+ * unknown argument. */
+static const char *const run_valued[] = {"--set", "--out", "--only", NULL};
+static const char *const eval_valued[] = {"--set", "--model", "--run", "--out", NULL};
+static int needs_value(const char *a, const char *const *valued) {
+    for (int k = 0; valued[k]; k++)
+        if (strcmp(a, valued[k]) == 0) return 1;
+    return 0;
+}
+
 int uf_cmd_run(int argc, char **argv) {
     const char *recipe = NULL;
     struct uf_pipeline p;
@@ -41,6 +51,10 @@ int uf_cmd_run(int argc, char **argv) {
             p.stages_only = 1;
         } else if (argv[i][0] != '-' && !recipe) {
             recipe = argv[i];
+        } else if (i + 1 == argc && needs_value(argv[i], run_valued)) {
+            fprintf(stderr, "unforget run: %s needs a value (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
         } else {
             fprintf(stderr, "unforget run: unexpected argument '%s' (see --help)\n", argv[i]);
             free(sets);
@@ -96,6 +110,10 @@ int uf_cmd_eval(int argc, char **argv) {
             out = argv[++i];
         } else if (argv[i][0] != '-' && !recipe) {
             recipe = argv[i];
+        } else if (i + 1 == argc && needs_value(argv[i], eval_valued)) {
+            fprintf(stderr, "unforget eval: %s needs a value (see --help)\n", argv[i]);
+            free(sets);
+            return 2;
         } else {
             fprintf(stderr, "unforget eval: unexpected argument '%s' (see --help)\n", argv[i]);
             free(sets);
