@@ -278,6 +278,9 @@ int uf_evaluate(struct uf_device *dev, struct uf_model *m, const struct uf_token
         verdicts = uf_calloc((size_t)(n ? n : 1), sizeof *verdicts);
         rc = guard_judge(dev, spec->guard, &data, n, answers, verdicts);
         for (int64_t i = 0; i < n && rc == 0; i++) unparsed += verdicts[i] == UF_GUARD_UNPARSED;
+        if (unparsed)
+            uf_log(1, "eval %s on %s: the guard judge's verdict could not be parsed for %lld answer(s) "
+                      "(counted in guard_unparsed)", type, data.name, (long long)unparsed);
     }
     /* per-row outcomes, then clustered rates over them */
     double *x[8];
