@@ -456,8 +456,8 @@ end)
 
 -- ---- continual-learning methods and baselines (registry: runtime/methods/registry.c) -----------
 uf.methods = {}
-local function method(name, schema, doc)
-  local c = ctor("method", name, schema)
+local function method(name, schema, doc, post)
+  local c = ctor("method", name, schema, post)
   uf[name] = c
   uf.methods[name] = doc
 end
@@ -467,14 +467,20 @@ method("ewc", {
   lambda = { "number", 50, "penalty weight: sum_i lambda/2 F_i (theta_i - theta*_i)^2" },
   samples = { "integer", 200, "examples used to estimate the diagonal Fisher" },
   fisher = { "enum:empirical|true", "empirical", "empirical (dataset labels) or true (labels sampled from the model)" },
+  per = { "enum:example|token", "example", "F = mean over examples of the squared gradient of each example's SUMMED token loss (example), or of the per-token squared gradients summed over its tokens (token; one backward per token)" },
+  space = { "enum:trainable|merged", "trainable", "Fisher and penalty on the trainable weights (trainable), or under LoRA on the merged weights W + (alpha/r) B A of the adapted modules (merged: the adapters' A have Fisher 0 at B = 0)" },
   normalize = { "boolean", false, "divide F by its mean" },
 }, "elastic weight consolidation")
 method("l2sp", {
   lambda = { "number", 0.01, "penalty weight: lambda/2 ||theta - theta*||^2" },
 }, "L2 toward the aligned weights")
 method("lwf", {
-  beta = { "number", 1.0, "weight of mean ||h - h*||^2 over last hidden states of the user inputs" },
-}, "learning without forgetting (hidden-state distillation)")
+  beta = { "number", 1.0, "weight of the distillation term (logits: beta T^2 mean KL; hidden: beta mean ||h - h*||^2)" },
+  target = { "enum:logits|hidden", "logits", "distil the teacher's output distribution at temperature T (logits; Li & Hoiem) or the last hidden states (hidden)" },
+  T = { "number", 2.0, "temperature of target = logits (Li & Hoiem: 2)" },
+  tokens = { "enum:response|all", "response", "positions distilled: the user's response tokens, or every non-padding position (prompt too)" },
+}, "learning without forgetting (teacher distillation on the user data)",
+ranges("lwf", { T = { pos, "> 0 (the temperature, e.g. 2)" } }))
 method("er", {
   buffer = { ds, uf.REQUIRED, "replay buffer of safety examples" },
   batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
