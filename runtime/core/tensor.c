@@ -101,8 +101,11 @@ void uf_tensor_copy(struct uf_tensor *dst, const struct uf_tensor *src) {
                  (long long)src->numel, uf_dtype_name(src->dtype));
     size_t es = uf_dtype_size(src->dtype);
     if (src->numel == 0) return;
+    cl_event ev = NULL; /* profiled (bench --profile) as "copy_buffer" */
     UF_CL(clEnqueueCopyBuffer(dst->dev->queue, src->buf, dst->buf, src->offset * es,
-                              dst->offset * es, uf_tensor_bytes(src), 0, NULL, NULL));
+                              dst->offset * es, uf_tensor_bytes(src), 0, NULL,
+                              dst->dev->prof ? &ev : NULL));
+    if (ev) uf_device_profile_add(dst->dev, ev, "copy_buffer");
 }
 
 void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, float b) {
