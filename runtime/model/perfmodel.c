@@ -32,7 +32,8 @@ enum uf_perf_family uf_perf_family_of_kernel(const char *k) {
         {"uf_cross_entropy", UF_PF_LOSS},   {"uf_reduce_", UF_PF_REDUCE},
         {"uf_adamw", UF_PF_ADAMW},          {"uf_clip_", UF_PF_ADAMW},
         {"uf_nonfinite_guard", UF_PF_ADAMW}, {"uf_fill_", UF_PF_TENSOR},
-        {"uf_axpby_", UF_PF_TENSOR},        {"uf_bf16_to_f32", UF_PF_TENSOR},
+        {"uf_axpby_", UF_PF_TENSOR},        {"uf_stream_add", UF_PF_TENSOR},
+        {"uf_bf16_to_f32", UF_PF_TENSOR},
         {"uf_f32_to_bf16", UF_PF_TENSOR},   {"copy_buffer", UF_PF_TENSOR},
     };
     for (size_t i = 0; i < UF_ARRAY_LEN(map); i++)
