@@ -1,6 +1,7 @@
 /* cmd_bench.c: `unforget bench`: trains a named or explicit config for N steps on random tokens
  * and prints throughput (tokens/s), achieved GFLOP/s with llm.c's accounting
- * (uf_model_flops_per_token: 6N + 6*L*C*T per token), MFU against the device's fp32 peak (a
+ * (uf_perf_model_flops: 6N + 6*L*C*T per token; with LoRA 4N + 6N_lora + 6*L*C*T, the frozen
+ * base has no weight gradients), MFU against the device's fp32 peak (a
  * table of known GPUs, else a GEMM peak measured here with uf_gemm), and device memory split
  * into parameters, gradients, optimizer state and activations, plus CPU time per step (on CPU
  * devices) and the process's peak RSS. --profile adds per-kernel device time and, per kernel
