@@ -27,7 +27,8 @@
  * Every sum has a fixed order and there are no atomics (bit-identical reruns); barriers sit in
  * uniform control flow. Results equal attention.cl's up to rounding.
  *
- * Tile rows per head-dim instance (D = 32, 64, 128, 256; attention.c mirrors them), chosen so
+ * Tile rows per head-dim instance (D = 32, 64, 128, 256; attention.c's uf_attn_gpu_tiles
+ * mirrors them for the launch grid and the performance model), chosen so
  * every kernel needs at most 29 KiB of local memory (OpenCL guarantees 32 KiB) and each
  * work-item 16 accumulators per output:
  *           fwd BQ x BK   dq BQ x BK   dkdv BK x BQ

@@ -84,10 +84,15 @@ static cl_kernel get_kernel(struct uf_device *d, const char *base, int hdp) {
 
 /* ---- GPU variant (attention_gpu.cl) -------------------------------------------------------- */
 enum { UF_ATTN_GPU_WG = 128 }; /* the kernels' reqd_work_group_size */
-/* Query rows per group of the forward and dq kernels, key rows per group of the dk/dv kernel:
- * attention_gpu.cl's FWD_BQ, DQ_BQ (= DKV_BK). */
-static int gpu_fwd_rows(int hdp) { return hdp == 32 ? 64 : hdp == 64 ? 32 : hdp == 128 ? 16 : 8; }
-static int gpu_bwd_rows(int hdp) { return hdp <= 64 ? 32 : hdp == 128 ? 16 : 8; }
+
+struct uf_attn_gpu_tiles uf_attn_gpu_tiles(int hd) {
+    int D = padded_hd(hd);
+    struct uf_attn_gpu_tiles t = {D, D == 32 ? 64 : D == 64 ? 32 : D == 128 ? 16 : 8,
+                                  D <= 64 ? 32 : D == 128 ? 16 : 8,
+                                  D <= 64 ? 32 : D == 128 ? 16 : 8,
+                                  D == 32 ? 32 : D == 64 ? 16 : D == 128 ? 8 : 4};
+    return t;
+}
 
 /* The GPU kernel `base`_gpu_d`hdp` when ops on d take the GPU path and d runs it (128 work-items
  * per group, its local memory), else NULL: the caller uses the CPU variant. */
@@ -124,7 +129,7 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     int hdp = padded_hd(hd), bk = tile_rows(hdp);
     cl_kernel kg = gpu_kernel(d, "uf_attn_fwd", hdp);
     if (kg) {
-        int bq = gpu_fwd_rows(hdp);
+        int bq = uf_attn_gpu_tiles(hd).fwd_bq;
         size_t global[3] = {(size_t)(T + bq - 1) / bq * UF_ATTN_GPU_WG, (size_t)H, (size_t)B};
         size_t local[3] = {UF_ATTN_GPU_WG, 1, 1};
         UF_LAUNCH(d, kg, 3, global, local, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse),
@@ -261,7 +266,8 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     cl_kernel kgk = kgq ? gpu_kernel(d, "uf_attn_bwd_dkdv", hdp) : NULL;
     if (kgk) { /* GPU variant: dq (and Delta into the scratch), then dk, dv */
         cl_mem delta = uf_device_scratch(d, (size_t)B * H * T * sizeof(float)); /* (B, H, T) */
-        size_t blocks = (size_t)(T + gpu_bwd_rows(hdp) - 1) / gpu_bwd_rows(hdp);
+        int rows = uf_attn_gpu_tiles(hd).bwd_rows;
+        size_t blocks = (size_t)(T + rows - 1) / rows;
         size_t g1[3] = {blocks * UF_ATTN_GPU_WG, (size_t)H, (size_t)B};
         size_t g2[3] = {blocks * UF_ATTN_GPU_WG, (size_t)KV, (size_t)B};
         size_t lg[3] = {UF_ATTN_GPU_WG, 1, 1};

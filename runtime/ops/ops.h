@@ -92,6 +92,11 @@ uint32_t uf_op_dropout_threshold(float p); /* floor(p * 2^32) */
  * backward writes P and dS tiles into at most 64 MiB of device scratch and uses batched GEMMs,
  * falling back to tile kernels with memory linear in T for longer sequences (or
  * UNFORGET_ATTN_BWD=kernels); on the GPU path it runs the tile kernels (B*H*T floats of scratch). */
+/* Tile rows of the GPU variant's instance for head_dim hd (attention_gpu.cl's FWD_BQ, FWD_BK,
+ * DQ_BQ = DKV_BK, DQ_BK = DKV_BQ): forward query block x key tile, backward query block (dq)
+ * and key block (dk/dv) x the tile of the other side. D is hd padded to 32, 64, 128 or 256. */
+struct uf_attn_gpu_tiles { int D, fwd_bq, fwd_bk, bwd_rows, bwd_cols; };
+struct uf_attn_gpu_tiles uf_attn_gpu_tiles(int hd);
 void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q /* (N, H*hd) */,
                              const struct uf_tensor *k /* (N, KV*hd) */,
                              const struct uf_tensor *v /* (N, KV*hd) */,
