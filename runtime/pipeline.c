@@ -155,7 +155,6 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     }
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
-    tr.plan_dir = p->out;
     tr.theta0 = theta0;
     int rc = 0;
     for (int i = 0; i < n_methods && rc == 0; i++) { /* uf_methods_check passed: all known */
