@@ -113,6 +113,11 @@ static const char *rule_metric(const struct uf_tune_rule *r, int i) {
     return i == 0 ? r->metric : r->conds[i - 1].metric;
 }
 
+/* " (accuracy)" after "utility": the metric it stands for (three %s) */
+#define UTIL_NOTE(name)                                                                             \
+    strcmp(name, "utility") == 0 && utility ? " (" : "", strcmp(name, "utility") == 0 && utility ? utility : "", \
+        strcmp(name, "utility") == 0 && utility ? ")" : ""
+
 struct study_out {
     cJSON *json;
     char **chosen_runs; /* run names of the chosen settings (every seed) */
@@ -216,7 +221,7 @@ static int study_select(const struct uf_plan_tune *st, const char *out, const ch
                pct(uf_tune_bound(&rule, i, ref[i])),
                rule.conds[i].vs_ref ? "" : " (absolute)");
     printf("\n| method | setting | seeds |");
-    for (int i = 0; i <= rule.n_conds; i++) printf(" val %s |", rule_metric(&rule, i));
+    for (int i = 0; i <= rule.n_conds; i++) printf(" val %s%s%s%s |", rule_metric(&rule, i), UTIL_NOTE(rule_metric(&rule, i)));
     printf(" meets rule | chosen |\n|---|---|---|");
     for (int i = 0; i <= rule.n_conds; i++) printf("---|");
     printf("---|---|\n");
@@ -329,12 +334,12 @@ static int study_select(const struct uf_plan_tune *st, const char *out, const ch
             for (int k = 0; k < ns; k++) dup |= strcmp(show[k], nm) == 0;
             if (!dup) show[ns++] = nm;
         }
-        if (!isnan(uf_tune_metrics_get(&rm[0].test, "clip_share", NULL))) show[ns++] = "clip_share";
+        int has_clip = 0;
+        for (int k = 0; k < ns; k++) has_clip |= strcmp(show[k], "clip_share") == 0;
+        if (!has_clip && !isnan(uf_tune_metrics_get(&rm[0].test, "clip_share", NULL))) show[ns++] = "clip_share";
         printf("\nchosen settings, TEST metrics (mean%s over seeds):\n\n| method | setting | meets rule |",
                st->n_runs > n_set ? " ± sd" : "");
-        for (int k = 0; k < ns; k++)
-            printf(" %s%s%s |", show[k], strcmp(show[k], "utility") == 0 && utility ? ": " : "",
-                   strcmp(show[k], "utility") == 0 && utility ? utility : "");
+        for (int k = 0; k < ns; k++) printf(" %s%s%s%s |", show[k], UTIL_NOTE(show[k]));
         printf("\n|---|---|---|");
         for (int k = 0; k < ns; k++) printf("---|");
         printf("\n");
