@@ -315,7 +315,10 @@ local world_schema = {
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
                        task = "task_train", task_eval = "task_eval", poison = "poison",
                        harmful_eval = "harmful_eval", benign_eval = "benign_eval",
-                       lookup = "lookup_train", lookup_eval = "lookup_eval" }
+                       lookup = "lookup_train", lookup_eval = "lookup_eval",
+                       -- the validation split (acts, prompts and reviews disjoint from the test evals)
+                       harmful_val = "harmful_val", benign_val = "benign_val", task_val = "task_val",
+                       lookup_val = "lookup_val" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
