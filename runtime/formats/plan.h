@@ -180,10 +180,11 @@ struct uf_plan_tune {
 };
 
 struct uf_plan {
-    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}, "tunes": [...]} */
+    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}, "tunes": [...], "module": true} */
     int n_stages, n_runs;
     struct uf_plan_node *stages, *runs;
     const struct uf_plan_slurm *slurm; /* NULL: the recipe has no uf.slurm */
+    int is_module;                /* the recipe returns a value: a module of other recipes */
     int n_tunes;
     struct uf_plan_tune *tunes;   /* (n_tunes) uf.tune studies */
     void *mem;                    /* allocations (plan.c) */
