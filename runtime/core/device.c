@@ -250,10 +250,12 @@ void uf_device_init(struct uf_device *d, const char *selector) {
     d->align_bytes = align_bits / 8 ? align_bits / 8 : 128;
     d->has_fp16 = has_ext(d->id, "cl_khr_fp16");
     d->has_fp64 = has_ext(d->id, "cl_khr_fp64");
-    /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl) */
+    /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl).
+     * Not on a device that also has the GPU bit (oclgrind reports every type bit): the GPU
+     * build, whose races those barriers could hide. */
+    int cpu = (d->type & CL_DEVICE_TYPE_CPU) && !(d->type & CL_DEVICE_TYPE_GPU);
     snprintf(d->build_options, sizeof d->build_options, "-w -cl-std=CL1.2 -cl-mad-enable%s%s",
-             d->has_fp16 ? " -DUF_HAS_FP16=1" : "",
-             (d->type & CL_DEVICE_TYPE_CPU) ? " -DUF_CPU=1" : "");
+             d->has_fp16 ? " -DUF_HAS_FP16=1" : "", cpu ? " -DUF_CPU=1" : "");
 
     cl_int err;
     d->ctx = clCreateContext(NULL, 1, &d->id, NULL, NULL, &err);
