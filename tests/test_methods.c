@@ -15,6 +15,11 @@
  *     (value, gradient vs finite differences); the cache returns it bit for bit, normalize gives
  *     mean 1, the true Fisher differs;
  *   - A-GEM: the projected gradient equals the plain-C projection with a reference g_ref;
+ *   - SafeGrad: g_a against finite differences of the host KL loss (its value in the term); the
+ *     user gradient projected only when g_u . g_a < 0 (plain-C projection), unchanged bit for bit
+ *     otherwise, plus weight g_a; g_a kept between recomputations (every), 0 at theta*;
+ *   - EMA: decay over three steps (warm start at theta*, and with bias correction) against the
+ *     hand formula; through the loop decay 0 is plain fine-tuning and decay 1 theta*, bit for bit;
  *   - merges: task arithmetic against its formula theta_0 + ls tau_safe + lu tau_user (tau_safe =
  *     theta_safe - theta_0, tau_user = theta_ft - theta_safe), MagMax / TIES against the clmath
  *     references; identities: linear a = 0 / 1, and tau_user = 0 returns theta_safe (bit for bit
@@ -792,6 +797,170 @@ static void test_agem(void) {
     fx_free(&f);
 }
 
+/* ---- SafeGrad ------------------------------------------------------------------------------- */
+struct kl_ctx {
+    const struct uf_mdraw *d;
+    const float *theta_t;
+};
+
+/* L_a = (1/n) sum over the draw's response tokens of KL(softmax(z*) || softmax(z)), in double */
+static double kl_loss(const float *theta, void *vctx) {
+    struct kl_ctx *c = vctx;
+    double s = 0;
+    for (int k = 0; k < c->d->n; k++) {
+        const struct uf_train_batch *b = &c->d->b[k];
+        int64_t N = (int64_t)b->B * b->T;
+        float *z = uf_malloc((size_t)(N * V) * sizeof *z), *zs = uf_malloc((size_t)(N * V) * sizeof *zs);
+        ref_fwd(theta, b, z, NULL);
+        ref_fwd(c->theta_t, b, zs, NULL);
+        for (int64_t n = 0; n < N; n++) {
+            if (b->mask[n] == 0) continue;
+            const float *x = z + n * V, *y = zs + n * V;
+            double mx = -INFINITY, my = -INFINITY, sx = 0, sy = 0;
+            for (int v = 0; v < V; v++) mx = fmax(mx, x[v]), my = fmax(my, y[v]);
+            for (int v = 0; v < V; v++) sx += exp(x[v] - mx), sy += exp(y[v] - my);
+            for (int v = 0; v < V; v++) {
+                double lq = y[v] - my - log(sy), lp = x[v] - mx - log(sx);
+                s += exp(lq) * (lq - lp);
+            }
+        }
+        free(z), free(zs);
+    }
+    return s / (double)c->d->n_masked;
+}
+
+/* g_a against the host KL loss (its value in the term, central finite differences); the
+ * projection only when g_u . g_a < 0 (the plain-C A-GEM projection), g_u unchanged bit for bit
+ * otherwise; + weight g_a; every = 3 keeps g_a (no draw, term 0) between recomputations */
+static void test_safegrad(void) {
+    struct fx f;
+    fx_init(&f, 0);
+    int64_t P = f.P;
+    struct uf_method *m0 = fx_add(&f, "safegrad", "{\"data\":\"safe\",\"batch\":3,\"weight\":0}");
+    struct uf_method *m1 = fx_add(&f, "safegrad", "{\"data\":\"safe\",\"batch\":3,\"weight\":0.7,\"every\":3}");
+    f.tr.hp.micro_batch = 2; /* a draw of 3 rows in chunks of 2 and 1 */
+    float *ga = uf_malloc((size_t)P * 4), *g = uf_malloc((size_t)P * 4), *out = uf_malloc((size_t)P * 4),
+          *want = uf_malloc((size_t)P * 4);
+    /* g_u = 0, weight 0.7: the result is 0.7 g_a */
+    f.tr.step = 0;
+    uf_rng_init(&f.tr.rng, 41);
+    uf_tensor_fill(&f.tr.terms, 0.0f);
+    uf_model_zero_grad(&f.model);
+    CHECK(m1->ops->project(m1, &f.tr) == 0);
+    read_grads(&f, ga);
+    for (int64_t i = 0; i < P; i++) ga[i] /= 0.7f;
+    float term = read_term(&f, m1->slot);
+    uf_rng_init(&f.tr.rng, 41);
+    struct uf_mdraw d;
+    CHECK(uf_mdraw_make(&f.tr, &ds_safe, 3, &d) == 0);
+    CHECK_EQ_INT(d.n, 2);
+    struct kl_ctx ctx = {&d, f.theta_t};
+    double L = kl_loss(f.theta, &ctx);
+    CHECK_MSG(L > 0 && fabs(term - L) <= 1e-4 * L, "safegrad term %.7g vs host KL %.7g", term, L);
+    check_fd("safegrad g_a", kl_loss, &ctx, f.theta, ga, P);
+    uf_mdraw_free(&d);
+    /* weight 0: the projection alone, against the plain-C reference */
+    struct uf_rng r;
+    uf_rng_init(&r, 42);
+    for (int conflict = 0; conflict < 2; conflict++) {
+        for (int64_t i = 0; i < P; i++)
+            g[i] = (conflict ? -0.5f : 0.5f) * ga[i] + 0.01f * (float)uf_rng_normal(&r);
+        uf_tensor_upload(uf_model_train_grads(&f.model), g);
+        uf_rng_init(&f.tr.rng, 41); /* the same draw: the same g_a */
+        CHECK(m0->ops->project(m0, &f.tr) == 0);
+        read_grads(&f, out);
+        double dot = 0;
+        for (int64_t i = 0; i < P; i++) dot += (double)g[i] * ga[i];
+        CHECK((dot < 0) == conflict);
+        memcpy(want, g, (size_t)P * 4);
+        uf_clmath_ref_agem(want, ga, (size_t)P);
+        if (conflict) {
+            CHECK_MSG(rel_err(out, want, P) < 1e-4, "safegrad projection vs reference: %.3g", rel_err(out, want, P));
+            double after = 0;
+            for (int64_t i = 0; i < P; i++) after += (double)out[i] * ga[i];
+            CHECK_MSG(fabs(after) < 1e-4 * fabs(dot), "projected g_u . g_a = %.3g (was %.3g)", after, dot);
+        } else {
+            CHECK_MSG(memcmp(out, g, (size_t)P * 4) == 0, "safegrad changed a non-conflicting g_u");
+        }
+    }
+    /* weight 0.7 with a conflict: projection + 0.7 g_a; at step 1 (every 3) the kept g_a, no draw */
+    for (int64_t i = 0; i < P; i++) g[i] = -0.5f * ga[i] + 0.01f * (float)uf_rng_normal(&r);
+    uf_tensor_upload(uf_model_train_grads(&f.model), g);
+    f.tr.step = 1;
+    uf_rng_init(&f.tr.rng, 7);
+    struct uf_rng before = f.tr.rng;
+    uf_tensor_fill(&f.tr.terms, 0.0f);
+    CHECK(m1->ops->project(m1, &f.tr) == 0);
+    read_grads(&f, out);
+    memcpy(want, g, (size_t)P * 4);
+    uf_clmath_ref_agem(want, ga, (size_t)P);
+    for (int64_t i = 0; i < P; i++) want[i] += 0.7f * ga[i];
+    CHECK_MSG(rel_err(out, want, P) < 1e-4, "safegrad weight 0.7: %.3g", rel_err(out, want, P));
+    CHECK(memcmp(&before, &f.tr.rng, sizeof before) == 0 && read_term(&f, m1->slot) == 0.0f);
+    /* g_a is exactly 0 at the teacher's own weights: g_u passes unchanged, bit for bit (a noise
+     * g_a, however small, would still project g_u off its direction) */
+    uf_model_load_params(&f.model, f.theta_t);
+    f.tr.step = 0;
+    uf_tensor_upload(uf_model_train_grads(&f.model), g);
+    CHECK(m1->ops->project(m1, &f.tr) == 0);
+    read_grads(&f, out);
+    CHECK_MSG(memcmp(out, g, (size_t)P * 4) == 0, "safegrad at theta = theta* changed g_u: %.3g", rel_err(out, g, P));
+    free(ga), free(g), free(out), free(want);
+    fx_free(&f);
+}
+
+/* ---- EMA -------------------------------------------------------------------------------------- */
+/* decay 0.5 over three steps with the hooks called as the loop calls them: theta_ema =
+ * 0.125 theta* + 0.125 theta_1 + 0.25 theta_2 + 0.5 theta_3; with bias_correction
+ * (0.125 theta_1 + 0.25 theta_2 + 0.5 theta_3) / 0.875 */
+static void test_ema(void) {
+    for (int bc = 0; bc < 2; bc++) {
+        struct fx f;
+        fx_init(&f, 0);
+        int64_t P = f.P;
+        struct uf_method *m = fx_add(&f, "ema", bc ? "{\"decay\":0.5,\"bias_correction\":true}" : "{\"decay\":0.5}");
+        float *th[4], *out = uf_malloc((size_t)P * 4);
+        th[0] = f.theta;
+        struct uf_train_batch dummy;
+        memset(&dummy, 0, sizeof dummy);
+        for (int k = 0; k <= 3; k++) {
+            if (k > 0) { /* the optimizer step k: new weights theta_k */
+                perturb(&f.model, 70 + (uint64_t)k, 0.1f);
+                th[k] = uf_malloc((size_t)P * 4);
+                uf_model_save_params(&f.model, th[k]);
+            }
+            f.tr.step = k;
+            if (k < 3) /* step k + 1 starts: its batch hooks, once per micro-batch */
+                for (int mb = 0; mb < 2; mb++) CHECK(m->ops->batch(m, &f.tr, &dummy) == 0);
+        }
+        CHECK(m->ops->finish(m, &f.tr) == 0);
+        uf_model_save_params(&f.model, out);
+        double w[4] = {0.125, 0.125, 0.25, 0.5}, err = 0, mx = 0;
+        for (int64_t i = 0; i < P; i++) {
+            double e = 0;
+            for (int k = bc; k <= 3; k++) e += w[k] * th[k][i];
+            if (bc) e /= 0.875;
+            err = fmax(err, fabs(out[i] - e)), mx = fmax(mx, fabs(e));
+        }
+        CHECK_MSG(err <= 1e-6 * mx, "ema (bias_correction %d): max error %.3g", bc, err);
+        for (int k = 1; k <= 3; k++) free(th[k]);
+        free(out);
+        fx_free(&f);
+    }
+    /* decay outside [0, 1] (or 1 with bias_correction) is refused at init */
+    struct fx f;
+    fx_init(&f, 0);
+    const char *bad[] = {"{\"decay\":1.5}", "{\"decay\":-0.1}", "{\"decay\":1,\"bias_correction\":true}"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *c = method_cfg("ema", bad[i]);
+        struct uf_method em = {.ops = uf_method_find("ema"), .cfg = c, .slot = 1};
+        CHECK_MSG(em.ops->init(&em, &f.tr) != 0 && strstr(uf_error(), "decay"), "%s accepted", bad[i]);
+        em.ops->free(&em);
+        cJSON_Delete(c);
+    }
+    fx_free(&f);
+}
+
 /* ---- merges ----------------------------------------------------------------------------------- */
 static void test_merges(void) {
     struct fx f;
@@ -1148,6 +1317,13 @@ static void test_bit_identical(void) {
     CHECK_MSG(memcmp(c, start, (size_t)P * 4) == 0, "linear a=0 through the loop is not theta_safe");
     run_loop("[{\"type\":\"linear\",\"a\":1}]", c, NULL);
     CHECK_MSG(memcmp(c, a, (size_t)P * 4) == 0, "linear a=1 through the loop is not theta_ft");
+    /* EMA through the loop: decay 0 is plain fine-tuning, decay 1 the start weights, bit for bit */
+    run_loop("[{\"type\":\"ema\",\"decay\":0}]", c, NULL);
+    CHECK_MSG(memcmp(c, a, (size_t)P * 4) == 0, "ema decay=0 through the loop is not plain fine-tuning");
+    run_loop("[{\"type\":\"ema\",\"decay\":1}]", c, NULL);
+    CHECK_MSG(memcmp(c, start, (size_t)P * 4) == 0, "ema decay=1 through the loop is not theta*");
+    run_loop("[{\"type\":\"ema\",\"decay\":0.5}]", c, NULL);
+    CHECK(memcmp(c, a, (size_t)P * 4) != 0 && memcmp(c, start, (size_t)P * 4) != 0);
     /* every method through the real loop (SafeInstr changes tr->data: freed correctly) */
     int64_t rows = 0;
     run_loop("[{\"type\":\"safeinstr\",\"data\":\"safe\",\"ratio\":0.4},{\"type\":\"lisa\",\"data\":\"safe\","
@@ -1158,6 +1334,8 @@ static void test_bit_identical(void) {
              "{\"type\":\"ties\"}]", c, NULL);
     run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\",\"topk\":3},{\"type\":\"er\",\"buffer\":\"safe\"},"
              "{\"type\":\"linear\"}]", c, NULL);
+    run_loop("[{\"type\":\"der\",\"buffer\":\"safe\"},{\"type\":\"safegrad\",\"data\":\"safe\",\"every\":2},"
+             "{\"type\":\"ema\",\"decay\":0.9}]", c, NULL);
     for (int64_t i = 0; i < P; i++) CHECK(isfinite(c[i]));
     /* under LoRA: replay, penalties and A-GEM on the adapters, SafeLoRA with a known theta_0,
      * and a merge (the adapters folded into the base) */
@@ -1169,6 +1347,8 @@ static void test_bit_identical(void) {
     run_loop("[{\"type\":\"der\",\"buffer\":\"safe\"},{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2},"
              "{\"type\":\"lwf\"},{\"type\":\"agem\",\"buffer\":\"safe\"},{\"type\":\"safelora\",\"tau\":0.9}]", c, NULL);
     CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* the base is untouched (SafeLoRA edits B only) */
+    run_loop("[{\"type\":\"safegrad\",\"data\":\"safe\"},{\"type\":\"ema\"}]", c, NULL);
+    CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* SafeGrad and EMA on the adapters only */
     run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda_user\":0.5}]", c, NULL);
     int changed = 0;
     for (int64_t i = 0; i < P; i++) {
@@ -1530,6 +1710,8 @@ int main(void) {
     UF_RUN(test_er_derpp);
     UF_RUN(test_ewc);
     UF_RUN(test_agem);
+    UF_RUN(test_safegrad);
+    UF_RUN(test_ema);
     UF_RUN(test_merges);
     UF_RUN(test_clip_on);
     UF_RUN(test_safelora);

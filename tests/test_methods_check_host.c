@@ -39,6 +39,10 @@ static void test_rules(void) {
     CHECK(check_list("[{\"type\":\"er\"},{\"type\":\"refresh\"}]", 0, why) != 0);
     CHECK(check_list("[{\"type\":\"lwf\"},{\"type\":\"refresh\"},{\"type\":\"agem\"}]", 0, why) == 0);
     CHECK(check_list("[{\"type\":\"lisa\"},{\"type\":\"refresh\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"safegrad\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"ema\"}]", 1, why) == 0);
+    CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"safegrad\"},{\"type\":\"ema\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"ema\"},{\"type\":\"linear\"}]", 0, why) != 0 && strstr(why, "ema"));
     CHECK(check_list("[{\"type\":\"nope\"}]", 0, why) != 0 && strstr(why, "nope"));
     CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "twice"));
     char small[8];
@@ -49,7 +53,8 @@ static void test_rules(void) {
 
 static void test_registry(void) {
     const char *names[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "magmax",
-                           "linear", "task_arith", "ties", "safeinstr", "safelora", "lisa", "safemerge"};
+                           "linear", "task_arith", "ties", "safeinstr", "safelora", "lisa", "safemerge",
+                           "safegrad", "ema"};
     for (size_t i = 0; i < UF_ARRAY_LEN(names); i++) {
         const struct uf_method_ops *o = uf_method_find(names[i]);
         CHECK_MSG(o && strcmp(o->name, names[i]) == 0, "%s", names[i]);
@@ -68,7 +73,9 @@ static void test_traits(void) {
     char why[256], js[256];
     for (int i = 0; uf_method_registry[i]; i++) {
         const struct uf_method_ops *a = uf_method_registry[i];
-        if (a->rewrites_weights) CHECK_MSG(a->needs_f32_base && a->finish, "%s", a->name);
+        /* the merges edit the f32 base; EMA rewrites the trainable vector (LoRA adapters too) */
+        if (a->rewrites_weights)
+            CHECK_MSG(a->finish && (a->needs_f32_base || strcmp(a->name, "ema") == 0), "%s", a->name);
         snprintf(js, sizeof js, "[{\"type\":\"%s\"}]", a->name);
         CHECK_MSG((check_list(js, 0, why) != 0) == (a->needs_lora != 0), "%s", a->name);
         for (int j = 0; uf_method_registry[j]; j++) {
@@ -82,15 +89,18 @@ static void test_traits(void) {
             CHECK_MSG(refused == want, "%s + %s: %s", a->name, b->name, refused ? why : "accepted");
         }
     }
-    /* the merges and SafeLoRA rewrite the final weights, the training-time methods do not */
-    const char *rewrite[] = {"magmax", "linear", "task_arith", "ties", "safelora", "safemerge"};
-    const char *keep[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "safeinstr", "lisa"};
+    /* the merges, SafeLoRA and EMA rewrite the final weights, the training-time methods do not */
+    const char *rewrite[] = {"magmax", "linear", "task_arith", "ties", "safelora", "safemerge", "ema"};
+    const char *keep[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "safeinstr", "lisa",
+                          "safegrad"};
     for (size_t i = 0; i < UF_ARRAY_LEN(rewrite); i++)
         CHECK_MSG(uf_method_find(rewrite[i])->rewrites_weights, "%s", rewrite[i]);
     for (size_t i = 0; i < UF_ARRAY_LEN(keep); i++)
         CHECK_MSG(!uf_method_find(keep[i])->rewrites_weights, "%s", keep[i]);
     CHECK(uf_method_find("magmax")->needs_theta0 && !uf_method_find("linear")->needs_theta0);
     CHECK(uf_method_find("der")->replays && !uf_method_find("agem")->replays);
+    CHECK(uf_method_find("ema")->rewrites_weights && !uf_method_find("ema")->needs_f32_base);
+    CHECK(uf_method_find("safegrad")->uses_teacher && uf_method_find("safegrad")->project);
 }
 
 int main(void) {

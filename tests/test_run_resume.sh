@@ -63,6 +63,9 @@ resume_case lora-ewc 'lora = uf.lora { r = 4, dropout = 0.05 }, methods = { uf.e
 # keyed by (seed, step) (a step and noise large enough to show)
 resume_case lisa 'methods = { uf.lisa { data = world.alignment, align_steps = 5, user_steps = 7, rho = 0.5 } }'
 resume_case refresh 'methods = { uf.refresh { buffer = world.safety:sample(24, 1), samples = 16, delta = 1e-3, noise = 0.05, unlearn_steps = 2 } }'
+# SafeGrad's alignment gradient kept between recomputations (every 4 steps, checkpoints every 3)
+# and the EMA of the weights (the final weights are the EMA: compared byte for byte)
+resume_case safegrad-ema 'methods = { uf.safegrad { data = world.safety, batch = 4, every = 4 }, uf.ema { decay = 0.9 } }'
 # a finished run is skipped by the same command
 "$bin" run resume-der.lua --out cut-der > cut3.log 2>&1 || { echo "FAIL: rerun of a finished run"; fail=1; }
 grep -q "done already" cut3.log || { echo "FAIL: a finished run was not skipped"; cat cut3.log; fail=1; }

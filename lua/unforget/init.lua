@@ -560,6 +560,16 @@ method("safemerge", {
   cos = { "number", 0.35, "merge layers whose cosine to the safety subspace is below this" },
   w_ft = { "number", 0.8, "weight of the fine-tuned layer in the merge" },
 }, "SafeMERGE layer-wise merge")
+method("safegrad", {
+  data = { ds, uf.REQUIRED, "alignment (safety) data: g_a = gradient of the KL from the aligned model to the current one on its responses" },
+  batch = { "integer", 0, "rows per alignment draw (0 = the task batch)" },
+  every = { "integer", 1, "recompute g_a every this many steps (kept in between)" },
+  weight = { "number", 1.0, "update = projected user gradient + weight * g_a (0: the projection alone)" },
+}, "SafeGrad: project the user gradient off a conflicting KL alignment gradient")
+method("ema", {
+  decay = { "number", 0.999, "theta_ema <- decay theta_ema + (1 - decay) theta after each step; the final weights are theta_ema" },
+  bias_correction = { "boolean", false, "start theta_ema at 0 and divide by 1 - decay^steps (the average of the iterates alone) instead of starting at theta*" },
+}, "parameter-space EMA of the weights as the final model")
 
 -- ---- evaluation --------------------------------------------------------------------------------
 local eval_common = {

@@ -8,6 +8,10 @@
 --                (w_ft / 1 - w_ft) where the fine-tuned layer leaves the safety subspace (cosine
 --                < cos); runs only with --set safety_lora=PEFT_FOLDER (a LoRA trained on safety
 --                data from the aligned model)
+--     safegrad   projects the user gradient off the KL alignment gradient (the aligned model as
+--                teacher on safety data) when the two conflict, and adds the alignment gradient
+--     ema        an exponential moving average of the weights is the final model
+--   and both composed with DER.
 --   Tiny sizes: it shows the wiring, not the science.
 -- Run:  unforget run recipes/examples/baselines.lua
 local uf = require "unforget"
@@ -27,3 +31,10 @@ if uf.opt("safety_lora", nil) then
   uf.run { name = "ex-safemerge", from = aligned, data = user_data, optim = optim, eval = evals,
            methods = { uf.safemerge { safety_lora = uf.opt("safety_lora", nil), cos = 0.35, w_ft = 0.8 } } }
 end
+uf.run { name = "ex-safegrad", from = aligned, data = user_data, optim = optim, eval = evals,
+         methods = { uf.safegrad { data = world.safety, batch = 4 } } }
+uf.run { name = "ex-ema", from = aligned, data = user_data, optim = optim, eval = evals,
+         methods = { uf.ema { decay = 0.9 } } } -- 10 steps: 0.9^10 = 35% of theta* stays
+uf.run { name = "ex-der-safegrad-ema", from = aligned, data = user_data, optim = optim, eval = evals,
+         methods = { uf.der { buffer = world.safety:sample(32, 1), alpha = 0.1, batch = 4 },
+                     uf.safegrad { data = world.safety, batch = 4 }, uf.ema { decay = 0.9 } } }

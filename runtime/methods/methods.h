@@ -20,7 +20,7 @@ const struct uf_method_ops *uf_method_find(const char *name);
  * LoRA adapters. Returns 0, or -1 with the reason in why (never NULL-terminated beyond n):
  *   - unknown method, a method listed twice;
  *   - a needs_lora method (safelora) without LoRA;
- *   - two rewrites_weights methods (magmax, linear, task_arith, ties, safemerge, safelora);
+ *   - two rewrites_weights methods (magmax, linear, task_arith, ties, safemerge, safelora, ema);
  *   - a recomputes_grad method (refresh) with a replays one (er, der, derpp: refresh runs
  *     DER++ itself), or after another method with an extra hook.
  * Everything else composes: each hook runs over the methods in list order. */

@@ -26,6 +26,8 @@
     X(safelora)       \
     X(lisa)           \
     X(safemerge)      \
+    X(safegrad)       \
+    X(ema)            \
     /* a new method: one line X(name) \ above this one */
 
 #define UF_METHOD_DECL(name) extern const struct uf_method_ops uf_method_##name;
