@@ -185,8 +185,8 @@ int uf_cmd_bench(int argc, char **argv) {
     struct uf_device d;
     uf_device_init(&d, uf_cli.device);
     if (method) {
-        printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
-               uf_gemm_backend_name(&d));
+        printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
+               uf_gemm_backend_name(&d), uf_device_limits_note(&d));
         int rc = 2;
         if (!uf_method_find(method)) {
             fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
@@ -236,8 +236,8 @@ int uf_cmd_bench(int argc, char **argv) {
         uf_model_free(&m), uf_device_free(&d);
         return 1;
     }
-    printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
-           uf_gemm_backend_name(&d));
+    printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
+           uf_gemm_backend_name(&d), uf_device_limits_note(&d));
     printf("model: D=%d L=%d H=%d KV=%d hd=%d F=%d vocab=%d | batch %d x seq %d | %.2fM params%s\n",
            D, L, H, c.n_kv_heads, c.head_dim, F, V, Bsz, T, (double)m.numel / 1e6,
            lora ? " (LoRA)" : "");

@@ -17,8 +17,9 @@
 #include "core/tensor.h"
 
 /* 1: use the work-group kernels written for GPUs on every device (tests run both paths); 0
- * (default): CPU devices get kernels with explicit vectors, one work-item per row or chunk. Both
- * are deterministic; their summation orders differ, so CPU and GPU results differ in the last bits. */
+ * (default): CPU devices (not uf_device_gpu_like, i.e. not under GPU limits) get kernels with
+ * explicit vectors, one work-item per row or chunk. Both are deterministic; their summation
+ * orders differ, so CPU and GPU results differ in the last bits. */
 extern int uf_ops_portable;
 /* Attention backward form: 0 (default) = $UNFORGET_ATTN_BWD, else the GEMM form when it fits;
  * 1 = the GEMM form when it fits; 2 = the tile kernels (memory linear in T). Tests set it. */

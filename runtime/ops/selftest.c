@@ -429,8 +429,8 @@ static double case_attention_all(struct uf_device *d) {
     return worst;
 }
 
-/* The op cases again with the other op path (portable <-> CPU-tuned; on GPUs both are the
- * portable kernels) */
+/* The op cases again with the other op path (portable <-> CPU-tuned; on GPUs and under GPU
+ * limits both are the portable kernels) */
 static double case_ops_other_path(struct uf_device *d) {
     uf_ops_portable = !uf_ops_portable;
     double e = fmax(case_embed(d), case_rmsnorm(d));
