@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `unforget bench` end to end on a tiny config: it trains, prints throughput, MFU and the memory
-# split, the loss is finite; bad options are usage errors (exit 2).
+# split, the loss is finite; LoRA, bf16 base and checkpointing run; bad options are usage errors
+# (exit 2).
 set -u
 bin=${UF_BIN:?}
 fail=0; pass=0
@@ -18,6 +19,11 @@ echo "$out" | grep -Eq "final loss [0-9]+\.[0-9]+" && ok "finite loss" || bad "l
 echo "$out" | grep -q "uf_rmsnorm_forward\|rmsnorm" && ok "profile lists kernels" || bad "no profile"
 out=$("$bin" bench --config tiny --lora 2 --steps 1 --warmup 0 --no-peak-gemm 2>&1); rc=$?
 [ $rc -eq 0 ] && echo "$out" | grep -q "(LoRA)" && ok "bench --lora runs" || bad "bench --lora rc=$rc $out"
+out=$("$bin" bench --config tiny --lora 2 --bf16 --checkpointing --steps 1 --warmup 0 --no-peak-gemm 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "(LoRA), bf16 base, checkpointing" && echo "$out" | grep -Eq "final loss [0-9]+\.[0-9]+" \
+  && ok "bench --lora --bf16 --checkpointing runs (finite loss)" || bad "bench --bf16 rc=$rc $out"
+"$bin" bench --config tiny --bf16 >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] && ok "--bf16 without --lora -> exit 2" || bad "--bf16 without --lora rc=$rc"
 "$bin" bench --config nope >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && ok "unknown config -> exit 2" || bad "unknown config rc=$rc"
 "$bin" bench --steps -3 >/dev/null 2>&1; rc=$?

@@ -20,6 +20,7 @@
 #include "recipe.h"
 #include "model/model.h"
 #include "model/optim.h"
+#include "formats/safetensors.h"
 #include "core/util.h"
 
 /* ---- device fp32 peaks (non-tensor-core FMA throughput, TFLOP/s, vendor data sheets) ------ */
@@ -86,6 +87,10 @@ static void usage(FILE *out) {
             "  --d-model N --layers N --heads N --kv-heads N --ff N --vocab N --seq N --batch N\n"
             "                  override the config's sizes (--ff default: 8/3 D rounded up to 16)\n"
             "  --lora R        train rank-R LoRA adapters on all linears (base frozen)\n"
+            "  --bf16          with --lora: the frozen base stored as bf16, one buffer per tensor\n"
+            "                  (7B shapes on 16-24 GB devices); its weights are one random block\n"
+            "                  repeated (fast to fill; the timing does not depend on the values)\n"
+            "  --checkpointing activation checkpointing (recompute each layer in backward)\n"
             "  --steps N       timed steps (default 10)      --warmup N  untimed steps (default 2)\n"
             "  --profile       per-kernel device time over the timed steps\n"
             "  --method NAME   time a continual-learning method (recipe defaults, synthetic safety\n"
@@ -94,6 +99,37 @@ static void usage(FILE *out) {
             "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n"
             "  --peak-gflops G MFU against G GFLOP/s (e.g. a measured FMA peak) instead of the\n"
             "                  table or the GEMM measurement\n");
+}
+
+/* --bf16: the frozen base (one bf16 buffer per tensor) from one block of normal(0, 0.02) values
+ * repeated, norm weights 1 (0 with (1 + w)): filling 6.7 billion values on the host one by one
+ * takes minutes (README: 311 s here), this an upload. */
+static void fill_bf16_base(struct uf_model *m) {
+    enum { BLOCK = 1 << 22 };
+    uint16_t *blk = uf_malloc((size_t)BLOCK * sizeof *blk), one[2];
+    struct uf_rng r;
+    uf_rng_init(&r, 1);
+    for (int i = 0; i < BLOCK; i++) blk[i] = uf_f32_to_bf16((float)(0.02 * uf_rng_normal(&r)));
+    one[0] = one[1] = uf_f32_to_bf16(m->cfg.norm_plus_one ? 0.0f : 1.0f);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        int norm = pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM;
+        if (norm) {
+            uint16_t *w = uf_malloc((size_t)pd->numel * sizeof *w);
+            for (int64_t j = 0; j < pd->numel; j++) w[j] = one[0];
+            uf_tensor_upload(&m->sv[i], w);
+            free(w);
+            continue;
+        }
+        for (int64_t o = 0; o < pd->numel; o += BLOCK) {
+            struct uf_tensor v;
+            int64_t n = UF_MIN((int64_t)BLOCK, pd->numel - o);
+            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
+            uf_tensor_upload(&v, blk);
+        }
+    }
+    free(blk);
+    uf_model_params_written(m);
 }
 
 static int parse_int(const char *opt, const char *v, int *out, int min) {
@@ -111,6 +147,7 @@ static int parse_int(const char *opt, const char *v, int *out, int min) {
 int uf_cmd_bench(int argc, char **argv) {
     int D = 256, L = 4, H = 4, KV = 0, F = 0, V = 8192, T = 256, Bsz = 8;
     int steps = 10, warmup = 2, lora = 0, profile = 0, peak_gemm = 1, peak_given = 0;
+    int bf16 = 0, checkpointing = 0;
     enum uf_family fam = UF_FAMILY_LLAMA;
     const char *cfg_name = "d256", *method = NULL;
     /* first pass: --config sets the base; later size options override it */
@@ -153,6 +190,12 @@ int uf_cmd_bench(int argc, char **argv) {
         } else if (strcmp(a, "--no-peak-gemm") == 0) {
             peak_gemm = 0;
             continue;
+        } else if (strcmp(a, "--bf16") == 0) {
+            bf16 = 1;
+            continue;
+        } else if (strcmp(a, "--checkpointing") == 0) {
+            checkpointing = 1;
+            continue;
         }
         else if (strcmp(a, "--peak-gflops") == 0) dst = &peak_given;
         else if (strcmp(a, "--d-model") == 0) dst = &D;
@@ -175,6 +218,10 @@ int uf_cmd_bench(int argc, char **argv) {
         i++;
     }
     if (F == 0) F = (8 * D / 3 + 15) / 16 * 16;
+    if (bf16 && !lora) {
+        fprintf(stderr, "unforget bench: --bf16 needs --lora R (a bf16 base is frozen)\n");
+        return 2;
+    }
     struct uf_model_config c;
     uf_model_config_defaults(&c, fam, V, D, L, H, KV, F, T);
     if (uf_model_config_validate(&c)) {
@@ -214,11 +261,13 @@ int uf_cmd_bench(int argc, char **argv) {
         return rc;
     }
     struct uf_model m;
-    if (uf_model_init(&m, &d, &c, 1, 0)) {
+    if (uf_model_init(&m, &d, &c, 1, bf16 ? UF_MODEL_BF16_BASE | UF_MODEL_NO_INIT : 0)) {
         fprintf(stderr, "unforget bench: %s\n", uf_error());
         uf_device_free(&d);
         return 1;
     }
+    if (bf16) fill_bf16_base(&m);
+    m.checkpointing = checkpointing;
     if (lora) {
         struct uf_lora_config lc = {lora, 2.0f * lora, 0.0f, UF_LORA_ALL};
         if (uf_model_lora_init(&m, &lc, 2)) {
@@ -238,9 +287,9 @@ int uf_cmd_bench(int argc, char **argv) {
     }
     printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
            uf_gemm_backend_name(&d), uf_device_limits_note(&d));
-    printf("model: D=%d L=%d H=%d KV=%d hd=%d F=%d vocab=%d | batch %d x seq %d | %.2fM params%s\n",
+    printf("model: D=%d L=%d H=%d KV=%d hd=%d F=%d vocab=%d | batch %d x seq %d | %.2fM params%s%s%s\n",
            D, L, H, c.n_kv_heads, c.head_dim, F, V, Bsz, T, (double)m.numel / 1e6,
-           lora ? " (LoRA)" : "");
+           lora ? " (LoRA)" : "", bf16 ? ", bf16 base" : "", checkpointing ? ", checkpointing" : "");
 
     int64_t N = (int64_t)Bsz * T;
     int32_t *tok = uf_malloc((size_t)N * sizeof *tok), *tgt = uf_malloc((size_t)N * sizeof *tgt);
