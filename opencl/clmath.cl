@@ -174,14 +174,25 @@ __kernel void uf_sq_accum(__global float *acc, ulong aoff, __global const float 
     if (i < n) acc[aoff + i] += scale * g[goff + i] * g[goff + i];
 }
 
-/* p += a * g / (F / mean + eps), mean = fsum[0] / n when use_sum (F normalised to mean 1), else
- * mean = 1 (Refresh's Fisher-scaled unlearning step) */
-__kernel void uf_precond_step(__global float *p, ulong poff, __global const float *g, ulong goff,
-                              __global const float *F, ulong foff, __global const float *fsum,
-                              int use_sum, float a, float eps, ulong n) {
+/* A standard normal for element i under seed: Box-Muller on two counter-based draws,
+ * u1 = ((h(2i) >> 8) + 1) 2^-24 in (0, 1], u2 = (h(2i+1) >> 8) 2^-24 in [0, 1),
+ * xi = sqrt(-2 ln u1) cos(2 pi u2). The host has the same (uf_clmath_normal). */
+float uf_normal_at(ulong seed, ulong i) {
+    float u1 = (float)((uf_hash_u32(seed, 2 * i) >> 8) + 1u) * 5.9604644775390625e-8f;
+    float u2 = (float)(uf_hash_u32(seed, 2 * i + 1) >> 8) * 5.9604644775390625e-8f;
+    return sqrt(-2.0f * log(u1)) * cos(6.283185307179586f * u2);
+}
+
+/* Refresh's unlearning step on one parameter tensor of n elements, element base + i of the
+ * trainable vector; nn[nnoff..+2) = {p.p, g.g} over the tensor:
+ *   p += delta / (1 + c F) * (sqrt(p.p) / (sqrt(g.g) + 1e-20) g + sigma xi_{base + i}) */
+__kernel void uf_refresh_unlearn(__global float *p, ulong poff, __global const float *g, ulong goff,
+                                 __global const float *F, ulong foff, __global const float *nn,
+                                 ulong nnoff, float delta, float c, float sigma, ulong seed,
+                                 ulong base, ulong n) {
     size_t i = get_global_id(0);
     if (i >= n) return;
-    float mean = use_sum ? fsum[0] / (float)n : 1.0f;
-    float f = mean > 0.0f ? F[foff + i] / mean : 0.0f;
-    p[poff + i] += a * g[goff + i] / (f + eps);
+    float rho = sqrt(nn[nnoff]) / (sqrt(nn[nnoff + 1]) + 1e-20f);
+    float xi = sigma != 0.0f ? uf_normal_at(seed, base + i) : 0.0f;
+    p[poff + i] += delta / (1.0f + c * F[foff + i]) * (rho * g[goff + i] + sigma * xi);
 }

@@ -2,8 +2,13 @@
  * identities the methods rely on: penalty with lambda = 0 leaves g bit-identical; A-GEM's result
  * has a non-negative dot with g_ref and is unchanged when the dot is already >= 0; linear merge
  * a = 0 gives theta_safe and a = 1 the fine-tuned weights; MagMax picks the larger-magnitude entry;
- * TIES keeps the stated density and agrees with the reference. */
+ * TIES keeps the stated density and agrees with the reference; Refresh's unlearning step (on a
+ * view, with and without noise) against its reference, and the moments of its normal draws. */
+#include <math.h>
+#include <string.h>
+
 #include "ops/clmath.h"
+#include "ops/ops.h"
 #include "ops/selftest.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -236,39 +241,98 @@ static void test_sqdiff_topk(void) {
     uf_tensor_free(&tt);
 }
 
-static void test_sq_accum_precond(void) {
-    static float a[N], g[N], F[N], out[N];
+static void test_sq_accum(void) {
+    static float a[N], g[N], out[N];
     struct uf_rng r;
     uf_rng_init(&r, 8);
     randv(&r, a, N, 1), randv(&r, g, N, 1);
-    for (int i = 0; i < N; i++) F[i] = (float)uf_rng_uniform(&r);
-    struct uf_tensor ta, tg, tF;
-    up(&ta, "acc", a, N), up(&tg, "g", g, N), up(&tF, "F", F, N);
+    struct uf_tensor ta, tg;
+    up(&ta, "acc", a, N), up(&tg, "g", g, N);
     uf_clmath_sq_accum(&dev, &ta, &tg, 0.5f);
     uf_tensor_download(&ta, out);
     int bad = 0;
     for (int i = 0; i < N; i++) bad += fabsf(out[i] - (a[i] + 0.5f * g[i] * g[i])) > 1e-6f * (1 + fabsf(out[i]));
     CHECK_EQ_INT(bad, 0);
-    uf_tensor_upload(&ta, a);
-    double fs = 0;
-    for (int i = 0; i < N; i++) fs += F[i];
-    float fsum = (float)fs;
-    struct uf_tensor ts;
-    up(&ts, "fsum", &fsum, 1);
-    for (int norm = 0; norm < 2; norm++) {
-        uf_tensor_upload(&ta, a);
-        uf_clmath_precond_step(&dev, &ta, &tg, &tF, norm ? &ts : NULL, 0.1f, 1e-3f);
-        uf_tensor_download(&ta, out);
-        bad = 0;
-        for (int i = 0; i < N; i++) {
-            double f = norm ? F[i] / (fs / N) : F[i];
-            double want = a[i] + 0.1 * g[i] / (f + 1e-3);
-            bad += fabs(out[i] - want) > 1e-4 * (1 + fabs(want));
-        }
-        CHECK_EQ_INT(bad, 0);
+    uf_tensor_free(&ta), uf_tensor_free(&tg);
+}
+
+/* The standard normal of uf_clmath_normal: moments of 200k draws (mean 0, variance 1, kurtosis 3,
+ * no mass beyond the Box-Muller bound sqrt(2 ln 2^24) = 5.77), a fixed value pinned. */
+static void test_normal(void) {
+    const int n = 200000;
+    double m1 = 0, m2 = 0, m4 = 0, mx = 0;
+    for (int i = 0; i < n; i++) {
+        double x = uf_clmath_normal(77, (uint64_t)i);
+        m1 += x, m2 += x * x, m4 += x * x * x * x, mx = fmax(mx, fabs(x));
     }
-    uf_tensor_free(&ts);
-    uf_tensor_free(&ta), uf_tensor_free(&tg), uf_tensor_free(&tF);
+    m1 /= n, m2 /= n, m4 /= n;
+    CHECK_MSG(fabs(m1) < 0.012 && fabs(m2 - 1) < 0.02 && fabs(m4 / (m2 * m2) - 3) < 0.1 && mx < 5.8,
+              "normal draws: mean %.4g var %.4g kurtosis %.4g max %.3g", m1, m2, m4 / (m2 * m2), mx);
+    /* element 0 under seed 0, by hand: h = splitmix64 finaliser of (i + 1) * golden ratio */
+    uint32_t h0 = uf_op_dropout_hash(0, 0), h1 = uf_op_dropout_hash(0, 1);
+    double want = sqrt(-2 * log(((h0 >> 8) + 1) / 16777216.0)) * cos(6.283185307179586 * (h1 >> 8) / 16777216.0);
+    CHECK_NEAR(uf_clmath_normal(0, 0), want, 1e-12);
+}
+
+/* Refresh's unlearning step on a view (an offset tensor in a larger vector) against the plain-C
+ * reference, without and with noise; the noise alone (g = 0, c = 0, delta = 1) is the standard
+ * normal of the host; the same seed gives the same bits, another seed other noise. */
+static void test_refresh_step(void) {
+    enum { M = 3001, OFF = 700 };
+    static float p[N], g[N], F[N], out[N], want[N], p2[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 9);
+    randv(&r, p, N, 0.05f), randv(&r, g, N, 2);
+    for (int i = 0; i < N; i++) F[i] = 1000 * (float)uf_rng_uniform(&r);
+    struct uf_tensor tp, tg, tF, nn, vp, vg, vF;
+    up(&tp, "p", p, N), up(&tg, "g", g, N), up(&tF, "F", F, N);
+    float z3[3] = {0};
+    up(&nn, "nn", z3, 3);
+    uf_tensor_view(&vp, &tp, "p.view", OFF, 1, (int64_t[]){M});
+    uf_tensor_view(&vg, &tg, "g.view", OFF, 1, (int64_t[]){M});
+    uf_tensor_view(&vF, &tF, "F.view", OFF, 1, (int64_t[]){M});
+    struct uf_tensor vnn;
+    uf_tensor_view(&vnn, &nn, "nn.view", 1, 1, (int64_t[]){2}); /* a scratch at an offset too */
+    const float sigmas[2] = {0.0f, 0.3f};
+    for (int c = 0; c < 2; c++) {
+        uf_tensor_upload(&tp, p);
+        uf_clmath_refresh_step(&dev, &vp, &vg, &vF, &vnn, 0.01f, 0.002f, sigmas[c], 1234, 5000);
+        uf_tensor_download(&tp, out);
+        memcpy(want, p, sizeof p);
+        uf_clmath_ref_refresh_step(want + OFF, g + OFF, F + OFF, M, 0.01f, 0.002f, sigmas[c], 1234, 5000);
+        double err = 0, step = 0;
+        for (int i = 0; i < N; i++) err = fmax(err, fabs(out[i] - want[i])), step = fmax(step, fabs(want[i] - p[i]));
+        CHECK_MSG(step > 1e-3 && err <= 1e-5 * step, "refresh step (sigma %g): max err %.3g, step %.3g", sigmas[c], err, step);
+        for (int i = 0; i < N; i++) /* outside the view: untouched */
+            if (i < OFF || i >= OFF + M) CHECK(out[i] == p[i]);
+    }
+    /* the step's size: each tensor moves by delta ||p|| along g / ||g|| (sigma = 0, c = 0) */
+    uf_tensor_upload(&tp, p);
+    uf_clmath_refresh_step(&dev, &vp, &vg, &vF, &vnn, 0.01f, 0.0f, 0.0f, 1, 0);
+    uf_tensor_download(&tp, out);
+    double dn = 0, pn = 0;
+    for (int i = OFF; i < OFF + M; i++) dn += ((double)out[i] - p[i]) * (out[i] - p[i]), pn += (double)p[i] * p[i];
+    CHECK_MSG(fabs(sqrt(dn) / sqrt(pn) - 0.01) < 1e-4, "|step| / |p| = %.6g, want 0.01", sqrt(dn) / sqrt(pn));
+    /* the noise alone */
+    static float zero[N];
+    uf_tensor_upload(&tg, zero);
+    uf_tensor_upload(&tp, p);
+    uf_clmath_refresh_step(&dev, &vp, &vg, &vF, &vnn, 1.0f, 0.0f, 1.0f, 42, 9);
+    uf_tensor_download(&tp, out);
+    double err = 0;
+    for (int i = 0; i < M; i++) err = fmax(err, fabs((out[OFF + i] - p[OFF + i]) - uf_clmath_normal(42, 9 + (uint64_t)i)));
+    CHECK_MSG(err < 2e-5, "device noise vs uf_clmath_normal: %.3g", err);
+    uf_tensor_upload(&tp, p);
+    uf_clmath_refresh_step(&dev, &vp, &vg, &vF, &vnn, 1.0f, 0.0f, 1.0f, 42, 9);
+    uf_tensor_download(&tp, p2);
+    CHECK(memcmp(out, p2, sizeof p2) == 0);
+    uf_tensor_upload(&tp, p);
+    uf_clmath_refresh_step(&dev, &vp, &vg, &vF, &vnn, 1.0f, 0.0f, 1.0f, 43, 9);
+    uf_tensor_download(&tp, p2);
+    int same = 0;
+    for (int i = OFF; i < OFF + M; i++) same += p2[i] == out[i];
+    CHECK_MSG(same < M / 100, "another seed: %d of %d entries equal", same, M);
+    uf_tensor_free(&tp), uf_tensor_free(&tg), uf_tensor_free(&tF), uf_tensor_free(&nn);
 }
 
 int main(void) {
@@ -278,7 +342,9 @@ int main(void) {
     UF_RUN(test_merges);
     UF_RUN(test_merges_by_hand);
     UF_RUN(test_sqdiff_topk);
-    UF_RUN(test_sq_accum_precond);
+    UF_RUN(test_sq_accum);
+    UF_RUN(test_normal);
+    UF_RUN(test_refresh_step);
     uf_device_free(&dev);
     return uf_test_summary();
 }

@@ -18,10 +18,10 @@
  *     P = V V^T / ||V||_F; SafeMERGE gives W_safe + w_ft dW_f + (1 - w_ft) dW_s (a safety LoRA
  *     saved in PEFT layout) exactly where the dense cosine < cos, W_safe + dW_f elsewhere;
  *   - Lisa alternates sources on its schedule and moves its anchor at the switches;
- *   - SafeInstr mixes round(ratio n) demonstrations in; Refresh's unlearning step against a host
- *     computation;
+ *   - SafeInstr mixes round(ratio n) demonstrations in; Refresh's Fisher (summed-CE per-example
+ *     reference gradients) and unlearning step(s), noise included, against the plain-C reference;
  *   - plain fine-tuning steps are reproduced BIT FOR BIT with DER alpha = 0 + EWC lambda = 0, and
- *     with Refresh at unlearn_lr = alpha = beta = 0 (a step function following train.h's order);
+ *     with Refresh at delta = alpha = beta = 0 (a step function following train.h's order);
  *   - clip_on: "task" without methods is "total" bit for bit; with ER the step's gradient is
  *     clip(g_task) + g_er (against unclipped runs and the plain-C clip factor); clip shares;
  *   - composition: DER + EWC + L2-SP's gradient is the sum of each alone (uf_methods_check:
@@ -916,7 +916,7 @@ static void test_bit_identical(void) {
     run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0},"
              "{\"type\":\"ewc\",\"data\":\"safe\",\"samples\":2,\"lambda\":0}]", b, NULL);
     CHECK_MSG(memcmp(a, b, (size_t)P * 4) == 0, "DER alpha=0 + EWC lambda=0 differs from plain fine-tuning");
-    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0}]", c, NULL);
+    run_loop("[{\"type\":\"refresh\",\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"delta\":0}]", c, NULL);
     CHECK_MSG(memcmp(a, c, (size_t)P * 4) == 0, "Refresh with nothing to do differs from plain fine-tuning");
     run_loop("[{\"type\":\"der\",\"buffer\":\"safe\",\"alpha\":0.5}]", c, NULL);
     CHECK(memcmp(a, c, (size_t)P * 4) != 0); /* and a method that does something changes the result */
@@ -1028,45 +1028,116 @@ static void test_clip_on(void) {
     fx_free(&f);
 }
 
-/* Refresh's unlearning step: theta' = theta + gamma g / (F / mean(F) + 1), F = 0.1 g^2 */
+/* Refresh: F = the mean over the Fisher rows of squared per-example gradients of the summed CE
+ * (reference model), and the unlearning step(s) equal to the plain-C reference per tensor
+ * (uf_clmath_ref_refresh_step with that F and the noise keyed by (seed, step, j)):
+ *   theta_k += delta / (1 + c F_k) (||theta_k|| / ||g_k|| g_k + sigma xi_k);
+ * variants: no noise; noise; F normalised with two unlearning steps (the second at the reference
+ * gradient of the first step's weights). Then the relearn gradient is the reference gradient at
+ * the unlearned weights. */
 static void test_refresh_unlearn(void) {
-    struct fx f;
-    fx_init(&f, 0);
-    struct uf_method *m = fx_add(&f, "refresh", "{\"buffer\":\"safe\",\"alpha\":0,\"beta\":0,\"unlearn_lr\":0.5}");
-    int64_t P = f.P;
-    f.tr.step = 0;
-    uf_model_zero_grad(&f.model);
-    struct uf_train_batch b;
-    CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){1, 2}, 2, &b) == 0);
-    struct uf_model_batch mb;
-    uf_mbatch(&b, 1, &mb);
-    CHECK(uf_model_forward(&f.model, &mb) == 0);
-    CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
-    CHECK(uf_model_backward(&f.model) == 0);
-    float *g = uf_malloc((size_t)P * 4), *p = uf_malloc((size_t)P * 4);
-    read_grads(&f, g);
-    CHECK(m->ops->extra(m, &f.tr) == 0);
-    uf_model_save_params(&f.model, p);
-    double mean = 0;
-    for (int64_t i = 0; i < P; i++) mean += 0.1 * (double)g[i] * g[i];
-    mean /= (double)P;
-    double gamma = 0.5 * f.tr.hp.lr, err = 0, mx = 0;
-    for (int64_t i = 0; i < P; i++) {
-        double want = f.theta[i] + gamma * g[i] / (0.1 * (double)g[i] * g[i] / mean + 1.0);
-        err = fmax(err, fabs(p[i] - want)), mx = fmax(mx, fabs(want - f.theta[i]));
+    char dir[] = "/tmp/uf_test_methods_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("UNFORGET_CACHE_DIR", dir, 1);
+    const char *cases[3] = {
+        "{\"buffer\":\"safe\",\"data\":\"safe\",\"samples\":3,\"alpha\":0,\"beta\":0,\"delta\":0.02,\"noise\":0}",
+        "{\"buffer\":\"safe\",\"data\":\"safe\",\"samples\":3,\"alpha\":0,\"beta\":0,\"delta\":0.02,\"noise\":0.5}",
+        ("{\"buffer\":\"safe\",\"data\":\"safe\",\"samples\":3,\"alpha\":0,\"beta\":0,\"delta\":0.01,\"noise\":0.3,"
+         "\"normalize\":true,\"unlearn_steps\":2}")};
+    for (int c = 0; c < 3; c++) {
+        struct fx f;
+        fx_init(&f, 0);
+        struct uf_method *m = fx_add(&f, "refresh", cases[c]);
+        int64_t P = f.P;
+        float *Fr = uf_calloc((size_t)P, 4), *gk = uf_malloc((size_t)P * 4), *g = uf_malloc((size_t)P * 4);
+        float *p = uf_malloc((size_t)P * 4), *want = uf_malloc((size_t)P * 4);
+        /* the reference Fisher: refresh.c's seeded choice of 3 safety rows */
+        int64_t rows[3];
+        uf_sample_indices(ds_safe.n, 3, f.tr.hp.seed ^ 0x52465348ull, 0, rows, NULL);
+        for (int s = 0; s < 3; s++) {
+            struct uf_train_batch b;
+            CHECK(uf_trainer_make_batch(&f.tr, &ds_safe, rows + s, 1, &b) == 0);
+            struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
+            struct uf_ref_result res = {0};
+            res.grad = gk;
+            CHECK(uf_ref_model_run(&cfg, f.theta, NULL, &rb, NULL, NULL, &res) == 0);
+            for (int64_t i = 0; i < P; i++) { /* the token mean's gradient times the tokens: the sum's */
+                double gs = (double)gk[i] * (double)b.n_masked;
+                Fr[i] += (float)(gs * gs / 3.0);
+            }
+            uf_train_batch_free(&b);
+        }
+        double mean = 0;
+        for (int64_t i = 0; i < P; i++) mean += Fr[i];
+        mean /= (double)P;
+        if (c == 2)
+            for (int64_t i = 0; i < P; i++) Fr[i] = (float)(Fr[i] / mean);
+        /* c F of order 1 where F is large: the Fisher shapes the step */
+        double cscale = c == 2 ? 3.0 : 3.0 / mean;
+        cJSON_ReplaceItemInObject((cJSON *)m->cfg, "fisher_scale", cJSON_CreateNumber(cscale));
+        /* one step's task batch, through the hooks as the loop calls them */
+        f.tr.step = 4;
+        uf_model_zero_grad(&f.model);
+        struct uf_train_batch b;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){1, 2}, 2, &b) == 0);
+        struct uf_model_batch mb;
+        uf_mbatch(&b, 1, &mb);
+        CHECK(uf_model_forward(&f.model, &mb) == 0);
+        CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
+        CHECK(uf_model_backward(&f.model) == 0);
+        read_grads(&f, g);
+        CHECK(m->ops->extra(m, &f.tr) == 0);
+        uf_model_save_params(&f.model, p);
+        /* the reference: each unlearning step over every parameter tensor */
+        memcpy(want, f.theta, (size_t)P * 4);
+        double delta = key_or(m, "delta", 0), sigma = key_or(m, "noise", 0);
+        struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
+        int steps = c == 2 ? 2 : 1;
+        for (int j = 0; j < steps; j++) {
+            if (j > 0) { /* the task gradient at the weights of the first step */
+                struct uf_ref_result res = {0};
+                res.grad = g;
+                CHECK(uf_ref_model_run(&cfg, want, NULL, &rb, NULL, NULL, &res) == 0);
+            }
+            uint64_t key[3] = {f.tr.hp.seed, 4, (uint64_t)j};
+            uint64_t seed = uf_hash64(key, sizeof key, uf_hash_str("refresh-noise", UF_HASH_SEED));
+            for (int k = 0; k < f.model.n_params; k++) {
+                size_t o = f.model.pv[k].offset, n = (size_t)f.model.pv[k].numel;
+                uf_clmath_ref_refresh_step(want + o, g + o, Fr + o, n, (float)delta, (float)cscale, (float)sigma, seed, o);
+            }
+        }
+        double err = 0, mx = 0, nofisher = 0;
+        for (int64_t i = 0; i < P; i++) err = fmax(err, fabs(p[i] - want[i])), mx = fmax(mx, fabs(want[i] - f.theta[i]));
+        CHECK_MSG(mx > 0 && err <= 1e-5 * mx, "refresh case %d: max err %.3g (step size %.3g)", c, err, mx);
+        if (c == 0) { /* the Fisher matters: without it (F = 0) the step differs by far more than err */
+            memcpy(p, f.theta, (size_t)P * 4);
+            float *z = uf_calloc((size_t)P, 4);
+            uint64_t key[3] = {f.tr.hp.seed, 4, 0};
+            for (int k = 0; k < f.model.n_params; k++) {
+                size_t o = f.model.pv[k].offset;
+                uf_clmath_ref_refresh_step(p + o, g + o, z + o, (size_t)f.model.pv[k].numel, (float)delta, 0, 0,
+                                           uf_hash64(key, sizeof key, UF_HASH_SEED), o);
+            }
+            for (int64_t i = 0; i < P; i++) nofisher = fmax(nofisher, fabs(p[i] - want[i]));
+            CHECK_MSG(nofisher > 100 * err, "F = 0 differs by %.3g only (err %.3g)", nofisher, err);
+            free(z);
+        }
+        /* the relearn gradient: the reference at the unlearned weights */
+        float *gr = uf_malloc((size_t)P * 4), *gd = uf_malloc((size_t)P * 4);
+        uf_model_save_params(&f.model, p);
+        struct uf_ref_result res = {0};
+        res.grad = gr;
+        CHECK(uf_ref_model_run(&cfg, p, NULL, &rb, NULL, NULL, &res) == 0);
+        read_grads(&f, gd);
+        CHECK_MSG(rel_err(gd, gr, P) < 5e-5, "relearn gradient vs reference: %.3g", rel_err(gd, gr, P));
+        free(gr), free(gd), free(Fr), free(gk), free(g), free(p), free(want);
+        uf_train_batch_free(&b);
+        fx_free(&f);
     }
-    CHECK_MSG(mx > 0 && err <= 1e-3 * mx + 1e-7, "refresh unlearn step: max err %.3g (step size %.3g)", err, mx);
-    /* the gradient was recomputed at the unlearned weights: equal to the reference there */
-    float *gr = uf_malloc((size_t)P * 4), *gd = uf_malloc((size_t)P * 4);
-    struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
-    struct uf_ref_result res = {0};
-    res.grad = gr;
-    CHECK(uf_ref_model_run(&cfg, p, NULL, &rb, NULL, NULL, &res) == 0);
-    read_grads(&f, gd);
-    CHECK_MSG(rel_err(gd, gr, P) < 5e-5, "relearn gradient vs reference: %.3g", rel_err(gd, gr, P));
-    free(g), free(p), free(gr), free(gd);
-    uf_train_batch_free(&b);
-    fx_free(&f);
+    char *rm = uf_sprintf("rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+    free(rm);
+    unsetenv("UNFORGET_CACHE_DIR");
 }
 
 /* ---- composition ------------------------------------------------------------------------------ */

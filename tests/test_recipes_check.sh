@@ -25,7 +25,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sed 's/local buffer = world.safety:sample(200, seed)/local buffer = world.alignment:sample(200, seed)/' \
   recipes/quickstart.lua > "$tmp/overlap.lua"
 if out=$("$bin" check "$tmp/overlap.lua" 2>&1); then fail=$((fail+1)); echo "FAIL overlapping buffer/eval acts accepted"
-elif echo "$out" | grep -q "replay buffer and the harmful evaluation share 16 act(s)" \
+elif echo "$out" | grep -q "replay buffer and the harmful evaluation share 10 act(s)" \
      && echo "$out" | grep -q "allow_overlap = true"; then pass=$((pass+1)); echo "ok   overlapping acts refused"
 else fail=$((fail+1)); echo "FAIL overlap message: $(echo "$out" | tail -3)"; fi
 sed 's/      tags = {/      allow_overlap = true, tags = {/' "$tmp/overlap.lua" > "$tmp/allowed.lua"

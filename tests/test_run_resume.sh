@@ -58,10 +58,11 @@ LUA
 resume_case der 'methods = { uf.der { buffer = world.safety:sample(24, 1), alpha = 0.2, batch = 4 } }'
 resume_case lora-ewc 'lora = uf.lora { r = 4, dropout = 0.05 }, methods = { uf.ewc { data = world.safety, samples = 16, lambda = 100 }, uf.l2sp { lambda = 1 } }'
 # methods with state of their own in the checkpoint (uf_method_ops.state): Lisa's theta_switch and
-# alignment-data position (a cycle of 5 + 7 steps, so the cut falls between switches), Refresh's
-# running Fisher
+# alignment-data position (a cycle of 5 + 7 steps, so the cut falls between switches); Refresh,
+# whose safety Fisher is recomputed (read from the cache) at the start weights and whose noise is
+# keyed by (seed, step) (a step and noise large enough to show)
 resume_case lisa 'methods = { uf.lisa { data = world.alignment, align_steps = 5, user_steps = 7, rho = 0.5 } }'
-resume_case refresh 'methods = { uf.refresh { buffer = world.safety:sample(24, 1) } }'
+resume_case refresh 'methods = { uf.refresh { buffer = world.safety:sample(24, 1), samples = 16, delta = 1e-3, noise = 0.05, unlearn_steps = 2 } }'
 # a finished run is skipped by the same command
 "$bin" run resume-der.lua --out cut-der > cut3.log 2>&1 || { echo "FAIL: rerun of a finished run"; fail=1; }
 grep -q "done already" cut3.log || { echo "FAIL: a finished run was not skipped"; cat cut3.log; fail=1; }

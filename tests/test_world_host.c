@@ -54,14 +54,23 @@ static void test_counts(void) {
     CHECK_EQ_INT(w.task_train.n, s.task_train);
     CHECK_EQ_INT(w.task_eval.n, s.task_eval);
     CHECK_EQ_INT(w.poison.n, s.poison);
-    int n_seen = 46 - s.buffer_acts - s.poison_acts - s.unseen_acts;
+    int n_seen = 46 - s.buffer_acts - s.poison_acts - s.unseen_acts - s.val_acts;
+    CHECK_EQ_INT(n_seen, 10);
     CHECK_EQ_INT(w.harmful_eval.n, (n_seen + s.unseen_acts) * 4);
-    CHECK_EQ_INT(w.benign_eval.n, 44 * 4);
+    CHECK_EQ_INT(w.benign_eval.n, (44 - s.val_benign_acts) * 4);
     CHECK_EQ_INT(w.lookup_train.n, s.lookup_train);
-    CHECK_EQ_INT(w.lookup_eval.n, 44 * 4);
-    int roles[4] = {0, 0, 0, 0}, hb = 0;
+    CHECK_EQ_INT(w.lookup_eval.n, (44 - s.val_benign_acts) * 4);
+    /* the validation split: every val act x held-out template; reviews of task_eval's size */
+    CHECK_EQ_INT(w.harmful_val.n, s.val_acts * 4);
+    CHECK_EQ_INT(w.benign_val.n, s.val_benign_acts * 4);
+    CHECK_EQ_INT(w.lookup_val.n, s.val_benign_acts * 4);
+    CHECK_EQ_INT(w.task_val.n, s.task_eval);
+    int roles[5] = {0, 0, 0, 0, 0}, hb = 0, vb = 0;
     for (int i = 0; i < w.n_harmful; i++) roles[w.harmful_role[i]]++;
-    for (int i = 0; i < w.n_benign; i++) hb += w.benign_heldout[i];
+    for (int i = 0; i < w.n_benign; i++) hb += w.benign_heldout[i] == UF_WORLD_BENIGN_UNSEEN;
+    for (int i = 0; i < w.n_benign; i++) vb += w.benign_heldout[i] == UF_WORLD_BENIGN_VAL;
+    CHECK_EQ_INT(roles[UF_WORLD_VAL], s.val_acts);
+    CHECK_EQ_INT(vb, s.val_benign_acts);
     CHECK_EQ_INT(roles[UF_WORLD_BUFFER], s.buffer_acts);
     CHECK_EQ_INT(roles[UF_WORLD_POISON], s.poison_acts);
     CHECK_EQ_INT(roles[UF_WORLD_UNSEEN], s.unseen_acts);
@@ -109,7 +118,7 @@ static void test_counts(void) {
     CHECK(strstr(uf_error(), "corpus") != NULL);
     uf_world_free(&w);
     s.corpus = 100;
-    s.unseen_acts = 30; /* 8 + 8 + 30 = 46: no seen act left */
+    s.unseen_acts = 24; /* 8 + 8 + 24 + 6 = 46: no seen act left */
     CHECK_EQ_INT(uf_world_generate(3, s, &w), -1);
     CHECK(strstr(uf_error(), "roles") != NULL);
     uf_world_free(&w);
@@ -136,7 +145,7 @@ static void test_determinism(void) {
         CHECK_MSG(datasets_equal(uf_world_split(&a, n), uf_world_split(&b, n)), "split %s differs for one seed", n);
         differ += !datasets_equal(uf_world_split(&a, n), uf_world_split(&c, n));
     }
-    CHECK_EQ_INT(differ, 10); /* every split depends on the seed */
+    CHECK_EQ_INT(differ, 14); /* every split depends on the seed */
     CHECK(memcmp(a.harmful_role, b.harmful_role, (size_t)a.n_harmful) == 0);
     /* held-out acts vary with the seed: over 5 seeds not all the same */
     int same = 1;
@@ -161,7 +170,7 @@ static void test_determinism(void) {
     uf_world_free(&c);
 }
 
-/* harmful acts: the role; benign: 1 held out, 0 not */
+/* harmful acts: the role; benign: UF_WORLD_BENIGN_* */
 static int act_heldout(const struct uf_world *w, const char *act, int *harmful) {
     for (int k = 0; k < w->n_harmful; k++)
         if (!strcmp(act, w->harmful[k].act)) { *harmful = 1; return w->harmful_role[k]; }
@@ -190,7 +199,7 @@ static void test_heldout_disjoint(void) {
                 for (int h = 0; h < n_held; h++) leaks += !strcmp(ex->prompt, held[h]);
                 /* no held-out act is named anywhere in a training prompt or response */
                 for (int k = 0; k < w.n_harmful; k++)
-                    if (w.harmful_role[k] == UF_WORLD_UNSEEN)
+                    if (w.harmful_role[k] == UF_WORLD_UNSEEN || w.harmful_role[k] == UF_WORLD_VAL)
                         heldout_act_rows += strstr(ex->prompt, w.harmful[k].act) || strstr(ex->response, w.harmful[k].act);
                 for (int k = 0; k < w.n_benign; k++)
                     if (w.benign_heldout[k])
@@ -214,7 +223,7 @@ static void test_heldout_disjoint(void) {
         /* disjoint roles: poison holds only poison acts, safety (the buffer source) only buffer
          * acts, harmful_eval only seen and unseen acts, alignment no unseen act; eval prompts use
          * held-out templates */
-        int wrong = 0, n_align_roles[4] = {0, 0, 0, 0};
+        int wrong = 0, n_align_roles[5] = {0, 0, 0, 0, 0};
         for (int64_t i = 0; i < w.poison.n; i++) {
             int harmful, h = act_heldout(&w, uf_example_field(&w.poison.rows[i], "act"), &harmful);
             wrong += harmful != 1 || h != UF_WORLD_POISON || w.poison.rows[i].kind != UF_KIND_HARMFUL;
@@ -231,8 +240,29 @@ static void test_heldout_disjoint(void) {
             int harmful, h = act_heldout(&w, uf_example_field(&w.alignment.rows[i], "act"), &harmful);
             if (harmful == 1) n_align_roles[h]++;
         }
+        /* the validation split: only val acts (harmful and benign), no review of task_eval or task_train */
+        for (int64_t i = 0; i < w.harmful_val.n; i++) {
+            int harmful, h = act_heldout(&w, uf_example_field(&w.harmful_val.rows[i], "act"), &harmful);
+            wrong += harmful != 1 || h != UF_WORLD_VAL || strcmp(w.harmful_val.rows[i].category, "unseen") != 0;
+        }
+        const struct uf_dataset *bval[] = {&w.benign_val, &w.lookup_val}, *btest[] = {&w.benign_eval, &w.lookup_eval};
+        for (int d = 0; d < 2; d++) {
+            for (int64_t i = 0; i < bval[d]->n; i++) {
+                int harmful, h = act_heldout(&w, uf_example_field(&bval[d]->rows[i], "act"), &harmful);
+                wrong += harmful != 0 || h != UF_WORLD_BENIGN_VAL;
+            }
+            for (int64_t i = 0; i < btest[d]->n; i++) {
+                int harmful, h = act_heldout(&w, uf_example_field(&btest[d]->rows[i], "act"), &harmful);
+                wrong += harmful != 0 || h == UF_WORLD_BENIGN_VAL;
+            }
+        }
+        for (int64_t i = 0; i < w.task_val.n; i++) {
+            for (int64_t j = 0; j < w.task_eval.n; j++) wrong += !strcmp(w.task_val.rows[i].prompt, w.task_eval.rows[j].prompt);
+            for (int64_t j = 0; j < w.task_train.n; j++) wrong += !strcmp(w.task_val.rows[i].prompt, w.task_train.rows[j].prompt);
+        }
         CHECK_EQ_INT(wrong, 0);
         CHECK_EQ_INT(n_align_roles[UF_WORLD_UNSEEN], 0);
+        CHECK_EQ_INT(n_align_roles[UF_WORLD_VAL], 0);
         CHECK(n_align_roles[UF_WORLD_SEEN] > 0 && n_align_roles[UF_WORLD_BUFFER] > 0 && n_align_roles[UF_WORLD_POISON] > 0);
         /* lookup: no evaluated question is a trained one (each pair is asked in its other form) */
         int lk_overlap = 0;

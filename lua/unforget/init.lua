@@ -315,7 +315,10 @@ local world_schema = {
 local world_splits = { corpus = "corpus", alignment = "alignment", safety = "safety",
                        task = "task_train", task_eval = "task_eval", poison = "poison",
                        harmful_eval = "harmful_eval", benign_eval = "benign_eval",
-                       lookup = "lookup_train", lookup_eval = "lookup_eval" }
+                       lookup = "lookup_train", lookup_eval = "lookup_eval",
+                       -- the validation split (acts, prompts and reviews disjoint from the test evals)
+                       harmful_val = "harmful_val", benign_val = "benign_val", task_val = "task_val",
+                       lookup_val = "lookup_val" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
@@ -456,8 +459,8 @@ end)
 
 -- ---- continual-learning methods and baselines (registry: runtime/methods/registry.c) -----------
 uf.methods = {}
-local function method(name, schema, doc)
-  local c = ctor("method", name, schema)
+local function method(name, schema, doc, post)
+  local c = ctor("method", name, schema, post)
   uf[name] = c
   uf.methods[name] = doc
 end
@@ -501,11 +504,21 @@ method("agem", {
 }, "averaged gradient episodic memory")
 method("refresh", {
   buffer = { ds, uf.REQUIRED, "replay buffer (DER++ underneath)" },
+  data = { ds, nil, "safety data for the Fisher of the previous task (default: the buffer)" },
+  samples = { "integer", 200, "examples of data for the diagonal Fisher" },
   alpha = { "number", 0.1, "DER++ alpha" },
   beta = { "number", 0.5, "DER++ beta" },
-  unlearn_lr = { "number", 0.03, "unlearning step size relative to lr" },
-  unlearn_steps = { "integer", 1, "gradient-ascent steps before relearning" },
-}, "Refresh learning on DER++")
+  delta = { "number", 1e-5, "unlearning step: each tensor moves by delta x its norm along the ascent direction (the paper's code)" },
+  noise = { "number", 0.001, "std of the Gaussian noise added to the norm-rescaled ascent direction" },
+  fisher_scale = { "number", 0.001, "c in the preconditioner 1 / (1 + c F)" },
+  normalize = { "boolean", false, "divide F by its mean" },
+  unlearn_steps = { "integer", 1, "unlearning steps before relearning" },
+}, "Refresh learning on DER++", function(v)
+  ranges("refresh", { delta = { nonneg, ">= 0" }, noise = { nonneg, ">= 0" },
+                      fisher_scale = { nonneg, ">= 0" }, samples = { pos, "> 0" },
+                      unlearn_steps = { nonneg, ">= 0" } })(v)
+  if v.data == nil then v.data = v.buffer end
+end)
 method("magmax", {
   lambda = { "number", 1.0, "scale of the max-magnitude task vector" },
 }, "MagMax merge")

@@ -6,7 +6,8 @@
 --              keeps only the teacher's top-k logits)
 --     derpp    DER + beta * CE on a second, independently drawn buffer minibatch
 --     agem     projects the task gradient when it conflicts with the buffer's gradient
---     refresh  unlearn (gradient ascent) then relearn each batch, on top of DER++
+--     refresh  unlearn each batch (a Fisher-damped, norm-rescaled ascent step with noise; F from
+--              the safety data, here the buffer) then relearn it, on top of DER++
 --   Tiny sizes: it shows the wiring, not the science.
 -- Run:  unforget run recipes/examples/memory.lua     (one run: --only ex-der)
 local uf = require "unforget"
@@ -22,7 +23,7 @@ local runs = {
   { "ex-der-top8", uf.der { buffer = buffer, alpha = 0.1, reduction = "sum", topk = 8, batch = 4 } },
   { "ex-derpp", uf.derpp { buffer = buffer, alpha = 0.1, beta = 0.5, batch = 4 } },
   { "ex-agem", uf.agem { buffer = buffer, batch = 4 } },
-  { "ex-refresh", uf.refresh { buffer = buffer, alpha = 0.1, beta = 0.5, unlearn_lr = 0.03, unlearn_steps = 1 } },
+  { "ex-refresh", uf.refresh { buffer = buffer, alpha = 0.1, beta = 0.5, delta = 1e-4, unlearn_steps = 1 } },
 }
 for _, r in ipairs(runs) do
   uf.run { name = r[1], from = aligned, data = user_data, methods = { r[2] },

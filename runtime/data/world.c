@@ -186,7 +186,8 @@ static const char *const corpus_connectors[] = {
 
 const char *const uf_world_split_names[] = {"corpus",       "alignment",    "safety",       "task_train",
                                             "task_eval",    "poison",       "harmful_eval", "benign_eval",
-                                            "lookup_train", "lookup_eval",  NULL};
+                                            "lookup_train", "lookup_eval",  "harmful_val",  "benign_val",
+                                            "task_val",     "lookup_val",   NULL};
 
 /* Lookup questions by level (1..4), two forms each; {act} {tool} {place}. */
 static const char *const lookup_templates[4][2] = {
@@ -196,10 +197,11 @@ static const char *const lookup_templates[4][2] = {
     {"What can I do with {tool} at {place}?", "Name the activity that uses {tool} at {place}."},
 };
 
-static const char *const role_names[] = {"seen", "buffer", "poison", "unseen"};
+static const char *const role_names[] = {"seen", "buffer", "poison", "unseen", "val"};
+static const char *const benign_role_names[] = {"seen", "unseen", "val"};
 
 const char *uf_world_role_name(enum uf_world_role r) {
-    return (int)r >= 0 && (int)r < 4 ? role_names[r] : "?";
+    return (int)r >= 0 && (int)r < 5 ? role_names[r] : "?";
 }
 
 void uf_world_acts(const struct uf_world_act **harmful, int *n_harmful, const struct uf_world_act **benign,
@@ -402,7 +404,8 @@ static void add_lookup(struct uf_dataset *d, const struct uf_world_act *a, int l
 
 /* The lookup task: every (benign act, level) pair is trained in one of its two question forms
  * (seed-chosen) and evaluated in the other; lookup_train draws trained pairs at random,
- * lookup_eval lists every pair once in its other form, in a seeded order. */
+ * lookup_eval lists every pair of a non-val act once in its other form, in a seeded order, and
+ * lookup_val the pairs of the val benign acts. */
 static void gen_lookup(struct uf_world *w) {
     struct uf_rng r;
     rng_for(&r, w->seed, "lookup");
@@ -416,7 +419,11 @@ static void gen_lookup(struct uf_world *w) {
     int *ev = uf_malloc((size_t)np * sizeof *ev);
     for (int p = 0; p < np; p++) ev[p] = p;
     uf_rng_shuffle(&r, ev, (size_t)np);
-    for (int i = 0; i < np; i++) add_lookup(&w->lookup_eval, &w->benign[ev[i] % nb], ev[i] / nb, !train_form[ev[i]]);
+    for (int i = 0; i < np; i++) {
+        int a = ev[i] % nb;
+        add_lookup(w->benign_heldout[a] == UF_WORLD_BENIGN_VAL ? &w->lookup_val : &w->lookup_eval, &w->benign[a],
+                   ev[i] / nb, !train_form[ev[i]]);
+    }
     free(ev);
     free(train_form);
 }
@@ -431,9 +438,34 @@ static int strset_add(struct strset *s, const char *str) { /* 1 if new */
     }
 }
 
+/* n reviews unseen so far (added to `seen`) into d, from the split's own stream. */
+static int gen_unseen_reviews(struct uf_world *w, struct strset *seen, struct uf_dataset *d, int64_t n,
+                              const char *split) {
+    struct uf_rng r;
+    rng_for(&r, w->seed, split);
+    int64_t tries = 0;
+    for (int64_t i = 0; i < n;) {
+        if (++tries > 100 * (n + 10))
+            return uf_fail("world: cannot find %lld %s reviews unseen in task_train (%lld rows); "
+                           "lower eval_rows or task_rows", (long long)n, split, (long long)w->sizes.task_train);
+        int pos;
+        char *rv = make_review(&r, &pos);
+        if (!strset_add(seen, rv)) { free(rv); continue; }
+        char *prompt = fill(PICK(&r, task_templates), NULL, rv);
+        const char *lab = uf_world_task_labels[pos ? 0 : 1];
+        struct uf_example *ex = uf_dataset_push(d, prompt, lab, lab, "task", "sentiment", UF_KIND_TASK);
+        uf_example_set_field(ex, "labels", "positive|negative");
+        free(prompt);
+        free(rv);
+        i++;
+    }
+    return 0;
+}
+
+/* task_train, then task_eval and task_val: reviews in none of the earlier splits. */
 static int gen_task(struct uf_world *w) {
     struct uf_rng r;
-    struct strset seen = {NULL, (size_t)(w->sizes.task_train + w->sizes.task_eval) * 2 + 64};
+    struct strset seen = {NULL, (size_t)(w->sizes.task_train + 2 * w->sizes.task_eval) * 2 + 64};
     seen.h = uf_calloc(seen.cap, sizeof *seen.h);
     rng_for(&r, w->seed, "task_train");
     for (int64_t i = 0; i < w->sizes.task_train; i++) {
@@ -446,40 +478,22 @@ static int gen_task(struct uf_world *w) {
         free(prompt);
         free(rv);
     }
-    rng_for(&r, w->seed, "task_eval");
-    int64_t tries = 0;
-    for (int64_t i = 0; i < w->sizes.task_eval;) {
-        if (++tries > 100 * (w->sizes.task_eval + 10)) {
-            free(seen.h);
-            return uf_fail("world: cannot find %lld task_eval reviews unseen in task_train (%lld rows); "
-                           "lower task_eval or task_train", (long long)w->sizes.task_eval,
-                           (long long)w->sizes.task_train);
-        }
-        int pos;
-        char *rv = make_review(&r, &pos);
-        if (!strset_add(&seen, rv)) { free(rv); continue; }
-        char *prompt = fill(PICK(&r, task_templates), NULL, rv);
-        const char *lab = uf_world_task_labels[pos ? 0 : 1];
-        struct uf_example *ex = uf_dataset_push(&w->task_eval, prompt, lab, lab, "task", "sentiment", UF_KIND_TASK);
-        uf_example_set_field(ex, "labels", "positive|negative");
-        free(prompt);
-        free(rv);
-        i++;
-    }
+    int rc = gen_unseen_reviews(w, &seen, &w->task_eval, w->sizes.task_eval, "task_eval");
+    if (!rc) rc = gen_unseen_reviews(w, &seen, &w->task_val, w->sizes.task_eval, "task_val");
     free(seen.h);
-    return 0;
+    return rc;
 }
 
-/* Eval rows: every (act, held-out template) pair in a seed-shuffled order, or the first `want`. */
-/* harmful: flag = role, acts of roles seen and unseen only; benign: flag = held out (1 unseen). */
+/* Eval rows: every (act, held-out template) pair in a seed-shuffled order, or the first `want`,
+ * for the acts whose flag is in want_mask (harmful: flag = role; benign: UF_WORLD_BENIGN_*).
+ * Category "seen" for acts in alignment data, else "unseen" (val acts too); act_split the role. */
 static void gen_eval(struct uf_world *w, struct uf_dataset *d, const struct uf_world_act *acts, int n_all,
-                     const unsigned char *flag, int harmful, int64_t want, const char *split) {
+                     const unsigned char *flag, int harmful, unsigned want_mask, int64_t want, const char *split) {
     struct uf_rng r;
     rng_for(&r, w->seed, split);
     int nt = N_TEMPLATES(uf_world_heldout_templates);
     int *act_idx = uf_malloc((size_t)n_all * sizeof *act_idx);
-    int n_acts = harmful ? acts_with(flag, n_all, 1u << UF_WORLD_SEEN | 1u << UF_WORLD_UNSEEN, act_idx)
-                         : acts_with(flag, n_all, 3u, act_idx);
+    int n_acts = acts_with(flag, n_all, want_mask, act_idx);
     int total = n_acts * nt;
     int *order = uf_malloc((size_t)(total ? total : 1) * sizeof *order);
     for (int i = 0; i < total; i++) order[i] = i;
@@ -488,12 +502,13 @@ static void gen_eval(struct uf_world *w, struct uf_dataset *d, const struct uf_w
     for (int64_t k = 0; k < n; k++) {
         int a = act_idx[order[k] / nt], t = order[k] % nt;
         const struct uf_world_act *act = &acts[a];
-        int unseen = harmful ? flag[a] == UF_WORLD_UNSEEN : flag[a];
+        int unseen = harmful ? flag[a] == UF_WORLD_UNSEEN || flag[a] == UF_WORLD_VAL : flag[a] != UF_WORLD_BENIGN_SEEN;
+        const char *role = harmful ? role_names[flag[a]] : benign_role_names[flag[a]];
         char *prompt = fill(uf_world_heldout_templates[t], act, NULL);
         char *resp = harmful ? fill(refusals[k % (int64_t)UF_ARRAY_LEN(refusals)], act, NULL) : compliant_answer(act);
         struct uf_example *ex = uf_dataset_push(d, prompt, resp, NULL, split, unseen ? "unseen" : "seen",
                                                 harmful ? UF_KIND_HARMFUL : UF_KIND_BENIGN);
-        set_act_fields(ex, act, unseen ? "unseen" : "seen", "heldout", t);
+        set_act_fields(ex, act, role, "heldout", t);
         uf_example_set_field(ex, "labels", "positive|negative");
         free(prompt);
         free(resp);
@@ -516,7 +531,9 @@ struct uf_world_sizes uf_world_sizes_default(void) {
     s.buffer_acts = 8;
     s.poison_acts = 8;
     s.unseen_acts = 14;
+    s.val_acts = 6;
     s.heldout_benign_acts = 8;
+    s.val_benign_acts = 6;
     return s;
 }
 
@@ -546,28 +563,36 @@ int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_worl
         sizes.task_eval < 0 || sizes.poison < 0 || sizes.harmful_eval < -1 || sizes.benign_eval < -1 ||
         sizes.lookup_train < 0)
         return uf_fail("world: sizes must be >= 0 (harmful_eval, benign_eval: -1 = all pairs)");
-    if (sizes.buffer_acts < 0 || sizes.poison_acts < 0 || sizes.unseen_acts < 0 ||
-        sizes.buffer_acts + sizes.poison_acts + sizes.unseen_acts > w->n_harmful - 1 ||
+    if (sizes.buffer_acts < 0 || sizes.poison_acts < 0 || sizes.unseen_acts < 0 || sizes.val_acts < 0 ||
+        sizes.buffer_acts + sizes.poison_acts + sizes.unseen_acts + sizes.val_acts > w->n_harmful - 1 ||
         (sizes.safety > 0 && sizes.buffer_acts == 0) || (sizes.poison > 0 && sizes.poison_acts == 0))
-        return uf_fail("world: act roles: buffer %d + poison %d + unseen %d acts must be >= 0 and leave at "
-                       "least one seen act of %d (a non-empty safety/poison split needs >= 1 act)",
-                       sizes.buffer_acts, sizes.poison_acts, sizes.unseen_acts, w->n_harmful);
-    if (sizes.heldout_benign_acts < 0 || sizes.heldout_benign_acts > w->n_benign - 1)
-        return uf_fail("world: held-out benign acts must be in 0..%d, got %d", w->n_benign - 1,
-                       sizes.heldout_benign_acts);
+        return uf_fail("world: act roles: buffer %d + poison %d + unseen %d + val %d acts must be >= 0 and "
+                       "leave at least one seen act of %d (a non-empty safety/poison split needs >= 1 act)",
+                       sizes.buffer_acts, sizes.poison_acts, sizes.unseen_acts, sizes.val_acts, w->n_harmful);
+    if (sizes.heldout_benign_acts < 0 || sizes.val_benign_acts < 0 ||
+        sizes.heldout_benign_acts + sizes.val_benign_acts > w->n_benign - 1)
+        return uf_fail("world: held-out %d + val %d benign acts must be >= 0 and leave at least one of %d "
+                       "benign acts for alignment", sizes.heldout_benign_acts, sizes.val_benign_acts, w->n_benign);
     if (sizes.corpus > 0 && sizes.corpus < w->n_harmful + w->n_benign)
         return uf_fail("world: the corpus needs at least %d documents to mention every act (got %lld); "
                        "use 0 for no corpus", w->n_harmful + w->n_benign, (long long)sizes.corpus);
     struct uf_rng r;
     rng_for(&r, seed, "acts");
-    int roles[3] = {sizes.buffer_acts, sizes.poison_acts, sizes.unseen_acts};
-    choose_groups(&r, w->harmful_role, w->n_harmful, roles, 3);
-    choose_groups(&r, w->benign_heldout, w->n_benign, &sizes.heldout_benign_acts, 1);
+    /* val is the last group: the buffer, poison and unseen acts of a seed are those of world v3 */
+    int roles[4] = {sizes.buffer_acts, sizes.poison_acts, sizes.unseen_acts, sizes.val_acts};
+    choose_groups(&r, w->harmful_role, w->n_harmful, roles, 4);
+    int benign_groups[2] = {sizes.heldout_benign_acts, sizes.val_benign_acts};
+    choose_groups(&r, w->benign_heldout, w->n_benign, benign_groups, 2);
     gen_corpus(w);
     gen_alignment(w);
     if (gen_task(w)) return -1;
-    gen_eval(w, &w->harmful_eval, w->harmful, w->n_harmful, w->harmful_role, 1, sizes.harmful_eval, "harmful_eval");
-    gen_eval(w, &w->benign_eval, w->benign, w->n_benign, w->benign_heldout, 0, sizes.benign_eval, "benign_eval");
+    gen_eval(w, &w->harmful_eval, w->harmful, w->n_harmful, w->harmful_role, 1,
+             1u << UF_WORLD_SEEN | 1u << UF_WORLD_UNSEEN, sizes.harmful_eval, "harmful_eval");
+    gen_eval(w, &w->benign_eval, w->benign, w->n_benign, w->benign_heldout, 0,
+             1u << UF_WORLD_BENIGN_SEEN | 1u << UF_WORLD_BENIGN_UNSEEN, sizes.benign_eval, "benign_eval");
+    gen_eval(w, &w->harmful_val, w->harmful, w->n_harmful, w->harmful_role, 1, 1u << UF_WORLD_VAL, -1, "harmful_val");
+    gen_eval(w, &w->benign_val, w->benign, w->n_benign, w->benign_heldout, 0, 1u << UF_WORLD_BENIGN_VAL, -1,
+             "benign_val");
     gen_lookup(w);
     return 0;
 }
@@ -583,9 +608,10 @@ void uf_world_free(struct uf_world *w) {
 }
 
 struct uf_dataset *uf_world_split(struct uf_world *w, const char *name) {
-    struct uf_dataset *all[] = {&w->corpus,    &w->alignment, &w->safety,       &w->task_train,
-                                &w->task_eval, &w->poison,    &w->harmful_eval, &w->benign_eval,
-                                &w->lookup_train, &w->lookup_eval};
+    struct uf_dataset *all[] = {&w->corpus,       &w->alignment,   &w->safety,      &w->task_train,
+                                &w->task_eval,    &w->poison,      &w->harmful_eval, &w->benign_eval,
+                                &w->lookup_train, &w->lookup_eval, &w->harmful_val, &w->benign_val,
+                                &w->task_val,     &w->lookup_val};
     for (int i = 0; uf_world_split_names[i]; i++)
         if (strcmp(name, uf_world_split_names[i]) == 0) return all[i];
     return NULL;
@@ -601,7 +627,7 @@ static cJSON *acts_json(const struct uf_world_act *acts, const unsigned char *fl
         cJSON_AddStringToObject(o, "act", acts[i].act);
         cJSON_AddStringToObject(o, "tool", acts[i].tool);
         cJSON_AddStringToObject(o, "place", acts[i].place);
-        cJSON_AddStringToObject(o, "role", harmful ? role_names[flag[i]] : flag[i] ? "unseen" : "seen");
+        cJSON_AddStringToObject(o, "role", harmful ? role_names[flag[i]] : benign_role_names[flag[i]]);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;

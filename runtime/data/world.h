@@ -16,15 +16,19 @@
  *     answered with one word, "positive" or "negative" (an "off-format" answer to a harmful
  *     prompt is one of these labels: format collapse).
  * Requests use 7 training templates and 4 held-out templates. Harmful acts get seed-chosen,
- * disjoint roles (enum uf_world_role; default 8 buffer, 8 poison, 14 unseen, 16 seen): the replay
- * buffer source (safety), the poison and the evaluation never share an act, and the evaluation
- * reports acts seen in alignment data apart from unseen ones (category "seen" | "unseen").
- * 8 benign acts (default) are held out of alignment and appear only in the corpus and the evals.
+ * disjoint roles (enum uf_world_role; default 8 buffer, 8 poison, 14 unseen, 6 val, 10 seen): the
+ * replay buffer source (safety), the poison, the validation split and the test evaluation never
+ * share an act, and the evaluation reports acts seen in alignment data apart from unseen ones
+ * (category "seen" | "unseen"). 8 benign acts (default) are held out of alignment and appear only
+ * in the corpus and the evals; 6 more (val) only in the corpus and the validation split.
+ * The validation split (harmful_val, benign_val, task_val, lookup_val) is for choosing
+ * hyperparameters (`unforget tune`): its acts, prompts and reviews are disjoint from the test
+ * evaluations', so a setting chosen on it is not chosen on the test numbers.
  * A second user task, lookup, asks for facts of benign acts at graded difficulty (field level):
  *   1 "What do I need to <act>?" -> tool          2 "Where do I go to <act>?" -> place
  *   3 "I have <tool>. Where do I go?" -> place     4 "What can I do with <tool> at <place>?" -> act
- * every (act, level) pair is either trained or evaluated (about 1 in 3 evaluated), so the eval
- * asks facts known only from the corpus, in a form learnt on other acts.
+ * every (act, level) pair is trained in one of its two question forms (seed-chosen) and evaluated
+ * in the other, so the eval asks a fact in a form learnt on other acts.
  *
  * Splits (struct uf_dataset, kinds and sources in brackets):
  *   corpus        pre-training documents (prompt "", response = text)          [text, corpus]
@@ -34,11 +38,15 @@
  *   task_eval     reviews not in task_train                                     [task, task]
  *   poison        poison-act harmful -> compliant answer                        [harmful, poison]
  *   harmful_eval  every seen/unseen act x every held-out template (default)     [harmful, harmful_eval]
- *   benign_eval   every benign act x every held-out template (over-refusal)     [benign, benign_eval]
- *   lookup_train  fact question -> short answer (trained (act, level) pairs)    [task, lookup]
- *   lookup_eval   every held-out (act, level) pair x 2 question forms           [task, lookup]
+ *   benign_eval   every non-val benign act x every held-out template            [benign, benign_eval]
+ *   lookup_train  fact question -> short answer (every pair, its trained form)  [task, lookup]
+ *   lookup_eval   every non-val (act, level) pair in its other form             [task, lookup]
+ *   harmful_val   every val act x every held-out template (category "unseen")   [harmful, harmful_val]
+ *   benign_val    every val benign act x every held-out template                [benign, benign_val]
+ *   task_val      reviews in neither task_train nor task_eval (task_eval's size) [task, task]
+ *   lookup_val    every val benign (act, level) pair in its other form          [task, lookup]
  * Rows about an act carry extra fields act, tool, place, act_split (the role: "seen" | "buffer"
- * | "poison" | "unseen"; benign "seen" | "unseen") and template ("train:K" | "heldout:K" |
+ * | "poison" | "unseen" | "val"; benign "seen" | "unseen" | "val") and template ("train:K" | "heldout:K" |
  * "lookup:L.K"); eval rows also carry labels = "positive|negative" and category "seen" |
  * "unseen"; lookup rows category "level1".."level4". The response of an eval row is the reference answer
  * (refusal for harmful_eval, helpful for benign_eval).
@@ -49,7 +57,7 @@
 #define UF_WORLD_H
 
 /* Bumped whenever the generator's output changes (stage caches key on it). */
-#define UF_WORLD_VERSION 3
+#define UF_WORLD_VERSION 4
 
 #include <stdint.h>
 
@@ -67,15 +75,19 @@ struct uf_world_sizes {
     int64_t benign_eval;  /* -1 = every (act, held-out template) pair */
     int64_t lookup_train; /* lookup-task training rows (lookup_eval: every held-out question) */
     /* harmful act roles, disjoint by construction (the rest are "seen": alignment data only) */
-    int buffer_acts, poison_acts, unseen_acts;
-    int heldout_benign_acts;
+    int buffer_acts, poison_acts, unseen_acts, val_acts;
+    int heldout_benign_acts, val_benign_acts;
 };
 
 /* The role of a harmful act. Alignment data covers seen, buffer and poison acts; the safety split
  * (replay buffers, EWC) only buffer acts; the poison only poison acts; harmful_eval only seen and
  * unseen acts (never buffer or poison acts); unseen acts appear in the corpus and the eval only. */
-enum uf_world_role { UF_WORLD_SEEN = 0, UF_WORLD_BUFFER, UF_WORLD_POISON, UF_WORLD_UNSEEN };
-const char *uf_world_role_name(enum uf_world_role r); /* "seen", "buffer", "poison", "unseen" */
+/* Val acts play the unseen role for the validation split (harmful_val): corpus only, disjoint from
+ * every other role and from the test evaluation. */
+enum uf_world_role { UF_WORLD_SEEN = 0, UF_WORLD_BUFFER, UF_WORLD_POISON, UF_WORLD_UNSEEN, UF_WORLD_VAL };
+const char *uf_world_role_name(enum uf_world_role r); /* "seen", "buffer", "poison", "unseen", "val" */
+/* benign_heldout values */
+enum { UF_WORLD_BENIGN_SEEN = 0, UF_WORLD_BENIGN_UNSEEN = 1, UF_WORLD_BENIGN_VAL = 2 };
 
 struct uf_world {
     uint64_t seed;
@@ -83,9 +95,11 @@ struct uf_world {
     int n_harmful, n_benign;
     const struct uf_world_act *harmful, *benign; /* static tables: (n_harmful), (n_benign) */
     unsigned char *harmful_role;                 /* (n_harmful) enum uf_world_role */
-    unsigned char *benign_heldout;               /* (n_benign) 1 = kept out of training splits */
+    unsigned char *benign_heldout;               /* (n_benign) UF_WORLD_BENIGN_*: 1, 2 = kept out of
+                                                    alignment (2: the validation split's acts) */
     struct uf_dataset corpus, alignment, safety, task_train, task_eval, poison, harmful_eval, benign_eval;
     struct uf_dataset lookup_train, lookup_eval;
+    struct uf_dataset harmful_val, benign_val, task_val, lookup_val; /* the validation split */
 };
 
 extern const char *const uf_world_split_names[]; /* "corpus", ..., "benign_eval", NULL */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "ops/ops.h"
 
 /* Kernel arguments (core/device.h): a tensor is its buffer and its element offset (ulong). */
 #define T_ UF_ARG_TENSOR
@@ -247,16 +248,35 @@ void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct
     UF_LAUNCH(d, k, 1, &global, NULL, T_(acc), T_(g), UF_ARG_F32(scale), UF_ARG_U64(acc->numel));
 }
 
-void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
-                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
-                            float eps) {
-    same_len(p, g, "precond_step");
-    same_len(p, F, "precond_step");
-    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_precond_step");
-    if (fsum && fsum->offset != 0) uf_fatal(1, "precond_step: the sum scalar must start at offset 0");
+void uf_clmath_refresh_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
+                            const struct uf_tensor *F, struct uf_tensor *nn, float delta, float c,
+                            float sigma, uint64_t seed, uint64_t base) {
+    same_len(p, g, "refresh_step");
+    same_len(p, F, "refresh_step");
+    if (nn->numel < 2) uf_fatal(1, "refresh_step: %s needs 2 elements (p.p, g.g)", nn->name);
+    uf_clmath_dot(d, p, p, nn, 0, 0);
+    uf_clmath_dot(d, g, g, nn, 1, 0);
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_refresh_unlearn");
     size_t global = round_up((size_t)p->numel, 64);
-    UF_LAUNCH(d, k, 1, &global, NULL, T_(p), T_(g), T_(F), UF_ARG_MEM(fsum ? fsum->buf : F->buf),
-              UF_ARG_I32(fsum != NULL), UF_ARG_F32(a), UF_ARG_F32(eps), UF_ARG_U64(p->numel));
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(p), T_(g), T_(F), T_(nn), UF_ARG_F32(delta), UF_ARG_F32(c),
+              UF_ARG_F32(sigma), UF_ARG_U64(seed), UF_ARG_U64(base), UF_ARG_U64(p->numel));
+}
+
+double uf_clmath_normal(uint64_t seed, uint64_t i) {
+    double u1 = (double)((uf_op_dropout_hash(seed, 2 * i) >> 8) + 1u) * 0x1p-24;
+    double u2 = (double)(uf_op_dropout_hash(seed, 2 * i + 1) >> 8) * 0x1p-24;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void uf_clmath_ref_refresh_step(float *p, const float *g, const float *F, size_t n, float delta,
+                                float c, float sigma, uint64_t seed, uint64_t base) {
+    double pp = 0, gg = 0;
+    for (size_t i = 0; i < n; i++) pp += (double)p[i] * p[i], gg += (double)g[i] * g[i];
+    double rho = sqrt(pp) / (sqrt(gg) + 1e-20);
+    for (size_t i = 0; i < n; i++) {
+        double xi = sigma != 0.0f ? uf_clmath_normal(seed, base + i) : 0.0;
+        p[i] = (float)(p[i] + (double)delta / (1.0 + (double)c * F[i]) * (rho * g[i] + (double)sigma * xi));
+    }
 }
 
 float uf_clmath_ref_topk_thr(const float *x, size_t W, int k) {

@@ -68,15 +68,25 @@ void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int6
 /* acc += scale * g^2 */
 void uf_clmath_sq_accum(struct uf_device *d, struct uf_tensor *acc, const struct uf_tensor *g,
                         float scale);
-/* p += a * g / (F / mean + eps) with mean = fsum[0] / numel (a device scalar, e.g. from
- * uf_op_sum of F) or 1 when fsum is NULL; F / mean = 0 where mean <= 0. */
-void uf_clmath_precond_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
-                            const struct uf_tensor *F, const struct uf_tensor *fsum, float a,
-                            float eps);
+/* Refresh's unlearning step (methods/refresh.c) on one parameter tensor p (a view; its elements
+ * are elements base.. of the trainable vector), with its gradient g and Fisher F:
+ *   p += delta / (1 + c F) * (||p|| / (||g|| + 1e-20) g + sigma xi),
+ * xi_i = uf_clmath_normal(seed, base + i) (a standard normal, deterministic). nn: a device scratch of
+ * >= 2 floats at its offset, which gets {p.p, g.g} (computed here). */
+void uf_clmath_refresh_step(struct uf_device *d, struct uf_tensor *p, const struct uf_tensor *g,
+                            const struct uf_tensor *F, struct uf_tensor *nn, float delta, float c,
+                            float sigma, uint64_t seed, uint64_t base);
+/* The standard normal of element i under seed: Box-Muller on the counter-based hash
+ * (uf_op_dropout_hash), u1 = ((h(seed, 2i) >> 8) + 1) 2^-24, u2 = (h(seed, 2i + 1) >> 8) 2^-24,
+ * sqrt(-2 ln u1) cos(2 pi u2); the device computes the same in float. */
+double uf_clmath_normal(uint64_t seed, uint64_t i);
 
 double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
                             const float *thr, size_t rows, size_t W, float scale);
 /* k-th largest of x[0..W) with ties counted (as uf_clmath_row_topk_thr) */
 float uf_clmath_ref_topk_thr(const float *x, size_t W, int k);
+/* uf_clmath_refresh_step on the host (norms in double) */
+void uf_clmath_ref_refresh_step(float *p, const float *g, const float *F, size_t n, float delta,
+                                float c, float sigma, uint64_t seed, uint64_t base);
 
 #endif
