@@ -22,6 +22,18 @@ __kernel void uf_axpby_f32(__global float *y, ulong yoff, float a, __global cons
     if (i < n) y[yoff + i] = a * x[xoff + i] + b * y[yoff + i];
 }
 
+/* y += a*x with 16 floats per work-item (global ceil(n/16)): the memory-bandwidth probe of
+ * `unforget bench --roofline here` on CPUs, shaped as the CPU path's elementwise kernels */
+__kernel void uf_stream_add_v16(__global float *y, ulong yoff, float a, __global const float *x,
+                                ulong xoff, ulong n) {
+    size_t i = get_global_id(0) * 16;
+    if (i + 16 <= n) {
+        vstore16(vload16(0, y + yoff + i) + a * vload16(0, x + xoff + i), 0, y + yoff + i);
+        return;
+    }
+    for (; i < n; i++) y[yoff + i] += a * x[xoff + i];
+}
+
 /* bf16 (ushort, the high half of an f32) -> f32, exact */
 __kernel void uf_bf16_to_f32(__global float *dst, ulong doff, __global const ushort *src,
                              ulong soff, ulong n) {

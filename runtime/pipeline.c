@@ -155,7 +155,6 @@ static int train_phase(struct uf_pipeline *p, struct uf_model *model, const stru
     }
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
-    tr.plan_dir = p->out;
     tr.theta0 = theta0;
     int rc = 0;
     for (int i = 0; i < n_methods && rc == 0; i++) { /* uf_methods_check passed: all known */
@@ -214,7 +213,7 @@ static int write_results(struct uf_pipeline *p, const struct uf_plan_node *node,
     res.task = uf_strdup(node->tags.task ? node->tags.task : "task");
     if (!label && isfinite(p->clip_share)) { /* the run's share of clipped steps (optim.clip_on) */
         uf_results_set_metric(&res, "clip_share", p->clip_share, p->clip_share, p->clip_share, p->clip_steps);
-        res.metrics[res.n_metrics - 1].lower_is_better = 1;
+        uf_results_set_better(&res, "clip_share", 1);
     }
     int rc = 0;
     char *samples = uf_sprintf("%s/samples.jsonl", dir);

@@ -6,10 +6,11 @@
 #   2. `unforget selftest --full` on the device
 #   3. the device tests (ctest -L device, which needs no oclgrind; not the *_gpulimits entries,
 #      and with --device cpu not test_bigshape)
-#   4. `unforget bench` d256 and d512 with --profile, and a Llama-2-7B-shaped LoRA step
-#      (d_model 4096, 32 heads, d_ff 11008, vocab 32000, bf16 base, LoRA r 16 on all linears,
-#      activation checkpointing, 4 x 512 tokens; as many of the 32 layers as the device memory
-#      holds, at about 0.42 GiB each)
+#   4. `unforget bench` d256 (--profile), d512 and a Llama-2-7B-shaped LoRA step (`--config
+#      llama2-7b`: bf16 base, LoRA r 8 on all linears, checkpointing, 4 x 512 tokens; as many of
+#      the 32 layers as the device memory holds, at about 0.45 GiB each), the last two with
+#      --roofline here (the performance model's prediction from this device's measured peaks
+#      beside the measured time, per kernel family)
 #   5. the PyTorch peer, tests/bench_torch.py d256 and d512 (--device cuda), when $PYTHON
 #      (default: python3, else /usr/bin/python3, whichever imports torch) has torch and torch
 #      sees a GPU
@@ -18,7 +19,7 @@
 #
 # usage: tests/gpu_check.sh [--device SEL] [--out DIR] [--build DIR] [--budget S] [--dry-run]
 #   --device SEL  unforget's device selector (default gpu). `--device cpu` runs the same steps on
-#                 PoCL with shapes small enough for a CPU (2 bench steps, 7B widths with 1 layer
+#                 PoCL with shapes small enough for a CPU (1-2 bench steps, 7B widths with 1 layer
 #                 and 1 x 128 tokens, the torch peer on the CPU): it checks this script.
 #   --out DIR     where logs and summary.txt go (default gpu_check-DATE-TIME)
 #   --build DIR   the build folder with unforget and the tests (default build)
@@ -101,8 +102,8 @@ fig_head() { sed -n '2,9p' "$1"; }
 fig_devices() { grep -E "^(selected|used with):" "$1"; }
 fig_selftest() { grep -E "^(selftest on|FAIL|all ok|[0-9]+ case)" "$1"; }
 fig_ctest() { grep -E "tests passed|tests failed out of|^\s+[0-9]+ - |Total Test time" "$1" | head -12; }
-fig_bench() { # the bench's figures and, with --profile, its 6 slowest kernels
-  grep -E "^(bench|model|steps|throughput|MFU|memory):" "$1"
+fig_bench() { # the bench's figures, its 6 slowest kernels, with --roofline here the prediction
+  grep -E "^(bench|model|steps|throughput|MFU|memory|roofline here|step):|^measured kernel time" "$1"
   awk '/^kernel +ms +calls/ { p = 7 } p-- > 0' "$1"
 }
 fig_torch() { grep -E "^(torch |steps:|throughput:|memory:|gpu memory:)" "$1"; }
@@ -113,7 +114,7 @@ if [ $cpu -eq 1 ]; then
   big_shape=(--seq 128 --batch 1) tdev=(--device cpu --threads "$(nproc)")
   ctest_skip="gpulimits|bigshape" # test_bigshape: 2.5 min on 2 cores; the 7B step covers the widths
 else
-  bsteps=(--steps 10 --warmup 2) bsteps512=(--steps 10 --warmup 2) big_shape=(--seq 512 --batch 4)
+  bsteps=(--steps 10 --warmup 2) bsteps512=(--steps 10 --warmup 2) big_shape=()
   tdev=(--device cuda) ctest_skip=gpulimits
   big_layers=32
   if [ $dry -eq 0 ]; then # layers that fit: the selected device's global memory
@@ -121,11 +122,10 @@ else
       /^\[[0-9]+\] / { name = substr($0, index($0, " ") + 1) }
       /^    global memory/ { mem[name] = $3 }
       /^selected: / { s = substr($0, 11); sub(/ \([^(]*\)$/, "", s); print mem[s] + 0; exit }')
-    big_layers=$(awk -v g="${gib:-0}" 'BEGIN { l = int((0.85 * g - 3) / 0.42); print l > 32 ? 32 : (l < 1 ? 1 : l) }')
+    big_layers=$(awk -v g="${gib:-0}" 'BEGIN { l = int((0.85 * g - 3) / 0.45); print l > 32 ? 32 : (l < 1 ? 1 : l) }')
   fi
 fi
-big=(bench --d-model 4096 --layers "$big_layers" --heads 32 --ff 11008 --vocab 32000
-     "${big_shape[@]}" --lora 16 --bf16 --checkpointing --steps 2 --warmup 1)
+big=(bench --config llama2-7b --layers "$big_layers" "${big_shape[@]}" --steps 2 --warmup 1 --roofline here)
 
 [ $dry -eq 1 ] || : > "$summary"
 note "gpu_check: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), host $(hostname), $(nproc) CPUs, device selector '$dev', deadline ${budget} s"
@@ -141,7 +141,7 @@ fi
 step "selftest --full" 120 fig_selftest "$bin" selftest --full
 step "ctest -L device" 200 fig_ctest ctest --test-dir "$build" -L device -E "$ctest_skip" -j 4 --timeout 150 --output-on-failure
 step "bench d256" 60 fig_bench "$bin" bench --config d256 "${bsteps[@]}" --profile
-step "bench d512" 90 fig_bench "$bin" bench --config d512 "${bsteps512[@]}" --profile
+step "bench d512" 90 fig_bench "$bin" bench --config d512 "${bsteps512[@]}" --roofline here
 step "bench 7B-shaped LoRA" 150 fig_bench "$bin" "${big[@]}"
 torch_ok=0
 if [ $dry -eq 1 ]; then torch_ok=1

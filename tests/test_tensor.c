@@ -85,6 +85,29 @@ static void test_axpby_copy(void) {
     uf_tensor_free(&tx), uf_tensor_free(&ty), uf_tensor_free(&tz);
 }
 
+/* uf_tensor_stream_add (bench's bandwidth probe): y += a x on views at odd offsets, n not a
+ * multiple of 16 (the scalar tail) */
+static void test_stream_add(void) {
+    enum { N = 777, OFF = 3 };
+    float x[N + OFF], y[N + OFF], out[N + OFF], ref[N];
+    struct uf_rng r;
+    uf_rng_init(&r, 2);
+    for (int i = 0; i < N + OFF; i++) x[i] = (float)uf_rng_normal(&r), y[i] = (float)uf_rng_normal(&r);
+    struct uf_tensor tx, ty, vx, vy;
+    uf_tensor_init(&tx, &dev, "x", UF_F32, 1, (int64_t[]){N + OFF});
+    uf_tensor_init(&ty, &dev, "y", UF_F32, 1, (int64_t[]){N + OFF});
+    uf_tensor_upload(&tx, x);
+    uf_tensor_upload(&ty, y);
+    uf_tensor_view(&vx, &tx, "vx", 1, 1, (int64_t[]){N});
+    uf_tensor_view(&vy, &ty, "vy", OFF, 1, (int64_t[]){N});
+    uf_tensor_stream_add(&vy, 0.7f, &vx);
+    uf_tensor_download(&ty, out);
+    for (int i = 0; i < N; i++) ref[i] = y[OFF + i] + 0.7f * x[1 + i];
+    CHECK(uf_max_rel_err(out + OFF, ref, N) < 1e-6);
+    CHECK(memcmp(out, y, OFF * sizeof *y) == 0); /* outside the view: untouched */
+    uf_tensor_free(&tx), uf_tensor_free(&ty);
+}
+
 static void test_memory_accounting(void) {
     size_t live0 = dev.bytes_live;
     struct uf_tensor a, b;
@@ -234,6 +257,7 @@ int main(void) {
     UF_RUN(test_roundtrip);
     UF_RUN(test_views);
     UF_RUN(test_axpby_copy);
+    UF_RUN(test_stream_add);
     UF_RUN(test_memory_accounting);
     UF_RUN(test_error_path);
     UF_RUN(test_launch_error);

@@ -444,7 +444,7 @@ int uf_cmd_check(int argc, char **argv) {
         }
     }
     missing += bad;
-    if (plan->n_runs == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(plan->json, "module"))) {
+    if (plan->n_runs == 0 && !plan->is_module) {
         fprintf(stderr, "unforget: error: %s defines no runs (add uf.run { name = ..., ... })\n", recipe);
         missing++;
     }

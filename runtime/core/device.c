@@ -526,43 +526,45 @@ void uf_device_profile_add(struct uf_device *d, cl_event ev, const char *name) {
 
 void uf_device_finish(struct uf_device *d) { UF_CL(clFinish(d->queue)); }
 
-struct prof_row {
-    char name[64];
-    double ms;
-    long calls;
-};
-
 static int cmp_desc(const void *a, const void *b) {
-    double x = ((const struct prof_row *)a)->ms, y = ((const struct prof_row *)b)->ms;
+    double x = ((const struct uf_profile_row *)a)->ms, y = ((const struct uf_profile_row *)b)->ms;
     return (x < y) - (x > y);
 }
 
-void uf_device_profile_report(struct uf_device *d, FILE *out) {
-    if (!d->prof) return;
+int uf_device_profile_rows(struct uf_device *d, struct uf_profile_row **out) {
+    *out = NULL;
+    if (!d->prof) return 0;
     uf_device_finish(d);
-    struct prof_row *rows = NULL;
-    size_t nrows = 0;
-    double total = 0;
+    struct uf_profile_row *rows = NULL;
+    int nrows = 0;
     for (size_t i = 0; i < d->prof->n; i++) {
         cl_ulong t0 = 0, t1 = 0;
         UF_CL(clGetEventProfilingInfo(d->prof->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL));
         UF_CL(clGetEventProfilingInfo(d->prof->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL));
-        double ms = (double)(t1 - t0) * 1e-6;
-        total += ms;
-        size_t r;
+        int r;
         for (r = 0; r < nrows; r++) if (strcmp(rows[r].name, d->prof->names[i]) == 0) break;
         if (r == nrows) {
-            rows = uf_realloc(rows, (nrows + 1) * sizeof *rows);
+            rows = uf_realloc(rows, (size_t)(nrows + 1) * sizeof *rows);
             memset(&rows[r], 0, sizeof rows[r]);
-            memcpy(rows[r].name, d->prof->names[i], 64);
+            memcpy(rows[r].name, d->prof->names[i], sizeof rows[r].name);
             nrows++;
         }
-        rows[r].ms += ms;
+        rows[r].ms += (double)(t1 - t0) * 1e-6;
         rows[r].calls++;
     }
-    qsort(rows, nrows, sizeof *rows, cmp_desc);
+    if (nrows > 0) qsort(rows, (size_t)nrows, sizeof *rows, cmp_desc);
+    *out = rows;
+    return nrows;
+}
+
+void uf_device_profile_report(struct uf_device *d, FILE *out) {
+    if (!d->prof) return;
+    struct uf_profile_row *rows;
+    int nrows = uf_device_profile_rows(d, &rows);
+    double total = 0;
+    for (int r = 0; r < nrows; r++) total += rows[r].ms;
     fprintf(out, "%-32s %10s %8s %7s\n", "kernel", "ms", "calls", "share");
-    for (size_t r = 0; r < nrows; r++)
+    for (int r = 0; r < nrows; r++)
         fprintf(out, "%-32s %10.2f %8ld %6.1f%%\n", rows[r].name, rows[r].ms, rows[r].calls,
                 total > 0 ? 100 * rows[r].ms / total : 0);
     fprintf(out, "%-32s %10.2f\n", "total (own kernels)", total);

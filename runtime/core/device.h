@@ -150,6 +150,15 @@ void uf_device_finish(struct uf_device *d);
  * uf_device_profile_report() sums device time per kernel name. */
 void uf_device_profile_enable(struct uf_device *d, int on);
 void uf_device_profile_report(struct uf_device *d, FILE *out);
+/* The same sums as data: device time and launches per kernel name since profiling was enabled,
+ * longest first (waits for the queue). Returns the row count; *rows (malloc'd, NULL when 0) is
+ * the caller's to free. Buffer copies (uf_tensor_copy) appear as "copy_buffer". */
+struct uf_profile_row {
+    char name[64];
+    double ms;
+    long calls;
+};
+int uf_device_profile_rows(struct uf_device *d, struct uf_profile_row **rows);
 /* Adds an event (taken over) under `name`; for work not launched by uf_device_launch (CLBlast). */
 void uf_device_profile_add(struct uf_device *d, cl_event ev, const char *name);
 /* Number of programs compiled from source (not loaded from the cache) since init. */

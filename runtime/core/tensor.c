@@ -101,8 +101,11 @@ void uf_tensor_copy(struct uf_tensor *dst, const struct uf_tensor *src) {
                  (long long)src->numel, uf_dtype_name(src->dtype));
     size_t es = uf_dtype_size(src->dtype);
     if (src->numel == 0) return;
+    cl_event ev = NULL; /* profiled (bench --profile) as "copy_buffer" */
     UF_CL(clEnqueueCopyBuffer(dst->dev->queue, src->buf, dst->buf, src->offset * es,
-                              dst->offset * es, uf_tensor_bytes(src), 0, NULL, NULL));
+                              dst->offset * es, uf_tensor_bytes(src), 0, NULL,
+                              dst->dev->prof ? &ev : NULL));
+    if (ev) uf_device_profile_add(dst->dev, ev, "copy_buffer");
 }
 
 void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, float b) {
@@ -116,6 +119,20 @@ void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, fl
 }
 
 void uf_tensor_scale(struct uf_tensor *y, float a) { uf_tensor_axpby(y, 0.0f, y, a); }
+
+void uf_tensor_stream_add(struct uf_tensor *y, float a, const struct uf_tensor *x) {
+    if (uf_device_gpu_like(y->dev)) { /* GPUs, and GPU limits */
+        uf_tensor_axpby(y, a, x, 1.0f);
+        return;
+    }
+    if (y->numel != x->numel || y->dtype != UF_F32 || x->dtype != UF_F32)
+        uf_fatal(1, "uf_tensor_stream_add: %s and %s must be f32 of equal size", y->name, x->name);
+    if (y->numel == 0) return;
+    cl_kernel k = uf_device_kernel(y->dev, "tensor.cl", "uf_stream_add_v16");
+    size_t g = ((size_t)y->numel + 15) / 16;
+    UF_LAUNCH(y->dev, k, 1, &g, NULL, UF_ARG_TENSOR(y), UF_ARG_F32(a), UF_ARG_TENSOR(x),
+              UF_ARG_U64(y->numel));
+}
 
 void uf_tensor_convert(struct uf_tensor *dst, const struct uf_tensor *src) {
     int up = src->dtype == UF_BF16 && dst->dtype == UF_F32;

@@ -241,6 +241,11 @@ void uf_results_set_metric_n(struct uf_results *r, const char *name, double valu
     m->lower_is_better = uf_results_lower_is_better(name);
 }
 
+void uf_results_set_better(struct uf_results *r, const char *name, int lower_is_better) {
+    for (int i = 0; i < r->n_metrics; i++)
+        if (r->metrics[i].name && strcmp(r->metrics[i].name, name) == 0) r->metrics[i].lower_is_better = lower_is_better;
+}
+
 const struct uf_result_metric *uf_results_metric(const struct uf_results *r, const char *name) {
     for (int i = 0; i < r->n_metrics; i++)
         if (r->metrics[i].name && strcmp(r->metrics[i].name, name) == 0) return &r->metrics[i];

@@ -26,7 +26,9 @@
  *                                                 better "lower"|"higher" optional
  *                                                 (default: lower for names containing asr,
  *                                                 refusal, harm, unsafe, loss, perplexity,
- *                                                 compliance, off_format; else higher)
+ *                                                 compliance, off_format, task_label; else
+ *                                                 higher; written where a metric's direction,
+ *                                                 e.g. its evaluation type's, differs)
  *     "utility": "accuracy",                      optional: which metric is the utility (default:
  *                                                 the first of accuracy, exact_match, pass@1,
  *                                                 utility that is present)
@@ -100,6 +102,9 @@ void uf_results_set_metric(struct uf_results *r, const char *name, double value,
  * (NAN, NAN when there is none). */
 void uf_results_set_metric_n(struct uf_results *r, const char *name, double value, double lo, double hi,
                              int64_t n, int64_t n_acts, double lo_acts, double hi_acts);
+/* Sets the better-direction of metric `name` (1 lower, 0 higher); results.json records it as
+ * "better" where it differs from uf_results_lower_is_better. No-op for an unknown name. */
+void uf_results_set_better(struct uf_results *r, const char *name, int lower_is_better);
 /* Appends one evaluation's record (an object: eval, data, metrics, n_prompts, n_acts, decoding,
  * judge, interval; ownership passes) to "evals", and its decoding to "decoding" under
  * "<eval>:<data>". */

@@ -342,6 +342,7 @@ int uf_plan_parse(cJSON *json, struct uf_plan *p) {
     p->runs = palloc(p, (size_t)cJSON_GetArraySize(runs), sizeof *p->runs);
     cJSON_ArrayForEach(x, stages) if (node(p, x, 1, &p->stages[p->n_stages++])) goto fail;
     cJSON_ArrayForEach(x, runs) if (node(p, x, 0, &p->runs[p->n_runs++])) goto fail;
+    p->is_module = cJSON_IsTrue(item(json, "module"));
     const cJSON *sl = item(json, "slurm");
     if (sl) {
         struct uf_plan_slurm *o = palloc(p, 1, sizeof *o);

@@ -156,10 +156,11 @@ struct uf_plan_slurm {
 };
 
 struct uf_plan {
-    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}} */
+    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}, "module": true} */
     int n_stages, n_runs;
     struct uf_plan_node *stages, *runs;
     const struct uf_plan_slurm *slurm; /* NULL: the recipe has no uf.slurm */
+    int is_module;                /* the recipe returns a value: a module of other recipes */
     void *mem;                    /* allocations (plan.c) */
 };
 

@@ -23,6 +23,12 @@ const char *uf_mcfg_str(const struct uf_method *m, const char *key) {
     return mcfg_key(m, key, cJSON_IsString, "a string")->valuestring;
 }
 
+const char *uf_mcfg_str_opt(const struct uf_method *m, const char *key) {
+    const cJSON *v = m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, key) : NULL;
+    if (!v || cJSON_IsNull(v)) return NULL;
+    return mcfg_key(m, key, cJSON_IsString, "a string")->valuestring;
+}
+
 int uf_mcfg_bool(const struct uf_method *m, const char *key) {
     return cJSON_IsTrue(mcfg_key(m, key, cJSON_IsBool, "a boolean"));
 }

@@ -21,6 +21,8 @@
 double uf_mcfg_num(const struct uf_method *m, const char *key);
 const char *uf_mcfg_str(const struct uf_method *m, const char *key);
 int uf_mcfg_bool(const struct uf_method *m, const char *key);
+/* A string key whose schema default is nil (absent from the table): NULL when not given. */
+const char *uf_mcfg_str_opt(const struct uf_method *m, const char *key);
 /* Loads the dataset of recipe key `key` (required, non-empty); uf_fail names method and key. */
 int uf_mcfg_dataset(struct uf_trainer *tr, const struct uf_method *m, const char *key,
                     struct uf_dataset *out);

@@ -127,27 +127,18 @@ static int safemerge_init(struct uf_method *m, struct uf_trainer *tr) {
     if (!tr->theta0)
         return uf_fail("safemerge: needs the pre-alignment base weights theta_0 (V = W_safe - W_0); "
                        "this run does not know them");
-    const cJSON *sl = m && m->cfg ? cJSON_GetObjectItemCaseSensitive(m->cfg, "safety_lora") : NULL;
-    const char *path = cJSON_IsString(sl) ? sl->valuestring : NULL;
+    const char *path = uf_mcfg_str_opt(m, "safety_lora");
     if (!path || !path[0])
         return uf_fail("safemerge: safety_lora (a PEFT adapter folder of a LoRA trained on safety data "
                        "from the aligned model) is required: SafeMERGE merges with it");
     if (tr->model->lora.rank <= 0 && uf_mneed_anchor(tr, "safemerge") != 0) return -1; /* W_safe */
-    char *full = (path[0] != '/' && tr->plan_dir) ? uf_sprintf("%s/%s", tr->plan_dir, path) : uf_strdup(path);
-    if (!uf_file_exists(full)) { /* relative to the working directory instead */
-        free(full);
-        full = uf_strdup(path);
-    }
+    /* a relative path: to the working directory, as every path in a recipe */
     struct safemerge_state *st = uf_calloc(1, sizeof *st);
-    int rc = uf_hf_lora_load(full, &tr->model->cfg, &st->safety);
-    if (rc) {
-        uf_fail_prefix("safemerge: safety_lora %s", full);
-        free(full);
+    if (uf_hf_lora_load(path, &tr->model->cfg, &st->safety)) {
         free(st);
-        return -1;
+        return uf_fail_prefix("safemerge: safety_lora %s", path);
     }
-    uf_log(1, "safemerge: safety LoRA %s (r %d, alpha %g)", full, st->safety.rank, (double)st->safety.alpha);
-    free(full);
+    uf_log(1, "safemerge: safety LoRA %s (r %d, alpha %g)", path, st->safety.rank, (double)st->safety.alpha);
     m->state = st;
     return 0;
 }

@@ -42,11 +42,11 @@ static void check(struct uf_device *d, CLBlastStatusCode s, const char *what, si
 }
 
 /* ---- per-device state --------------------------------------------------------------------- */
-#define SCRATCH_DEFAULT (64u << 20) /* bytes of packed panels the own backend may hold */
+#define SCRATCH_DEFAULT UF_GEMM_SCRATCH_DEFAULT /* bytes of packed panels the own backend may hold */
 /* Up to this many rows of A, y = x W^T reads W in place (uf_gemm_nt_small) instead of packing
  * it: measured on PoCL/Zen 4 (n = 4096, k = 2048) 17x faster at m = 1, 1.3x at m = 128, even at
  * m = 256, 0.8x at m = 512. */
-#define SMALL_M 128
+#define SMALL_M UF_GEMM_SMALL_M
 
 struct uf_gemm_state {
     enum uf_gemm_backend forced;    /* uf_gemm_set_backend; AUTO = env, then measurement */
@@ -58,6 +58,7 @@ struct uf_gemm_state {
     cl_mem widen;                   /* bf16 B widened to f32 for CLBlast (uf_gemm_bf16) */
     size_t widen_bytes;
     char name[96];
+    double flops;                   /* issued since init (uf_gemm_flops_issued) */
 };
 
 static const char *layout_name[4] = {"nn", "tn", "nt", "tt"}; /* index ta + 2*tb */
@@ -128,8 +129,8 @@ static void clblast_run(struct uf_device *d, const struct call *c) {
 }
 
 /* ---- own kernels (opencl/gemm.cl) --------------------------------------------------------- */
-#define MR 8  /* rows of C per work-item (UF_GEMM_MR) */
-#define NR 32 /* columns of C per work-item (UF_GEMM_NR) */
+#define MR UF_GEMM_MR /* rows of C per work-item */
+#define NR UF_GEMM_NR /* columns of C per work-item */
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
@@ -391,8 +392,15 @@ const char *uf_gemm_backend_name(struct uf_device *d) {
 }
 
 /* ---- public entry points ------------------------------------------------------------------ */
+double uf_gemm_flops_issued(struct uf_device *d) { return state(d)->flops; }
+
+static void count(struct uf_device *d, const struct call *c) {
+    state(d)->flops += 2.0 * (double)c->m * (double)c->n * (double)c->k * (double)c->batch;
+}
+
 static void run(struct uf_device *d, const struct call *c) {
     if (c->m == 0 || c->n == 0 || c->batch == 0) return;
+    count(d, c);
     /* CLBlast rejects k = 0 (C = beta C); the own kernels handle it on every device */
     if (c->k == 0 || uf_gemm_backend_for(d, c->ta, c->tb) == UF_GEMM_OWN) own_run(d, c);
     else clblast_run(d, c);
@@ -446,6 +454,7 @@ void uf_gemm_bf16(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, siz
                      .beta = beta, .A = A, .B = B, .C = C, .a_off = a_off, .lda = lda,
                      .b_off = b_off, .ldb = ldb, .c_off = c_off, .ldc = ldc, .b_bf16 = true};
     if (m == 0 || n == 0) return;
+    count(d, &c);
     if (k > 0 && uf_gemm_backend_for(d, ta, tb) == UF_GEMM_CLBLAST) bf16_widen_run(d, &c);
     else own_run(d, &c); /* B widened in the own kernels' packing */
 }

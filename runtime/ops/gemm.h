@@ -42,6 +42,15 @@ void uf_gemm_batched(struct uf_device *d, bool ta, bool tb, size_t m, size_t n, 
 
 enum uf_gemm_backend { UF_GEMM_AUTO = 0, UF_GEMM_OWN, UF_GEMM_CLBLAST };
 
+/* The own kernels' blocking (model/perfmodel.c counts their launches and traffic from these):
+ * C tiles of UF_GEMM_MR x UF_GEMM_NR per work-item; y = x W^T with at most UF_GEMM_SMALL_M rows
+ * reads W in place (uf_gemm_nt_small); packed panels use at most UF_GEMM_SCRATCH_DEFAULT bytes
+ * unless uf_gemm_set_scratch_limit says otherwise. */
+#define UF_GEMM_MR 8
+#define UF_GEMM_NR 32
+#define UF_GEMM_SMALL_M 128
+#define UF_GEMM_SCRATCH_DEFAULT ((size_t)64 << 20)
+
 /* Forces a backend for every later call on this device (UF_GEMM_AUTO: back to env/measurement). */
 void uf_gemm_set_backend(struct uf_device *d, enum uf_gemm_backend b);
 /* The backend a call with this layout uses now (measures on first use under AUTO). */
@@ -52,6 +61,10 @@ const char *uf_gemm_backend_name(struct uf_device *d);
  * (default 64 MiB each; 0 = default). Larger problems run in column/row chunks with identical
  * results (own backend). For tests and tuning. */
 void uf_gemm_set_scratch_limit(struct uf_device *d, size_t bytes);
+/* FLOPs (2 m n k per product, times batch) of every uf_gemm / uf_gemm_bf16 / uf_gemm_batched
+ * call on this device since it was initialised, whatever the backend: what the performance
+ * model (model/perfmodel.h) predicts for the GEMM family is checked against it. */
+double uf_gemm_flops_issued(struct uf_device *d);
 /* Frees this module's per-device state (packing buffer); uf_device_free calls it through
  * d->gemm_free, set when the state is created. */
 void uf_gemm_release(struct uf_device *d);

@@ -83,6 +83,12 @@ static double case_tensor(struct uf_device *d) {
     uf_tensor_download(&ty, out);
     for (int i = 0; i < N; i++) ref[i] = 3.5f;
     err = fmax(err, uf_max_rel_err(out, ref, N));
+    uf_tensor_upload(&tx, x);
+    uf_tensor_upload(&ty, y);
+    uf_tensor_stream_add(&ty, 0.75f, &tx); /* bench's bandwidth probe */
+    uf_tensor_download(&ty, out);
+    for (int i = 0; i < N; i++) ref[i] = y[i] + 0.75f * x[i];
+    err = fmax(err, uf_max_rel_err(out, ref, N));
     uf_tensor_free(&tx);
     uf_tensor_free(&ty);
     return err;
@@ -343,7 +349,7 @@ static const struct {
     double bound;
 } cases[] = {
     {"gemm (all transposes, odd shapes)", case_gemm, 1e-5},
-    {"tensor fill/copy/axpby", case_tensor, 1e-6},
+    {"tensor fill/copy/axpby/stream_add", case_tensor, 1e-6},
     {"attention fwd+bwd (GQA, window, padding)", case_attention, 1e-5},
     {"embedding fwd/bwd (repeated tokens)", case_embed, 1e-6},
     {"rmsnorm fwd/bwd (w, 1+w)", case_rmsnorm, 1e-5},

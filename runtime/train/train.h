@@ -138,7 +138,6 @@ struct uf_trainer {
     const char *term_names[UF_TRAIN_MAX_TERMS]; /* [0] = "ce", then one per method */
     struct uf_tensor terms;          /* (UF_TRAIN_MAX_TERMS) device scalars, zeroed each step */
     struct uf_rng rng;               /* for methods' sampling (seeded from hp.seed) */
-    const char *plan_dir;            /* where datasets named by relative paths are resolved */
     double clip_share;               /* after uf_trainer_run: share of the run's steps whose
                                         clipped gradient (clip_on) was clipped; NAN if clip = 0 */
     void *priv;                      /* loop state (train.c) */
