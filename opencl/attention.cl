@@ -1,5 +1,7 @@
 /* attention.cl: causal flash attention with GQA, sliding window and per-sequence lengths
  * (runtime/ops/ops.h, launched by runtime/ops/attention.c; oracle: uf_ref_attention_* in runtime/ref).
+ * The CPU variant: runtime/ops/attention.c selects these kernels where ops take the CPU path
+ * (uf_ops_cpu_path, ops.h: CPU devices) and attention_gpu.cl's work-group tiles elsewhere (GPUs).
  *
  * Layout: q, o, dout (B*T, H*hd); k, v (B*T, KV*hd); row n = b*T + t; query head h reads kv head
  * h / (H/KV). Key j is visible to query i iff j <= i, j < len, (window == 0 or i - j < window).
@@ -27,8 +29,8 @@
  * for dk/dv) are read straight from global memory (cached; the same address for the whole
  * work-group), so every kernel needs two tiles of local memory (32 KiB, the OpenCL minimum).
  * Global loads are bounds-checked per element when hd < D, so any hd <= 256 and any tensor
- * offset (in elements) work. Tuned on PoCL (CPU); on GPUs it is correct but untuned (large
- * private arrays per work-item). */
+ * offset (in elements) work. Tuned on PoCL (CPU); on a GPU these kernels would hold large
+ * private arrays per work-item, which is why GPUs get attention_gpu.cl. */
 
 #define UF_VW 16 /* floats per vector */
 typedef float16 vecf;

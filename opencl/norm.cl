@@ -1,7 +1,14 @@
 /* norm.cl: RMSNorm forward/backward (runtime/ops/ops.c; oracle uf_ref_rmsnorm_*).
  * y = x * rstd * wt, wt = plus_one ? 1 + w : w, rstd = 1 / sqrt(mean(x^2) + eps).
- * Row kernels: one work-group per row, local size L (power of two), fixed-order tree sums;
- * loops step over the row in blocks of L (uniform trip count, UF_VEC_SYNC, common.cl). */
+ * Two variants, selected by uf_ops_cpu_path (ops.h: CPU devices the CPU one, others the GPU one):
+ *   GPU: uf_rmsnorm_forward, uf_rmsnorm_backward_dx: one work-group per row, local size L (power
+ *        of two, about 8 elements per work-item, at most 256), consecutive work-items read
+ *        consecutive floats, fixed-order tree sums in local memory (uf_wg_sum); loops step over
+ *        the row in blocks of L (uniform trip count, UF_VEC_SYNC, common.cl). dw: work-item d of
+ *        uf_rmsnorm_backward_dw_part sums column d over a chunk of rows (coalesced across d),
+ *        uf_rmsnorm_backward_dw_sum adds the chunks in order (no atomics).
+ *   CPU: the *_rows kernels (end of file): one work-item per row (per 16 columns for dw) with
+ *        explicit 16-wide vectors; dw_sum is shared. */
 
 __kernel void uf_rmsnorm_forward(__global const float *x, ulong xo, __global const float *w,
                                  ulong wo, float eps, int plus_one, __global float *y, ulong yo,

@@ -1,6 +1,12 @@
 /* optim.cl: deterministic reductions (sum, sum of squares) and AdamW (runtime/ops/ops.c).
- * Reductions are two-level: G work-groups of L items stride over x (item i of group g reads
- * g*L + i, then + G*L, ...), a fixed-order tree gives part[g]; one work-group then reduces part[]. */
+ * Two variants, selected by uf_ops_cpu_path (ops.h: CPU devices the CPU one, others the GPU one):
+ *   GPU: uf_reduce_partial: G work-groups of L items stride over x (item i of group g reads
+ *        g*L + i, then + G*L, ...: coalesced), a fixed-order tree gives part[g]; uf_adamw: one
+ *        work-item per element (coalesced; elementwise, so no reduction of its own: the gradient
+ *        norm it reads comes from the two-level sum of squares).
+ *   CPU: uf_reduce_partial_chunks (work-item g sums a contiguous chunk with 16-wide vectors) and
+ *        uf_adamw_v16 (16 elements per work-item).
+ * Both: uf_reduce_final, one work-group, reduces part[] in a fixed order. */
 
 __kernel void uf_reduce_partial(__global const float *x, ulong xo, ulong n, int square,
                                 __global float *part, __local float *s) {

@@ -3,7 +3,8 @@
  * forward o and lse, backward dq/dk/dv (which ADD into their outputs), on odd shapes: GQA,
  * MQA, sliding window, right padding, hd = 256, multi-tile T, tensors at element offsets.
  * Also: padded query rows give exact zeros and no gradient, bit-identical reruns, and a
- * finite-difference check of the device backward against the device forward.
+ * finite-difference check of the device backward against the device forward. Every check runs
+ * for both kernel variants (attention.cl, the CPU one; attention_gpu.cl, the GPU one).
  * Bounds: max |dev - ref| / max |ref| <= 2e-6 (forward, lse) and 5e-6 (gradients), 1e-4 with
  * scores in the hundreds (test_large_scores); the float
  * finite differences (eps 1e-2, loss sum(o * w)) agree within 1e-3 of the largest gradient. */
@@ -206,6 +207,7 @@ static void test_multi_tile(void) {
     check_case(&(struct shape){3, 70, 4, 2, 64, 0, {70, 33, 0}}, 5);
     check_case(&(struct shape){2, 70, 2, 2, 72, 40, {70, 45}}, 6);
     check_case(&(struct shape){1, 37, 3, 3, 1, 0, {37}}, 7);
+    check_case(&(struct shape){2, 150, 4, 2, 24, 0, {150, 97}}, 14); /* D = 32 over tiles */
     /* the 128 and 256 instances over several tiles (32 and 16 rows), GQA, windows */
     check_case(&(struct shape){2, 75, 4, 2, 128, 0, {75, 50}}, 10);
     check_case(&(struct shape){2, 41, 4, 2, 256, 20, {41, 17}}, 11);
@@ -339,14 +341,22 @@ int main(int argc, char **argv) {
         uf_device_free(&dev);
         return 0;
     }
-    UF_RUN(test_gqa_padding);
-    UF_RUN(test_mqa);
-    UF_RUN(test_window);
-    UF_RUN(test_hd256);
-    UF_RUN(test_multi_tile);
-    UF_RUN(test_large_scores);
-    UF_RUN(test_bad_shapes);
-    UF_RUN(test_finite_differences);
+    /* both kernel variants: the device's own (CPU devices: attention.cl) and the other one
+     * (ops.h uf_ops_portable: attention_gpu.cl on a CPU device, attention.cl elsewhere) */
+    for (int pass = 0; pass < 2; pass++) {
+        uf_ops_portable = pass == 0 ? 0 : uf_ops_cpu_path(&dev) ? 1 : -1;
+        fprintf(stderr, "---- %s variant\n", uf_ops_cpu_path(&dev) ? "CPU (attention.cl)"
+                                                                   : "GPU (attention_gpu.cl)");
+        UF_RUN(test_gqa_padding);
+        UF_RUN(test_mqa);
+        UF_RUN(test_window);
+        UF_RUN(test_hd256);
+        UF_RUN(test_multi_tile);
+        UF_RUN(test_large_scores);
+        UF_RUN(test_bad_shapes);
+        UF_RUN(test_finite_differences);
+    }
+    uf_ops_portable = 0;
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench();
     uf_device_free(&dev);
     return uf_test_summary();

@@ -8,7 +8,9 @@
  *   - AdamW (clipping, grad_scale, weight-decay rule, frozen embeddings) against a plain-C AdamW
  *     with PyTorch clip_grad_norm_ semantics;
  *   - 30 steps on a fixed batch lower the loss; two runs are bit-identical; gradient accumulation
- *     of two micro-batches equals one batch of both.
+ *     of two micro-batches equals one batch of both;
+ *   - the reference comparisons of llama, gemma, LoRA llama3, AdamW, accumulation and
+ *     determinism again with the other kernel path (GPU kernels on a CPU device).
  * Bounds (f32 device vs double reference): max |dev - ref| / max |ref| per tensor <= 1e-5 for
  * logits / hidden / loss, <= 5e-5 for each gradient tensor, and NMSE <= 1e-10 for each gradient
  * (measured on PoCL: 8.5e-7, 2.7e-6, 1.9e-12).
@@ -610,6 +612,17 @@ int main(void) {
     UF_RUN(test_determinism);
     UF_RUN(test_forward_device);
     UF_RUN(test_bad_input);
+    /* the reference comparisons again on the other kernel path (ops.h uf_ops_portable: the GPU
+     * kernels on a CPU device, the CPU-tuned ones elsewhere) */
+    uf_ops_portable = uf_ops_cpu_path(&dev) ? 1 : -1;
+    fprintf(stderr, "---- the %s kernels\n", uf_ops_portable > 0 ? "GPU" : "CPU-tuned");
+    UF_RUN(test_llama);
+    UF_RUN(test_gemma);
+    UF_RUN(test_lora_llama3);
+    UF_RUN(test_adamw);
+    UF_RUN(test_accumulation);
+    UF_RUN(test_determinism);
+    uf_ops_portable = 0;
     fprintf(stderr, "worst: forward max rel %.3g, gradient max rel %.3g, gradient NMSE %.3g\n",
             worst_fwd, worst_grad, worst_nmse);
     uf_device_free(&dev);

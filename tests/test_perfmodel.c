@@ -76,6 +76,7 @@ static void check_variant(const struct variant *v) {
         uf_perf_setup_defaults(&ps, &c, v->B, v->T);
         ps.lora_rank = v->lora, ps.lora_dropout = v->dropout, ps.bf16_base = v->bf16;
         ps.checkpointing = v->ckpt, ps.attn_bwd_tiles = v->tiles;
+        ps.gpu_kernels = !uf_ops_cpu_path(&dev);
         for (int l = 0; l < 4; l++) ps.own_gemm[l] = !v->clblast;
         struct uf_perf_step st;
         CHECK(uf_perf_step_build(&ps, &st) == 0);

@@ -55,6 +55,19 @@ static void test_attention_costs(void) {
      * 4*32*10 = 35584; 2 heads -> 141824 */
     CHECK_COST(uf_perf_attn_bwd_tiles(1, 4, 2, 1, 4), 141824,
                5 * 4.0 * 32 + 6 * 4.0 * 16 + 4.0 * 8, 2);
+    /* GPU variant, same shapes: D 32, forward blocks of 64 queries x 32 keys: one block of 4 rows
+     * and one tile of 4 keys per head: 2*32*4 + (4*32 + 4)*4*4 + 32*4 = 2496, 2 heads 4992 */
+    CHECK_COST(uf_perf_attn_fwd_gpu(1, 4, 2, 1, 4), 4992,
+               4.0 * (2 * 4 * 2 * 4 + 2 * 4 * 1 * 4 + 4 * 2), 1);
+    /* backward 32 x 32 tiles: dq 3*32*4 + (6*32 + 6)*16 = 3552, dkdv (8*32 + 6)*16 = 4192 per
+     * head, 2 heads 15488; bytes as the tile form plus Delta written and read (2 * 4 * 8) */
+    CHECK_COST(uf_perf_attn_bwd_gpu(1, 4, 2, 1, 4), 15488,
+               5 * 4.0 * 32 + 6 * 4.0 * 16 + 3 * 4.0 * 8, 2);
+    /* hd 128: D 128, forward blocks of 16 x 16, T 40: query blocks of 16, 16, 8 see 1, 2, 3 key
+     * tiles (the last of 8 keys): per head 2*128*40 + 516 * (16*16 + 2*16*16 + 8*16 + 8*16 +
+     * 8*8) + 128 * (16 + 2*16 + 3*8) */
+    CHECK_NEAR(uf_perf_attn_fwd_gpu(1, 40, 1, 1, 128).flops,
+               2.0 * 128 * 40 + 516.0 * (256 + 512 + 128 + 128 + 64) + 128.0 * (16 + 32 + 24), 1e-9);
     /* hd 128: padded 128, tiles of 32; T 40: rows 0..31 one tile, 32..39 two: 48 row-tiles */
     struct uf_perf_cost d = uf_perf_attn_fwd(1, 40, 1, 1, 128);
     CHECK_NEAR(d.flops, 2.0 * 128 * 40 + 48 * (2.0 * 128 * 32 + 4 * 32 + 128) + 2.0 * 128 * 820, 1e-9);

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "core/device.h"
 #include "ops/gemm.h"
+#include "ops/ops.h"
 #include "methods/methods.h"
 #include "recipe.h"
 #include "model/model.h"
@@ -272,7 +273,8 @@ static void roofline_gpu(const struct uf_perf_device *g, const struct uf_perf_se
     printf("roofline: %s: fp32 %.1f TFLOP/s (vector), fp16/bf16 %.1f TFLOP/s (matrix, dense), "
            "%.0f GB/s (%s)\n", g->name, g->fp32, g->matrix, g->bw, g->memory);
     print_setup(ps);
-    printf("GEMMs on CLBlast (fp32); other kernels as built (portable OpenCL kernels)\n");
+    printf("GEMMs on CLBlast (fp32); other kernels as built (the GPU variants: work-group "
+           "kernels, attention_gpu.cl)\n");
     printf("%-14s %8s %10s %9s %7s | %11s %-12s | %11s %-12s\n", "family", "launches", "GFLOP",
            "GB", "FLOP/B", "fp32 ms", "bound", "matrix ms", "bound");
     char b1[32], b2[32];
@@ -487,6 +489,7 @@ int uf_cmd_bench(int argc, char **argv) {
     ps.attn_bwd_tiles = attn_env && strcmp(attn_env, "kernels") == 0;
     if (roofline && strcmp(roofline, "here") != 0) { /* on paper: no device */
         for (int l = 0; l < 4; l++) ps.own_gemm[l] = 0; /* GPUs: CLBlast */
+        ps.gpu_kernels = 1;                               /* and the GPU kernel variants */
         struct uf_perf_step st;
         if (uf_perf_step_build(&ps, &st)) {
             fprintf(stderr, "unforget bench: %s\n", uf_error());
@@ -604,6 +607,7 @@ int uf_cmd_bench(int argc, char **argv) {
         printf("cpu: %.1f ms CPU time per step (user + system, all threads), %.1f tokens per "
                "CPU-second\n", 1e3 * cpu_total / steps, (double)N * steps / cpu_total);
     struct uf_perf_step st;
+    ps.gpu_kernels = !uf_ops_cpu_path(&d);
     if (uf_perf_step_build(&ps, &st)) uf_fatal(1, "bench: %s", uf_error());
     struct uf_profile_row *rows = NULL;
     int nrows = 0;

@@ -268,7 +268,10 @@ void uf_device_init(struct uf_device *d, const char *selector) {
     d->has_fp16 = has_ext(d->id, "cl_khr_fp16");
     d->has_fp64 = has_ext(d->id, "cl_khr_fp64");
     apply_limits(d);
-    /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl) */
+    /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl).
+     * Not for GPU kernel variants (uf_device_gpu_like): not on a device that also has the GPU bit
+     * (oclgrind reports every type bit), whose races those barriers could hide, nor under GPU
+     * limits. */
     snprintf(d->build_options, sizeof d->build_options, "-w -cl-std=CL1.2 -cl-mad-enable%s%s",
              d->has_fp16 ? " -DUF_HAS_FP16=1" : "", uf_device_gpu_like(d) ? "" : " -DUF_CPU=1");
 

@@ -19,8 +19,9 @@
  *     only lowered, never raised; uf_device_alloc refuses larger buffers and
  *     uf_device_launch refuses larger work-groups or more local memory (exit 1, named), as a
  *     GPU's driver would;
- *   - every kernel-variant choice takes the GPU path (uf_device_gpu_like): the work-group
- *     kernels of ops.c, no -DUF_CPU in the kernels' build options, CLBlast for the GEMM.
+ *   - every kernel-variant choice takes the GPU path (uf_device_gpu_like): the GPU kernels of
+ *     ops.c and attention.c (ops.h uf_ops_cpu_path), no -DUF_CPU in the kernels' build
+ *     options, CLBlast for the GEMM.
  * Unset, empty or "native": the device's own limits and kernel variants. Any other value is a
  * usage error (exit 2). `unforget devices`, selftest and bench print the mode.
  *
@@ -75,11 +76,12 @@ struct uf_device {
 /* Initialise on the selected device; exits 2 with the device list on a bad selector (or a bad
  * $UNFORGET_DEVICE_LIMITS). */
 void uf_device_init(struct uf_device *d, const char *selector);
-/* 1 when kernel variants written for GPUs are to be selected: a device that is not a CPU, or any
- * device under GPU limits. The one predicate every launcher that picks a CPU- or GPU-shaped
- * kernel variant asks (not d->type). */
+/* 1 when kernel variants written for GPUs are to be selected: a device that is not a CPU, one
+ * with the GPU bit besides the CPU bit (oclgrind reports every type bit), or any device under GPU
+ * limits. The one predicate every launcher that picks a CPU- or GPU-shaped kernel variant asks
+ * (through ops.h uf_ops_cpu_path for the ops), not d->type. */
 static inline int uf_device_gpu_like(const struct uf_device *d) {
-    return !(d->type & CL_DEVICE_TYPE_CPU) || d->gpu_limits;
+    return !(d->type & CL_DEVICE_TYPE_CPU) || (d->type & CL_DEVICE_TYPE_GPU) || d->gpu_limits;
 }
 /* "" natively; under GPU limits a short note for logs and headers, e.g.
  * " [GPU limits: work-group 256, local memory 64 KiB, max allocation 3.37 GiB, GPU kernels]".

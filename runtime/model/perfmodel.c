@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "model/model.h"
 #include "ops/gemm.h"
+#include "ops/ops.h"
 
 /* ---- families ----------------------------------------------------------------------------- */
 static const char *family_names[UF_PF_N] = {
@@ -145,6 +146,45 @@ struct uf_perf_cost uf_perf_attn_bwd_tiles(int B, int T, int H, int KV, int hd) 
     double q_bytes = 4.0 * (double)B * T * H * hd, kv_bytes = 4.0 * (double)B * T * KV * hd;
     double bytes = 5 * q_bytes /* q, o, dO, dq r+w */ + 6 * kv_bytes /* k, v, dk r+w, dv r+w */ +
                    4.0 * (double)B * H * T;
+    return cost((double)B * H * (dq + dkdv), bytes, 2);
+}
+
+/* GPU variant (attention_gpu.cl, uf_attn_gpu_tiles), every sequence of length T. Forward per
+ * (sequence, head): q scale and normalise (2 D per row); per query block of nq rows and key tile
+ * of nk keys up to the block's diagonal: scores 2 D nq nk, softmax 4 nq nk, P V 2 D nq nk,
+ * rescale D nq. Bytes as attention.cl's forward. */
+struct uf_perf_cost uf_perf_attn_fwd_gpu(int B, int T, int H, int KV, int hd) {
+    struct uf_attn_gpu_tiles t = uf_attn_gpu_tiles(hd);
+    double D = t.D, per_head = 2.0 * D * T;
+    for (int i0 = 0; i0 < T; i0 += t.fwd_bq) {
+        int nq = UF_MIN(t.fwd_bq, T - i0), jhi = UF_MIN(T, i0 + t.fwd_bq);
+        for (int j0 = 0; j0 < jhi; j0 += t.fwd_bk)
+            per_head += (4.0 * D + 4.0) * nq * UF_MIN(t.fwd_bk, jhi - j0) + D * nq;
+    }
+    double bytes = 4.0 * (double)B * T * ((double)H * hd * 2 + (double)KV * hd * 2 + H);
+    return cost((double)B * H * per_head, bytes, 1);
+}
+
+/* dq kernel per (sequence, head): Delta and the scaled q (3 D per row); per query block and key
+ * tile up to its diagonal: S and dP 4 D nq nk, p and dS 6 nq nk, dq += dS K 2 D nq nk. dk/dv
+ * kernel per key block and query tile from the block's first key on, for every head: S and dP
+ * 4 D nk nq, p and dS 6, dk and dv 4 D. Reads q, o, dO, k, v, lse; accumulates dq, dk, dv;
+ * writes and reads Delta (B H T floats). */
+struct uf_perf_cost uf_perf_attn_bwd_gpu(int B, int T, int H, int KV, int hd) {
+    struct uf_attn_gpu_tiles t = uf_attn_gpu_tiles(hd);
+    double D = t.D, dq = 3.0 * D * T, dkdv = 0;
+    for (int i0 = 0; i0 < T; i0 += t.bwd_rows) {
+        int nq = UF_MIN(t.bwd_rows, T - i0), jhi = UF_MIN(T, i0 + t.bwd_rows);
+        for (int j0 = 0; j0 < jhi; j0 += t.bwd_cols)
+            dq += (6.0 * D + 6.0) * nq * UF_MIN(t.bwd_cols, jhi - j0);
+    }
+    for (int j0 = 0; j0 < T; j0 += t.bwd_rows) {
+        int nk = UF_MIN(t.bwd_rows, T - j0);
+        for (int i0 = j0; i0 < T; i0 += t.bwd_cols)
+            dkdv += (8.0 * D + 6.0) * nk * UF_MIN(t.bwd_cols, T - i0);
+    }
+    double q_bytes = 4.0 * (double)B * T * H * hd, kv_bytes = 4.0 * (double)B * T * KV * hd;
+    double bytes = 5 * q_bytes + 6 * kv_bytes + 3 * 4.0 * (double)B * H * T; /* + lse, Delta w+r */
     return cost((double)B * H * (dq + dkdv), bytes, 2);
 }
 
@@ -328,7 +368,8 @@ static void layer_forward(struct walk *w) {
     linear_forward(w, UF_P_K, 0);
     add(st, UF_PF_ROPE, uf_perf_rope(N, w->KV, w->hd, 0));
     linear_forward(w, UF_P_V, 0);
-    add(st, UF_PF_ATTN_FWD, uf_perf_attn_fwd(w->s->B, T, w->H, w->KV, w->hd));
+    add(st, UF_PF_ATTN_FWD, (w->s->gpu_kernels ? uf_perf_attn_fwd_gpu : uf_perf_attn_fwd)(
+                                w->s->B, T, w->H, w->KV, w->hd));
     add(st, UF_PF_TENSOR, uf_perf_copy(N * w->D));
     linear_forward(w, UF_P_O, 1);
     add(st, UF_PF_NORM_FWD, uf_perf_rmsnorm_fwd(N, w->D));
@@ -339,12 +380,17 @@ static void layer_forward(struct walk *w) {
     linear_forward(w, UF_P_DOWN, 1);
 }
 
-/* attention.c: the GEMM form when a (T, T) pair of P and dS fits 64 MiB, else the tile kernels */
+/* attention.c: on the CPU path the GEMM form when a (T, T) pair of P and dS fits 64 MiB, else
+ * the tile kernels; on the GPU path the GPU variant's tile kernels */
 #define ATTN_GEMM_BUDGET ((int64_t)64 << 20)
 
 static void attention_backward(struct walk *w) {
     int B = w->s->B, T = w->s->T, H = w->H, KV = w->KV, hd = w->hd;
     int64_t TT = (int64_t)T * T, budget = ATTN_GEMM_BUDGET / 8;
+    if (w->s->gpu_kernels) {
+        add(w->st, UF_PF_ATTN_BWD, uf_perf_attn_bwd_gpu(B, T, H, KV, hd));
+        return;
+    }
     if (w->s->attn_bwd_tiles || TT * 8 > ATTN_GEMM_BUDGET) {
         add(w->st, UF_PF_ATTN_BWD, uf_perf_attn_bwd_tiles(B, T, H, KV, hd));
         return;

@@ -9,7 +9,8 @@
  * Counting rules (the README's Performance section lists them with the results):
  *   - FLOPs are what the kernels execute: a multiply-add is 2, exp / sqrt / division 1 each;
  *     attention counts its padded head rows (head_dim rounded up to 32, 64, 128 or 256) and whole
- *     key tiles up to the diagonal, as attention.cl computes them; integer and index work is 0.
+ *     key tiles up to the diagonal, as attention.cl (CPU variant) or attention_gpu.cl (GPU
+ *     variant, per block of rows; setup.gpu_kernels) computes them; integer and index work is 0.
  *   - Bytes are compulsory traffic per launch: every input read once, every output written once
  *     (read too when the kernel accumulates into it); re-reads that a cache of a few MiB holds
  *     (a K/V tile, a packed GEMM panel, a softmax row) are not counted.
@@ -64,6 +65,9 @@ struct uf_perf_cost uf_perf_attn_fwd(int B, int T, int H, int KV, int hd);
 struct uf_perf_cost uf_perf_attn_bwd_pds(int nb, int nh, int T, int hd);
 /* the tile-kernel backward (uf_attn_bwd_dq + uf_attn_bwd_dkdv), T > 2896 */
 struct uf_perf_cost uf_perf_attn_bwd_tiles(int B, int T, int H, int KV, int hd);
+/* the GPU variant (opencl/attention_gpu.cl): forward; backward (dq with Delta, then dk/dv) */
+struct uf_perf_cost uf_perf_attn_fwd_gpu(int B, int T, int H, int KV, int hd);
+struct uf_perf_cost uf_perf_attn_bwd_gpu(int B, int T, int H, int KV, int hd);
 struct uf_perf_cost uf_perf_rmsnorm_fwd(int64_t N, int64_t D);
 struct uf_perf_cost uf_perf_rmsnorm_bwd(int64_t N, int64_t D, int dw);
 struct uf_perf_cost uf_perf_rope(int64_t N, int nh, int hd, int backward);
@@ -91,6 +95,8 @@ struct uf_perf_setup {
     int checkpointing;        /* activation checkpointing */
     int attn_bwd_tiles;       /* 1: the tile-kernel attention backward at any T
                                  (UNFORGET_ATTN_BWD=kernels); 0: as attention.c picks by T */
+    int gpu_kernels;          /* 1: the GPU kernel variants (ops.h uf_ops_cpu_path 0): attention
+                                 is attention_gpu.cl, its backward always the tile kernels */
     float weight_decay;       /* > 0 splits AdamW into decayed / undecayed segments */
     int own_gemm[4];          /* per layout ta + 2 tb: 1 = own kernels, 0 = CLBlast */
     int64_t scratch_limit;    /* the GEMM packing / widening buffer; 0 = default */

@@ -8,7 +8,16 @@
  *     holds into the device scratch buffer (uf_device_scratch), then batched uf_gemm calls give
  *     dq, dk, dv. 1.5x less CPU time than the tile kernels at B8 T256 hd64 (PoCL, Zen 4).
  *   tile kernels (longer T, or UNFORGET_ATTN_BWD=kernels): uf_attn_bwd_dq and
- *     uf_attn_bwd_dkdv, memory linear in T; they recompute D = rowsum(dO * O) where needed. */
+ *     uf_attn_bwd_dkdv, memory linear in T; they recompute D = rowsum(dO * O) where needed.
+ * Two kernel variants, by uf_ops_cpu_path (ops.h):
+ *   CPU path: attention.cl (one work-item per query row, vectors in private memory); the
+ *     backward in the GEMM form when it fits, else the tile kernels (as above).
+ *   GPU path: attention_gpu.cl (work-group cooperative tiles in local memory, 128 work-items per
+ *     group, at most 29 KiB of local memory at every head_dim); the backward is always its
+ *     tile kernels (dq first, which also writes Delta = rowsum(dO * O) into B*H*T floats of the
+ *     device scratch for dk/dv), unless UNFORGET_ATTN_BWD=gemm (uf_attn_bwd_form = 1) asks for
+ *     the GEMM form. A device that cannot run 128 work-items per group (or the kernel's local
+ *     memory) gets the CPU variant's kernels, which take any group size. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +42,16 @@ static void check_tensor(const struct uf_tensor *t, const char *what, enum uf_dt
                  uf_dtype_name(dtype));
 }
 
-static void check_dims(struct uf_device *d, int B, int T, int H, int KV, int hd, int window) {
+static void check_dims(int B, int T, int H, int KV, int hd, int window) {
     if (B < 1 || T < 1 || H < 1 || KV < 1 || H % KV != 0)
         uf_fatal(1, "attention: bad shape B=%d T=%d H=%d KV=%d (all >= 1, KV divides H)", B, T, H, KV);
     if (hd < 1 || hd > UF_ATTN_HD_MAX)
         uf_fatal(1, "attention: head_dim %d outside 1..%d", hd, UF_ATTN_HD_MAX);
     if (window < 0) uf_fatal(1, "attention: sliding window %d < 0 (0 = off)", window);
+}
+
+/* The CPU variant's forward and GEMM-form kernels need two (D, BK) tiles of local memory. */
+static void check_local(struct uf_device *d, int hd) {
     int hdp = padded_hd(hd);
     size_t need = (size_t)2 * tile_rows(hdp) * hdp * sizeof(float); /* two (D, BK) tiles */
     if (need > d->local_mem)
@@ -69,11 +82,43 @@ static cl_kernel get_kernel(struct uf_device *d, const char *base, int hdp) {
     return uf_device_kernel(d, "attention.cl", name);
 }
 
+/* ---- GPU variant (attention_gpu.cl) -------------------------------------------------------- */
+enum { UF_ATTN_GPU_WG = 128 }; /* the kernels' reqd_work_group_size */
+
+struct uf_attn_gpu_tiles uf_attn_gpu_tiles(int hd) {
+    int D = padded_hd(hd);
+    struct uf_attn_gpu_tiles t = {D, D == 32 ? 64 : D == 64 ? 32 : D == 128 ? 16 : 8,
+                                  D <= 64 ? 32 : D == 128 ? 16 : 8,
+                                  D <= 64 ? 32 : D == 128 ? 16 : 8,
+                                  D == 32 ? 32 : D == 64 ? 16 : D == 128 ? 8 : 4};
+    return t;
+}
+
+/* The GPU kernel `base`_gpu_d`hdp` when ops on d take the GPU path and d runs it (128 work-items
+ * per group, its local memory), else NULL: the caller uses the CPU variant. */
+static cl_kernel gpu_kernel(struct uf_device *d, const char *base, int hdp) {
+    if (uf_ops_cpu_path(d) || d->max_wg < UF_ATTN_GPU_WG) return NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s_gpu_d%d", base, hdp);
+    cl_kernel k = uf_device_kernel(d, "attention_gpu.cl", name);
+    size_t kmax = 0;
+    cl_ulong lmem = 0;
+    UF_CL(clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL));
+    UF_CL(clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL));
+    if (kmax < UF_ATTN_GPU_WG || lmem > d->local_mem) {
+        uf_log(2, "attention: %s needs 128 work-items and %llu bytes of local memory (%s allows %zu "
+               "and %llu): the CPU variant's kernels run instead\n", name, (unsigned long long)lmem,
+               d->name, kmax, (unsigned long long)d->local_mem);
+        return NULL;
+    }
+    return k;
+}
+
 void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
                              const struct uf_tensor *k, const struct uf_tensor *v,
                              const struct uf_tensor *lengths, int B, int T, int H, int KV, int hd,
                              int window, struct uf_tensor *o, struct uf_tensor *lse) {
-    check_dims(d, B, T, H, KV, hd, window);
+    check_dims(B, T, H, KV, hd, window);
     int64_t N = (int64_t)B * T;
     check_tensor(q, "q", UF_F32, N * H * hd);
     check_tensor(k, "k", UF_F32, N * KV * hd);
@@ -82,6 +127,16 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(o, "o", UF_F32, N * H * hd);
     check_tensor(lse, "lse", UF_F32, (int64_t)B * H * T);
     int hdp = padded_hd(hd), bk = tile_rows(hdp);
+    cl_kernel kg = gpu_kernel(d, "uf_attn_fwd", hdp);
+    if (kg) {
+        int bq = uf_attn_gpu_tiles(hd).fwd_bq;
+        size_t global[3] = {(size_t)(T + bq - 1) / bq * UF_ATTN_GPU_WG, (size_t)H, (size_t)B};
+        size_t local[3] = {UF_ATTN_GPU_WG, 1, 1};
+        UF_LAUNCH(d, kg, 3, global, local, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse),
+                  ATTN_DIMS(T, H, KV, hd, window));
+        return;
+    }
+    check_local(d, hd);
     cl_kernel kr = get_kernel(d, "uf_attn_fwd", hdp);
     int bq = group_size(d, kr);
     size_t global[3] = {(size_t)(T + bq - 1) / bq * bq, (size_t)H, (size_t)B};
@@ -97,13 +152,15 @@ void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q,
 
 /* The GEMM form needs one (T, T) pair of P and dS per (sequence, head) in the budget; longer
  * sequences use the tile kernels (memory linear in T). UNFORGET_ATTN_BWD=kernels forces the
- * kernels (tests of that path), =gemm the GEMM form whenever it fits. */
+ * kernels (tests of that path), =gemm the GEMM form whenever it fits. On the GPU path the
+ * default is the tile kernels (attention_gpu.cl), the GEMM form only when asked for. */
 int uf_attn_bwd_form = 0;
 
-static int use_gemm_backward(int T) {
+static int use_gemm_backward(struct uf_device *d, int T) {
     const char *e = getenv("UNFORGET_ATTN_BWD");
-    if (uf_attn_bwd_form == 2 || (uf_attn_bwd_form == 0 && e && strcmp(e, "kernels") == 0))
-        return 0;
+    int form = uf_attn_bwd_form;
+    if (form == 0 && e) form = strcmp(e, "kernels") == 0 ? 2 : strcmp(e, "gemm") == 0 ? 1 : 0;
+    if (form == 2 || (form == 0 && !uf_ops_cpu_path(d))) return 0;
     return (size_t)T * T * 2 * sizeof(float) <= UF_ATTN_GEMM_BUDGET;
 }
 
@@ -187,7 +244,7 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
                               int window, const struct uf_tensor *o, const struct uf_tensor *lse,
                               const struct uf_tensor *dout, struct uf_tensor *dq,
                               struct uf_tensor *dk, struct uf_tensor *dv) {
-    check_dims(d, B, T, H, KV, hd, window);
+    check_dims(B, T, H, KV, hd, window);
     int64_t N = (int64_t)B * T;
     check_tensor(q, "q", UF_F32, N * H * hd);
     check_tensor(k, "k", UF_F32, N * KV * hd);
@@ -200,10 +257,27 @@ void uf_op_attention_backward(struct uf_device *d, const struct uf_tensor *q,
     check_tensor(dk, "dk", UF_F32, N * KV * hd);
     check_tensor(dv, "dv", UF_F32, N * KV * hd);
     int hdp = padded_hd(hd), bt = tile_rows(hdp);
-    if (use_gemm_backward(T)) {
+    if (use_gemm_backward(d, T)) {
+        check_local(d, hd);
         backward_gemm(d, q, k, v, lengths, B, T, H, KV, hd, window, o, lse, dout, dq, dk, dv);
         return;
     }
+    cl_kernel kgq = gpu_kernel(d, "uf_attn_bwd_dq", hdp);
+    cl_kernel kgk = kgq ? gpu_kernel(d, "uf_attn_bwd_dkdv", hdp) : NULL;
+    if (kgk) { /* GPU variant: dq (and Delta into the scratch), then dk, dv */
+        cl_mem delta = uf_device_scratch(d, (size_t)B * H * T * sizeof(float)); /* (B, H, T) */
+        int rows = uf_attn_gpu_tiles(hd).bwd_rows;
+        size_t blocks = (size_t)(T + rows - 1) / rows;
+        size_t g1[3] = {blocks * UF_ATTN_GPU_WG, (size_t)H, (size_t)B};
+        size_t g2[3] = {blocks * UF_ATTN_GPU_WG, (size_t)KV, (size_t)B};
+        size_t lg[3] = {UF_ATTN_GPU_WG, 1, 1};
+        UF_LAUNCH(d, kgq, 3, g1, lg, T_(q), T_(k), T_(v), T_(lengths), T_(o), T_(lse), T_(dout),
+                  T_(dq), UF_ARG_MEM(delta), ATTN_DIMS(T, H, KV, hd, window));
+        UF_LAUNCH(d, kgk, 3, g2, lg, T_(q), T_(k), T_(v), T_(lengths), T_(lse), T_(dout), T_(dk),
+                  T_(dv), UF_ARG_MEM(delta), ATTN_DIMS(T, H, KV, hd, window));
+        return;
+    }
+    check_local(d, hd);
 
     /* dq: one work-item per query row, K and V tiles */
     cl_kernel kq = get_kernel(d, "uf_attn_bwd_dq", hdp);

@@ -8,7 +8,7 @@
  * what GPUs run, selected by uf_device_gpu_like) and, on CPU devices, kernels with explicit 16-wide vectors and one work-item per
  * row / chunk / 16 elements, because PoCL runs the work-group kernels 4-30x slower (its implicit
  * vectorisation across work-items does not reach loops inside a work-item). uf_ops_portable = 1
- * forces the portable path everywhere (tests run both). */
+ * forces the portable path everywhere, -1 the CPU one (tests run both; ops.h). */
 #include "ops/ops.h"
 
 #include <math.h>
@@ -19,10 +19,12 @@
 int uf_ops_portable = 0;
 
 /* CPU devices get kernels with explicit 16-wide vectors, one work-item per row or chunk (PoCL's
- * implicit vectorisation of the work-group kernels costs 4-10x more CPU time); GPUs, and any
- * device under GPU limits (core/device.h), the work-group kernels. */
-static int cpu_path(const struct uf_device *d) {
-    return !uf_device_gpu_like(d) && !uf_ops_portable;
+ * implicit vectorisation of the work-group kernels costs 4-10x more CPU time). GPUs, devices
+ * with the GPU bit besides the CPU bit (oclgrind reports all bits) and any device under GPU
+ * limits get the GPU kernels (uf_device_gpu_like, core/device.h). */
+int uf_ops_cpu_path(const struct uf_device *d) {
+    if (uf_ops_portable) return uf_ops_portable < 0;
+    return !uf_device_gpu_like(d);
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -119,7 +121,7 @@ void uf_op_rmsnorm_forward(struct uf_device *d, const struct uf_tensor *x, const
     need(y, UF_F32, N * D, op, "y");
     need(rstd, UF_F32, N, op, "rstd");
     if (N == 0) return;
-    if (cpu_path(d)) {
+    if (uf_ops_cpu_path(d)) {
         cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_forward_rows");
         size_t g = (size_t)N, l = 1;
         UF_LAUNCH(d, k, 1, &g, &l, T_(x), T_(w), F_(eps), I_(plus_one), T_(y), T_(rstd), I_(D),
@@ -147,7 +149,7 @@ void uf_op_rmsnorm_backward(struct uf_device *d, const struct uf_tensor *x, cons
     need(dx, UF_F32, N * D, op, "dx");
     if (dw) need(dw, UF_F32, D, op, "dw");
     if (N == 0) return;
-    int cpu = cpu_path(d);
+    int cpu = uf_ops_cpu_path(d);
     if (cpu) {
         cl_kernel k = uf_device_kernel(d, "norm.cl", "uf_rmsnorm_backward_dx_rows");
         size_t g = (size_t)N, l = 1;
@@ -186,7 +188,7 @@ static void rope(struct uf_device *d, const char *op, const struct uf_tensor *x,
     need(y, UF_F32, N * C, op, backward ? "dx" : "y");
     need(inv_freq, UF_F32, hd / 2, op, "inv_freq");
     if (N == 0) return;
-    int cpu = cpu_path(d);
+    int cpu = uf_ops_cpu_path(d);
     cl_kernel k = uf_device_kernel(d, "rope.cl", cpu ? "uf_rope_rows" : "uf_rope");
     size_t g[2] = {(size_t)hd / 2, (size_t)N}, l = 1;
     if (cpu) g[0] = (size_t)N;
@@ -211,7 +213,7 @@ void uf_op_gated_forward(struct uf_device *d, const struct uf_tensor *g, const s
     int64_t n = g->numel;
     need(g, UF_F32, n, op, "g"), need(u, UF_F32, n, op, "u"), need(h, UF_F32, n, op, "h");
     if (n == 0) return;
-    int cpu = cpu_path(d);
+    int cpu = uf_ops_cpu_path(d);
     cl_kernel k = uf_device_kernel(d, "act.cl", cpu ? "uf_gated_forward_v16" : "uf_gated_forward");
     size_t gs = elementwise_global(n, cpu);
     UF_LAUNCH(d, k, 1, &gs, NULL, T_(g), T_(u), T_(h), N_(n), I_(gelu_tanh));
@@ -225,7 +227,7 @@ void uf_op_gated_backward(struct uf_device *d, const struct uf_tensor *g, const 
     need(g, UF_F32, n, op, "g"), need(u, UF_F32, n, op, "u"), need(dh, UF_F32, n, op, "dh");
     need(dg, UF_F32, n, op, "dg"), need(du, UF_F32, n, op, "du");
     if (n == 0) return;
-    int cpu = cpu_path(d);
+    int cpu = uf_ops_cpu_path(d);
     cl_kernel k = uf_device_kernel(d, "act.cl", cpu ? "uf_gated_backward_v16" : "uf_gated_backward");
     size_t gs = elementwise_global(n, cpu);
     UF_LAUNCH(d, k, 1, &gs, NULL, T_(g), T_(u), T_(dh), T_(dg), T_(du), N_(n), I_(gelu_tanh));
@@ -281,7 +283,7 @@ void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits,
     if (mask) need(mask, UF_F32, N, op, "mask");
     need(loss_rows, UF_F32, N, op, "loss_rows");
     if (dlogits) need(dlogits, UF_F32, N * V, op, "dlogits");
-    if (cpu_path(d)) { /* one work-item per row, explicit vectors */
+    if (uf_ops_cpu_path(d)) { /* one work-item per row, explicit vectors */
         cl_kernel k = uf_device_kernel(d, "loss.cl", "uf_cross_entropy_rows");
         size_t g = (size_t)N, l = 1;
         UF_LAUNCH(d, k, 1, &g, &l, T_(logits), T_(targets), T_(mask ? mask : loss_rows),
@@ -294,7 +296,7 @@ void uf_op_cross_entropy(struct uf_device *d, const struct uf_tensor *logits,
     size_t g = (size_t)N * ls;
     UF_LAUNCH(d, k, 1, &g, &ls, T_(logits), T_(targets), T_(mask ? mask : loss_rows),
               I_(mask != NULL), F_(scale), T_(loss_rows), T_(dlogits ? dlogits : loss_rows),
-              I_(dlogits != NULL), I_(V), UF_ARG_LOCAL(ls * sizeof(float)));
+              I_(dlogits != NULL), I_(V), UF_ARG_LOCAL(2 * ls * sizeof(float)));
 }
 
 /* ---- reductions, AdamW ------------------------------------------------------------------------ */
@@ -304,7 +306,7 @@ static void reduce(struct uf_device *d, const char *op, const struct uf_tensor *
     need(out, UF_F32, 1, op, "out");
     size_t n = (size_t)x->numel, G;
     cl_mem part;
-    if (cpu_path(d)) { /* G contiguous chunks (multiples of 16), at least 4096 elements each */
+    if (uf_ops_cpu_path(d)) { /* G contiguous chunks (multiples of 16), at least 4096 elements each */
         size_t C = UF_MAX((size_t)4096, round_up((n + 255) / 256, 16));
         G = UF_MAX((size_t)1, (n + C - 1) / C);
         part = uf_device_scratch(d, G * sizeof(float));
@@ -371,7 +373,7 @@ void uf_op_adamw(struct uf_device *d, struct uf_tensor *p, const struct uf_tenso
     if (n == 0) return;
     float bc1 = (float)(1.0 - pow((double)h->beta1, h->step));
     float bc2 = (float)(1.0 - pow((double)h->beta2, h->step));
-    int cpu = cpu_path(d);
+    int cpu = uf_ops_cpu_path(d);
     cl_kernel k = uf_device_kernel(d, "optim.cl", cpu ? "uf_adamw_v16" : "uf_adamw");
     size_t gs = elementwise_global(n, cpu);
     UF_LAUNCH(d, k, 1, &gs, NULL, T_(p), T_(g), T_(m), T_(v),

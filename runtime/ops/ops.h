@@ -16,13 +16,19 @@
 
 #include "core/tensor.h"
 
-/* 1: use the work-group kernels written for GPUs on every device (tests run both paths); 0
- * (default): CPU devices (not uf_device_gpu_like, i.e. not under GPU limits) get kernels with
- * explicit vectors, one work-item per row or chunk. Both are deterministic; their summation
- * orders differ, so CPU and GPU results differ in the last bits. */
+/* Kernel path. 0 (default): by device (uf_device_gpu_like, core/device.h), CPU devices get the
+ * CPU-tuned kernels (explicit 16-wide vectors, one work-item per row or chunk; attention.cl's one
+ * work-item per query row), GPUs and any device under GPU limits the GPU kernels (work-group per
+ * row with local-memory tree sums, coalesced; attention_gpu.cl's cooperative tiles). 1: the GPU
+ * kernels on every device; -1: the CPU-tuned kernels on every device (tests run both paths on
+ * any device). Both are deterministic; their summation orders differ, so CPU and GPU results
+ * differ in the last bits. */
 extern int uf_ops_portable;
-/* Attention backward form: 0 (default) = $UNFORGET_ATTN_BWD, else the GEMM form when it fits;
- * 1 = the GEMM form when it fits; 2 = the tile kernels (memory linear in T). Tests set it. */
+/* 1 when ops on d take the CPU-tuned kernels (the rule above). */
+int uf_ops_cpu_path(const struct uf_device *d);
+/* Attention backward form: 0 (default) = $UNFORGET_ATTN_BWD (kernels | gemm), else on the CPU
+ * path the GEMM form when it fits, on the GPU path the tile kernels; 1 = the GEMM form when it
+ * fits; 2 = the tile kernels (memory linear in T) of the path's variant. Tests set it. */
 extern int uf_attn_bwd_form;
 
 /* ---- embedding (opencl/embed.cl) --------------------------------------------------------- */
@@ -79,13 +85,19 @@ void uf_op_dropout_backward(struct uf_device *d, const struct uf_tensor *dy, flo
 uint32_t uf_op_dropout_hash(uint64_t seed, uint64_t i);
 uint32_t uf_op_dropout_threshold(float p); /* floor(p * 2^32) */
 
-/* ---- attention (opencl/attention.cl) ----------------------------------------------------- */
+/* ---- attention (opencl/attention.cl: CPU variant; attention_gpu.cl: GPU variant) -------- */
 /* Causal attention with GQA, optional sliding window, per-sequence lengths (model_config.h):
  * o[b,t,h,:] = sum_j softmax_j(q.k_j / sqrt(hd)) v_j over visible keys j. Rows t >= lengths[b]
  * produce zeros. lse (B, H, T) = log-sum-exp of the scaled scores per query (saved for backward;
- * 0 for padded rows). The forward keeps O(T) memory (online softmax); the backward writes P and dS
- * tiles into at most 64 MiB of device scratch and uses batched GEMMs, falling back to tile
- * kernels with memory linear in T for longer sequences (or UNFORGET_ATTN_BWD=kernels). */
+ * 0 for padded rows). The forward keeps O(T) memory (online softmax); on the CPU path the
+ * backward writes P and dS tiles into at most 64 MiB of device scratch and uses batched GEMMs,
+ * falling back to tile kernels with memory linear in T for longer sequences (or
+ * UNFORGET_ATTN_BWD=kernels); on the GPU path it runs the tile kernels (B*H*T floats of scratch). */
+/* Tile rows of the GPU variant's instance for head_dim hd (attention_gpu.cl's FWD_BQ, FWD_BK,
+ * DQ_BQ = DKV_BK, DQ_BK = DKV_BQ): forward query block x key tile, backward query block (dq)
+ * and key block (dk/dv) x the tile of the other side. D is hd padded to 32, 64, 128 or 256. */
+struct uf_attn_gpu_tiles { int D, fwd_bq, fwd_bk, bwd_rows, bwd_cols; };
+struct uf_attn_gpu_tiles uf_attn_gpu_tiles(int hd);
 void uf_op_attention_forward(struct uf_device *d, const struct uf_tensor *q /* (N, H*hd) */,
                              const struct uf_tensor *k /* (N, KV*hd) */,
                              const struct uf_tensor *v /* (N, KV*hd) */,

@@ -418,13 +418,16 @@ static double case_gemm_bf16(struct uf_device *d) {
     return worst;
 }
 
-/* Every head-dim instance (D = 32, 64, 128, 256) through both backward forms, where the device's
- * local memory holds the instance (the tile-kernel backward needs two tiles plus a row of
- * padding: more than 32 KiB from D = 128). */
+/* Every head-dim instance (D = 32, 64, 128, 256) of both kernel variants: the CPU variant
+ * (attention.cl) through both backward forms where the device's local memory holds the
+ * instance (the tile-kernel backward needs two tiles plus a row of padding: more than 32 KiB
+ * from D = 128), and the GPU variant (attention_gpu.cl, at most 29 KiB at every D). */
 static double case_attention_all(struct uf_device *d) {
     static const int hds[] = {12, 40, 100, 200};
+    int saved = uf_ops_portable;
     double worst = 0;
-    for (size_t i = 0; i < UF_ARRAY_LEN(hds); i++)
+    for (size_t i = 0; i < UF_ARRAY_LEN(hds); i++) {
+        uf_ops_portable = -1; /* the CPU variant */
         for (int form = 1; form <= 2; form++) {
             int hdp = hds[i] <= 32 ? 32 : hds[i] <= 64 ? 64 : hds[i] <= 128 ? 128 : 256;
             int bt = hdp <= 64 ? 64 : hdp == 128 ? 32 : 16;
@@ -432,17 +435,23 @@ static double case_attention_all(struct uf_device *d) {
             if (local > d->local_mem) continue; /* as attention.c refuses it */
             worst = fmax(worst, attention_case(d, hds[i], form));
         }
+        uf_ops_portable = 1; /* the GPU variant (its own backward) */
+        worst = fmax(worst, attention_case(d, hds[i], 2));
+    }
+    uf_ops_portable = saved;
     return worst;
 }
 
-/* The op cases again with the other op path (portable <-> CPU-tuned; on GPUs and under GPU
- * limits both are the portable kernels) */
+/* The op cases again with the other op path: the GPU kernels on a CPU device, the CPU-tuned
+ * kernels elsewhere (ops.h uf_ops_portable) */
 static double case_ops_other_path(struct uf_device *d) {
-    uf_ops_portable = !uf_ops_portable;
+    int saved = uf_ops_portable;
+    uf_ops_portable = uf_ops_cpu_path(d) ? 1 : -1;
     double e = fmax(case_embed(d), case_rmsnorm(d));
     e = fmax(e, fmax(case_rope(d), case_act(d)));
     e = fmax(e, fmax(case_cross_entropy(d), case_optim(d)));
-    uf_ops_portable = !uf_ops_portable;
+    e = fmax(e, case_attention(d));
+    uf_ops_portable = saved;
     return e;
 }
 
@@ -454,7 +463,7 @@ static const struct {
     {"gemm, own kernels", case_gemm_own, 1e-5},
     {"gemm, CLBlast", case_gemm_clblast, 1e-5},
     {"gemm bf16 B (own, CLBlast)", case_gemm_bf16, 1e-5},
-    {"attention hd 12..200, both bwd forms", case_attention_all, 1e-5},
+    {"attention hd 12..200, both variants", case_attention_all, 1e-5},
     {"ops on the other kernel path", case_ops_other_path, 1e-5},
 };
 
