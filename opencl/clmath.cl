@@ -196,3 +196,36 @@ __kernel void uf_refresh_unlearn(__global float *p, ulong poff, __global const f
     float xi = sigma != 0.0f ? uf_normal_at(seed, base + i) : 0.0f;
     p[poff + i] += delta / (1.0f + c * F[foff + i]) * (rho * g[goff + i] + sigma * xi);
 }
+
+/* Temperature distillation (LwF on logits), one work-item per row of width W (no barriers):
+ * p = softmax(x / T), q = softmax(y / T) (invT = 1 / T); g = gs mask[row] (p - q) (WRITTEN);
+ * part[row] = vs mask[row] KL(q || p), KL = sum q (log q - log p). With gs = scale T and
+ * vs = scale T^2 these are the gradient (with respect to x) and the value of scale T^2 KL.
+ * exp/log, not native_: the KL of close rows is a small difference. Rows with mask 0 write
+ * g = 0 and part = 0. Three passes over the row (max, sums, gradient and KL). */
+__kernel void uf_kl_temp(__global float *g, ulong goff, __global const float *x, ulong xoff,
+                         __global const float *y, ulong yoff, __global const float *mask,
+                         ulong moff, ulong W, float invT, float gs, float vs, ulong rows,
+                         __global float *part) {
+    size_t r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *xr = x + xoff + r * W, *yr = y + yoff + r * W;
+    __global float *gr = g + goff + r * W;
+    float mk = mask[moff + r];
+    if (mk == 0.0f) {
+        for (size_t j = 0; j < W; j++) gr[j] = 0.0f;
+        part[r] = 0.0f;
+        return;
+    }
+    float mx = -INFINITY, my = -INFINITY;
+    for (size_t j = 0; j < W; j++) mx = fmax(mx, xr[j]), my = fmax(my, yr[j]);
+    float sx = 0.0f, sy = 0.0f;
+    for (size_t j = 0; j < W; j++) sx += exp((xr[j] - mx) * invT), sy += exp((yr[j] - my) * invT);
+    float lx = log(sx), ly = log(sy), kl = 0.0f;
+    for (size_t j = 0; j < W; j++) {
+        float lp = (xr[j] - mx) * invT - lx, lq = (yr[j] - my) * invT - ly, q = exp(lq);
+        gr[j] = gs * mk * (exp(lp) - q);
+        kl += q * (lq - lp);
+    }
+    part[r] = vs * mk * kl;
+}

@@ -50,8 +50,8 @@ local methods = {
   sft = {},
   der = { uf.der { buffer = buffer, alpha = der_alpha, reduction = "sum" } },
   er = { uf.er { buffer = buffer } },
-  ewc = { uf.ewc { data = world.safety, lambda = 50, samples = 200 } },
-  lwf = { uf.lwf { beta = 1.0 } },
+  ewc = { uf.ewc { data = world.safety } },  -- defaults: lambda 50, 200 samples, per-example summed-loss Fisher
+  lwf = { uf.lwf {} },                       -- defaults: logits at temperature 2 (Li & Hoiem), beta 1
 }
 
 for _, p in ipairs { 0.0, 0.1 } do

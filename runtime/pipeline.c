@@ -458,34 +458,50 @@ char *uf_pipeline_node_dir(const struct uf_plan *plan, const char *out, const st
     return node_dir(&p, node);
 }
 
-/* One line per finished node: name and every metric with its interval. */
+/* One line per finished node: name and the headline metrics with their intervals. The columns are
+ * those of this list that some finished node has (world evaluations: harmful_rate on unseen acts
+ * first; file data: asr), so a world run shows the world judge's numbers, not empty columns. */
 static void print_table(struct uf_pipeline *p) {
-    static const char *cols[] = {"asr", "compliance", "off_format", "accuracy", "over_refusal", "pass@1"};
-    printf("\n%-28s", "run");
-    for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) printf(" %17s", cols[c]);
-    printf("\n");
+    static const char *pref[] = {"harmful_rate", "harmful_rate[seen]", "compliance", "keyword_asr", "asr",
+                                 "helpfulness", "over_refusal", "accuracy", "lookup", "pass@1"};
+    int n_nodes = p->plan->n_stages + p->plan->n_runs, n_read = 0;
+    struct uf_results *res = uf_calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *res);
+    const char **names = uf_calloc((size_t)(n_nodes ? n_nodes : 1), sizeof *names);
     for (int g = 0; g < 2; g++) {
         const struct uf_plan_node *list = g ? p->plan->runs : p->plan->stages;
         for (int k = 0; k < (g ? p->plan->n_runs : p->plan->n_stages); k++) {
             const struct uf_plan_node *n = &list[k];
             if (p->only && g == 1 && strcmp(n->name, p->only) != 0) continue;
             char *dir = node_dir(p, n), *path = uf_sprintf("%s/results.json", dir);
-            struct uf_results r;
-            if (uf_file_exists(path) && uf_results_read(&r, path) == 0) {
-                printf("%-28s", n->name);
-                for (size_t c = 0; c < UF_ARRAY_LEN(cols); c++) {
-                    const struct uf_result_metric *m = uf_results_metric(&r, cols[c]);
-                    if (m) printf("  %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
-                    else printf(" %17s", "-");
-                }
-                printf("\n");
-                uf_results_free(&r);
-            }
+            if (uf_file_exists(path) && uf_results_read(&res[n_read], path) == 0) names[n_read++] = n->name;
             free(path);
             free(dir);
         }
     }
-    printf("(percent, 95%% Wilson interval)\n");
+    const char *cols[UF_ARRAY_LEN(pref)];
+    int n_cols = 0;
+    for (size_t c = 0; c < UF_ARRAY_LEN(pref); c++) {
+        int any = 0;
+        for (int i = 0; i < n_read && !any; i++) any = uf_results_metric(&res[i], pref[c]) != NULL;
+        if (any) cols[n_cols++] = pref[c];
+    }
+    printf("\n%-28s", "run");
+    for (int c = 0; c < n_cols; c++) printf(" %18s", cols[c]);
+    printf("\n");
+    for (int i = 0; i < n_read; i++) {
+        printf("%-28s", names[i]);
+        for (int c = 0; c < n_cols; c++) {
+            const struct uf_result_metric *m = uf_results_metric(&res[i], cols[c]);
+            if (m) printf("   %5.1f [%4.1f,%5.1f]", 100 * m->value, 100 * m->lo, 100 * m->hi);
+            else printf(" %18s", "-");
+        }
+        printf("\n");
+        uf_results_free(&res[i]);
+    }
+    printf("(percent, 95%% interval as in results.json: cluster bootstrap over acts and templates for "
+           "world evaluations; harmful_rate = unseen acts; `unforget report` for every metric)\n");
+    free(res);
+    free(names);
 }
 
 int uf_pipeline_run(struct uf_pipeline *p) {

@@ -324,6 +324,17 @@ static cJSON *eval_plan(const char *path, const char *chunk, const char *arg1, c
         }
         cJSON_AddItemToObject(result, "slurm", sl);
     }
+    lua_getfield(L, plan_idx, "tunes"); /* uf.tune { ... } studies, when declared */
+    if (!lua_isnil(L, -1)) {
+        cJSON *tu = walk(L, lua_gettop(L), 0, "tunes", 0);
+        if (!tu) {
+            cJSON_Delete(result);
+            result = NULL;
+            goto out;
+        }
+        cJSON_AddItemToObject(result, "tunes", tu);
+    }
+    lua_pop(L, 1);
     if (is_module) cJSON_AddTrueToObject(result, "module");
 out:
     lua_close(L);

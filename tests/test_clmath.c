@@ -3,7 +3,9 @@
  * has a non-negative dot with g_ref and is unchanged when the dot is already >= 0; linear merge
  * a = 0 gives theta_safe and a = 1 the fine-tuned weights; MagMax picks the larger-magnitude entry;
  * TIES keeps the stated density and agrees with the reference; Refresh's unlearning step (on a
- * view, with and without noise) against its reference, and the moments of its normal draws. */
+ * view, with and without noise) against its reference, and the moments of its normal draws; the
+ * temperature KL of LwF on logits against its reference, central differences and a row computed
+ * by hand. */
 #include <math.h>
 #include <string.h>
 
@@ -241,6 +243,78 @@ static void test_sqdiff_topk(void) {
     uf_tensor_free(&tt);
 }
 
+/* LwF's temperature distillation: device against the plain-C reference (two widths, one wider
+ * than a work-group), the reference's gradient against central differences of its value, and a
+ * row computed by hand. */
+static void test_kl_temp(void) {
+    /* by hand: T = 2, x = (0, 0) -> p = (1/2, 1/2); y = (2 ln 3, 0) -> q = (3/4, 1/4);
+     * KL(q || p) = 3/4 ln(3/2) + 1/4 ln(1/2); value = scale T^2 KL, g = scale T (p - q) */
+    {
+        float x[2] = {0, 0}, y[2] = {2.0f * logf(3.0f), 0}, mk[1] = {1}, g[2], gd[2];
+        double kl = 0.75 * log(1.5) + 0.25 * log(0.5);
+        double v = uf_clmath_ref_kl_temp(g, x, y, mk, 1, 2, 2.0f, 0.5f);
+        CHECK_MSG(fabs(v - 0.5 * 4 * kl) < 1e-6, "hand value %.9g vs %.9g", v, 2 * kl);
+        CHECK(fabsf(g[0] - 0.5f * 2 * (0.5f - 0.75f)) < 1e-7f && fabsf(g[1] - 0.5f * 2 * (0.5f - 0.25f)) < 1e-7f);
+        struct uf_tensor tx, ty, tg, tm, val;
+        float zero[1] = {0};
+        up(&tx, "x", x, 2), up(&ty, "y", y, 2), up(&tg, "g", g, 2), up(&tm, "mask", mk, 1), up(&val, "v", zero, 1);
+        uf_clmath_kl_temp(&dev, &tg, &tx, &ty, &tm, 2, 2.0f, 0.5f, &val, 0);
+        float vv;
+        uf_tensor_download(&val, &vv), uf_tensor_download(&tg, gd);
+        CHECK_MSG(fabs(vv - 2 * kl) < 1e-6, "device hand value %.9g vs %.9g", vv, 2 * kl);
+        CHECK(fabsf(gd[0] - g[0]) < 1e-6f && fabsf(gd[1] - g[1]) < 1e-6f);
+        uf_tensor_free(&tx), uf_tensor_free(&ty), uf_tensor_free(&tg), uf_tensor_free(&tm), uf_tensor_free(&val);
+    }
+    const int shapes[2][2] = {{37, 41}, {5, 700}};
+    for (int si = 0; si < 2; si++) {
+        int R = shapes[si][0], W = shapes[si][1];
+        float *x = uf_malloc((size_t)(R * W) * 4), *y = uf_malloc((size_t)(R * W) * 4);
+        float *g = uf_malloc((size_t)(R * W) * 4), *gref = uf_malloc((size_t)(R * W) * 4);
+        float *mask = uf_malloc((size_t)R * 4);
+        struct uf_rng r;
+        uf_rng_init(&r, 11 + (uint64_t)si);
+        randv(&r, x, (size_t)(R * W), 3), randv(&r, y, (size_t)(R * W), 3);
+        for (int i = 0; i < R; i++) mask[i] = (float)(uf_rng_below(&r, 3) != 0);
+        mask[0] = 1;
+        for (int ti = 0; ti < 2; ti++) {
+            float Tt = ti ? 2.0f : 1.0f, scale = 0.3f;
+            struct uf_tensor tx, ty, tg, tm, val;
+            float zero[2] = {0.25f, 0};
+            up(&tx, "x", x, (size_t)(R * W)), up(&ty, "y", y, (size_t)(R * W));
+            up(&tg, "g", gref, (size_t)(R * W)), up(&tm, "mask", mask, (size_t)R), up(&val, "value", zero, 2);
+            uf_clmath_kl_temp(&dev, &tg, &tx, &ty, &tm, W, Tt, scale, &val, 0);
+            double v = uf_clmath_ref_kl_temp(gref, x, y, mask, (size_t)R, (size_t)W, Tt, scale);
+            uf_tensor_download(&tg, g);
+            double worst = 0, gmax = 0;
+            for (int i = 0; i < R * W; i++) worst = fmax(worst, fabs(g[i] - gref[i])), gmax = fmax(gmax, fabs(gref[i]));
+            CHECK_MSG(worst <= 1e-5 * gmax, "kl_temp (%d x %d, T %g): gradient off by %g (max %g)", R, W, (double)Tt, worst, gmax);
+            float vv[2];
+            uf_tensor_download(&val, vv);
+            CHECK_MSG(v > 0 && fabs(vv[0] - (0.25 + v)) / v < 1e-4, "value %g vs %g", vv[0], 0.25 + v);
+            int bad = 0;
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < W; j++) bad += mask[i] == 0 && g[i * W + j] != 0;
+            CHECK_EQ_INT(bad, 0);
+            /* the reference's gradient is the derivative of its value (central differences) */
+            float *scr = uf_malloc((size_t)(R * W) * 4);
+            for (int t = 0; t < 6; t++) {
+                int i = (int)uf_rng_below(&r, (uint64_t)(R * W));
+                float keep = x[i], h = 1e-2f, hi = keep + h, lo = keep - h;
+                x[i] = hi;
+                double vp = uf_clmath_ref_kl_temp(scr, x, y, mask, (size_t)R, (size_t)W, Tt, scale);
+                x[i] = lo;
+                double vm = uf_clmath_ref_kl_temp(scr, x, y, mask, (size_t)R, (size_t)W, Tt, scale);
+                x[i] = keep;
+                double fd = (vp - vm) / ((double)hi - (double)lo);
+                CHECK_MSG(fabs(fd - gref[i]) <= 1e-3 * fabs(gref[i]) + 1e-6, "fd %g vs g %g", fd, (double)gref[i]);
+            }
+            free(scr);
+            uf_tensor_free(&tx), uf_tensor_free(&ty), uf_tensor_free(&tg), uf_tensor_free(&tm), uf_tensor_free(&val);
+        }
+        free(x), free(y), free(g), free(gref), free(mask);
+    }
+}
+
 static void test_sq_accum(void) {
     static float a[N], g[N], out[N];
     struct uf_rng r;
@@ -345,6 +419,7 @@ int main(void) {
     UF_RUN(test_sq_accum);
     UF_RUN(test_normal);
     UF_RUN(test_refresh_step);
+    UF_RUN(test_kl_temp);
     uf_device_free(&dev);
     return uf_test_summary();
 }

@@ -1,14 +1,19 @@
 /* test_methods.c: the continual-learning methods (runtime/methods/) at the method level on a tiny
  * llama config (V=37 D=16 L=2 H=4 KV=2 F=24, T=7) on the device, with a struct uf_trainer filled
  * by hand and the hooks called as train.h orders them.
- *   - DER (sum / mean reductions, top-k), LwF, L2-SP, Lisa's proximal term: the value written
+ *   - DER (sum / mean reductions, top-k), LwF (logits at temperature T and hidden states, on
+ *     response or all tokens, full fine-tuning and LoRA), L2-SP, Lisa's proximal term: the value written
  *     into tr->terms[slot] equals the loss computed on the host from the reference model's
  *     forward (runtime/ref), and the added gradient matches central finite differences of that
  *     host loss along random directions;
  *   - ER and DER++'s CE part: the gradient equals the reference model's CE gradient on the same
  *     draw; DER++ with beta = 0 is DER and with alpha = 0 is ER, bit for bit;
- *   - EWC: the diagonal Fisher equals the mean of squared per-example reference gradients, the
- *     cache returns it bit for bit, normalize gives mean 1, the true Fisher differs;
+ *   - EWC: the diagonal Fisher equals the mean over examples of the squared reference gradient of
+ *     each example's SUMMED response CE (per = "example"), of the per-token squared gradients
+ *     summed over its tokens (per = "token"), and under LoRA with space = "merged" the same over
+ *     the effective weights W + s B A (reference on host-merged weights) with its penalty
+ *     (value, gradient vs finite differences); the cache returns it bit for bit, normalize gives
+ *     mean 1, the true Fisher differs;
  *   - A-GEM: the projected gradient equals the plain-C projection with a reference g_ref;
  *   - merges: task arithmetic against its formula theta_0 + ls tau_safe + lu tau_user (tau_safe =
  *     theta_safe - theta_0, tau_user = theta_ft - theta_safe), MagMax / TIES against the clmath
@@ -239,6 +244,33 @@ static void check_fd(const char *what, loss_fn fn, void *ctx, const float *theta
     free(x), free(u);
 }
 
+/* Under LoRA, the full weights of the model: theta = base + (alpha / r) B A for every adapted
+ * module, merged on the host in double (EWC's merged Fisher reference). */
+static void lora_merge_host(const struct uf_model *m, const float *base, const float *lp, float *out) {
+    memcpy(out, base, (size_t)m->numel * sizeof *out);
+    for (int i = 0; i + 1 < m->n_lora; i += 2) {
+        const struct uf_lora_desc *A = &m->lora_descs[i], *B = &m->lora_descs[i + 1];
+        int64_t in = A->cols, out_ = B->rows, r = A->rows;
+        float *W = out + m->descs[m->pidx[A->layer * 12 + A->kind]].offset;
+        for (int64_t o = 0; o < out_; o++)
+            for (int64_t j = 0; j < in; j++) {
+                double acc = 0;
+                for (int64_t k = 0; k < r; k++) acc += (double)lp[B->offset + o * r + k] * lp[A->offset + k * in + j];
+                W[o * in + j] = (float)((double)W[o * in + j] + m->lora_scale * acc);
+            }
+    }
+}
+
+/* every adapter entry (B too) set to normal(0, sd): B A != 0, so A's gradients are not 0 */
+static void perturb_lora(struct uf_model *m, uint64_t seed, float sd) {
+    float *lp = uf_malloc((size_t)m->lora_numel * sizeof *lp);
+    struct uf_rng r;
+    uf_rng_init(&r, seed);
+    for (int64_t i = 0; i < m->lora_numel; i++) lp[i] = sd * (float)uf_rng_normal(&r);
+    uf_model_lora_load(m, lp);
+    free(lp);
+}
+
 /* ---- DER ------------------------------------------------------------------------------------ */
 struct der_ctx {
     struct uf_mdraw *d;
@@ -303,47 +335,92 @@ static void test_der_grad(void) {
 struct lwf_ctx {
     const struct uf_train_batch *b;
     const float *theta_t;
-    double beta;
+    double beta, T; /* T > 0: on logits at temperature T; 0: hidden states */
+    int all;        /* every non-padding position, else the response tokens */
+    int64_t n;      /* the denominator */
+    const float *lora; /* the student's LoRA adapters (rank 2, alpha 4, all targets), or NULL */
+    const float *base; /* the student's base weights under LoRA */
 };
 
+/* the host loss from the reference model's forward: beta T^2 / n sum_S KL(softmax(z* / T) ||
+ * softmax(z / T)), or beta / n sum_S ||h - h*||^2 */
 static double lwf_loss(const float *theta, void *vctx) {
     struct lwf_ctx *c = vctx;
-    int64_t N = (int64_t)c->b->B * c->b->T;
-    float *h = uf_malloc((size_t)(N * D) * sizeof *h), *hs = uf_malloc((size_t)(N * D) * sizeof *hs);
-    ref_fwd(theta, c->b, NULL, h);
-    ref_fwd(c->theta_t, c->b, NULL, hs);
+    const struct uf_train_batch *b = c->b;
+    int64_t N = (int64_t)b->B * b->T, W = c->T > 0 ? V : D;
+    float *h = uf_malloc((size_t)(N * W) * sizeof *h), *hs = uf_malloc((size_t)(N * W) * sizeof *hs);
+    struct uf_ref_lora rl = {2, 4.0f, UF_LORA_ALL, theta};
+    struct uf_ref_batch rb = {b->B, b->T, b->tokens, b->targets, b->mask, b->lengths};
+    struct uf_ref_result res = {0};
+    res.logits = c->T > 0 ? h : NULL, res.hidden = c->T > 0 ? NULL : h;
+    CHECK(uf_ref_model_run(&cfg, c->lora ? c->base : theta, c->lora ? &rl : NULL, &rb, NULL, NULL, &res) == 0);
+    ref_fwd(c->theta_t, b, c->T > 0 ? hs : NULL, c->T > 0 ? NULL : hs);
     double s = 0;
-    for (int64_t n = 0; n < N; n++)
-        for (int j = 0; j < D && c->b->mask[n] != 0; j++) {
-            double dd = (double)h[n * D + j] - hs[n * D + j];
-            s += dd * dd;
+    for (int64_t n = 0; n < N; n++) {
+        int on = c->all ? (n % b->T) < b->lengths[n / b->T] : b->mask[n] != 0;
+        if (!on) continue;
+        const float *z = h + n * W, *zs = hs + n * W;
+        if (c->T > 0) { /* KL(q || p), q = softmax(zs / T), p = softmax(z / T), by hand */
+            double mz = -INFINITY, ms = -INFINITY, sz = 0, ss = 0;
+            for (int64_t v = 0; v < W; v++) mz = fmax(mz, z[v]), ms = fmax(ms, zs[v]);
+            for (int64_t v = 0; v < W; v++) sz += exp((z[v] - mz) / c->T), ss += exp((zs[v] - ms) / c->T);
+            for (int64_t v = 0; v < W; v++) {
+                double q = exp((zs[v] - ms) / c->T) / ss, p = exp((z[v] - mz) / c->T) / sz;
+                s += q * log(q / p);
+            }
+        } else {
+            for (int64_t j = 0; j < W; j++) s += ((double)z[j] - zs[j]) * ((double)z[j] - zs[j]);
         }
+    }
     free(h), free(hs);
-    return c->beta * s / (double)c->b->n_masked;
+    return c->beta * (c->T > 0 ? c->T * c->T : 1.0) * s / (double)c->n;
 }
 
+/* each target x tokens: the term against the host loss, the gradient (computed on the device,
+ * handed to backward by reference) against central differences of it; the step's denominators
+ * are set apart from the micro-batch's own counts, so the test sees which one is used */
 static void test_lwf_grad(void) {
-    struct fx f;
-    fx_init(&f, 0);
-    struct uf_method *m = fx_add(&f, "lwf", "{\"beta\":2.5}");
-    struct uf_train_batch b;
-    CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){0, 3, 4}, 3, &b) == 0);
-    struct uf_model_batch mb;
-    uf_mbatch(&b, 1, &mb);
-    uf_model_zero_grad(&f.model);
-    CHECK(uf_model_forward(&f.model, &mb) == 0);
-    CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
-    CHECK(uf_model_backward_ex(&f.model, 0.0f, NULL, NULL) == 0); /* only LwF's gradient */
-    float *g = uf_malloc((size_t)f.P * sizeof *g);
-    read_grads(&f, g);
-    struct lwf_ctx ctx = {&b, f.theta_t, 2.5};
-    double want = lwf_loss(f.theta, &ctx);
-    float term = read_term(&f, m->slot);
-    CHECK_MSG(fabs(term - want) <= 1e-4 * want && want > 0, "lwf term %.7g vs host %.7g", term, want);
-    check_fd("lwf", lwf_loss, &ctx, f.theta, g, f.P);
-    free(g);
-    uf_train_batch_free(&b);
-    fx_free(&f);
+    const char *cases[] = {"{\"beta\":2.5,\"target\":\"hidden\",\"tokens\":\"response\"}",
+                           "{\"beta\":1.5,\"target\":\"logits\",\"T\":2,\"tokens\":\"response\"}",
+                           "{\"beta\":0.7,\"target\":\"logits\",\"T\":1,\"tokens\":\"all\"}",
+                           "{\"beta\":2.0,\"target\":\"hidden\",\"tokens\":\"all\"}"};
+    for (int c = 0; c < 4; c++) {
+        struct fx f;
+        fx_init(&f, c == 1); /* LoRA in one case: the gradient reaches the adapters */
+        if (c == 1) perturb_lora(&f.model, 21, 0.1f); /* small: the loss of the adapters is close to quadratic */
+        struct uf_method *m = fx_add(&f, "lwf", cases[c]);
+        struct uf_train_batch b;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_user, (int64_t[]){0, 3, 4}, 3, &b) == 0);
+        int64_t positions = 0;
+        for (int r = 0; r < b.B; r++) positions += b.lengths[r];
+        f.tr.step_masked = b.n_masked + 5, f.tr.step_tokens = positions + 7;
+        struct uf_model_batch mb;
+        uf_mbatch(&b, 1, &mb);
+        uf_model_zero_grad(&f.model);
+        CHECK(uf_model_forward(&f.model, &mb) == 0);
+        CHECK(m->ops->task_loss(m, &f.tr, &b) == 0);
+        CHECK(uf_model_backward_ex(&f.model, 0.0f, NULL, NULL) == 0); /* only LwF's gradient */
+        int64_t P = uf_model_train_grads(&f.model)->numel;
+        float *g = uf_malloc((size_t)P * sizeof *g);
+        read_grads(&f, g);
+        int all = c >= 2;
+        struct lwf_ctx ctx = {&b, f.theta_t, key_or(m, "beta", 0), c == 1 || c == 2 ? key_or(m, "T", 0) : 0,
+                              all, all ? f.tr.step_tokens : f.tr.step_masked, NULL, f.theta};
+        float term = read_term(&f, m->slot);
+        float *x = f.theta; /* the loss as a function of the trainable vector */
+        if (c == 1) { /* under LoRA: of the adapters (the reference's LoRA forward), base and teacher fixed */
+            x = uf_malloc((size_t)P * sizeof *x);
+            uf_model_lora_save(&f.model, x);
+            ctx.lora = x;
+        }
+        double want = lwf_loss(x, &ctx);
+        CHECK_MSG(fabs(term - want) <= 1e-4 * want && want > 0, "lwf case %d term %.7g vs host %.7g", c, term, want);
+        check_fd(cases[c], lwf_loss, &ctx, x, g, P);
+        if (x != f.theta) free(x);
+        free(g);
+        uf_train_batch_free(&b);
+        fx_free(&f);
+    }
 }
 
 /* ---- L2-SP and Lisa's proximal term -------------------------------------------------------- */
@@ -488,6 +565,77 @@ static void ewc_read_F(struct fx *f, struct uf_method *m, float *Fo) {
     free(p);
 }
 
+/* reference gradient of row s's summed response CE (per = "example"), or of its token t alone
+ * (t >= 0), at the full weights th: the reference's masked-mean gradient times the count */
+static void ewc_ref_grad(struct fx *f, const float *th, int64_t row, int64_t t, float *gk, int64_t *n_tok) {
+    struct uf_train_batch b;
+    CHECK(uf_trainer_make_batch(&f->tr, &ds_safe, &row, 1, &b) == 0);
+    int64_t N = (int64_t)b.B * b.T;
+    float *mk = uf_malloc((size_t)N * 4);
+    for (int64_t i = 0; i < N; i++) mk[i] = t < 0 ? b.mask[i] : (float)(i == t);
+    struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, mk, b.lengths};
+    struct uf_ref_result res = {0};
+    res.grad = gk;
+    CHECK(uf_ref_model_run(&cfg, th, NULL, &rb, NULL, NULL, &res) == 0);
+    double cnt = 0;
+    for (int64_t i = 0; i < N; i++) cnt += mk[i];
+    for (int64_t i = 0; i < f->P; i++) gk[i] = (float)(gk[i] * cnt);
+    if (n_tok) *n_tok = N;
+    free(mk);
+    uf_train_batch_free(&b);
+}
+
+/* the one Fisher entry in a fresh cache folder (space = "merged" has no other read-out) */
+static float *ewc_cached_F(const char *dir, int64_t n) {
+    char *cmd = uf_sprintf("ls %s/fisher", dir);
+    FILE *p = popen(cmd, "r");
+    char name[256] = "";
+    CHECK(p && fgets(name, sizeof name, p));
+    pclose(p);
+    name[strcspn(name, "\n")] = 0;
+    char *path = uf_sprintf("%s/fisher/%s", dir, name);
+    size_t size = 0;
+    float *F = uf_cache_read(path, &size, "test Fisher");
+    CHECK(F && size == (size_t)n * 4);
+    free(cmd), free(path);
+    return F;
+}
+
+/* EWC's merged penalty as a function of the adapters: lambda/2 sum F (s B A - s B* A*)^2 */
+struct ewcm_ctx {
+    const struct uf_model *m;
+    const float *F, *anchor;
+    double lambda;
+};
+
+static double ewcm_loss(const float *lp, void *vctx) {
+    struct ewcm_ctx *c = vctx;
+    const struct uf_model *m = c->m;
+    double v = 0;
+    int64_t off = 0;
+    for (int i = 0; i + 1 < m->n_lora; i += 2) {
+        const struct uf_lora_desc *A = &m->lora_descs[i], *B = &m->lora_descs[i + 1];
+        int64_t in = A->cols, out = B->rows, r = A->rows;
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t j = 0; j < in; j++) {
+                double ba = 0, bas = 0;
+                for (int64_t k = 0; k < r; k++) {
+                    ba += (double)lp[B->offset + o * r + k] * lp[A->offset + k * in + j];
+                    bas += (double)c->anchor[B->offset + o * r + k] * c->anchor[A->offset + k * in + j];
+                }
+                double dd = m->lora_scale * (ba - bas);
+                v += 0.5 * c->lambda * c->F[off + o * in + j] * dd * dd;
+            }
+        off += out * in;
+    }
+    return v;
+}
+
+/* F pinned against plain-C computations: per = "example" (mean over the 3 rows of the squared
+ * gradient of each row's SUMMED response CE, from the reference model), per = "token" (the
+ * squared per-token gradients summed over each row's tokens), space = "merged" under LoRA (the
+ * same over the effective weights W + s B A, the reference run on host-merged weights) and its
+ * penalty (value and gradient against central differences); the cache, normalize, true Fisher */
 static void test_ewc(void) {
     char dir[] = "/tmp/uf_test_methods_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -498,21 +646,15 @@ static void test_ewc(void) {
     struct uf_method *m = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"fisher\":\"empirical\"}");
     float *Fd = uf_malloc((size_t)P * 4), *Fr = uf_calloc((size_t)P, 4), *gk = uf_malloc((size_t)P * 4);
     ewc_read_F(&f, m, Fd);
-    /* reference: the same 3 rows (ewc.c's seeded choice), per-example reference gradients */
+    /* reference: the same 3 rows (ewc.c's seeded choice), per-example summed-loss gradients */
     int64_t rows[3];
     uf_sample_indices(ds_safe.n, 3, f.tr.hp.seed ^ 0x45574346ull, 0, rows, NULL);
     for (int s = 0; s < 3; s++) {
-        struct uf_train_batch b;
-        CHECK(uf_trainer_make_batch(&f.tr, &ds_safe, rows + s, 1, &b) == 0);
-        struct uf_ref_batch rb = {b.B, b.T, b.tokens, b.targets, b.mask, b.lengths};
-        struct uf_ref_result res = {0};
-        res.grad = gk;
-        CHECK(uf_ref_model_run(&cfg, f.theta, NULL, &rb, NULL, NULL, &res) == 0);
+        ewc_ref_grad(&f, f.theta, rows[s], -1, gk, NULL);
         for (int64_t i = 0; i < P; i++) Fr[i] += gk[i] * gk[i] / 3.0f;
-        uf_train_batch_free(&b);
     }
     double e = rel_err(Fd, Fr, P);
-    CHECK_MSG(e < 1e-4, "Fisher vs reference: %.3g", e);
+    CHECK_MSG(e < 1e-4, "Fisher (per example, summed loss) vs reference: %.3g", e);
     /* the cache: a second init reads the same numbers back */
     struct uf_method *m2 = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"fisher\":\"empirical\"}");
     float *F2 = uf_malloc((size_t)P * 4);
@@ -536,11 +678,83 @@ static void test_ewc(void) {
     int neg = 0;
     for (int64_t i = 0; i < P; i++) diff += fabs(F2[i] - Fd[i]), tot += F2[i], neg += F2[i] < -1e-6f;
     CHECK(diff > 0 && tot > 0 && neg == 0);
+    fx_free(&f);
+
+    /* per = "token": (1/S) sum_s sum_t (grad CE_{s,t})^2, one reference run per token */
+    fx_init(&f, 0);
+    m = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1,\"per\":\"token\"}");
+    ewc_read_F(&f, m, F2);
+    memset(Fr, 0, (size_t)P * 4);
+    double tokens = 0;
+    for (int s = 0; s < 3; s++) {
+        struct uf_train_batch b;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_safe, rows + s, 1, &b) == 0);
+        for (int64_t t = 0; t < (int64_t)b.B * b.T; t++) {
+            if (b.mask[t] == 0) continue;
+            ewc_ref_grad(&f, f.theta, rows[s], t, gk, NULL);
+            for (int64_t i = 0; i < P; i++) Fr[i] += gk[i] * gk[i] / 3.0f;
+            tokens++;
+        }
+        uf_train_batch_free(&b);
+    }
+    CHECK(tokens > 3); /* rows of several tokens: "token" differs from "example" */
+    e = rel_err(F2, Fr, P);
+    CHECK_MSG(e < 1e-4, "Fisher (per token) vs reference: %.3g", e);
+    CHECK(rel_err(F2, Fd, P) > 1e-2);
+    fx_free(&f);
+
+    /* space = "merged" under LoRA, adapters with B != 0 (the anchor too) */
+    char *rmf = uf_sprintf("rm -rf %s/fisher", dir);
+    CHECK(system(rmf) == 0);
+    free(rmf);
+    fx_init(&f, 1);
+    perturb_lora(&f.model, 21, 0.3f);
+    uf_tensor_copy(&f.tr.anchor, &f.model.lora_params); /* theta* = these adapters */
+    m = fx_add(&f, "ewc", "{\"data\":\"safe\",\"samples\":3,\"lambda\":1.7,\"space\":\"merged\"}");
+    int64_t biggest = 0, Pw = uf_lora_weff_numel(&cfg, 2, UF_LORA_ALL, &biggest);
+    float *Fm = ewc_cached_F(dir, Pw), *Fmr = uf_calloc((size_t)Pw, 4);
+    int64_t nl = f.model.lora_numel;
+    float *lp1 = uf_malloc((size_t)nl * 4), *merged = uf_malloc((size_t)P * 4);
+    uf_model_lora_save(&f.model, lp1);
+    lora_merge_host(&f.model, f.theta, lp1, merged);
+    for (int s = 0; s < 3; s++) {
+        ewc_ref_grad(&f, merged, rows[s], -1, gk, NULL); /* dCE/dW at W_eff = the merged weights */
+        int64_t off = 0;
+        for (int i = 0; i + 1 < f.model.n_lora; i += 2) {
+            const struct uf_lora_desc *A = &f.model.lora_descs[i], *B = &f.model.lora_descs[i + 1];
+            const float *gw = gk + f.model.descs[f.model.pidx[A->layer * 12 + A->kind]].offset;
+            for (int64_t j = 0; j < B->rows * A->cols; j++) Fmr[off + j] += gw[j] * gw[j] / 3.0f;
+            off += B->rows * A->cols;
+        }
+    }
+    e = rel_err(Fm, Fmr, Pw);
+    CHECK_MSG(e < 1e-4, "Fisher (merged weights) vs reference: %.3g", e);
+    /* its penalty at other adapters: value and gradient (dA, dB) */
+    perturb_lora(&f.model, 22, 0.3f);
+    float *lp2 = uf_malloc((size_t)nl * 4), *gl = uf_malloc((size_t)nl * 4);
+    uf_model_lora_save(&f.model, lp2);
+    uf_model_zero_grad(&f.model);
+    uf_tensor_fill(&f.tr.terms, 0.0f);
+    CHECK(m->ops->grad(m, &f.tr) == 0);
+    uf_model_lora_save_grads(&f.model, gl);
+    struct ewcm_ctx ec = {&f.model, Fm, lp1, 1.7};
+    double want = ewcm_loss(lp2, &ec);
+    float term = read_term(&f, m->slot);
+    CHECK_MSG(want > 0 && fabs(term - want) <= 1e-4 * want, "merged penalty %.7g vs host %.7g", term, want);
+    check_fd("ewc merged penalty", ewcm_loss, &ec, lp2, gl, nl);
+    /* merged needs LoRA */
+    fx_free(&f);
+    fx_init(&f, 0);
+    struct uf_method bad = {.ops = uf_method_find("ewc"), .cfg = method_cfg("ewc", "{\"data\":\"safe\",\"space\":\"merged\"}")};
+    CHECK(bad.ops->init(&bad, &f.tr) != 0 && strstr(uf_error(), "uf.lora"));
+    bad.ops->free(&bad);
+    cJSON_Delete((cJSON *)bad.cfg);
+    fx_free(&f);
+
     char *rm = uf_sprintf("rm -rf %s", dir);
     CHECK(system(rm) == 0);
     free(rm), free(fdir);
-    free(Fd), free(Fr), free(F2), free(gk);
-    fx_free(&f);
+    free(Fd), free(Fr), free(F2), free(gk), free(Fm), free(Fmr), free(lp1), free(lp2), free(gl), free(merged);
     unsetenv("UNFORGET_CACHE_DIR");
 }
 
@@ -1233,70 +1447,75 @@ static void test_memplan_state(void) {
     setenv("UNFORGET_CACHE_DIR", dir, 1);
     for (int variant = 0; variant < 3; variant++) {
         int lora = variant > 0, bf16 = variant == 2;
-        for (int i = 0; uf_method_registry[i]; i++) {
-            const struct uf_method_ops *ops = uf_method_registry[i];
-            if ((ops->needs_lora && !lora) || (ops->needs_f32_base && bf16)) continue;
-            struct uf_model m;
-            CHECK(uf_model_init(&m, &dev, &cfg, 1, bf16 ? UF_MODEL_BF16_BASE : 0) == 0);
-            struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
-            if (lora) CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
-            struct uf_tensor theta0;
-            uf_tensor_init(&theta0, &dev, "theta0", UF_F32, 1, (int64_t[]){m.numel});
-            if (bf16) uf_tensor_fill(&theta0, 0.0f); /* (only methods with an f32 base read it) */
-            else uf_tensor_copy(&theta0, &m.params);
-            struct uf_train_hparams hp;
-            memset(&hp, 0, sizeof hp);
-            hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
-            hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 1;
-            struct uf_trainer tr;
-            uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
-            tr.theta0 = &theta0;
-            /* reserve the activations at micro_batch x max_len rows */
-            int32_t ids[2 * T], tg[2 * T];
-            for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
-            struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
-            CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
-            char sjs[160] = "{}";
-            if (ops == uf_method_find("ewc")) snprintf(sjs, sizeof sjs, "{\"samples\":2}");
-            if (ops == uf_method_find("safemerge")) {
-                static char sdir[] = "/tmp/uf_test_plan_safety_XXXXXX";
-                static int made;
-                if (!made) { /* a safety LoRA in PEFT layout, zeros (only its memory matters here) */
-                    CHECK(mkdtemp(sdir) != NULL);
-                    float *z = uf_calloc((size_t)uf_ref_lora_numel(&cfg, 2, UF_LORA_ALL), 4);
-                    CHECK(uf_hf_lora_save(sdir, &cfg, 2, 4.0f, UF_LORA_ALL, z, NULL) == 0);
-                    free(z);
-                    made = 1;
+        for (int i = 0; uf_method_registry[i]; i++)
+            for (int alt = 0; alt < 2; alt++) {
+                /* alt: the variants with other state, EWC's merged Fisher (LoRA), LwF on hidden states */
+                const struct uf_method_ops *ops = uf_method_registry[i];
+                int ewc = ops == uf_method_find("ewc"), lwf = ops == uf_method_find("lwf");
+                if (alt && !((ewc && lora) || lwf)) continue;
+                if ((ops->needs_lora && !lora) || (ops->needs_f32_base && bf16)) continue;
+                struct uf_model m;
+                CHECK(uf_model_init(&m, &dev, &cfg, 1, bf16 ? UF_MODEL_BF16_BASE : 0) == 0);
+                struct uf_lora_config lc = {.rank = 2, .alpha = 4, .dropout = 0, .targets = UF_LORA_ALL};
+                if (lora) CHECK(uf_model_lora_init(&m, &lc, 3) == 0);
+                struct uf_tensor theta0;
+                uf_tensor_init(&theta0, &dev, "theta0", UF_F32, 1, (int64_t[]){m.numel});
+                if (bf16) uf_tensor_fill(&theta0, 0.0f); /* (only methods with an f32 base read it) */
+                else uf_tensor_copy(&theta0, &m.params);
+                struct uf_train_hparams hp;
+                memset(&hp, 0, sizeof hp);
+                hp.lr = 1e-2f, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+                hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = 1;
+                struct uf_trainer tr;
+                uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, &ds_user);
+                tr.theta0 = &theta0;
+                /* reserve the activations at micro_batch x max_len rows */
+                int32_t ids[2 * T], tg[2 * T];
+                for (int k = 0; k < 2 * T; k++) ids[k] = k % V, tg[k] = (k * 3) % V;
+                struct uf_model_batch bt = {2, T, ids, tg, NULL, NULL, 0};
+                CHECK(uf_model_forward(&m, &bt) == 0 && uf_model_backward(&m) == 0);
+                char sjs[160] = "{}";
+                if (ewc) snprintf(sjs, sizeof sjs, alt ? "{\"samples\":2,\"space\":\"merged\"}" : "{\"samples\":2}");
+                if (lwf && alt) snprintf(sjs, sizeof sjs, "{\"target\":\"hidden\"}");
+                if (ops == uf_method_find("safemerge")) {
+                    static char sdir[] = "/tmp/uf_test_plan_safety_XXXXXX";
+                    static int made;
+                    if (!made) { /* a safety LoRA in PEFT layout, zeros (only its memory matters here) */
+                        CHECK(mkdtemp(sdir) != NULL);
+                        float *z = uf_calloc((size_t)uf_ref_lora_numel(&cfg, 2, UF_LORA_ALL), 4);
+                        CHECK(uf_hf_lora_save(sdir, &cfg, 2, 4.0f, UF_LORA_ALL, z, NULL) == 0);
+                        free(z);
+                        made = 1;
+                    }
+                    snprintf(sjs, sizeof sjs, "{\"safety_lora\":\"%s\"}", sdir);
                 }
-                snprintf(sjs, sizeof sjs, "{\"safety_lora\":\"%s\"}", sdir);
+                cJSON *c = method_cfg(ops->name, sjs);
+                size_t live0 = dev.bytes_live;
+                CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
+                struct uf_method *me = &tr.methods[0];
+                if (ops->init) CHECK_MSG(ops->init(me, &tr) == 0, "%s init: %s", ops->name, uf_error());
+                size_t held = dev.bytes_live - live0;
+                dev.bytes_peak = dev.bytes_live;
+                if (ops->finish) CHECK_MSG(ops->finish(me, &tr) == 0, "%s finish: %s", ops->name, uf_error());
+                size_t at_finish = dev.bytes_peak - (live0 + held);
+                struct uf_memplan_in in;
+                memset(&in, 0, sizeof in);
+                in.cfg = cfg;
+                in.lora_rank = lora ? lc.rank : 0;
+                in.lora_targets = lc.targets;
+                in.bf16_base = bf16;
+                in.micro_batch = 2, in.max_len = T;
+                struct uf_plan_method pm = {.type = ops->name, .cfg = c};
+                struct uf_memplan p;
+                CHECK(uf_methods_memplan(&pm, 1, &in) == 0 && uf_memplan_compute(&in, &p) == 0);
+                CHECK_MSG(held + at_finish == p.method_state,
+                          "%s %s (lora %d, bf16 %d): holds %zu + %zu at finish, plan %zu (teacher %zu, anchor %zu)",
+                          ops->name, sjs, lora, bf16, held, at_finish, p.method_state, p.teacher, p.anchor);
+                uf_trainer_free(&tr);
+                cJSON_Delete(c);
+                uf_tensor_free(&theta0);
+                uf_model_free(&m);
             }
-            cJSON *c = method_cfg(ops->name, sjs);
-            size_t live0 = dev.bytes_live;
-            CHECK(uf_trainer_add_method(&tr, ops, c) == 0);
-            struct uf_method *me = &tr.methods[0];
-            if (ops->init) CHECK_MSG(ops->init(me, &tr) == 0, "%s init: %s", ops->name, uf_error());
-            size_t held = dev.bytes_live - live0;
-            dev.bytes_peak = dev.bytes_live;
-            if (ops->finish) CHECK_MSG(ops->finish(me, &tr) == 0, "%s finish: %s", ops->name, uf_error());
-            size_t at_finish = dev.bytes_peak - (live0 + held);
-            struct uf_memplan_in in;
-            memset(&in, 0, sizeof in);
-            in.cfg = cfg;
-            in.lora_rank = lora ? lc.rank : 0;
-            in.lora_targets = lc.targets;
-            in.bf16_base = bf16;
-            in.micro_batch = 2, in.max_len = T;
-            struct uf_plan_method pm = {.type = ops->name, .cfg = c};
-            struct uf_memplan p;
-            CHECK(uf_methods_memplan(&pm, 1, &in) == 0 && uf_memplan_compute(&in, &p) == 0);
-            CHECK_MSG(held + at_finish == p.method_state,
-                      "%s (lora %d, bf16 %d): holds %zu + %zu at finish, plan %zu (teacher %zu, anchor %zu)",
-                      ops->name, lora, bf16, held, at_finish, p.method_state, p.teacher, p.anchor);
-            uf_trainer_free(&tr);
-            cJSON_Delete(c);
-            uf_tensor_free(&theta0);
-            uf_model_free(&m);
-        }
     }
 }
 

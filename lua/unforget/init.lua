@@ -470,14 +470,20 @@ method("ewc", {
   lambda = { "number", 50, "penalty weight: sum_i lambda/2 F_i (theta_i - theta*_i)^2" },
   samples = { "integer", 200, "examples used to estimate the diagonal Fisher" },
   fisher = { "enum:empirical|true", "empirical", "empirical (dataset labels) or true (labels sampled from the model)" },
+  per = { "enum:example|token", "example", "F = mean over examples of the squared gradient of each example's SUMMED token loss (example), or of the per-token squared gradients summed over its tokens (token; one backward per token)" },
+  space = { "enum:trainable|merged", "trainable", "Fisher and penalty on the trainable weights (trainable), or under LoRA on the merged weights W + (alpha/r) B A of the adapted modules (merged: the adapters' A have Fisher 0 at B = 0)" },
   normalize = { "boolean", false, "divide F by its mean" },
 }, "elastic weight consolidation")
 method("l2sp", {
   lambda = { "number", 0.01, "penalty weight: lambda/2 ||theta - theta*||^2" },
 }, "L2 toward the aligned weights")
 method("lwf", {
-  beta = { "number", 1.0, "weight of mean ||h - h*||^2 over last hidden states of the user inputs" },
-}, "learning without forgetting (hidden-state distillation)")
+  beta = { "number", 1.0, "weight of the distillation term (logits: beta T^2 mean KL; hidden: beta mean ||h - h*||^2)" },
+  target = { "enum:logits|hidden", "logits", "distil the teacher's output distribution at temperature T (logits; Li & Hoiem) or the last hidden states (hidden)" },
+  T = { "number", 2.0, "temperature of target = logits (Li & Hoiem: 2)" },
+  tokens = { "enum:response|all", "response", "positions distilled: the user's response tokens, or every non-padding position (prompt too)" },
+}, "learning without forgetting (teacher distillation on the user data)",
+ranges("lwf", { T = { pos, "> 0 (the temperature, e.g. 2)" } }))
 method("er", {
   buffer = { ds, uf.REQUIRED, "replay buffer of safety examples" },
   batch = { "integer", 0, "buffer rows per step (0 = the task batch)" },
@@ -684,6 +690,148 @@ function uf.slurm(t)
   end
   plan.slurm = v
   return v
+end
+
+-- ---- tuning: each method's knobs over a declared grid, chosen on validation (`unforget tune`) ---
+-- uf.tune { ... } declares one uf.run per method x grid setting x seed, each evaluated on the
+-- test evaluations and then the validation ones (in that order: the test metrics keep their plain
+-- names, the validation metrics get ":DATA" appended), and records the study in the plan;
+-- `unforget tune` runs them as a sweep and selects a setting per method by the rule, read from
+-- the validation metrics of each run's results.json (runtime/eval/tune.h, README: Tuning).
+local tune_schema = {
+  name = { "string", uf.REQUIRED, "study name: the prefix of its runs' names (NAME-METHOD-KNOBVALUE-sSEED)" },
+  run = { "table|function", uf.REQUIRED, "the uf.run keys every run shares (from, data, optim, lora, ...), or function(seed) returning them" },
+  methods = { "table", uf.REQUIRED, "list of { name = 'der', grid = { alpha = { ... } }, methods = function(k, seed) return { uf.der { alpha = k.alpha, ... } } end, run = function(k, seed) return { ...uf.run keys... } end }" },
+  val = { "list:eval", uf.REQUIRED, "validation evaluations: what the rule reads" },
+  test = { "list:eval", uf.REQUIRED, "test evaluations: what is reported for the selected setting" },
+  seeds = { "table", { 1 }, "every setting runs once per seed; the rule reads the mean over seeds" },
+  reference = { "string", "sft", "the method (one setting, no grid) whose validation numbers `ref` means in the rule; \"\" for none" },
+  rule = { "string", "min harmful_rate where utility >= ref - 2", "selection rule (README: Tuning); `unforget tune --rule` overrides it" },
+  tags = { "table", {}, "extra tags of every run (task, model, p)" },
+}
+local tune_names = {}
+local function tune_value(x) -- 0.1 -> "0.1", 1e-05 -> "1e-05", 10 -> "10" (run-name safe)
+  local s = (math.type(x) == "integer" or (x == math.floor(x) and math.abs(x) < 2^53))
+            and string.format("%d", x) or string.format("%g", x)
+  return (s:gsub("%+", ""))
+end
+--- uf.tune { name, run, methods, val, test, seeds, reference, rule, tags }: a tuning study.
+function uf.tune(t)
+  local v = check("tune", tune_schema, t)
+  local what = "tune '" .. tostring(v.name) .. "'"
+  if not v.name:match("^[%w%._%-]+$") then fail("%s: name may hold only letters, digits, '.', '_' and '-'", what) end
+  if tune_names[v.name] then fail("%s is declared twice", what) end
+  if #v.val == 0 or #v.test == 0 then fail("%s: needs at least one val and one test evaluation", what) end
+  if #v.seeds == 0 then fail("%s: seeds must list at least one seed", what) end
+  for i, s in ipairs(v.seeds) do
+    if math.type(s) ~= "integer" and not (type(s) == "number" and s == math.floor(s) and s >= 0) then
+      fail("%s: seeds[%d] must be an integer >= 0, got %s", what, i, show(s))
+    end
+  end
+  if type(v.run) == "table" then
+    for _, k in ipairs { "name", "eval", "tags" } do
+      if v.run[k] ~= nil then fail("%s: run: '%s' is set by uf.tune (evaluations: val and test; tags: tags)", what, k) end
+    end
+  end
+  if type(v.methods) ~= "table" or #v.methods == 0 then fail("%s: methods must be a non-empty list", what) end
+  local study = { name = v.name, reference = v.reference, rule = v.rule, n_test = #v.test, n_val = #v.val,
+                  seeds = {}, methods = {}, runs = {} }
+  for i, s in ipairs(v.seeds) do study.seeds[i] = math.tointeger(s) or s end
+  local evals = {}
+  for _, e in ipairs(v.test) do evals[#evals + 1] = e end
+  for _, e in ipairs(v.val) do evals[#evals + 1] = e end
+  local seen, has_ref = {}, false
+  for i, m in ipairs(v.methods) do
+    local mw = ("%s: methods[%d]"):format(what, i)
+    m = check(mw, {
+      name = { "string", uf.REQUIRED, "method label (runs are tagged with it)" },
+      grid = { "table", {}, "knob -> list of values; every combination is one setting" },
+      methods = { "function", nil, "function(k, seed) -> the run's methods (k: knob -> value)" },
+      run = { "table|function", nil, "uf.run keys for this method over the shared ones, or function(k, seed)" },
+    }, m)
+    if not m.name:match("^[%w_]+$") then fail("%s: name '%s' may hold only letters, digits and '_'", mw, m.name) end
+    if seen[m.name] then fail("%s: method '%s' listed twice", what, m.name) end
+    seen[m.name] = true
+    local knobs = sorted_keys(m.grid)
+    local grid = {}
+    for _, k in ipairs(knobs) do
+      if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then fail("%s: grid key %s is not a name", mw, show(k)) end
+      local vals = m.grid[k]
+      if type(vals) ~= "table" or #vals == 0 then fail("%s: grid.%s must be a non-empty list of numbers", mw, k) end
+      for j, x in ipairs(vals) do
+        if type(x) ~= "number" or x ~= x or x == math.huge or x == -math.huge then
+          fail("%s: grid.%s[%d] must be a finite number, got %s", mw, k, j, show(x))
+        end
+      end
+      grid[#grid + 1] = vals
+    end
+    if m.name == v.reference then
+      if #knobs > 0 then fail("%s: the reference method '%s' has one setting: no grid", mw, m.name) end
+      has_ref = true
+    end
+    study.methods[#study.methods + 1] = { name = m.name, knobs = knobs, grid = grid }
+    -- every combination, the first knob (alphabetically) varying slowest
+    local settings = { {} }
+    for ki = 1, #knobs do
+      local next_settings = {}
+      for _, s in ipairs(settings) do
+        for _, x in ipairs(grid[ki]) do
+          local c = { table.unpack(s) }
+          c[ki] = x
+          next_settings[#next_settings + 1] = c
+        end
+      end
+      settings = next_settings
+    end
+    for _, values in ipairs(settings) do
+      local k, label, part = {}, {}, {}
+      for ki, kn in ipairs(knobs) do
+        k[kn] = values[ki]
+        label[#label + 1] = kn .. "=" .. tune_value(values[ki])
+        part[#part + 1] = kn .. tune_value(values[ki])
+      end
+      local setting = table.concat(label, ",")
+      for _, seed in ipairs(study.seeds) do
+        local base = v.run
+        if type(base) == "function" then base = base(seed) end
+        if type(base) ~= "table" then fail("%s: run(seed) must return a table of uf.run keys", what) end
+        local r = {}
+        for kk, vv in pairs(base) do r[kk] = vv end
+        if m.run then
+          local o = m.run
+          if type(o) == "function" then o = o(k, seed) end
+          if type(o) ~= "table" then fail("%s: run(k, seed) must return a table of uf.run keys", mw) end
+          for kk, vv in pairs(o) do r[kk] = vv end
+        end
+        for _, kk in ipairs { "name", "eval", "tags" } do
+          if r[kk] ~= nil then fail("%s: run: '%s' is set by uf.tune (evaluations: val and test; tags: tags)", mw, kk) end
+        end
+        if m.methods then
+          local ms = m.methods(k, seed)
+          if type(ms) ~= "table" then fail("%s: methods(k, seed) must return a list of methods", mw) end
+          r.methods = ms
+        end
+        r.name = ("%s-%s%s-s%d"):format(v.name, m.name, #part > 0 and ("-" .. table.concat(part, "-")) or "", seed)
+        r.eval = evals
+        r.tags = {}
+        for kk, vv in pairs(v.tags) do r.tags[kk] = vv end
+        r.tags.method = #knobs > 0 and ("%s(%s)"):format(m.name, setting) or m.name
+        r.tags.seed = seed
+        r.tags.tune = v.name
+        uf.run(r)
+        study.runs[#study.runs + 1] = { run = r.name, method = m.name, setting = setting, seed = seed,
+                                        values = { table.unpack(values) } }
+      end
+    end
+  end
+  if v.reference ~= "" and not has_ref then
+    fail("%s: the reference method '%s' is not among the methods (add { name = \"%s\" } or set reference)",
+         what, v.reference, v.reference)
+  end
+  tune_names[v.name] = true
+  plan.tunes = plan.tunes or {}
+  plan.tunes[#plan.tunes + 1] = study
+  return study
 end
 
 -- ---- the plan for the C runtime ----------------------------------------------------------------

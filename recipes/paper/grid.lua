@@ -39,9 +39,10 @@ return function(uf, cfg)
     return {
       { "sft", {} },
       { "ewc", { uf.ewc { data = safe, lambda = h("ewc_lambda", 50), samples = cfg.buffer_n,
-                          fisher = h("ewc_fisher", "true"), normalize = h("ewc_normalize", true) } } },
+                          fisher = h("ewc_fisher", "true"), normalize = h("ewc_normalize", true),
+                          per = h("ewc_per", "example"), space = h("ewc_space", "trainable") } } },
       { "l2sp", { uf.l2sp { lambda = h("l2sp_lambda", 0.01) } } },
-      { "lwf", { uf.lwf { beta = h("lwf_beta", 1.0) } } },
+      { "lwf", { uf.lwf { beta = h("lwf_beta", 1.0), target = h("lwf_target", "logits"), T = h("lwf_T", 2.0) } } },
       { "er", { uf.er { buffer = buf, batch = rows } } },
       { "der", { uf.der { buffer = buf, alpha = h("der_alpha", 0.3), reduction = "sum", batch = rows } } },
       { "derpp", { uf.derpp { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),

@@ -19,6 +19,7 @@ int uf_cmd_check(int argc, char **argv);
 int uf_cmd_run(int argc, char **argv);
 int uf_cmd_eval(int argc, char **argv);
 int uf_cmd_sweep(int argc, char **argv);
+int uf_cmd_tune(int argc, char **argv);
 int uf_cmd_generate(int argc, char **argv);
 int uf_cmd_score(int argc, char **argv);
 int uf_cmd_judge_check(int argc, char **argv);

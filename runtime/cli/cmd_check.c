@@ -20,6 +20,7 @@
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
 #include "data/data.h"
+#include "eval/tune.h"
 #include "recipe.h"
 #include "train/train.h"
 #include "core/util.h"
@@ -444,6 +445,17 @@ int uf_cmd_check(int argc, char **argv) {
         }
     }
     missing += bad;
+    for (int t = 0; t < plan->n_tunes; t++) { /* uf.tune studies: the rule parses */
+        struct uf_tune_rule rule;
+        if (uf_tune_rule_parse(plan->tunes[t].rule, &rule)) {
+            fprintf(stderr, "unforget: error: uf.tune %s: %s\n", plan->tunes[t].name, uf_error());
+            missing++;
+        } else if (uf_tune_rule_uses_ref(&rule) && !plan->tunes[t].reference[0]) {
+            fprintf(stderr, "unforget: error: uf.tune %s: the rule reads ref and the study has no reference\n",
+                    plan->tunes[t].name);
+            missing++;
+        }
+    }
     if (plan->n_runs == 0 && !plan->is_module) {
         fprintf(stderr, "unforget: error: %s defines no runs (add uf.run { name = ..., ... })\n", recipe);
         missing++;
@@ -472,6 +484,11 @@ int uf_cmd_check(int argc, char **argv) {
         for (int i = 0; i < plan->n_runs; i++)
             too_big += print_train(&plan->runs[i], "run  ", dev_bytes, dev_max_alloc, dev_name);
         missing += too_big;
+        for (int t = 0; t < plan->n_tunes; t++) {
+            const struct uf_plan_tune *u = &plan->tunes[t];
+            printf("tune  %s: %d method(s), %d run(s), rule \"%s\"%s%s (unforget tune)\n", u->name, u->n_methods,
+                   u->n_runs, u->rule, u->reference[0] ? ", reference " : "", u->reference);
+        }
         printf("%d stage(s), %d run(s)%s\n", plan->n_stages, plan->n_runs, missing ? "" : ": ok");
     }
     uf_plan_free(plan);

@@ -19,6 +19,7 @@ static const struct {
     {"eval", uf_cmd_eval, "run a recipe's evaluations on any model folder"},
     {"check", uf_cmd_check, "validate a recipe and print its plan without training"},
     {"sweep", uf_cmd_sweep, "run every run of a recipe, N at a time, skipping finished ones"},
+    {"tune", uf_cmd_tune, "sweep each method's knobs over a grid, choose by a rule on validation, report test"},
     {"judge-check", uf_cmd_judge_check, "validate the judges: world labelled set, keyword judges on real text"},
     {"status", uf_cmd_status, "which runs of a sweep are done, running, failed or pending"},
     {"report", uf_cmd_report, "HTML report (tables, SVG plots) and CSV over run folders"},

@@ -329,6 +329,76 @@ static int node(struct uf_plan *pl, const cJSON *j, int is_stage, struct uf_plan
     return 0;
 }
 
+/* ---- tuning studies (uf.tune) ------------------------------------------------------------------ */
+/* a list of numbers into plan memory; an empty Lua table is encoded as [] */
+static int num_list(struct uf_plan *p, const cJSON *a, const char *where, const double **out, int *n) {
+    if (!cJSON_IsArray(a)) return uf_fail("plan: %s must be a list of numbers", where);
+    double *v = palloc(p, (size_t)cJSON_GetArraySize(a), sizeof *v);
+    int k = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x)) return uf_fail("plan: %s must be a list of numbers", where);
+        v[k++] = x->valuedouble;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+static int tunes_parse(struct uf_plan *p, const cJSON *tunes) {
+    p->tunes = palloc(p, (size_t)cJSON_GetArraySize(tunes), sizeof *p->tunes);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tunes) {
+        struct uf_plan_tune *u = &p->tunes[p->n_tunes++];
+        const char *where = "tune";
+        if (str(t, "name", where, &u->name)) return -1;
+        where = u->name;
+        if (str(t, "reference", where, &u->reference) || str(t, "rule", where, &u->rule) ||
+            i32(t, "n_test", where, &u->n_test) || i32(t, "n_val", where, &u->n_val))
+            return -1;
+        const cJSON *ms = item(t, "methods"), *rs = item(t, "runs"), *x;
+        if (!cJSON_IsArray(ms) || !cJSON_IsArray(rs))
+            return uf_fail("plan: tune %s: 'methods' and 'runs' must be lists", where);
+        u->methods = palloc(p, (size_t)cJSON_GetArraySize(ms), sizeof *u->methods);
+        cJSON_ArrayForEach(x, ms) {
+            struct uf_plan_tune_method *m = &u->methods[u->n_methods++];
+            if (str(x, "name", where, &m->name)) return -1;
+            const cJSON *kn = item(x, "knobs"), *gr = item(x, "grid"), *y;
+            if (!cJSON_IsArray(kn) || !cJSON_IsArray(gr) || cJSON_GetArraySize(kn) != cJSON_GetArraySize(gr))
+                return uf_fail("plan: tune %s: method %s: 'knobs' and 'grid' must be lists of one length", where, m->name);
+            int nk = cJSON_GetArraySize(kn);
+            m->knobs = palloc(p, (size_t)nk, sizeof *m->knobs);
+            m->n_values = palloc(p, (size_t)nk, sizeof *m->n_values);
+            m->values = palloc(p, (size_t)nk, sizeof *m->values);
+            cJSON_ArrayForEach(y, kn) {
+                if (!cJSON_IsString(y)) return uf_fail("plan: tune %s: method %s: knobs must be names", where, m->name);
+                m->knobs[m->n_knobs] = y->valuestring;
+                if (num_list(p, cJSON_GetArrayItem(gr, m->n_knobs), where, &m->values[m->n_knobs],
+                             &m->n_values[m->n_knobs]))
+                    return -1;
+                m->n_knobs++;
+            }
+        }
+        u->runs = palloc(p, (size_t)cJSON_GetArraySize(rs), sizeof *u->runs);
+        cJSON_ArrayForEach(x, rs) {
+            struct uf_plan_tune_run *r = &u->runs[u->n_runs++];
+            const char *method = NULL;
+            int nv = 0;
+            if (str(x, "run", where, &r->run) || str(x, "method", where, &method) ||
+                str(x, "setting", where, &r->setting) || i64(x, "seed", where, &r->seed) ||
+                num_list(p, item(x, "values"), where, &r->values, &nv))
+                return -1;
+            r->method = -1;
+            for (int i = 0; i < u->n_methods; i++)
+                if (strcmp(u->methods[i].name, method) == 0) r->method = i;
+            if (r->method < 0 || nv != u->methods[r->method].n_knobs)
+                return uf_fail("plan: tune %s: run %s: unknown method %s or wrong number of knob values", where,
+                               r->run, method);
+        }
+    }
+    return 0;
+}
+
 int uf_plan_parse(cJSON *json, struct uf_plan *p) {
     memset(p, 0, sizeof *p);
     p->json = json;
@@ -365,6 +435,11 @@ int uf_plan_parse(cJSON *json, struct uf_plan *p) {
             o->sbatch[o->n_sbatch++] = x->valuestring;
         }
         p->slurm = o;
+    }
+    const cJSON *tunes = item(json, "tunes");
+    if (tunes && (!cJSON_IsArray(tunes) || tunes_parse(p, tunes))) {
+        if (!cJSON_IsArray(tunes)) uf_fail("plan: tunes must be a list");
+        goto fail;
     }
     return 0;
 fail:

@@ -155,12 +155,38 @@ struct uf_plan_slurm {
     const char **sbatch;          /* (n_sbatch) extra #SBATCH options */
 };
 
+/* uf.tune { ... }: a tuning study (`unforget tune`, eval/tune.h). Every run of the study lists
+ * the n_test test evaluations first, then the n_val validation ones. */
+struct uf_plan_tune_method {
+    const char *name;
+    int n_knobs;
+    const char **knobs;           /* (n_knobs) knob names, alphabetical */
+    int *n_values;                /* (n_knobs) */
+    const double **values;        /* (n_knobs) each (n_values[k]): the declared grid */
+};
+struct uf_plan_tune_run {
+    const char *run;              /* the run's name */
+    int method;                   /* index into methods */
+    const char *setting;          /* "alpha=0.1,beta=1" ("" for a method without knobs) */
+    int64_t seed;
+    const double *values;         /* (methods[method].n_knobs) the knob values */
+};
+struct uf_plan_tune {
+    const char *name, *reference, *rule; /* reference: "" for none */
+    int n_test, n_val;
+    int n_methods, n_runs;
+    struct uf_plan_tune_method *methods;
+    struct uf_plan_tune_run *runs;
+};
+
 struct uf_plan {
-    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}, "module": true} */
+    cJSON *json;                  /* {"stages": [...], "runs": [...], "slurm": {...}, "tunes": [...], "module": true} */
     int n_stages, n_runs;
     struct uf_plan_node *stages, *runs;
     const struct uf_plan_slurm *slurm; /* NULL: the recipe has no uf.slurm */
     int is_module;                /* the recipe returns a value: a module of other recipes */
+    int n_tunes;
+    struct uf_plan_tune *tunes;   /* (n_tunes) uf.tune studies */
     void *mem;                    /* allocations (plan.c) */
 };
 

@@ -105,6 +105,8 @@ static int run_variant(struct uf_device *d, const struct uf_model_config *c, int
             if (tr.methods[i].ops->batch) rc = tr.methods[i].ops->batch(&tr.methods[i], &tr, &b);
         if (rc) break;
         tr.step_masked = b.n_masked;
+        tr.step_tokens = 0;
+        for (int r = 0; r < b.B; r++) tr.step_tokens += b.lengths[r];
         struct uf_model_batch mb;
         uf_mbatch(&b, 1, &mb);
         rc = uf_model_forward(&m, &mb);

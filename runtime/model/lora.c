@@ -45,6 +45,22 @@ int64_t uf_lora_numel(const struct uf_model_config *c, int rank, unsigned target
     return total;
 }
 
+int64_t uf_lora_weff_numel(const struct uf_model_config *c, int rank, unsigned targets,
+                           int64_t *max_module) {
+    int n = uf_lora_descs(c, rank, targets, NULL);
+    struct uf_lora_desc *d = n > 0 ? uf_calloc((size_t)n, sizeof *d) : NULL;
+    if (n > 0) uf_lora_descs(c, rank, targets, d);
+    int64_t total = 0, biggest = 0;
+    for (int i = 0; i + 1 < n; i += 2) { /* A (r, in), then B (out, r) */
+        int64_t e = d[i + 1].rows * d[i].cols;
+        total += e;
+        biggest = UF_MAX(biggest, e);
+    }
+    free(d);
+    if (max_module) *max_module = biggest;
+    return total;
+}
+
 int uf_model_lora_init(struct uf_model *m, const struct uf_lora_config *lc, uint64_t seed) {
     if (m->lora.rank > 0) return uf_fail("uf_model_lora_init: the model already has LoRA adapters");
     if (lc->rank <= 0) return uf_fail("LoRA rank %d: must be positive", lc->rank);

@@ -255,6 +255,7 @@ void uf_model_release_activations(struct uf_model *m) {
     m->n_cap = 0;
     m->bytes_acts = 0;
     m->ext_glogits_set = m->ext_ghidden_set = 0;
+    m->ref_glogits = m->ref_ghidden = NULL;
     m->dlogits_valid = 0;
     m->has_loss = 0;
 }
@@ -484,6 +485,13 @@ static void linear_backward(struct uf_model *m, int l, enum uf_param_kind kind,
     if (m->has_grads && m->trainable[pi]) mm_dw(d, &m->gv[pi], dy, x, N, in, out, 1.0f);
     if (!lora_active(m, l, kind) || !m->lora_grads.buf) return;
     int li = m->lidx[l * NK + kind];
+    if (m->weff_fn) { /* g (out, in) = dy^T x: the gradient of the effective weight W + s B A */
+        struct uf_tensor g;
+        uf_tensor_view(&g, m->weff_scratch, "weff grad", 0, 2, (int64_t[]){out, in});
+        uf_gemm(d, true, false, (size_t)out, (size_t)in, (size_t)N, 1.0f, dy->buf, dy->offset,
+                (size_t)out, x->buf, x->offset, (size_t)in, 0.0f, g.buf, g.offset, (size_t)in);
+        m->weff_fn(m->weff_ctx, li / 2, &g);
+    }
     int64_t r = m->lora.rank;
     float s = m->lora_scale;
     struct uf_tensor t = lora_t_view(m, li, N), dt = sl(&m->dlora, 0, N * r), db;
@@ -569,6 +577,7 @@ static void forward_core(struct uf_model *m, const struct uf_tensor *tokens,
     m->has_loss = 0;
     m->dlogits_valid = 0;
     m->ext_glogits_set = m->ext_ghidden_set = 0;
+    m->ref_glogits = m->ref_ghidden = NULL;
 }
 
 /* Non-blocking upload of the batch inputs through a ring of two host staging buffers: a slot is
@@ -716,6 +725,38 @@ void uf_model_add_grad_hidden(struct uf_model *m, const struct uf_tensor *g, flo
                 (int64_t)m->B * m->T * m->cfg.d_model, scale);
 }
 
+static void set_ref(struct uf_model *m, const struct uf_tensor **slot, const char *name,
+                    const struct uf_tensor *g, int64_t n) {
+    if (m->n_cap == 0) uf_fatal(1, "uf_model_ref_grad_%s: no forward ran yet", name);
+    if (g->numel != n || g->dtype != UF_F32)
+        uf_fatal(1, "uf_model_ref_grad_%s: %s has %lld elements, the last forward needs %lld",
+                 name, g->name, (long long)g->numel, (long long)n);
+    if (*slot) uf_fatal(1, "uf_model_ref_grad_%s: a reference (%s) is already pending", name, (*slot)->name);
+    *slot = g;
+}
+
+void uf_model_ref_grad_logits(struct uf_model *m, const struct uf_tensor *g) {
+    set_ref(m, &m->ref_glogits, "logits", g, (int64_t)m->B * m->T * m->cfg.vocab);
+}
+
+void uf_model_ref_grad_hidden(struct uf_model *m, const struct uf_tensor *g) {
+    set_ref(m, &m->ref_ghidden, "hidden", g, (int64_t)m->B * m->T * m->cfg.d_model);
+}
+
+void uf_model_set_weff_grad(struct uf_model *m, uf_weff_grad_fn fn, void *ctx,
+                            struct uf_tensor *scratch) {
+    if (fn) {
+        int64_t biggest = 0;
+        if (m->lora.rank <= 0) uf_fatal(1, "uf_model_set_weff_grad: the model has no LoRA adapters");
+        uf_lora_weff_numel(&m->cfg, m->lora.rank, m->lora.targets, &biggest);
+        if (!scratch || scratch->dtype != UF_F32 || scratch->numel < biggest)
+            uf_fatal(1, "uf_model_set_weff_grad: the scratch needs %lld f32 elements", (long long)biggest);
+    }
+    m->weff_fn = fn;
+    m->weff_ctx = ctx;
+    m->weff_scratch = scratch;
+}
+
 int uf_model_backward(struct uf_model *m) { return uf_model_backward_ex(m, 1.0f, NULL, NULL); }
 
 int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_tensor *g_logits,
@@ -725,6 +766,9 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
         return uf_fail("uf_model_backward: the base is stored as bf16 (UF_MODEL_BF16_BASE) and has "
                        "no gradients; add LoRA adapters (uf_model_lora_init) to train");
     if (m->n_cap == 0) return uf_fail("uf_model_backward: no forward ran yet");
+    if (m->weff_fn && m->drop_active)
+        return uf_fail("uf_model_backward: the effective-weight gradient hook needs LoRA dropout "
+                       "off (m->training = 0)");
     if (m->acts_ckpt != m->checkpointing)
         return uf_fail("uf_model_backward: m->checkpointing changed after the forward; set it "
                        "before uf_model_forward");
@@ -757,6 +801,7 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
     }
     m->dlogits_valid = 0; /* consumed (scaled / overwritten by now) */
     if (g_logits) uf_tensor_axpby(&dl, 1.0f, g_logits, 1.0f);
+    if (m->ref_glogits) uf_tensor_axpby(&dl, 1.0f, m->ref_glogits, 1.0f);
     if (m->ext_glogits_set) {
         struct uf_tensor e = sl(&m->ext_glogits, 0, N * V);
         uf_tensor_axpby(&dl, 1.0f, &e, 1.0f);
@@ -765,11 +810,13 @@ int uf_model_backward_ex(struct uf_model *m, float ce_weight, const struct uf_te
     mm_dx(d, &dh, &dl, &m->pv[m->p_head], N, D, V, 1.0f, 0.0f);
     if (m->has_grads && m->trainable[m->p_head]) mm_dw(d, &m->gv[m->p_head], &dl, &hid, N, D, V, 1.0f);
     if (g_hidden) uf_tensor_axpby(&dh, 1.0f, g_hidden, 1.0f);
+    if (m->ref_ghidden) uf_tensor_axpby(&dh, 1.0f, m->ref_ghidden, 1.0f);
     if (m->ext_ghidden_set) {
         struct uf_tensor e = sl(&m->ext_ghidden, 0, N * D);
         uf_tensor_axpby(&dh, 1.0f, &e, 1.0f);
     }
     m->ext_glogits_set = m->ext_ghidden_set = 0;
+    m->ref_glogits = m->ref_ghidden = NULL;
 
     struct uf_tensor dres = sl(&m->dres, 0, N * D), dnorm = sl(&m->dnorm, 0, N * D);
     struct uf_tensor xL = sl(&m->resid, c->n_layers, N * D), rf = sl(&m->rstdf, 0, N);

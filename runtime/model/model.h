@@ -70,6 +70,17 @@ struct uf_lora_desc {
 int uf_lora_descs(const struct uf_model_config *c, int rank, unsigned targets,
                   struct uf_lora_desc *out /* NULL = count only */);
 int64_t uf_lora_numel(const struct uf_model_config *c, int rank, unsigned targets);
+/* The adapted modules' base weights (one (out, in) matrix per adapter pair, in lora_descs order):
+ * their total element count, and the largest one's in *max_module (may be NULL). EWC's Fisher of
+ * the merged weights is a vector of this layout. */
+int64_t uf_lora_weff_numel(const struct uf_model_config *c, int rank, unsigned targets,
+                           int64_t *max_module);
+
+/* Gradient of the effective weights under LoRA (uf_model_set_weff_grad): pair = the adapter pair
+ * (lora_descs[2 pair] is its A, [2 pair + 1] its B); g (out, in) = dJ/dW_eff of the backward's
+ * objective J for the module's effective weight W_eff = W + (alpha / r) B A (= dy^T x summed
+ * over the batch's rows), a view of the caller's scratch, valid during the call only. */
+typedef void (*uf_weff_grad_fn)(void *ctx, int pair, const struct uf_tensor *g);
 
 /* ---- the batch ---------------------------------------------------------------------------- */
 struct uf_model_batch {
@@ -167,6 +178,10 @@ struct uf_model {
     struct uf_tensor dlora;       /* (N, r) */
     struct uf_tensor ext_glogits, ext_ghidden; /* (N, V), (N, D) lazily, for uf_model_add_grad_* */
     int ext_glogits_set, ext_ghidden_set;
+    const struct uf_tensor *ref_glogits, *ref_ghidden; /* uf_model_ref_grad_*: added, not copied */
+    uf_weff_grad_fn weff_fn;      /* uf_model_set_weff_grad (NULL: off) */
+    void *weff_ctx;
+    struct uf_tensor *weff_scratch;
     int drop_active;              /* the last forward applied LoRA dropout */
     int dlogits_valid;            /* forward wrote CE gradients into dlogits */
     int has_loss;                 /* the last forward had targets */
@@ -219,6 +234,14 @@ void uf_model_lora_save_grads(struct uf_model *m, float *host /* (lora_numel) */
  * already in that state. */
 int uf_model_lora_merge(struct uf_model *m);
 int uf_model_lora_unmerge(struct uf_model *m);
+/* While fn is set, every backward of a LoRA model (adapters not merged) also computes each
+ * adapted module's effective-weight gradient g (uf_weff_grad_fn) into scratch (f32, at least
+ * the largest adapted module's out * in elements, uf_lora_weff_numel) and hands it to fn right
+ * away (the adapters' own gradients are computed as usual). g uses the module's input before
+ * LoRA dropout, so backward refuses while dropout is active (set m->training = 0). fn = NULL
+ * turns it off. For EWC's Fisher of the merged weights (methods/ewc.c). */
+void uf_model_set_weff_grad(struct uf_model *m, uf_weff_grad_fn fn, void *ctx,
+                            struct uf_tensor *scratch);
 
 /* ---- forward / backward -------------------------------------------------------------------- */
 /* Forward on a host batch (uploaded without blocking). Writes m->logits (N, V), m->hidden (N, D)
@@ -233,6 +256,11 @@ int uf_model_forward_device(struct uf_model *m, const struct uf_tensor *tokens,
  * the forward they belong to (a forward clears pending gradients). */
 void uf_model_add_grad_logits(struct uf_model *m, const struct uf_tensor *g /* (N, V) */, float scale);
 void uf_model_add_grad_hidden(struct uf_model *m, const struct uf_tensor *g /* (N, D) */, float scale);
+/* The same by reference: the next backward adds g as it is then, without a copy into a pending
+ * buffer (g must stay allocated and unchanged until that backward; one reference per kind per
+ * backward; a forward clears it). Saves the (N, V) / (N, D) pending buffer (LwF). */
+void uf_model_ref_grad_logits(struct uf_model *m, const struct uf_tensor *g /* (N, V) */);
+void uf_model_ref_grad_hidden(struct uf_model *m, const struct uf_tensor *g /* (N, D) */);
 /* Backward of the last forward: gradients ADDED into m->grads (or m->lora_grads).
  * Equivalent to uf_model_backward_ex(m, 1, NULL, NULL) plus the pending external gradients. */
 int uf_model_backward(struct uf_model *m);

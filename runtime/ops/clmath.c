@@ -228,6 +228,24 @@ void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_
     sum_parts(d, part, (cl_uint)ng, value, slot, 1);
 }
 
+void uf_clmath_kl_temp(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *x,
+                       const struct uf_tensor *y, const struct uf_tensor *mask, int64_t W, float T,
+                       float scale, struct uf_tensor *value, int slot) {
+    same_len(g, x, "kl_temp");
+    same_len(g, y, "kl_temp");
+    if (W <= 0 || x->numel % W != 0 || mask->numel < x->numel / W || !(T > 0.0f))
+        uf_fatal(1, "kl_temp: %s has %lld elements, not rows of width %lld matching %s (T %g)",
+                 x->name, (long long)x->numel, (long long)W, mask->name, (double)T);
+    size_t rows = (size_t)(x->numel / W);
+    cl_mem part = uf_device_scratch(d, rows * sizeof(float));
+    cl_kernel k = uf_device_kernel(d, "clmath.cl", "uf_kl_temp");
+    size_t global = round_up(rows, 64);
+    UF_LAUNCH(d, k, 1, &global, NULL, T_(g), T_(x), T_(y), T_(mask), UF_ARG_U64(W),
+              UF_ARG_F32(1.0f / T), UF_ARG_F32(scale * T), UF_ARG_F32(scale * T * T),
+              UF_ARG_U64(rows), UF_ARG_MEM(part));
+    sum_parts(d, part, (cl_uint)rows, value, slot, 1);
+}
+
 void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int64_t W, int k,
                             struct uf_tensor *thr) {
     if (W <= 0 || x->numel % W != 0 || thr->numel < x->numel / W || k <= 0)
@@ -296,6 +314,24 @@ float uf_clmath_ref_topk_thr(const float *x, size_t W, int k) {
         have += cnt;
     }
     return cur;
+}
+
+double uf_clmath_ref_kl_temp(float *g, const float *x, const float *y, const float *mask,
+                             size_t rows, size_t W, float T, float scale) {
+    double v = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * W, *yr = y + r * W;
+        double mx = -INFINITY, my = -INFINITY, sx = 0, sy = 0, kl = 0;
+        for (size_t j = 0; j < W; j++) mx = fmax(mx, xr[j]), my = fmax(my, yr[j]);
+        for (size_t j = 0; j < W; j++) sx += exp((xr[j] - mx) / T), sy += exp((yr[j] - my) / T);
+        for (size_t j = 0; j < W; j++) {
+            double lp = (xr[j] - mx) / T - log(sx), lq = (yr[j] - my) / T - log(sy);
+            g[r * W + j] = (float)(scale * T * mask[r] * (exp(lp) - exp(lq)));
+            kl += exp(lq) * (lq - lp);
+        }
+        v += (double)scale * T * T * mask[r] * kl;
+    }
+    return v;
 }
 
 double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,

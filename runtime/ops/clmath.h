@@ -62,6 +62,14 @@ void uf_clmath_sqdiff(struct uf_device *d, struct uf_tensor *g, const struct uf_
                       const struct uf_tensor *y, const struct uf_tensor *mask,
                       const struct uf_tensor *thr, int64_t W, float scale,
                       struct uf_tensor *value, int slot);
+/* Temperature distillation (LwF on logits; Hinton et al. 2015): x (student), y (teacher), g:
+ * (rows, W) views, mask (rows) f32. Per row, p = softmax(x / T), q = softmax(y / T):
+ * g = scale T mask (p - q) (WRITTEN; the gradient of the value with respect to x);
+ * value[slot] += sum_rows scale T^2 mask KL(q || p), KL = sum_v q (log q - log p).
+ * g may not alias x or y. T > 0. */
+void uf_clmath_kl_temp(struct uf_device *d, struct uf_tensor *g, const struct uf_tensor *x,
+                       const struct uf_tensor *y, const struct uf_tensor *mask, int64_t W, float T,
+                       float scale, struct uf_tensor *value, int slot);
 /* thr[r] = k-th largest entry of row r of x (rows, W), ties counted (k >= W: the row minimum). */
 void uf_clmath_row_topk_thr(struct uf_device *d, const struct uf_tensor *x, int64_t W, int k,
                             struct uf_tensor *thr);
@@ -83,6 +91,9 @@ double uf_clmath_normal(uint64_t seed, uint64_t i);
 
 double uf_clmath_ref_sqdiff(float *g, const float *x, const float *y, const float *mask,
                             const float *thr, size_t rows, size_t W, float scale);
+/* returns the value; g as uf_clmath_kl_temp */
+double uf_clmath_ref_kl_temp(float *g, const float *x, const float *y, const float *mask,
+                             size_t rows, size_t W, float T, float scale);
 /* k-th largest of x[0..W) with ties counted (as uf_clmath_row_topk_thr) */
 float uf_clmath_ref_topk_thr(const float *x, size_t W, int k);
 /* uf_clmath_refresh_step on the host (norms in double) */

@@ -486,7 +486,7 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
         uf_tensor_fill(&tr->terms, 0);
         uf_epoch_iter_next_full(&it, idx, hp->batch);
         struct uf_train_batch *mb = uf_calloc((size_t)micro, sizeof *mb);
-        int64_t masked = 0;
+        int64_t masked = 0, positions = 0;
         for (int k = 0; k < micro && rc == 0; k++) {
             rc = uf_trainer_make_batch(tr, tr->data, idx + (size_t)k * hp->micro_batch,
                                        hp->micro_batch, &mb[k]);
@@ -496,8 +496,10 @@ int uf_trainer_run(struct uf_trainer *tr, struct uf_rundir *rd, const char *labe
                 if (m->ops->batch) rc = m->ops->batch(m, tr, &mb[k]);
             }
             masked += mb[k].n_masked;
+            for (int r = 0; rc == 0 && r < mb[k].B; r++) positions += mb[k].lengths[r];
         }
         tr->step_masked = masked;
+        tr->step_tokens = positions;
         for (int k = 0; k < micro && rc == 0; k++) {
             struct uf_model_batch b = {mb[k].B, mb[k].T, mb[k].tokens, mb[k].targets,
                                        mb[k].mask, mb[k].lengths, (float)UF_MAX(masked, (int64_t)1)};

@@ -4,7 +4,8 @@
  * One optimizer step:
  *   zero grads
  *   every method's  batch(b) for each micro-batch b of the step: may change it (Lisa's source
- *                                       switch); then tr->step_masked = their response tokens
+ *                                       switch); then tr->step_masked = their response tokens,
+ *                                       tr->step_tokens = their non-padding positions
  *   for each micro-batch b of the step:
  *       forward(b)
  *       every method's  task_loss(b)    may add gradient at the logits / last hidden states of b
@@ -133,6 +134,8 @@ struct uf_trainer {
     int64_t step, total_steps;       /* step: completed optimizer steps */
     int64_t step_masked;             /* response tokens of this step's micro-batches (after the
                                         batch hooks): the CE's denominator, for task_loss hooks */
+    int64_t step_tokens;             /* non-padding positions of the same micro-batches (sum of
+                                        their lengths): LwF's denominator on all tokens */
     int n_methods;
     struct uf_method *methods;
     const char *term_names[UF_TRAIN_MAX_TERMS]; /* [0] = "ce", then one per method */
