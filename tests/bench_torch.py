@@ -3,7 +3,8 @@
 
 A LLaMA-style decoder (RMSNorm, RoPE rotate_half, causal attention, SwiGLU, untied head), fp32,
 AdamW (weight decay 0.01 on matrices), grad-norm clipping 1.0, random tokens, on the CPU with
---threads threads. Prints tokens/s and GFLOP/s with llm.c's accounting (6N + 6*L*C*T per token),
+--threads threads, or with --device cuda on a GPU (NVIDIA's CUDA or AMD's ROCm build of torch;
+fp32 matmuls without TF32, as unforget's fp32 GEMMs; the GPU's peak memory is printed too). Prints tokens/s and GFLOP/s with llm.c's accounting (6N + 6*L*C*T per token),
 CPU time per step (user + system of this process, all threads), the peak resident set size
 (ru_maxrss: everything the process holds, interpreter and libraries included) and a final
 machine-readable line `tokens_per_s: X`. Written for torch 1.13 (Debian's
@@ -115,14 +116,20 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch default")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] (also ROCm)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    gpu = dev.type == "cuda"
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     c = CONFIGS[args.config]
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     d, L, H, V, T, B = c["d"], c["layers"], c["heads"], c["vocab"], c["seq"], c["batch"]
     ff = (8 * d // 3 + 15) // 16 * 16
-    model = Model(V, d, L, H, ff, T)
+    model = Model(V, d, L, H, ff, T).to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and not n.startswith("emb")]
     other = [p for n, p in model.named_parameters() if not (p.dim() == 2 and not n.startswith("emb"))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
@@ -133,6 +140,13 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | D={d} L={L} H={H} "
           f"F={ff} vocab={V} | batch {B} x seq {T} | {n_params / 1e6:.2f}M params")
     print(f"torch BLAS: {blas_libraries()}")
+    if gpu:
+        print(f"torch device: {torch.cuda.get_device_name(dev)}")
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize(dev)
+
     g = torch.Generator().manual_seed(42)
     total, best, cpu = 0.0, 1e30, 0.0
 
@@ -141,7 +155,8 @@ def main():
         return ru.ru_utime + ru.ru_stime
 
     for s in range(args.warmup + args.steps):
-        seqs = torch.randint(0, V, (B, T + 1), generator=g)
+        seqs = torch.randint(0, V, (B, T + 1), generator=g).to(dev)
+        sync()
         t0, c0 = time.perf_counter(), cpu_now()
         opt.zero_grad(set_to_none=True)
         logits = model(seqs[:, :-1])
@@ -150,6 +165,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         lv = loss.item()
+        sync()
         dt, dc = time.perf_counter() - t0, cpu_now() - c0
         if s >= args.warmup:
             total += dt
@@ -163,6 +179,8 @@ def main():
           f"{B * T * args.steps / cpu:.1f} tokens per CPU-second")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     print(f"memory: peak RSS {rss:.1f} MiB")
+    if gpu:
+        print(f"gpu memory: peak allocated {torch.cuda.max_memory_allocated(dev) / 2**20:.1f} MiB")
     print(f"tokens_per_s: {tps:.1f}")
 
 

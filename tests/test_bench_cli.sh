@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `unforget bench` end to end on a tiny config: it trains, prints throughput, MFU and the memory
-# split, the loss is finite; bad options are usage errors (exit 2).
+# split, the loss is finite; LoRA, bf16 base and checkpointing run; bad options are usage errors
+# (exit 2).
 set -u
 bin=${UF_BIN:?}
 fail=0; pass=0
@@ -42,6 +43,9 @@ out=$("$bin" bench --config tiny --layers 1 --seq 16 --lora 2 --lora-dropout 0.1
   && ok "--roofline here with LoRA, bf16 base, checkpointing" || bad "--roofline here rc=$rc $out"
 out=$("$bin" bench --config tiny --lora 2 --steps 1 --warmup 0 --no-peak-gemm 2>&1); rc=$?
 [ $rc -eq 0 ] && echo "$out" | grep -q "(LoRA)" && ok "bench --lora runs" || bad "bench --lora rc=$rc $out"
+out=$("$bin" bench --config tiny --lora 2 --bf16-base --checkpointing --steps 1 --warmup 0 --no-peak-gemm 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "(LoRA), bf16 base, checkpointing" && echo "$out" | grep -Eq "final loss [0-9]+\.[0-9]+" \
+  && ok "bench --lora --bf16-base --checkpointing trains (finite loss)" || bad "bench --bf16-base rc=$rc $out"
 "$bin" bench --config nope >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && ok "unknown config -> exit 2" || bad "unknown config rc=$rc"
 "$bin" bench --steps -3 >/dev/null 2>&1; rc=$?

@@ -1,6 +1,8 @@
 /* test_tensor.c: device tensors: upload/download round trips, views with offsets, fill, copy,
  * axpby against plain loops, memory accounting, and the OpenCL error path (an allocation larger
- * than the device allows exits 1 with the error named, in a child process). */
+ * than the device allows exits 1 with the error named, in a child process), and GPU limits
+ * (UNFORGET_DEVICE_LIMITS=gpu): the clamped limits, the GPU kernel selection, and the refusals of
+ * what a GPU would refuse. */
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +127,7 @@ static int run_child(void (*fn)(void), char *buf, size_t cap) {
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], 2);
+        alarm(60); /* a child that gets further than it should may block in the driver */
         fn();
         _exit(0); /* not reached: fn must fail cleanly */
     }
@@ -168,6 +171,88 @@ static void test_launch_error(void) {
               "message: %s", buf);
 }
 
+/* ---- GPU limits (UNFORGET_DEVICE_LIMITS=gpu, core/device.h) -------------------------------- */
+static struct uf_device gdev; /* the same device under GPU limits */
+
+static void gpu_alloc_above_limit(void) { /* above the clamped, within the native allocation limit */
+    uf_device_alloc(&gdev, (size_t)gdev.max_alloc + 4096, "above-the-gpu-limit");
+}
+
+/* Kernels and buffers are made in the parent: the child of fork() only sets arguments and
+ * enqueues (the driver's worker threads are not in the child). */
+static cl_kernel g_fill, g_reduce;
+static struct uf_tensor g_x, g_part, g_out; /* (512), (64), (1) */
+
+static void gpu_launch_wide_group(void) { /* 512 work-items per group */
+    size_t g = 512, l = 512;
+    UF_LAUNCH(&gdev, g_fill, 1, &g, &l, UF_ARG_MEM(g_x.buf), UF_ARG_U64(0), UF_ARG_U64(512),
+              UF_ARG_F32(1));
+}
+
+static void reduce_launch(size_t local_bytes) { /* uf_reduce_final over g_part into g_out */
+    size_t g = 64;
+    UF_LAUNCH(&gdev, g_reduce, 1, &g, &g, UF_ARG_MEM(g_part.buf), UF_ARG_I32(64),
+              UF_ARG_MEM(g_out.buf), UF_ARG_U64(0), UF_ARG_I32(0), UF_ARG_LOCAL(local_bytes));
+}
+
+static void gpu_launch_big_local(void) { reduce_launch((size_t)128 << 10); } /* 128 KiB */
+
+/* The limits are lowered (never raised), the GPU kernel variants are selected, and an allocation,
+ * work-group or local-memory request the device itself would take but a GPU would not is refused
+ * (exit 1, named). Each refusal is checked to be a real one: the native device takes it. */
+static void test_gpu_limits(void) {
+    const char *old = getenv("UNFORGET_DEVICE_LIMITS");
+    char *saved = old ? uf_strdup(old) : NULL;
+    setenv("UNFORGET_DEVICE_LIMITS", "gpu", 1);
+    uf_device_init(&gdev, NULL);
+    if (saved) setenv("UNFORGET_DEVICE_LIMITS", saved, 1);
+    else unsetenv("UNFORGET_DEVICE_LIMITS");
+    free(saved);
+    CHECK(gdev.gpu_limits);
+    CHECK(uf_device_gpu_like(&gdev));
+    CHECK(gdev.max_wg <= UF_GPU_MAX_WG);
+    CHECK(gdev.local_mem <= UF_GPU_LOCAL_MEM);
+    CHECK(gdev.max_alloc <= gdev.global_mem / 4);
+    CHECK(strstr(gdev.build_options, "UF_CPU") == NULL);
+    CHECK(strstr(uf_device_limits_note(&gdev), "GPU limits") != NULL);
+    char buf[2048];
+    if (dev.gpu_limits) {
+        uf_device_free(&gdev);
+        UF_SKIP("UNFORGET_DEVICE_LIMITS=gpu is set: no native device to compare with");
+    }
+    int64_t n512 = 512, n64 = 64, one = 1;
+    g_fill = uf_device_kernel(&gdev, "tensor.cl", "uf_fill_f32");
+    g_reduce = uf_device_kernel(&gdev, "optim.cl", "uf_reduce_final");
+    uf_tensor_init(&g_x, &gdev, "x", UF_F32, 1, &n512);
+    uf_tensor_init(&g_part, &gdev, "part", UF_F32, 1, &n64);
+    uf_tensor_init(&g_out, &gdev, "out", UF_F32, 1, &one);
+    uf_tensor_fill(&g_part, 0.5f);
+    uf_device_finish(&gdev);
+    CHECK(uf_device_gpu_like(&dev) ==
+          (!(dev.type & CL_DEVICE_TYPE_CPU) || (dev.type & CL_DEVICE_TYPE_GPU) != 0));
+    CHECK(uf_device_limits_note(&dev)[0] == 0);
+    if ((size_t)gdev.max_alloc + 4096 <= dev.max_alloc) {
+        CHECK_EQ_INT(run_child(gpu_alloc_above_limit, buf, sizeof buf), 1);
+        CHECK_MSG(strstr(buf, "above-the-gpu-limit") && strstr(buf, "GPU limits"), "message: %s", buf);
+    }
+    if (dev.max_wg >= 512) {
+        CHECK_EQ_INT(run_child(gpu_launch_wide_group, buf, sizeof buf), 1);
+        CHECK_MSG(strstr(buf, "CL_INVALID_WORK_GROUP_SIZE") && strstr(buf, "uf_fill_f32") &&
+                      strstr(buf, "512 work-items"), "message: %s", buf);
+    }
+    if (dev.local_mem >= ((cl_ulong)128 << 10) + 4096) {
+        CHECK_EQ_INT(run_child(gpu_launch_big_local, buf, sizeof buf), 1);
+        CHECK_MSG(strstr(buf, "CL_OUT_OF_RESOURCES") && strstr(buf, "uf_reduce_final") &&
+                      strstr(buf, "local memory"), "message: %s", buf);
+    }
+    reduce_launch(64 * sizeof(float)); /* the same launch within the limits runs */
+    float sum = 0;
+    uf_tensor_download(&g_out, &sum);
+    CHECK_NEAR(sum, 32.0, 1e-6);
+    uf_tensor_free(&g_x), uf_tensor_free(&g_part), uf_tensor_free(&g_out);
+    uf_device_free(&gdev);
+}
+
 int main(void) {
     uf_device_init(&dev, NULL);
     UF_RUN(test_roundtrip);
@@ -177,6 +262,7 @@ int main(void) {
     UF_RUN(test_memory_accounting);
     UF_RUN(test_error_path);
     UF_RUN(test_launch_error);
+    UF_RUN(test_gpu_limits);
     uf_device_free(&dev);
     return uf_test_summary();
 }

@@ -27,6 +27,7 @@
 #include "model/model.h"
 #include "model/optim.h"
 #include "model/perfmodel.h"
+#include "formats/safetensors.h"
 #include "core/util.h"
 
 /* ---- device fp32 peaks (non-tensor-core FMA throughput, TFLOP/s, vendor data sheets) ------
@@ -155,7 +156,9 @@ static void usage(FILE *out) {
             "                  override the config's sizes (--ff default: 8/3 D rounded up to 16)\n"
             "  --lora R        train rank-R LoRA adapters on all linears (base frozen)\n"
             "  --lora-dropout P  LoRA input dropout (default 0)\n"
-            "  --bf16-base     store the frozen base as bf16 (needs --lora)\n"
+            "  --bf16-base     store the frozen base as bf16 (needs --lora), one buffer per tensor;\n"
+            "                  its weights are one random block repeated (an upload, where filling\n"
+            "                  7B values one by one takes minutes; timing does not depend on them)\n"
             "  --checkpointing activation checkpointing\n"
             "  --steps N       timed steps (default 10)      --warmup N  untimed steps (default 2)\n"
             "  --profile       per-kernel device time over the timed steps, and per kernel family\n"
@@ -172,6 +175,37 @@ static void usage(FILE *out) {
             "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n"
             "  --peak-gflops G MFU against G GFLOP/s (e.g. a measured FMA peak) instead of the\n"
             "                  table or the GEMM measurement (--roofline here: its compute peak)\n");
+}
+
+/* --bf16-base: the frozen base (one bf16 buffer per tensor) from one block of normal(0, 0.02) values
+ * repeated, norm weights 1 (0 with (1 + w)): filling 6.7 billion values on the host one by one
+ * takes minutes (README: 311 s here), this an upload. */
+static void fill_bf16_base(struct uf_model *m) {
+    enum { BLOCK = 1 << 22 };
+    uint16_t *blk = uf_malloc((size_t)BLOCK * sizeof *blk), one[2];
+    struct uf_rng r;
+    uf_rng_init(&r, 1);
+    for (int i = 0; i < BLOCK; i++) blk[i] = uf_f32_to_bf16((float)(0.02 * uf_rng_normal(&r)));
+    one[0] = one[1] = uf_f32_to_bf16(m->cfg.norm_plus_one ? 0.0f : 1.0f);
+    for (int i = 0; i < m->n_params; i++) {
+        const struct uf_param_desc *pd = &m->descs[i];
+        int norm = pd->kind == UF_P_ATTN_NORM || pd->kind == UF_P_MLP_NORM || pd->kind == UF_P_FINAL_NORM;
+        if (norm) {
+            uint16_t *w = uf_malloc((size_t)pd->numel * sizeof *w);
+            for (int64_t j = 0; j < pd->numel; j++) w[j] = one[0];
+            uf_tensor_upload(&m->sv[i], w);
+            free(w);
+            continue;
+        }
+        for (int64_t o = 0; o < pd->numel; o += BLOCK) {
+            struct uf_tensor v;
+            int64_t n = UF_MIN((int64_t)BLOCK, pd->numel - o);
+            uf_tensor_view(&v, &m->sv[i], pd->name, (size_t)o, 1, (int64_t[]){n});
+            uf_tensor_upload(&v, blk);
+        }
+    }
+    free(blk);
+    uf_model_params_written(m);
 }
 
 static int parse_int(const char *opt, const char *v, int *out, int min) {
@@ -471,8 +505,8 @@ int uf_cmd_bench(int argc, char **argv) {
     struct uf_device d;
     uf_device_init(&d, uf_cli.device);
     if (method) {
-        printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
-               uf_gemm_backend_name(&d));
+        printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
+               uf_gemm_backend_name(&d), uf_device_limits_note(&d));
         int rc = 2;
         if (!uf_method_find(method)) {
             fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
@@ -500,11 +534,12 @@ int uf_cmd_bench(int argc, char **argv) {
         return rc;
     }
     struct uf_model m;
-    if (uf_model_init(&m, &d, &c, 1, bf16_base ? UF_MODEL_BF16_BASE : 0)) {
+    if (uf_model_init(&m, &d, &c, 1, bf16_base ? UF_MODEL_BF16_BASE | UF_MODEL_NO_INIT : 0)) {
         fprintf(stderr, "unforget bench: %s\n", uf_error());
         uf_device_free(&d);
         return 1;
     }
+    if (bf16_base) fill_bf16_base(&m);
     m.checkpointing = ckpt;
     if (lora) {
         struct uf_lora_config lc = {lora, 2.0f * lora, ps.lora_dropout, UF_LORA_ALL};
@@ -523,8 +558,8 @@ int uf_cmd_bench(int argc, char **argv) {
         uf_model_free(&m), uf_device_free(&d);
         return 1;
     }
-    printf("bench: %s on %s (%s), gemm %s\n", uf_family_name(fam), d.name, d.platform_name,
-           uf_gemm_backend_name(&d));
+    printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
+           uf_gemm_backend_name(&d), uf_device_limits_note(&d));
     printf("model: D=%d L=%d H=%d KV=%d hd=%d F=%d vocab=%d | batch %d x seq %d | %.2fM params%s%s%s\n",
            D, L, H, c.n_kv_heads, c.head_dim, F, V, Bsz, T, (double)m.numel / 1e6,
            lora ? " (LoRA)" : "", bf16_base ? ", bf16 base" : "", ckpt ? ", checkpointing" : "");

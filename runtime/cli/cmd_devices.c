@@ -11,7 +11,9 @@ int uf_cmd_devices(int argc, char **argv) {
             printf("usage: unforget [--device SEL] devices\n\n"
                    "Lists every OpenCL platform and device (type, compute units, memory, max\n"
                    "work-group size, fp16/fp64) and the device that --device / UNFORGET_DEVICE\n"
-                   "selects. Exit code 2 when the selector matches no device.\n");
+                   "selects, with the limits and kernel variants unforget uses on it\n"
+                   "(UNFORGET_DEVICE_LIMITS=gpu: a GPU's, see README). Exit code 2 when the\n"
+                   "selector matches no device.\n");
             return 0;
         }
         fprintf(stderr, "unforget devices: unknown option '%s'\n", argv[i]);
@@ -22,6 +24,10 @@ int uf_cmd_devices(int argc, char **argv) {
     struct uf_device d;
     uf_device_init(&d, uf_cli.device); /* exits 2 on a bad selector */
     printf("selected: %s (%s)\n", d.name, d.platform_name);
+    printf("used with: %s limits: max work-group %zu, local memory %.1f KiB, max allocation "
+           "%.2f GiB; %s kernel variants\n", d.gpu_limits ? "GPU (UNFORGET_DEVICE_LIMITS=gpu)"
+           : "native", d.max_wg, (double)d.local_mem / 1024, (double)d.max_alloc / (1u << 30),
+           uf_device_gpu_like(&d) ? "GPU" : "CPU");
     uf_device_free(&d);
     return 0;
 }

@@ -30,7 +30,7 @@ int uf_cmd_selftest(int argc, char **argv) {
     }
     struct uf_device d;
     uf_device_init(&d, uf_cli.device);
-    printf("selftest on %s (%s)\n", d.name, d.platform_name);
+    printf("selftest on %s (%s)%s\n", d.name, d.platform_name, uf_device_limits_note(&d));
     int failures = uf_selftest_run_ex(&d, stdout, full);
     if (full) failures += uf_selftest_model_run(&d, stdout);
     printf("%s: %d case(s) failed\n", failures ? "FAILED" : "all ok", failures);

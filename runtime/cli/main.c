@@ -48,7 +48,9 @@ static void usage(FILE *out) {
             "  -h, --help     this help;  unforget COMMAND --help for a command's options\n"
             "  --version      print the version\n\n"
             "environment: UNFORGET_DEVICE, UNFORGET_CACHE_DIR (kernel binary cache; default\n"
-            "$XDG_CACHE_HOME/unforget or ~/.cache/unforget)\n");
+            "$XDG_CACHE_HOME/unforget or ~/.cache/unforget), UNFORGET_DEVICE_LIMITS=gpu (use\n"
+            "the device with a GPU's limits and kernel variants: work-group 256, local memory\n"
+            "64 KiB, max allocation 1/4 of memory)\n");
 }
 
 int main(int argc, char **argv) {

@@ -213,6 +213,23 @@ int uf_device_find(const char *selector, int *n_gpus) {
     return idx;
 }
 
+/* $UNFORGET_DEVICE_LIMITS (device.h): "gpu" lowers the work-group, local-memory and allocation
+ * limits to a GPU's and selects the GPU kernel variants; exits 2 on an unknown value. */
+static void apply_limits(struct uf_device *d) {
+    const char *e = getenv("UNFORGET_DEVICE_LIMITS");
+    d->limits_note[0] = 0;
+    if (!e || !*e || strcmp(e, "native") == 0) return;
+    if (strcmp(e, "gpu") != 0)
+        uf_fatal(2, "UNFORGET_DEVICE_LIMITS='%s' is not a limits mode (valid: gpu, native)", e);
+    d->gpu_limits = 1;
+    d->max_wg = UF_MIN(d->max_wg, (size_t)UF_GPU_MAX_WG);
+    d->local_mem = UF_MIN(d->local_mem, UF_GPU_LOCAL_MEM);
+    d->max_alloc = UF_MIN(d->max_alloc, d->global_mem / 4);
+    snprintf(d->limits_note, sizeof d->limits_note,
+             " [GPU limits: work-group %zu, local memory %.0f KiB, max allocation %.2f GiB, GPU "
+             "kernels]", d->max_wg, (double)d->local_mem / 1024, (double)d->max_alloc / (1u << 30));
+}
+
 void uf_device_init(struct uf_device *d, const char *selector) {
     memset(d, 0, sizeof *d);
     const char *sel = selector && *selector ? selector : getenv("UNFORGET_DEVICE");
@@ -250,27 +267,32 @@ void uf_device_init(struct uf_device *d, const char *selector) {
     d->align_bytes = align_bits / 8 ? align_bits / 8 : 128;
     d->has_fp16 = has_ext(d->id, "cl_khr_fp16");
     d->has_fp64 = has_ext(d->id, "cl_khr_fp64");
+    apply_limits(d);
     /* UF_CPU: kernels add loop barriers that let PoCL vectorise across work-items (common.cl).
-     * Not on a device that also has the GPU bit (oclgrind reports every type bit): the GPU
-     * build, whose races those barriers could hide. */
-    int cpu = (d->type & CL_DEVICE_TYPE_CPU) && !(d->type & CL_DEVICE_TYPE_GPU);
+     * Not for GPU kernel variants (uf_device_gpu_like): not on a device that also has the GPU bit
+     * (oclgrind reports every type bit), whose races those barriers could hide, nor under GPU
+     * limits. */
     snprintf(d->build_options, sizeof d->build_options, "-w -cl-std=CL1.2 -cl-mad-enable%s%s",
-             d->has_fp16 ? " -DUF_HAS_FP16=1" : "", cpu ? " -DUF_CPU=1" : "");
+             d->has_fp16 ? " -DUF_HAS_FP16=1" : "", uf_device_gpu_like(d) ? "" : " -DUF_CPU=1");
 
     cl_int err;
     d->ctx = clCreateContext(NULL, 1, &d->id, NULL, NULL, &err);
     UF_CL_ERR(err, "clCreateContext");
     d->queue = clCreateCommandQueue(d->ctx, d->id, CL_QUEUE_PROFILING_ENABLE, &err);
     UF_CL_ERR(err, "clCreateCommandQueue");
-    uf_log(2, "device: %s (%s, %s, driver %s)", d->name, type_name(d->type), d->platform_name, d->driver);
+    uf_log(d->gpu_limits ? 1 : 2, "device: %s (%s, %s, driver %s)%s", d->name, type_name(d->type),
+           d->platform_name, d->driver, uf_device_limits_note(d));
 }
+
+const char *uf_device_limits_note(const struct uf_device *d) { return d->limits_note; }
 
 /* ---- memory ---------------------------------------------------------------------------- */
 cl_mem uf_device_alloc(struct uf_device *d, size_t bytes, const char *what) {
     cl_int err;
     if (bytes > d->max_alloc)
-        uf_fatal(1, "%s needs %.1f MiB in one buffer, more than this device allows (%.1f MiB)\n"
+        uf_fatal(1, "%s needs %.1f MiB in one buffer, more than this device allows (%.1f MiB%s)\n"
                  "  hint: %s", what, bytes / 1048576.0, d->max_alloc / 1048576.0,
+                 d->gpu_limits ? ", GPU limits: a quarter of its memory" : "",
                  uf_cl_error_hint(CL_MEM_OBJECT_ALLOCATION_FAILURE));
     cl_mem m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &err);
     if (err != CL_SUCCESS)
@@ -442,6 +464,28 @@ static void kernel_name(cl_kernel k, char *name, size_t cap) {
     name[cap - 1] = 0;
 }
 
+/* Under GPU limits, a launch the driver here would take but a GPU's would refuse fails the same
+ * way: a work-group above d->max_wg, or more local memory (the kernel's own __local arrays and
+ * its local arguments, as set) than d->local_mem. */
+static void check_gpu_limits(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *local) {
+    char name[64], call[192];
+    size_t items = 1;
+    for (cl_uint i = 0; local && i < dims; i++) items *= local[i];
+    cl_ulong lmem = 0;
+    UF_CL(clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL));
+    if (items <= d->max_wg && lmem <= d->local_mem) return;
+    kernel_name(k, name, sizeof name);
+    if (items > d->max_wg)
+        snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s): %zu work-items per group, GPU "
+                 "limits allow %zu", name, items, d->max_wg);
+    else
+        snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s): %llu bytes of local memory, GPU "
+                 "limits allow %llu", name, (unsigned long long)lmem,
+                 (unsigned long long)d->local_mem);
+    uf_cl_fail(items > d->max_wg ? CL_INVALID_WORK_GROUP_SIZE : CL_OUT_OF_RESOURCES, call, __FILE__,
+               __LINE__);
+}
+
 void uf_device_launch(struct uf_device *d, cl_kernel k, cl_uint dims, const size_t *global,
                       const size_t *local, size_t nargs, const struct uf_arg *args) {
     char name[64], call[160];
@@ -454,6 +498,7 @@ void uf_device_launch(struct uf_device *d, cl_kernel k, cl_uint dims, const size
             uf_cl_fail(err, call, __FILE__, __LINE__);
         }
     }
+    if (d->gpu_limits) check_gpu_limits(d, k, dims, local);
     cl_event ev = NULL;
     cl_int err = clEnqueueNDRangeKernel(d->queue, k, dims, NULL, global, local, 0, NULL,
                                         d->prof ? &ev : NULL);

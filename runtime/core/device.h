@@ -9,6 +9,22 @@
  *   default                         first GPU, else first CPU, else first device.
  * A selector that matches nothing is a usage error: message listing the devices, exit code 2.
  *
+ * GPU limits ($UNFORGET_DEVICE_LIMITS=gpu, read by uf_device_init): the device is used as a GPU
+ * would be, so that the GPU code paths run at full speed on PoCL in every test:
+ *   - max work-group size clamped to UF_GPU_MAX_WG (256: AMD's OpenCL reports 256, NVIDIA's
+ *     and Intel's 512-1,024, so what runs here fits all of them), local memory to
+ *     UF_GPU_LOCAL_MEM (64 KiB: AMD's LDS, Intel's SLM; NVIDIA's OpenCL reports 48 KiB and
+ *     oclgrind 32 KiB, which tests/test_oclgrind.sh covers), max allocation to a quarter of the
+ *     global memory (the OpenCL minimum, what NVIDIA's driver reports; AMD's allow more), each
+ *     only lowered, never raised; uf_device_alloc refuses larger buffers and
+ *     uf_device_launch refuses larger work-groups or more local memory (exit 1, named), as a
+ *     GPU's driver would;
+ *   - every kernel-variant choice takes the GPU path (uf_device_gpu_like): the GPU kernels of
+ *     ops.c and attention.c (ops.h uf_ops_cpu_path), no -DUF_CPU in the kernels' build
+ *     options, CLBlast for the GEMM.
+ * Unset, empty or "native": the device's own limits and kernel variants. Any other value is a
+ * usage error (exit 2). `unforget devices`, selftest and bench print the mode.
+ *
  * Every OpenCL call goes through UF_CL(): a failure prints the error NAME, the call, the source
  * line and a hint, then exits with code 1 (never a crash). */
 #ifndef UF_DEVICE_H
@@ -23,6 +39,10 @@
 struct uf_program; /* one built program per opencl/ *.cl file */
 struct uf_profile;
 struct uf_gemm_state;
+
+/* GPU limits (see above) */
+#define UF_GPU_MAX_WG 256
+#define UF_GPU_LOCAL_MEM ((cl_ulong)64 << 10)
 
 struct uf_device {
     cl_platform_id platform;
@@ -39,9 +59,11 @@ struct uf_device {
     size_t max_wg;
     cl_uint align_bytes;        /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes (sub-buffer offsets) */
     int has_fp16, has_fp64;
+    int gpu_limits;             /* 1: $UNFORGET_DEVICE_LIMITS=gpu applied (limits clamped above) */
     size_t bytes_live, bytes_peak; /* device memory accounting (uf_device_alloc/release) */
     struct uf_program *programs;   /* built lazily; linked list */
     char build_options[256];
+    char limits_note[160];         /* uf_device_limits_note */
     struct uf_profile *prof;       /* NULL unless profiling is on */
     cl_mem scratch;                /* small shared workspace (uf_device_scratch) */
     size_t scratch_bytes;
@@ -51,8 +73,20 @@ struct uf_device {
                                                depend on ops/) */
 };
 
-/* Initialise on the selected device; exits 2 with the device list on a bad selector. */
+/* Initialise on the selected device; exits 2 with the device list on a bad selector (or a bad
+ * $UNFORGET_DEVICE_LIMITS). */
 void uf_device_init(struct uf_device *d, const char *selector);
+/* 1 when kernel variants written for GPUs are to be selected: a device that is not a CPU, one
+ * with the GPU bit besides the CPU bit (oclgrind reports every type bit), or any device under GPU
+ * limits. The one predicate every launcher that picks a CPU- or GPU-shaped kernel variant asks
+ * (through ops.h uf_ops_cpu_path for the ops), not d->type. */
+static inline int uf_device_gpu_like(const struct uf_device *d) {
+    return !(d->type & CL_DEVICE_TYPE_CPU) || (d->type & CL_DEVICE_TYPE_GPU) || d->gpu_limits;
+}
+/* "" natively; under GPU limits a short note for logs and headers, e.g.
+ * " [GPU limits: work-group 256, local memory 64 KiB, max allocation 3.37 GiB, GPU kernels]".
+ * The text lives in the device (valid until uf_device_free). */
+const char *uf_device_limits_note(const struct uf_device *d);
 void uf_device_free(struct uf_device *d);
 /* Index (in `unforget devices` order) of the device a selector (NULL: the default) picks, or -1;
  * *n_gpus (when not NULL) gets the number of GPU devices. Creates no context. */

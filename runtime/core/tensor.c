@@ -121,7 +121,7 @@ void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, fl
 void uf_tensor_scale(struct uf_tensor *y, float a) { uf_tensor_axpby(y, 0.0f, y, a); }
 
 void uf_tensor_stream_add(struct uf_tensor *y, float a, const struct uf_tensor *x) {
-    if (!(y->dev->type & CL_DEVICE_TYPE_CPU)) {
+    if (uf_device_gpu_like(y->dev)) { /* GPUs, and GPU limits */
         uf_tensor_axpby(y, a, x, 1.0f);
         return;
     }

@@ -53,7 +53,7 @@ void uf_tensor_convert(struct uf_tensor *dst, const struct uf_tensor *src);
 void uf_tensor_axpby(struct uf_tensor *y, float a, const struct uf_tensor *x, float b);
 void uf_tensor_scale(struct uf_tensor *y, float a);
 /* y += a*x, elementwise, f32: 16 floats per work-item on CPU devices, one per work-item
- * elsewhere (uf_axpby_f32). The memory-bandwidth probe of `bench --roofline here`. */
+ * elsewhere (uf_axpby_f32; uf_device_gpu_like). The memory-bandwidth probe of `bench --roofline here`. */
 void uf_tensor_stream_add(struct uf_tensor *y, float a, const struct uf_tensor *x);
 
 #endif

@@ -370,6 +370,7 @@ enum uf_gemm_backend uf_gemm_backend_for(struct uf_device *d, bool ta, bool tb) 
     struct uf_gemm_state *st = state(d);
     if (st->forced != UF_GEMM_AUTO) return st->forced;
     if (st->env != UF_GEMM_AUTO) return st->env;
+    if (d->gpu_limits) return UF_GEMM_CLBLAST; /* the GPU backend, not measured on this device */
     int l = ta + 2 * tb;
     if (st->choice[l] == UF_GEMM_AUTO) select_backends(d);
     return st->choice[l];

@@ -8,8 +8,10 @@
  * use (about 1 s on a 2-core CPU: one 256x1024x512 product per layout and backend, warm-up
  * excluded), cached on disk next to the kernel cache
  * (uf_cache_dir("kernels"), keyed by device, driver and the gemm.cl source hash) so later
- * processes do not measure again. $UNFORGET_GEMM=clblast|own|auto overrides the measurement;
- * uf_gemm_set_backend() overrides both. `-v` logs the choice and the measured GFLOP/s.
+ * processes do not measure again. Under GPU limits (core/device.h) CLBlast is taken without
+ * measuring (the own kernels are the CPU-shaped variant; on the CPU underneath they would win).
+ * $UNFORGET_GEMM=clblast|own|auto overrides the measurement and GPU limits;
+ * uf_gemm_set_backend() overrides all. `-v` logs the choice and the measured GFLOP/s.
  * The own backend is deterministic: reruns are bit-identical. k = 0 (C = beta C) always runs on
  * the own kernels (CLBlast rejects it). */
 #ifndef UF_GEMM_H

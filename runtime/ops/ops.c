@@ -5,7 +5,7 @@
  * per tensor) and enqueues; nothing is read back.
  * Work-group sizes depend only on the shape and the device, so reruns are bit-identical.
  * Two kernel paths: the portable one (work-group per row, local-memory tree sums, coalesced loops:
- * what GPUs run) and, on CPU devices, kernels with explicit 16-wide vectors and one work-item per
+ * what GPUs run, selected by uf_device_gpu_like) and, on CPU devices, kernels with explicit 16-wide vectors and one work-item per
  * row / chunk / 16 elements, because PoCL runs the work-group kernels 4-30x slower (its implicit
  * vectorisation across work-items does not reach loops inside a work-item). uf_ops_portable = 1
  * forces the portable path everywhere, -1 the CPU one (tests run both; ops.h). */
@@ -19,11 +19,12 @@
 int uf_ops_portable = 0;
 
 /* CPU devices get kernels with explicit 16-wide vectors, one work-item per row or chunk (PoCL's
- * implicit vectorisation of the work-group kernels costs 4-10x more CPU time). A device whose
- * type has the GPU bit is a GPU even when it has the CPU bit too (oclgrind reports all bits). */
+ * implicit vectorisation of the work-group kernels costs 4-10x more CPU time). GPUs, devices
+ * with the GPU bit besides the CPU bit (oclgrind reports all bits) and any device under GPU
+ * limits get the GPU kernels (uf_device_gpu_like, core/device.h). */
 int uf_ops_cpu_path(const struct uf_device *d) {
     if (uf_ops_portable) return uf_ops_portable < 0;
-    return (d->type & CL_DEVICE_TYPE_CPU) && !(d->type & CL_DEVICE_TYPE_GPU);
+    return !uf_device_gpu_like(d);
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */

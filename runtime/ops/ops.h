@@ -16,12 +16,13 @@
 
 #include "core/tensor.h"
 
-/* Kernel path. 0 (default): by device type, CPU devices get the CPU-tuned kernels (explicit
- * 16-wide vectors, one work-item per row or chunk; attention.cl's one work-item per query row),
- * every other device the GPU kernels (work-group per row with local-memory tree sums, coalesced;
- * attention_gpu.cl's cooperative tiles). 1: the GPU kernels on every device; -1: the CPU-tuned
- * kernels on every device (tests run both paths on any device). Both are deterministic; their
- * summation orders differ, so CPU and GPU results differ in the last bits. */
+/* Kernel path. 0 (default): by device (uf_device_gpu_like, core/device.h), CPU devices get the
+ * CPU-tuned kernels (explicit 16-wide vectors, one work-item per row or chunk; attention.cl's one
+ * work-item per query row), GPUs and any device under GPU limits the GPU kernels (work-group per
+ * row with local-memory tree sums, coalesced; attention_gpu.cl's cooperative tiles). 1: the GPU
+ * kernels on every device; -1: the CPU-tuned kernels on every device (tests run both paths on
+ * any device). Both are deterministic; their summation orders differ, so CPU and GPU results
+ * differ in the last bits. */
 extern int uf_ops_portable;
 /* 1 when ops on d take the CPU-tuned kernels (the rule above). */
 int uf_ops_cpu_path(const struct uf_device *d);
