@@ -117,12 +117,12 @@ else
   bsteps=(--steps 10 --warmup 2) bsteps512=(--steps 10 --warmup 2) big_shape=()
   tdev=(--device cuda) ctest_skip=gpulimits
   big_layers=32
-  if [ $dry -eq 0 ]; then # layers that fit: the selected device's global memory
+  if [ -x "$bin" ]; then # layers that fit: the selected device's global memory (also --dry-run)
     gib=$("$bin" devices 2>/dev/null | awk '
       /^\[[0-9]+\] / { name = substr($0, index($0, " ") + 1) }
       /^    global memory/ { mem[name] = $3 }
       /^selected: / { s = substr($0, 11); sub(/ \([^(]*\)$/, "", s); print mem[s] + 0; exit }')
-    big_layers=$(awk -v g="${gib:-0}" 'BEGIN { l = int((0.85 * g - 3) / 0.45); print l > 32 ? 32 : (l < 1 ? 1 : l) }')
+    big_layers=$(awk -v g="${gib:-0}" 'BEGIN { l = int((0.85 * g - 3) / 0.45); print (l > 32 ? 32 : (l < 1 ? 1 : l)) }')
   fi
 fi
 big=(bench --config llama2-7b --layers "$big_layers" "${big_shape[@]}" --steps 2 --warmup 1 --roofline here)

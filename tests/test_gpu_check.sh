@@ -19,6 +19,18 @@ for dev in gpu cpu; do
   echo "$out" | grep -q -- "--config llama2-7b --layers [0-9]" && ok "$dev: 7B-shaped LoRA step planned" \
     || bad "$dev: no 7B-shaped step"
 done
+# the GPU plan on whatever device is here (selector 0): the 7B layer count from its memory is
+# 1..32, and nothing is written into the working folder
+bin=${UF_BIN:-}
+if [ -n "$bin" ] && [ -x "$bin" ]; then
+  work=$(mktemp -d)
+  out=$(cd "$work" && bash "$script" --dry-run --device 0 --build "$(dirname "$bin")" 2>&1); rc=$?
+  layers=$(echo "$out" | sed -n 's/.*--config llama2-7b --layers \([0-9]*\) .*/\1/p')
+  [ $rc -eq 0 ] && [ -n "$layers" ] && [ "$layers" -ge 1 ] && [ "$layers" -le 32 ] \
+    && ok "7B layers from the device memory: $layers" || bad "7B layers: rc=$rc '$layers' $out"
+  [ -z "$(ls -A "$work")" ] && ok "--dry-run writes nothing" || bad "--dry-run wrote: $(ls -A "$work")"
+  rm -rf "$work"
+fi
 bash "$script" --bogus >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && ok "unknown option -> exit 2" || bad "unknown option rc=$rc"
 bash "$script" --budget soon --dry-run >/dev/null 2>&1; rc=$?
