@@ -1,6 +1,7 @@
 /* methods/common.c: see common.h. */
 #include "methods/common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,4 +162,21 @@ size_t uf_mplan_trainable_bytes(const struct uf_memplan_in *in) {
 
 size_t uf_mplan_params_bytes(const struct uf_memplan_in *in) {
     return (size_t)uf_model_param_numel(&in->cfg) * 4;
+}
+
+int uf_method_fisher_cache_read(const char *path, float *host, int64_t P, const char *what) {
+    size_t size = 0;
+    char *cached = uf_cache_read(path, &size, what);
+    if (!cached) return 0;
+    /* the header is sound: the content must be a Fisher too (finite, >= 0) */
+    const char *why = size != (size_t)P * sizeof(float) ? "wrong size" : NULL;
+    for (int64_t i = 0; !why && i < P; i++) {
+        float f;
+        memcpy(&f, cached + (size_t)i * sizeof f, sizeof f);
+        if (!isfinite(f) || f < 0) why = "a NaN, Inf or negative value";
+    }
+    if (why) uf_cache_discard(path, what, why);
+    else memcpy(host, cached, size);
+    free(cached);
+    return why == NULL;
 }

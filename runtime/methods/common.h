@@ -81,4 +81,9 @@ void uf_mder_scratch_free(struct uf_mder_scratch *s);
 /* reduction key "sum" (1) or "mean" (0); anything else fails */
 int uf_mder_reduction(const struct uf_method *m, int *reduce_sum);
 
+/* A diagonal Fisher (P floats) from the cache entry at path (NULL: none) into host: 1 when read,
+ * 0 when absent or unsound (wrong size, a NaN, Inf or negative value: discarded with a notice
+ * naming `what`). EWC and Refresh share it. */
+int uf_method_fisher_cache_read(const char *path, float *host, int64_t P, const char *what);
+
 #endif

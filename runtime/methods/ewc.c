@@ -231,24 +231,8 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
     float *host = uf_malloc((size_t)P * sizeof *host);
     char *dir = uf_cache_dir("fisher");
     char *path = dir ? uf_sprintf("%s/%016llx.ufc", dir, (unsigned long long)h) : NULL;
-    size_t size = 0;
-    char *cached = uf_cache_read(path, &size, "EWC Fisher");
-    int rc = 0;
-    if (cached) { /* the header is sound: the content must be a Fisher too (finite, >= 0) */
-        const char *why = size != (size_t)P * sizeof(float) ? "wrong size" : NULL;
-        for (int64_t i = 0; !why && i < P; i++) {
-            float f;
-            memcpy(&f, cached + (size_t)i * sizeof f, sizeof f);
-            if (!isfinite(f) || f < 0) why = "a NaN, Inf or negative value";
-        }
-        if (why) {
-            uf_cache_discard(path, "EWC Fisher", why);
-            free(cached);
-            cached = NULL;
-        }
-    }
+    int rc = 0, cached = uf_method_fisher_cache_read(path, host, P, "EWC Fisher");
     if (cached) {
-        memcpy(host, cached, size);
         uf_log(2, "ewc: Fisher from cache %s", path);
     } else {
         /* the run's dropout stream (keyed by the forward count) must not depend on whether
@@ -273,7 +257,6 @@ static int ewc_init(struct uf_method *m, struct uf_trainer *tr) {
         uf_log(2, "ewc: Fisher (%s, per %s, %s) over %lld values: mean %.4g, max %.4g", kind, per,
                space, (long long)P, mean / (double)P, mx);
     }
-    free(cached);
     free(path);
     free(dir);
     free(host);

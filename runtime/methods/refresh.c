@@ -124,25 +124,10 @@ static int fisher_init(struct uf_method *me, struct uf_trainer *tr, struct refre
     }
     char *dir = uf_cache_dir("fisher");
     char *path = dir ? uf_sprintf("%s/%016llx.ufc", dir, (unsigned long long)h) : NULL;
-    size_t size = 0;
-    char *cached = uf_cache_read(path, &size, "Refresh Fisher");
-    if (cached) { /* the header is sound: the content must be a Fisher too (finite, >= 0) */
-        const char *why = size != (size_t)P * sizeof(float) ? "wrong size" : NULL;
-        for (int64_t i = 0; !why && i < P; i++) {
-            float f;
-            memcpy(&f, cached + (size_t)i * sizeof f, sizeof f);
-            if (!isfinite(f) || f < 0) why = "a NaN, Inf or negative value";
-        }
-        if (why) {
-            uf_cache_discard(path, "Refresh Fisher", why);
-            free(cached);
-            cached = NULL;
-        }
-    }
+    int cached = uf_method_fisher_cache_read(path, host, P, "Refresh Fisher");
     uf_tensor_init(&st->F, tr->dev, "refresh.F", UF_F32, 1, (int64_t[]){P});
     int rc = 0;
     if (cached) {
-        memcpy(host, cached, size);
         uf_log(2, "refresh: Fisher from cache %s", path);
     } else {
         /* the run's dropout stream (keyed by the forward count) must not depend on whether the
@@ -165,7 +150,7 @@ static int fisher_init(struct uf_method *me, struct uf_trainer *tr, struct refre
         }
     }
     if (rc == 0) uf_tensor_upload(&st->F, host);
-    free(cached), free(path), free(dir), free(host), free(rows);
+    free(path), free(dir), free(host), free(rows);
     uf_dataset_free(&data);
     return rc;
 }
