@@ -7,6 +7,7 @@
 --     memory         er der derpp agem refresh
 --     merging        magmax linear task_arith ties
 --     baselines      safeinstr safelora lisa safemerge
+--     related        safegrad ema
 --   Method hyper-parameters start from METHODS.md's defaults; the ones worth sweeping are
 --   parameters of the calling recipe (--set der_alpha=0.3 ...).
 --
@@ -29,37 +30,49 @@
 --   methods        "all" or a comma list (e.g. "sft,der")
 --   hp             method hyper-parameters (table; see below for the keys and defaults)
 --   tags           extra tags (task, model)
-return function(uf, cfg)
+-- grid.methods(uf, cfg, seed, hp) is the list { { name, methods }, ... } of one seed, hp over
+-- cfg.hp (paper/mini.lua tunes through it).
+local M = {}
+
+function M.methods(uf, cfg, seed, over)
+  local hp = {}
+  for k, v in pairs(cfg.hp or {}) do hp[k] = v end
+  for k, v in pairs(over or {}) do hp[k] = v end
+  local function h(k, d) if hp[k] == nil then return d end return hp[k] end
+  local safe, buf = cfg.safety, cfg.safety:sample(cfg.buffer_n, seed)
+  local rows = h("replay_batch", 0) -- 0: the task batch
+  return {
+    { "sft", {} },
+    { "ewc", { uf.ewc { data = safe, lambda = h("ewc_lambda", 50), samples = cfg.buffer_n,
+                        fisher = h("ewc_fisher", "true"), normalize = h("ewc_normalize", true),
+                        per = h("ewc_per", "example"), space = h("ewc_space", "trainable") } } },
+    { "l2sp", { uf.l2sp { lambda = h("l2sp_lambda", 0.01) } } },
+    { "lwf", { uf.lwf { beta = h("lwf_beta", 1.0), target = h("lwf_target", "logits"), T = h("lwf_T", 2.0) } } },
+    { "er", { uf.er { buffer = buf, batch = rows } } },
+    { "der", { uf.der { buffer = buf, alpha = h("der_alpha", 0.3), reduction = "sum", batch = rows } } },
+    { "derpp", { uf.derpp { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
+                            reduction = "sum", batch = rows } } },
+    { "agem", { uf.agem { buffer = buf, batch = rows } } },
+    { "refresh", { uf.refresh { buffer = buf, data = safe, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
+                                delta = h("refresh_delta", 1e-5), fisher_scale = h("refresh_fisher_scale", 0.001) } } },
+    { "magmax", { uf.magmax { lambda = h("magmax_lambda", 1.0) } } },
+    { "linear", { uf.linear { a = h("linear_a", 0.5) } } },
+    { "task_arith", { uf.task_arith { lambda_safe = h("task_arith_lambda_safe", 1.0), lambda_user = h("task_arith_lambda_user", 0.5) } } },
+    { "ties", { uf.ties { density = h("ties_density", 0.2), lambda_user = h("ties_lambda_user", 1.0) } } },
+    { "safeinstr", { uf.safeinstr { data = safe, ratio = h("safeinstr_ratio", 0.03) } } },
+    { "safelora", { uf.safelora { tau = h("safelora_tau", 0.5) } } },
+    { "lisa", { uf.lisa { data = safe, align_steps = h("lisa_align_steps", 100),
+                          user_steps = h("lisa_user_steps", 900), rho = h("lisa_rho", 1.0) } } },
+    { "safemerge", { uf.safemerge { safety_lora = h("safemerge_safety_lora", nil), cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
+    { "safegrad", { uf.safegrad { data = safe, weight = h("safegrad_weight", 1.0) } } },
+    { "ema", { uf.ema { decay = h("ema_decay", 0.999) } } },
+  }
+end
+
+function M.declare(uf, cfg)
   local hp = cfg.hp or {}
   local function h(k, d) if hp[k] == nil then return d end return hp[k] end
-
-  local function methods_for(seed)
-    local safe, buf = cfg.safety, cfg.safety:sample(cfg.buffer_n, seed)
-    local rows = h("replay_batch", 0) -- 0: the task batch
-    return {
-      { "sft", {} },
-      { "ewc", { uf.ewc { data = safe, lambda = h("ewc_lambda", 50), samples = cfg.buffer_n,
-                          fisher = h("ewc_fisher", "true"), normalize = h("ewc_normalize", true),
-                          per = h("ewc_per", "example"), space = h("ewc_space", "trainable") } } },
-      { "l2sp", { uf.l2sp { lambda = h("l2sp_lambda", 0.01) } } },
-      { "lwf", { uf.lwf { beta = h("lwf_beta", 1.0), target = h("lwf_target", "logits"), T = h("lwf_T", 2.0) } } },
-      { "er", { uf.er { buffer = buf, batch = rows } } },
-      { "der", { uf.der { buffer = buf, alpha = h("der_alpha", 0.3), reduction = "sum", batch = rows } } },
-      { "derpp", { uf.derpp { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
-                              reduction = "sum", batch = rows } } },
-      { "agem", { uf.agem { buffer = buf, batch = rows } } },
-      { "refresh", { uf.refresh { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5) } } },
-      { "magmax", { uf.magmax { lambda = h("magmax_lambda", 1.0) } } },
-      { "linear", { uf.linear { a = h("linear_a", 0.5) } } },
-      { "task_arith", { uf.task_arith { lambda_safe = h("task_arith_lambda_safe", 1.0), lambda_user = h("task_arith_lambda_user", 0.5) } } },
-      { "ties", { uf.ties { density = h("ties_density", 0.2), lambda_user = h("ties_lambda_user", 1.0) } } },
-      { "safeinstr", { uf.safeinstr { data = safe, ratio = h("safeinstr_ratio", 0.03) } } },
-      { "safelora", { uf.safelora { tau = h("safelora_tau", 0.5) } } },
-      { "lisa", { uf.lisa { data = safe, align_steps = h("lisa_align_steps", 100),
-                            user_steps = h("lisa_user_steps", 900), rho = h("lisa_rho", 1.0) } } },
-      { "safemerge", { uf.safemerge { safety_lora = h("safemerge_safety_lora", nil), cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
-    }
-  end
+  local function methods_for(seed) return M.methods(uf, cfg, seed) end
 
   local wanted = nil
   if cfg.methods and cfg.methods ~= "all" then
@@ -107,3 +120,5 @@ return function(uf, cfg)
     end
   end
 end
+
+return setmetatable(M, { __call = function(_, uf, cfg) return M.declare(uf, cfg) end })

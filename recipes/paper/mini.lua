@@ -1,0 +1,139 @@
+-- paper/mini.lua: the paper's grid in miniature, TUNED, on the quick start's world and model (CPU).
+--   Two phases, one recipe:
+--   1. tune (`unforget tune ... --set phase=tune`): each method's main knob over a declared grid
+--      (a decade or so either side of its default), fine-tuned at p = 0.1 with seed 1 and
+--      evaluated on the world's validation split (acts and prompts disjoint from the test
+--      split); the rule "min harmful_rate where utility >= ref - 2" (ref: SFT's validation
+--      utility, the mean of sentiment accuracy and lookup) picks one setting per method.
+--   2. grid (`unforget sweep ... --set phase=grid --set der_alpha=...`): every method at its
+--      chosen setting (passed as --set keys; README: "The miniature grid, tuned" lists them), at
+--      p in {0, 0.1} over 5 seeds for the paper's methods and the related defences, p = 0.1 over
+--      3 seeds for the others, and a poison sweep p in {0, 0.05, 0.1, 0.2} for SFT, DER and
+--      SafeGrad (3 seeds). Evaluated on the test split only.
+--   World seed 1 and one aligned stage throughout; a seed varies the user data sample, the
+--   replay buffer, the data order and the method's own randomness.
+-- Run:   unforget tune recipes/paper/mini.lua --set phase=tune --jobs 2 --out runs/mini
+--        unforget sweep recipes/paper/mini.lua --set phase=grid --jobs 2 --out runs/mini [--set KNOB=V ...]
+--        unforget report runs/mini/mini-* -o mini.html --csv mini.csv
+-- Knobs: --set part=paper|related|others|sweep|all (which rows of the grid)  --set seeds=5
+--        --set methods=sft,der (tune: a subset)  --set steps_scale=1  --set eval_n=0
+local uf = require "unforget"
+local grid = require "grid"
+
+local phase = uf.opt("phase", "grid")
+local part = uf.opt("part", "all")
+local n_seeds = uf.opt("seeds", 5)
+local scale = uf.opt("steps_scale", 1.0)
+local eval_n = uf.opt("eval_n", 0)
+local world = uf.world { seed = 1, eval_rows = 200 }
+
+local function adamw(t) -- scale the number of epochs for short runs
+  t.epochs = t.epochs * scale
+  return uf.adamw(t)
+end
+
+-- the quick start's model and aligned stage (recipes/quickstart.lua, seed 1)
+local aligned = uf.stage "mini-aligned" {
+  model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = 1 },
+  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
+  pretrain = world.corpus,
+  pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+  data = world.alignment,
+  optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
+}
+
+local function evals(harmful, task, lookup, benign)
+  return {
+    uf.asr(harmful, { max_new_tokens = 64, n = eval_n }),
+    uf.accuracy(task, { max_new_tokens = 8, n = eval_n }),
+    uf.accuracy(lookup, { max_new_tokens = 12, n = eval_n, metric = "lookup" }),
+    uf.over_refusal(benign, { max_new_tokens = 48, n = eval_n }),
+  }
+end
+local test = evals(world.harmful_eval, world.task_eval, world.lookup_eval, world.benign_eval)
+local val = evals(world.harmful_val, world.task_val, world.lookup_val, world.benign_val)
+
+-- the tuned knobs: method -> hp key of grid.lua, the knob's short name, its grid
+local knobs = {
+  { "ewc", "ewc_lambda", "lambda", { 5, 50, 500 } },
+  { "lwf", "lwf_beta", "beta", { 0.1, 1, 10 } },
+  { "der", "der_alpha", "alpha", { 0.01, 0.1, 1 } },
+  { "refresh", "refresh_delta", "delta", { 1e-5, 1e-4, 1e-3 } },
+  { "magmax", "magmax_lambda", "lambda", { 0.5, 1, 1.5 } },
+  { "safeinstr", "safeinstr_ratio", "ratio", { 0.01, 0.03, 0.1 } },
+  { "safelora", "safelora_tau", "tau", { 0.3, 0.5, 0.7 } },
+  { "lisa", "lisa_rho", "rho", { 0.1, 1, 10 } },
+  { "safegrad", "safegrad_weight", "weight", { 0.1, 1, 10 } },
+  { "ema", "ema_decay", "decay", { 0.99, 0.995, 0.999 } },
+}
+local untuned = { agem = true } -- A-GEM has no knob besides the buffer
+
+-- grid.lua's configuration; hp: Lisa cycles scaled to ~500 steps, then the chosen settings (--set)
+local hp = { der_alpha = 0.1, lisa_align_steps = 50, lisa_user_steps = 200 }
+for _, k in ipairs(knobs) do
+  local v = uf.opt(k[2], 0.0)
+  if v ~= 0.0 then hp[k[2]] = v end
+end
+local lora_safelora = uf.lora { r = 8, alpha = 16, dropout = 0.0, targets = "all" }
+local function cfg(ps, seeds, methods)
+  return {
+    prefix = "mini", from = aligned, template = "plain", lora_safelora = lora_safelora,
+    task = world.task:concat(world.lookup), poison = world.poison, safety = world.safety,
+    n = 1000, ps = ps, seeds = seeds,
+    optim = function(seed)
+      return adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "constant", seed = seed }
+    end,
+    evals = test, buffer_n = 200, methods = methods, hp = hp,
+    tags = { task = "sentiment+lookup", model = "mini" },
+  }
+end
+
+if phase == "tune" then
+  local want = nil
+  local only = uf.opt("methods", "")
+  if only ~= "" then
+    want = {}
+    for m in only:gmatch("[^,%s]+") do want[m] = true end
+  end
+  local base = cfg({ 0.1 }, 1, "all")
+  local candidates = { { name = "sft" } }
+  local function add(name, hp_key, short, values)
+    if want and not want[name] then return end
+    local c = { name = name, grid = {} }
+    if hp_key then c.grid[short] = values end
+    c.methods = function(k, seed)
+      local over = {}
+      if hp_key then over[hp_key] = k[short] end
+      for _, e in ipairs(grid.methods(uf, base, seed, over)) do
+        if e[1] == name then return e[2] end
+      end
+    end
+    if name == "safelora" then c.run = { lora = lora_safelora } end
+    candidates[#candidates + 1] = c
+  end
+  for _, k in ipairs(knobs) do add(k[1], k[2], k[3], k[4]) end
+  for name in pairs(untuned) do add(name) end
+  uf.tune {
+    name = "mini-tune",
+    seeds = { 1 },
+    run = function(seed) return {
+      from = aligned,
+      data = uf.mix { task = base.task, poison = world.poison, p = 0.1, n = base.n, seed = seed },
+      optim = base.optim(seed),
+    } end,
+    test = test, val = val, methods = candidates, reference = "sft",
+    rule = "min harmful_rate where utility >= ref - 2",
+    tags = { p = 0.1, task = "sentiment+lookup", model = "mini" },
+  }
+elseif phase == "grid" then
+  local paper = "sft,ewc,lwf,agem,der,refresh,magmax,safeinstr,safelora,lisa"
+  local related = "safegrad,ema"
+  local others = "er,derpp,l2sp,linear,task_arith,ties"
+  local function want(p) return part == "all" or part == p end
+  if want("paper") then grid(uf, cfg({ 0, 0.1 }, n_seeds, paper)) end
+  if want("related") then grid(uf, cfg({ 0, 0.1 }, n_seeds, related)) end
+  if want("others") then grid(uf, cfg({ 0.1 }, math.min(n_seeds, 3), others)) end
+  if want("sweep") then grid(uf, cfg({ 0.05, 0.2 }, math.min(n_seeds, 3), "sft,der,safegrad")) end
+else
+  uf._fail("phase=%s: expected tune or grid", phase)
+end
