@@ -78,6 +78,11 @@ struct uf_mder_scratch {
 int uf_mder_replay(struct uf_trainer *tr, struct uf_mder_scratch *s, const struct uf_mdraw *d,
                    float alpha, int reduce_sum, int topk, int slot);
 void uf_mder_scratch_free(struct uf_mder_scratch *s);
+/* The scratch at its largest, allocated by init so that the memory plan's state is what the run
+ * holds: N = (rows per replay forward, as uf_mdraw_make chunks a draw of `rows`) x max_len;
+ * uf_mder_scratch_bytes is the same count for the plan (cfg: the method's table, its "batch"). */
+void uf_mder_scratch_init(struct uf_mder_scratch *s, struct uf_trainer *tr, int rows);
+size_t uf_mder_scratch_bytes(const struct uf_memplan_in *in, const cJSON *cfg);
 /* reduction key "sum" (1) or "mean" (0); anything else fails */
 int uf_mder_reduction(const struct uf_method *m, int *reduce_sum);
 

@@ -50,6 +50,22 @@ int uf_mder_replay(struct uf_trainer *tr, struct uf_mder_scratch *s, const struc
     return 0;
 }
 
+void uf_mder_scratch_init(struct uf_mder_scratch *s, struct uf_trainer *tr, int rows) {
+    int chunk = tr->hp.micro_batch > 0 && tr->hp.micro_batch < rows ? tr->hp.micro_batch : rows;
+    int64_t N = (int64_t)chunk * tr->hp.max_len, V = tr->model->cfg.vocab;
+    uf_mensure(&s->g, tr->dev, "der.g", N * V);
+    uf_mensure(&s->mask, tr->dev, "der.mask", N);
+    uf_mensure(&s->thr, tr->dev, "der.thr", N);
+}
+
+size_t uf_mder_scratch_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(cfg, "batch");
+    int rows = cJSON_IsNumber(b) ? (int)b->valuedouble : 0;
+    size_t chunk = (size_t)(rows > 0 && rows < in->micro_batch ? rows : in->micro_batch);
+    size_t N = chunk * (size_t)in->max_len;
+    return N * ((size_t)in->cfg.vocab + 2) * sizeof(float);
+}
+
 void uf_mder_scratch_free(struct uf_mder_scratch *s) {
     if (s->g.buf) uf_tensor_free(&s->g);
     if (s->mask.buf) uf_tensor_free(&s->mask);
@@ -68,6 +84,7 @@ static int der_init(struct uf_method *m, struct uf_trainer *tr) {
     m->state = st;
     if (uf_mder_reduction(m, &st->reduce_sum) != 0) return -1;
     if (uf_mcfg_num(m, "topk") < 0) return uf_fail("der: topk must be >= 0 (0 = all logits)");
+    uf_mder_scratch_init(&st->s, tr, uf_mcfg_rows(tr, m));
     return uf_mcfg_dataset(tr, m, "buffer", &st->buf);
 }
 
@@ -91,4 +108,5 @@ static void der_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_der = {.uses_teacher = 1, .name = "der", .replays = 1, .init = der_init, .extra = der_extra, .free = der_free};
+const struct uf_method_ops uf_method_der = {.uses_teacher = 1, .state_name = "der scratch (N,V)",
+                                           .state_bytes = uf_mder_scratch_bytes, .name = "der", .replays = 1, .init = der_init, .extra = der_extra, .free = der_free};

@@ -15,6 +15,7 @@ static int derpp_init(struct uf_method *m, struct uf_trainer *tr) {
     struct derpp_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
     if (uf_mder_reduction(m, &st->reduce_sum) != 0) return -1;
+    uf_mder_scratch_init(&st->s, tr, uf_mcfg_rows(tr, m));
     return uf_mcfg_dataset(tr, m, "buffer", &st->buf);
 }
 
@@ -47,4 +48,5 @@ static void derpp_free(struct uf_method *m) {
     m->state = NULL;
 }
 
-const struct uf_method_ops uf_method_derpp = {.uses_teacher = 1, .name = "derpp", .replays = 1, .init = derpp_init, .extra = derpp_extra, .free = derpp_free};
+const struct uf_method_ops uf_method_derpp = {.uses_teacher = 1, .state_name = "derpp scratch (N,V)",
+                                             .state_bytes = uf_mder_scratch_bytes, .name = "derpp", .replays = 1, .init = derpp_init, .extra = derpp_extra, .free = derpp_free};

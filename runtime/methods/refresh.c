@@ -168,6 +168,7 @@ static int refresh_init(struct uf_method *m, struct uf_trainer *tr) {
         return uf_fail("refresh: delta, noise and fisher_scale must be >= 0");
     if (uf_mcfg_dataset(tr, m, "buffer", &st->buf) != 0) return -1;
     uf_tensor_init(&st->nn, tr->dev, "refresh.norms", UF_F32, 1, (int64_t[]){2});
+    uf_mder_scratch_init(&st->s, tr, uf_mcfg_rows(tr, m));
     return fisher_init(m, tr, st);
 }
 
@@ -263,11 +264,11 @@ static void refresh_free(struct uf_method *m) {
 }
 
 static size_t refresh_state_bytes(const struct uf_memplan_in *in, const cJSON *cfg) {
-    (void)cfg;
-    return uf_mplan_trainable_bytes(in) + 2 * sizeof(float); /* F, the two norms */
+    /* F, the two norms, DER++'s scratch */
+    return uf_mplan_trainable_bytes(in) + 2 * sizeof(float) + uf_mder_scratch_bytes(in, cfg);
 }
 
-const struct uf_method_ops uf_method_refresh = {.uses_teacher = 1, .state_name = "refresh Fisher F", .state_bytes = refresh_state_bytes, .name = "refresh", .recomputes_grad = 1,
+const struct uf_method_ops uf_method_refresh = {.uses_teacher = 1, .state_name = "refresh F, scratch", .state_bytes = refresh_state_bytes, .name = "refresh", .recomputes_grad = 1,
                                                 .init = refresh_init,
                                                 .task_loss = refresh_task_loss,
                                                 .extra = refresh_extra, .free = refresh_free};
