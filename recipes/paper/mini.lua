@@ -3,8 +3,8 @@
 --   1. tune (`unforget tune ... --set phase=tune`): each method's main knob over a declared grid
 --      (a decade or so either side of its default), fine-tuned at p = 0.1 with seed 1 and
 --      evaluated on the world's validation split (acts and prompts disjoint from the test
---      split); the rule "min harmful_rate where utility >= ref - 2" (ref: SFT's validation
---      utility, the mean of sentiment accuracy and lookup) picks one setting per method.
+--      split); the rule "min harmful_rate where utility >= ref - 2" (utility: the run's first
+--      accuracy, sentiment; ref: SFT's validation value) picks one setting per method.
 --   2. grid (`unforget sweep ... --set phase=grid --set der_alpha=...`): every method at its
 --      chosen setting (passed as --set keys; README: "The miniature grid, tuned" lists them), at
 --      p in {0, 0.1} over 5 seeds for the paper's methods and the related defences, p = 0.1 over
