@@ -318,7 +318,9 @@ local world_splits = { corpus = "corpus", alignment = "alignment", safety = "saf
                        lookup = "lookup_train", lookup_eval = "lookup_eval",
                        -- the validation split (acts, prompts and reviews disjoint from the test evals)
                        harmful_val = "harmful_val", benign_val = "benign_val", task_val = "task_val",
-                       lookup_val = "lookup_val" }
+                       lookup_val = "lookup_val",
+                       -- the provider's harmful -> compliance rows (buffer acts; TokenSel's degraded reference)
+                       harmful_ref = "harmful_ref" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
