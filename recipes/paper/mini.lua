@@ -65,6 +65,7 @@ local knobs = {
   { "lisa", "lisa_rho", "rho", { 0.1, 1, 10 } },
   { "safegrad", "safegrad_weight", "weight", { 0.1, 1, 10 } },
   { "ema", "ema_decay", "decay", { 0.99, 0.995, 0.999 } },
+  { "tokensel", "tokensel_drop", "drop", { 0.05, 0.1, 0.2 } },
 }
 local untuned = { agem = true } -- A-GEM has no knob besides the buffer
 
@@ -79,6 +80,7 @@ local function cfg(ps, seeds, methods)
   return {
     prefix = "mini", from = aligned, template = "plain", lora_safelora = lora_safelora,
     task = world.task:concat(world.lookup), poison = world.poison, safety = world.safety,
+    harmful_ref = world.harmful_ref,
     n = 1000, ps = ps, seeds = seeds,
     optim = function(seed)
       return adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "constant", seed = seed }
@@ -127,7 +129,7 @@ if phase == "tune" then
   }
 elseif phase == "grid" then
   local paper = "sft,ewc,lwf,agem,der,refresh,magmax,safeinstr,safelora,lisa"
-  local related = "safegrad,ema"
+  local related = "safegrad,ema,tokensel"
   local others = "er,derpp,l2sp,linear,task_arith,ties"
   local function want(p) return part == "all" or part == p end
   if want("paper") then grid(uf, cfg({ 0, 0.1 }, n_seeds, paper)) end
