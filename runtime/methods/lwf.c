@@ -22,6 +22,8 @@
 struct lwf_state {
     int logits, all; /* target = "logits", tokens = "all" */
     struct uf_tensor g, mask; /* (N, W) gradient scratch (W = V or D), (N) positions */
+    struct uf_tensor gv;      /* the (here x T, W) view of g handed to the next backward by
+                                 reference: it must outlive task_loss (not a stack local) */
     float *hmask;             /* (N) host staging of the mask */
 };
 
@@ -66,17 +68,18 @@ static int lwf_task_loss(struct uf_method *m, struct uf_trainer *tr, const struc
     int64_t step_n = st->all ? tr->step_tokens : tr->step_masked;
     int64_t n = step_n > 0 ? step_n : here * uf_mn_micro(tr);
     float scale = beta / (float)n;
-    struct uf_tensor g = uf_mview(&st->g, "lwf.g", N, W);
+    st->gv = uf_mview(&st->g, "lwf.g", N, W);
+    struct uf_tensor *g = &st->gv;
     if (st->logits) {
         struct uf_tensor z = uf_mview(&tr->model->logits, "logits", N, W);
         struct uf_tensor zs = uf_mview(&teacher->logits, "teacher.logits", N, W);
-        uf_clmath_kl_temp(tr->dev, &g, &z, &zs, &mk, W, (float)uf_mcfg_num(m, "T"), scale, &tr->terms, m->slot);
-        uf_model_ref_grad_logits(tr->model, &g);
+        uf_clmath_kl_temp(tr->dev, g, &z, &zs, &mk, W, (float)uf_mcfg_num(m, "T"), scale, &tr->terms, m->slot);
+        uf_model_ref_grad_logits(tr->model, g);
     } else {
         struct uf_tensor h = uf_mview(&tr->model->hidden, "hidden", N, W);
         struct uf_tensor hs = uf_mview(&teacher->hidden, "teacher.hidden", N, W);
-        uf_clmath_sqdiff(tr->dev, &g, &h, &hs, &mk, NULL, W, scale, &tr->terms, m->slot);
-        uf_model_ref_grad_hidden(tr->model, &g);
+        uf_clmath_sqdiff(tr->dev, g, &h, &hs, &mk, NULL, W, scale, &tr->terms, m->slot);
+        uf_model_ref_grad_hidden(tr->model, g);
     }
     return 0;
 }
