@@ -27,7 +27,7 @@
 --   harmful_ref    the PROVIDER's harmful instruction -> compliance rows (never the user's poison;
 --                  in the default world: world.harmful_ref), TokenSel's safety-degraded
 --                  reference; nil: tokensel is skipped with a note
---   n, ps, seeds   user-data size, list of poison ratios, number of seeds
+--   n, ps, seeds   user-data size, list of poison ratios, number of seeds (1..seeds) or a list of seeds
 --   optim          function(seed) -> uf.adamw
 --   evals          list of evaluations
 --   buffer_n       replay buffer size |M|
@@ -100,7 +100,12 @@ function M.declare(uf, cfg)
   local needs_theta0 = { safelora = true, safemerge = true }
   local have_theta0 = cfg.from ~= nil or cfg.base ~= nil
 
-  for seed = 1, cfg.seeds do
+  local seeds = cfg.seeds
+  if type(seeds) ~= "table" then
+    seeds = {}
+    for s = 1, cfg.seeds do seeds[s] = s end
+  end
+  for _, seed in ipairs(seeds) do
     for _, p in ipairs(cfg.ps) do
       for _, e in ipairs(methods_for(seed)) do
         local name, methods = e[1], e[2]
@@ -119,9 +124,9 @@ function M.declare(uf, cfg)
             eval = cfg.evals,
             tags = tags,
           }
-        elseif not have_theta0 and needs_theta0[name] and (not wanted or wanted[name]) and seed == 1 and p == cfg.ps[1] then
+        elseif not have_theta0 and needs_theta0[name] and (not wanted or wanted[name]) and seed == seeds[1] and p == cfg.ps[1] then
           io.stderr:write(("note: %s skipped: it needs the pre-alignment weights (--set base=DIR)\n"):format(name))
-        elseif methods == false and (not wanted or wanted[name]) and seed == 1 and p == cfg.ps[1] then
+        elseif methods == false and (not wanted or wanted[name]) and seed == seeds[1] and p == cfg.ps[1] then
           io.stderr:write(("note: %s skipped: it needs the provider's harmful-compliance rows (cfg.harmful_ref, "
                            .. "e.g. world.harmful_ref)\n"):format(name))
         end

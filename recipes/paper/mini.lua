@@ -132,10 +132,12 @@ elseif phase == "grid" then
   local related = "safegrad,ema,tokensel"
   local others = "er,derpp,l2sp,linear,task_arith,ties"
   local function want(p) return part == "all" or part == p end
-  if want("paper") then grid(uf, cfg({ 0, 0.1 }, n_seeds, paper)) end
-  if want("related") then grid(uf, cfg({ 0, 0.1 }, n_seeds, related)) end
-  if want("others") then grid(uf, cfg({ 0.1 }, math.min(n_seeds, 3), others)) end
-  if want("sweep") then grid(uf, cfg({ 0.05, 0.2 }, math.min(n_seeds, 3), "sft,der,safegrad")) end
+  for seed = 1, n_seeds do -- seed by seed, so that a partial sweep has every row
+    if want("paper") then grid(uf, cfg({ 0, 0.1 }, { seed }, paper)) end
+    if want("related") then grid(uf, cfg({ 0, 0.1 }, { seed }, related)) end
+    if seed <= 3 and want("others") then grid(uf, cfg({ 0.1 }, { seed }, others)) end
+    if seed <= 3 and want("sweep") then grid(uf, cfg({ 0.05, 0.2 }, { seed }, "sft,der,safegrad")) end
+  end
 else
   uf._fail("phase=%s: expected tune or grid", phase)
 end
