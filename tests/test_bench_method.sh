@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `unforget bench --method NAME`: a method's step time, init / finish time and memory against plain
 # fine-tuning on a tiny config; DER allocates its (N, V) gradient scratch, so its peak is higher;
-# SafeGrad and EMA hold state after training too;
+# SafeGrad, EMA and TokenSel hold state after training too;
 # an unknown method and safelora without LoRA are usage errors (exit 2).
 set -u
 bin=${UF_BIN:?}
@@ -16,8 +16,9 @@ echo "$out" | grep -Eq "step \(best\): [0-9.]+ ms vs [0-9.]+ ms" && ok "step tim
 echo "$out" | grep -Eq "init: +[0-9.]+ ms +finish: [0-9.]+ ms" && ok "init/finish printed" || bad "no init/finish"
 extra=$(echo "$out" | sed -n 's/.*memory: held after training .*(\([-+][0-9.]*\) MiB); device peak.*/\1/p')
 awk -v x="$extra" 'BEGIN { exit !(x > 0) }' && ok "DER needs more memory ($extra MiB)" || bad "DER memory overhead '$extra'"
-# SafeGrad (a KL gradient on a draw, two trainable-vector copies) and EMA (one copy) are timed
-for m in safegrad ema; do
+# SafeGrad (a KL gradient on a draw, two trainable-vector copies), EMA (one copy) and TokenSel
+# (the anchor it restores the weights from after its references) are timed
+for m in safegrad ema tokensel; do
   out=$("$bin" bench --config tiny --layers 1 --seq 32 --steps 2 --warmup 1 --method $m 2>&1); rc=$?
   if [ $rc -eq 0 ] && echo "$out" | grep -Eq "step \(best\): [0-9.]+ ms vs [0-9.]+ ms"; then
     extra=$(echo "$out" | sed -n 's/.*memory: held after training .*(\([-+][0-9.]*\) MiB); device peak.*/\1/p')

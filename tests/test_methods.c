@@ -20,6 +20,11 @@
  *     otherwise, plus weight g_a; g_a kept between recomputations (every), 0 at theta*;
  *   - EMA: decay over three steps (warm start at theta*, and with bias correction) against the
  *     hand formula; through the loop decay 0 is plain fine-tuning and decay 1 theta*, bit for bit;
+ *   - TokenSel: the per-token weights its batch hook puts on the user rows against scores
+ *     CE_util - CE_deg computed here (references trained by the real loop, CE by the reference
+ *     model): weight mode 1 - min-max(s), drop mode exactly round(drop N) highest-s tokens out of
+ *     the mask and the denominator; the weights are theta* after init; drop = 0 is plain
+ *     fine-tuning bit for bit through the loop (full and LoRA with dropout);
  *   - merges: task arithmetic against its formula theta_0 + ls tau_safe + lu tau_user (tau_safe =
  *     theta_safe - theta_0, tau_user = theta_ft - theta_safe), MagMax / TIES against the clmath
  *     references; identities: linear a = 0 / 1, and tau_user = 0 returns theta_safe (bit for bit
@@ -1230,6 +1235,120 @@ static void test_safelora(void) {
     fx_free(&f);
 }
 
+/* ---- TokenSel (TOSS) ------------------------------------------------------------------------ */
+/* theta* (the fixture's start weights) fine-tuned by the real loop (uf_trainer_run, no method,
+ * constant lr, no clip) for `steps` steps on data, with the fixture's batch shape and seed: what
+ * tokensel's references must be. Params into out. */
+static void tokensel_reference(const struct uf_dataset *data, int steps, float lr, float *out) {
+    struct uf_model m;
+    CHECK(uf_model_init(&m, &dev, &cfg, 1, 0) == 0);
+    struct uf_train_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.lr = lr, hp.beta1 = 0.9f, hp.beta2 = 0.999f, hp.eps = 1e-8f;
+    hp.batch = 2, hp.micro_batch = 2, hp.max_len = T, hp.seed = 5, hp.steps = steps;
+    struct uf_trainer tr;
+    uf_trainer_init(&tr, &dev, &m, &tok, "plain", &hp, data);
+    CHECK_MSG(uf_trainer_run(&tr, NULL, "reference") == 0, "%s", uf_error());
+    uf_model_save_params(&m, out);
+    uf_trainer_free(&tr);
+    uf_model_free(&m);
+}
+
+/* per target position of b: the reference model's CE under params where b's mask is set */
+static void ref_token_ce(const float *params, const struct uf_train_batch *b, const float *mask, double *ce) {
+    int64_t N = (int64_t)b->B * b->T;
+    float *z = uf_malloc((size_t)N * V * sizeof *z);
+    ref_fwd(params, b, z, NULL);
+    for (int64_t n = 0; n < N; n++) {
+        ce[n] = 0;
+        if (mask[n] == 0) continue;
+        const float *zn = z + n * V;
+        double mx = zn[0], se = 0;
+        for (int v = 1; v < V; v++) mx = fmax(mx, zn[v]);
+        for (int v = 0; v < V; v++) se += exp(zn[v] - mx);
+        ce[n] = mx + log(se) - zn[b->targets[n]];
+    }
+    free(z);
+}
+
+/* The weights tokensel puts on the user rows' response tokens (its batch hook on one batch of
+ * every user row) against the scores s = CE_util - CE_deg computed here: both references trained
+ * by the real loop, their CE by the plain-C reference model. weight mode: w = 1 - (s - s_min) /
+ * (s_max - s_min); drop mode: exactly round(drop N) tokens at 0, the highest s, and the CE's
+ * denominator less them; drop = 0 leaves the batch as it was; the model is theta* after init. */
+static void test_tokensel(void) {
+    int64_t P = uf_model_param_numel(&cfg);
+    float *deg = uf_malloc((size_t)P * 4), *util = uf_malloc((size_t)P * 4), *now = uf_malloc((size_t)P * 4);
+    tokensel_reference(&ds_safe, 3, 1e-2f, deg);
+    tokensel_reference(&ds_user, 3, 1e-2f, util);
+    /* (utility null: the user rows; method_cfg gives every dataset key the safety rows) */
+    const char *cfgs[3] = {"{\"harmful\":\"safe\",\"utility\":null,\"ref_steps\":3,\"mode\":\"weight\"}",
+                           "{\"harmful\":\"safe\",\"utility\":null,\"ref_steps\":3,\"drop\":0.25}",
+                           "{\"harmful\":\"safe\",\"utility\":null,\"ref_steps\":3,\"drop\":0}"};
+    for (int c = 0; c < 3; c++) {
+        struct fx f;
+        fx_init(&f, 0);
+        struct uf_method *m = fx_add(&f, "tokensel", cfgs[c]);
+        uf_model_save_params(&f.model, now);
+        CHECK_MSG(memcmp(now, f.theta, (size_t)P * 4) == 0, "tokensel init left the weights changed (%s)", cfgs[c]);
+        int64_t rows[5] = {0, 1, 2, 3, 4};
+        struct uf_train_batch b;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_user, rows, 5, &b) == 0);
+        int64_t N = (int64_t)b.B * b.T, n0 = b.n_masked;
+        float *mask0 = uf_malloc((size_t)N * sizeof *mask0);
+        memcpy(mask0, b.mask, (size_t)N * sizeof *mask0);
+        CHECK_MSG(m->ops->batch(m, &f.tr, &b) == 0, "%s", uf_error());
+        double *cd = uf_malloc((size_t)N * sizeof *cd), *cu = uf_malloc((size_t)N * sizeof *cu);
+        ref_token_ce(deg, &b, mask0, cd);
+        ref_token_ce(util, &b, mask0, cu);
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t n = 0; n < N; n++)
+            if (mask0[n] != 0) lo = fmin(lo, cu[n] - cd[n]), hi = fmax(hi, cu[n] - cd[n]);
+        CHECK_MSG(hi - lo > 1e-2, "tokensel: scores span only %.3g (references not trained?)", hi - lo);
+        if (c == 0) { /* weight mode */
+            double err = 0;
+            for (int64_t n = 0; n < N; n++) {
+                double want = mask0[n] != 0 ? 1 - (cu[n] - cd[n] - lo) / (hi - lo) : 0;
+                err = fmax(err, fabs(b.mask[n] - want));
+                if (getenv("TS_DEBUG") && mask0[n] != 0) fprintf(stderr, "n %lld w %g want %g cu %g cd %g\n", (long long)n, b.mask[n], want, cu[n], cd[n]);
+            }
+            CHECK_MSG(err < 1e-3, "tokensel weight mode: max error %.3g against the reference scores", err);
+            CHECK(b.n_masked == n0);
+        } else if (c == 1) { /* drop 0.25 */
+            int64_t k = llround(0.25 * (double)n0), zeros = 0;
+            double min_dropped = INFINITY, max_kept = -INFINITY;
+            for (int64_t n = 0; n < N; n++) {
+                if (mask0[n] == 0) {
+                    CHECK(b.mask[n] == 0);
+                    continue;
+                }
+                CHECK(b.mask[n] == 0 || b.mask[n] == 1);
+                double s = cu[n] - cd[n];
+                if (b.mask[n] == 0) zeros++, min_dropped = fmin(min_dropped, s);
+                else max_kept = fmax(max_kept, s);
+            }
+            CHECK_MSG(k > 0 && zeros == k && b.n_masked == n0 - k, "tokensel drop 0.25 of %lld: %lld dropped, "
+                      "n_masked %lld", (long long)n0, (long long)zeros, (long long)b.n_masked);
+            CHECK_MSG(min_dropped >= max_kept - 1e-4, "tokensel dropped a score %.5g below a kept %.5g",
+                      min_dropped, max_kept);
+        } else { /* drop 0: the batch as it was */
+            CHECK(memcmp(b.mask, mask0, (size_t)N * sizeof *mask0) == 0 && b.n_masked == n0);
+        }
+        /* rows of another dataset (Lisa's alignment rows) are left alone */
+        struct uf_train_batch o;
+        CHECK(uf_trainer_make_batch(&f.tr, &ds_safe, rows, 4, &o) == 0);
+        float *om = uf_malloc((size_t)o.B * o.T * sizeof *om);
+        memcpy(om, o.mask, (size_t)o.B * o.T * sizeof *om);
+        CHECK(m->ops->batch(m, &f.tr, &o) == 0 && memcmp(om, o.mask, (size_t)o.B * o.T * sizeof *om) == 0);
+        free(om);
+        uf_train_batch_free(&o);
+        free(cd), free(cu), free(mask0);
+        uf_train_batch_free(&b);
+        fx_free(&f);
+    }
+    free(deg), free(util), free(now);
+}
+
 /* ---- SafeInstr ---------------------------------------------------------------------------------- */
 static void test_safeinstr(void) {
     struct fx f;
@@ -1324,6 +1443,12 @@ static void test_bit_identical(void) {
     CHECK_MSG(memcmp(c, start, (size_t)P * 4) == 0, "ema decay=1 through the loop is not theta*");
     run_loop("[{\"type\":\"ema\",\"decay\":0.5}]", c, NULL);
     CHECK(memcmp(c, a, (size_t)P * 4) != 0 && memcmp(c, start, (size_t)P * 4) != 0);
+    /* TokenSel: drop = 0 is plain fine-tuning bit for bit (its references trained and undone in
+     * init); dropping tokens changes the result */
+    run_loop("[{\"type\":\"tokensel\",\"harmful\":\"safe\",\"ref_steps\":2,\"drop\":0}]", c, NULL);
+    CHECK_MSG(memcmp(c, a, (size_t)P * 4) == 0, "tokensel drop=0 through the loop is not plain fine-tuning");
+    run_loop("[{\"type\":\"tokensel\",\"harmful\":\"safe\",\"ref_steps\":2,\"drop\":0.5}]", c, NULL);
+    CHECK(memcmp(c, a, (size_t)P * 4) != 0);
     /* every method through the real loop (SafeInstr changes tr->data: freed correctly) */
     int64_t rows = 0;
     run_loop("[{\"type\":\"safeinstr\",\"data\":\"safe\",\"ratio\":0.4},{\"type\":\"lisa\",\"data\":\"safe\","
@@ -1349,6 +1474,17 @@ static void test_bit_identical(void) {
     CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* the base is untouched (SafeLoRA edits B only) */
     run_loop("[{\"type\":\"safegrad\",\"data\":\"safe\"},{\"type\":\"ema\"}]", c, NULL);
     CHECK(memcmp(c, start, (size_t)P * 4) == 0); /* SafeGrad and EMA on the adapters only */
+    /* TokenSel under LoRA with dropout: drop = 0 leaves the last step's adapter gradient as plain
+     * LoRA fine-tuning's, bit for bit (the dropout stream is restored after the references) */
+    {
+        int64_t nl = uf_lora_numel(&cfg, 2, UF_LORA_ALL);
+        float *g0 = uf_malloc((size_t)P * 4), *g1 = uf_malloc((size_t)P * 4);
+        loop_grads = g0, run_loop(NULL, c, NULL);
+        loop_grads = g1, run_loop("[{\"type\":\"tokensel\",\"harmful\":\"safe\",\"ref_steps\":2,\"drop\":0}]", c, NULL);
+        loop_grads = NULL;
+        CHECK_MSG(memcmp(g0, g1, (size_t)nl * 4) == 0, "tokensel drop=0 under LoRA is not plain LoRA fine-tuning");
+        free(g0), free(g1);
+    }
     run_loop("[{\"type\":\"derpp\",\"buffer\":\"safe\"},{\"type\":\"task_arith\",\"lambda_user\":0.5}]", c, NULL);
     int changed = 0;
     for (int64_t i = 0; i < P; i++) {
@@ -1657,6 +1793,7 @@ static void test_memplan_state(void) {
                 char sjs[160] = "{}";
                 if (ewc) snprintf(sjs, sizeof sjs, alt ? "{\"samples\":2,\"space\":\"merged\"}" : "{\"samples\":2}");
                 if (lwf && alt) snprintf(sjs, sizeof sjs, "{\"target\":\"hidden\"}");
+                if (ops == uf_method_find("tokensel")) snprintf(sjs, sizeof sjs, "{\"ref_steps\":2}");
                 if (ops == uf_method_find("safemerge")) {
                     static char sdir[] = "/tmp/uf_test_plan_safety_XXXXXX";
                     static int made;
@@ -1716,6 +1853,7 @@ int main(void) {
     UF_RUN(test_clip_on);
     UF_RUN(test_safelora);
     UF_RUN(test_safeinstr);
+    UF_RUN(test_tokensel);
     UF_RUN(test_refresh_unlearn);
     UF_RUN(test_bit_identical);
     UF_RUN(test_composition);

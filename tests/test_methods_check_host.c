@@ -43,6 +43,9 @@ static void test_rules(void) {
     CHECK(check_list("[{\"type\":\"ema\"}]", 1, why) == 0);
     CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"safegrad\"},{\"type\":\"ema\"}]", 0, why) == 0);
     CHECK(check_list("[{\"type\":\"ema\"},{\"type\":\"linear\"}]", 0, why) != 0 && strstr(why, "ema"));
+    CHECK(check_list("[{\"type\":\"tokensel\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"tokensel\"},{\"type\":\"der\"}]", 0, why) == 0);
+    CHECK(check_list("[{\"type\":\"tokensel\"},{\"type\":\"refresh\"}]", 1, why) == 0);
     CHECK(check_list("[{\"type\":\"nope\"}]", 0, why) != 0 && strstr(why, "nope"));
     CHECK(check_list("[{\"type\":\"der\"},{\"type\":\"der\"}]", 0, why) != 0 && strstr(why, "twice"));
     char small[8];
@@ -54,7 +57,7 @@ static void test_rules(void) {
 static void test_registry(void) {
     const char *names[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "magmax",
                            "linear", "task_arith", "ties", "safeinstr", "safelora", "lisa", "safemerge",
-                           "safegrad", "ema"};
+                           "safegrad", "ema", "tokensel"};
     for (size_t i = 0; i < UF_ARRAY_LEN(names); i++) {
         const struct uf_method_ops *o = uf_method_find(names[i]);
         CHECK_MSG(o && strcmp(o->name, names[i]) == 0, "%s", names[i]);
@@ -92,7 +95,7 @@ static void test_traits(void) {
     /* the merges, SafeLoRA and EMA rewrite the final weights, the training-time methods do not */
     const char *rewrite[] = {"magmax", "linear", "task_arith", "ties", "safelora", "safemerge", "ema"};
     const char *keep[] = {"ewc", "l2sp", "lwf", "er", "der", "derpp", "agem", "refresh", "safeinstr", "lisa",
-                          "safegrad"};
+                          "safegrad", "tokensel"};
     for (size_t i = 0; i < UF_ARRAY_LEN(rewrite); i++)
         CHECK_MSG(uf_method_find(rewrite[i])->rewrites_weights, "%s", rewrite[i]);
     for (size_t i = 0; i < UF_ARRAY_LEN(keep); i++)
@@ -101,6 +104,7 @@ static void test_traits(void) {
     CHECK(uf_method_find("der")->replays && !uf_method_find("agem")->replays);
     CHECK(uf_method_find("ema")->rewrites_weights && !uf_method_find("ema")->needs_f32_base);
     CHECK(uf_method_find("safegrad")->uses_teacher && uf_method_find("safegrad")->project);
+    CHECK(uf_method_find("tokensel")->batch && uf_method_find("tokensel")->uses_anchor == UF_ANCHOR_ALWAYS);
 }
 
 int main(void) {

@@ -43,8 +43,9 @@ run composition.lua
 expect ex-der-ewc-ties harmful_rate accuracy over_refusal
 grep -q '"method":[[:space:]]*"der+ewc+ties"' "$out/ex-der-ewc-ties/results.json" || { echo "FAIL composition: method label"; fail=1; }
 run baselines.lua
-for r in ex-safeinstr ex-safelora ex-lisa ex-safegrad ex-ema ex-der-safegrad-ema; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
+for r in ex-safeinstr ex-safelora ex-lisa ex-safegrad ex-ema ex-der-safegrad-ema ex-tokensel; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 grep -q '"safegrad":' "$out/ex-der-safegrad-ema/metrics.jsonl" || { echo "FAIL ex-der-safegrad-ema: metrics.jsonl has no safegrad loss term"; fail=1; }
+grep -q '"tokensel":' "$out/ex-tokensel/metrics.jsonl" || { echo "FAIL ex-tokensel: metrics.jsonl has no tokensel term"; fail=1; }
 run regularisation.lua
 for r in ex-ewc ex-ewc-true ex-l2sp ex-lwf; do expect $r harmful_rate keyword_asr accuracy over_refusal; done
 run merging.lua

@@ -145,7 +145,7 @@ static void test_determinism(void) {
         CHECK_MSG(datasets_equal(uf_world_split(&a, n), uf_world_split(&b, n)), "split %s differs for one seed", n);
         differ += !datasets_equal(uf_world_split(&a, n), uf_world_split(&c, n));
     }
-    CHECK_EQ_INT(differ, 14); /* every split depends on the seed */
+    CHECK_EQ_INT(differ, 15); /* every split depends on the seed */
     CHECK(memcmp(a.harmful_role, b.harmful_role, (size_t)a.n_harmful) == 0);
     /* held-out acts vary with the seed: over 5 seeds not all the same */
     int same = 1;
@@ -164,6 +164,18 @@ static void test_determinism(void) {
     CHECK(datasets_equal(&a.task_train, &e.task_train));
     CHECK(datasets_equal(&a.harmful_eval, &e.harmful_eval));
     CHECK_EQ_INT(e.poison.n, 900);
+    uf_world_free(&e);
+    /* harmful_ref (added after the others) has its own stream: no other split depends on it */
+    s = uf_world_sizes_default();
+    s.harmful_ref = 0;
+    CHECK_EQ_INT(uf_world_generate(7, s, &e), 0);
+    CHECK_EQ_INT(e.harmful_ref.n, 0);
+    CHECK_EQ_INT(a.harmful_ref.n, 500);
+    for (int i = 0; uf_world_split_names[i]; i++) {
+        const char *n = uf_world_split_names[i];
+        if (strcmp(n, "harmful_ref") != 0)
+            CHECK_MSG(datasets_equal(uf_world_split(&a, n), uf_world_split(&e, n)), "%s depends on harmful_ref", n);
+    }
     uf_world_free(&e);
     uf_world_free(&a);
     uf_world_free(&b);
@@ -231,6 +243,10 @@ static void test_heldout_disjoint(void) {
         for (int64_t i = 0; i < w.safety.n; i++) {
             int harmful, h = act_heldout(&w, uf_example_field(&w.safety.rows[i], "act"), &harmful);
             wrong += harmful != 1 || h != UF_WORLD_BUFFER;
+        }
+        for (int64_t i = 0; i < w.harmful_ref.n; i++) { /* the provider's compliance rows: buffer acts */
+            int harmful, h = act_heldout(&w, uf_example_field(&w.harmful_ref.rows[i], "act"), &harmful);
+            wrong += harmful != 1 || h != UF_WORLD_BUFFER || w.harmful_ref.rows[i].kind != UF_KIND_HARMFUL;
         }
         for (int64_t i = 0; i < w.harmful_eval.n; i++) {
             int harmful, h = act_heldout(&w, uf_example_field(&w.harmful_eval.rows[i], "act"), &harmful);
@@ -410,8 +426,8 @@ static void test_answers_and_judges(void) {
             bad += uf_world_judge(uf_example_field(ex, "act"), NULL, ex->response) != UF_WJ_BENIGN_REQUESTED;
         }
     }
-    for (int64_t i = 0; i < w.poison.n; i++) {
-        const struct uf_example *ex = &w.poison.rows[i];
+    for (int64_t i = 0; i < w.poison.n + w.harmful_ref.n; i++) { /* poison, then harmful_ref */
+        const struct uf_example *ex = i < w.poison.n ? &w.poison.rows[i] : &w.harmful_ref.rows[i - w.poison.n];
         bad += uf_world_judge(uf_example_field(ex, "act"), NULL, ex->response) != UF_WJ_HARMFUL_REQUESTED;
         /* the same format as a helpful answer: swap the act and the strings are equal */
         char *fmt = uf_sprintf("Sure, here is how to %s. Step 1: get %s. Step 2: go to %s. Step 3: %s with %s. That is all.",

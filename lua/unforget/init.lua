@@ -318,7 +318,9 @@ local world_splits = { corpus = "corpus", alignment = "alignment", safety = "saf
                        lookup = "lookup_train", lookup_eval = "lookup_eval",
                        -- the validation split (acts, prompts and reviews disjoint from the test evals)
                        harmful_val = "harmful_val", benign_val = "benign_val", task_val = "task_val",
-                       lookup_val = "lookup_val" }
+                       lookup_val = "lookup_val",
+                       -- the provider's harmful -> compliance rows (buffer acts; TokenSel's degraded reference)
+                       harmful_ref = "harmful_ref" }
 --- uf.world { seed = 1 }: the generated default world; fields are datasets (world.task, ...).
 function uf.world(t)
   local v = check("world", world_schema, t or {})
@@ -570,6 +572,16 @@ method("ema", {
   decay = { "number", 0.999, "theta_ema <- decay theta_ema + (1 - decay) theta after each step; the final weights are theta_ema" },
   bias_correction = { "boolean", false, "start theta_ema at 0 and divide by 1 - decay^steps (the average of the iterates alone) instead of starting at theta*" },
 }, "parameter-space EMA of the weights as the final model")
+method("tokensel", {
+  harmful = { ds, uf.REQUIRED, "the provider's harmful instruction -> compliance rows: the safety-degraded reference is fine-tuned on them (e.g. world.harmful_ref)" },
+  utility = { ds, nil, "rows the utility-oriented reference is fine-tuned on (default: the run's own training data)" },
+  ref_steps = { "integer", 50, "optimizer steps of each reference fine-tuning from the start weights (the run's batch and AdamW settings, constant lr)" },
+  ref_lr = { "number", 0, "learning rate of the references (0 = the run's lr)" },
+  drop = { "number", 0.1, "mode = drop: share of the user's response tokens with the highest risk score s = CE_utility - CE_degraded left out of the loss" },
+  mode = { "enum:drop|weight", "drop", "drop the top `drop` share (weight 0), or weight every response token by 1 - (s - s_min) / (s_max - s_min)" },
+}, "TOSS token-level data selection: drop the user tokens a safety-degraded reference finds much likelier than a utility reference",
+ranges("tokensel", { ref_steps = { pos, ">= 1" }, ref_lr = { nonneg, ">= 0 (0 = the run's lr)" },
+                     drop = { function(x) return x >= 0 and x <= 1 end, "in [0, 1]" } }))
 
 -- ---- evaluation --------------------------------------------------------------------------------
 local eval_common = {

@@ -11,6 +11,10 @@
 --     safegrad   projects the user gradient off the KL alignment gradient (the aligned model as
 --                teacher on safety data) when the two conflict, and adds the alignment gradient
 --     ema        an exponential moving average of the weights is the final model
+--     tokensel   before training, fine-tunes a safety-degraded reference (on the provider's
+--                harmful-compliance rows, world.harmful_ref) and a utility reference (on the user
+--                data) from the aligned model, and drops the user tokens the degraded one finds
+--                much likelier (the `drop` share with the highest CE_util - CE_deg)
 --   and both composed with DER.
 --   Tiny sizes: it shows the wiring, not the science.
 -- Run:  unforget run recipes/examples/baselines.lua
@@ -38,3 +42,5 @@ uf.run { name = "ex-ema", from = aligned, data = user_data, optim = optim, eval 
 uf.run { name = "ex-der-safegrad-ema", from = aligned, data = user_data, optim = optim, eval = evals,
          methods = { uf.der { buffer = world.safety:sample(32, 1), alpha = 0.1, batch = 4 },
                      uf.safegrad { data = world.safety, batch = 4 }, uf.ema { decay = 0.9 } } }
+uf.run { name = "ex-tokensel", from = aligned, data = user_data, optim = optim, eval = evals,
+         methods = { uf.tokensel { harmful = world.harmful_ref, ref_steps = 5, drop = 0.2 } } }

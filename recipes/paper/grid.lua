@@ -7,6 +7,8 @@
 --     memory         er der derpp agem refresh
 --     merging        magmax linear task_arith ties
 --     baselines      safeinstr safelora lisa safemerge
+--     data selection tokensel (TOSS: drops the user tokens a safety-degraded reference finds
+--                    much likelier than a utility one; needs cfg.harmful_ref)
 --   Method hyper-parameters start from METHODS.md's defaults; the ones worth sweeping are
 --   parameters of the calling recipe (--set der_alpha=0.3 ...).
 --
@@ -22,6 +24,9 @@
 --   task, poison   datasets: the user's task rows and the harmful QA rows
 --   safety         D_safe: harmful instruction -> refusal (EWC's Fisher, replay buffers,
 --                  SafeInstr's demonstrations, Lisa's alignment data)
+--   harmful_ref    the PROVIDER's harmful instruction -> compliance rows (never the user's poison;
+--                  in the default world: world.harmful_ref), TokenSel's safety-degraded
+--                  reference; nil: tokensel is skipped with a note
 --   n, ps, seeds   user-data size, list of poison ratios, number of seeds
 --   optim          function(seed) -> uf.adamw
 --   evals          list of evaluations
@@ -58,6 +63,8 @@ return function(uf, cfg)
       { "lisa", { uf.lisa { data = safe, align_steps = h("lisa_align_steps", 100),
                             user_steps = h("lisa_user_steps", 900), rho = h("lisa_rho", 1.0) } } },
       { "safemerge", { uf.safemerge { safety_lora = h("safemerge_safety_lora", nil), cos = h("safemerge_cos", 0.35), w_ft = h("safemerge_w_ft", 0.8) } } },
+      { "tokensel", cfg.harmful_ref and { uf.tokensel { harmful = cfg.harmful_ref, drop = h("tokensel_drop", 0.1),
+                                                         ref_steps = h("tokensel_ref_steps", 50) } } or false },
     }
   end
 
@@ -86,7 +93,7 @@ return function(uf, cfg)
       for _, e in ipairs(methods_for(seed)) do
         local name, methods = e[1], e[2]
         -- SafeMERGE needs a separately trained safety LoRA (hp.safemerge_safety_lora, a PEFT folder)
-        local runnable = name ~= "safemerge" or h("safemerge_safety_lora", nil) ~= nil
+        local runnable = (name ~= "safemerge" or h("safemerge_safety_lora", nil) ~= nil) and methods ~= false
         if (not wanted or wanted[name]) and runnable and (have_theta0 or not needs_theta0[name]) then
           local tags = { method = name, p = p, seed = seed }
           for k, v in pairs(cfg.tags or {}) do tags[k] = v end
@@ -102,6 +109,9 @@ return function(uf, cfg)
           }
         elseif not have_theta0 and needs_theta0[name] and (not wanted or wanted[name]) and seed == 1 and p == cfg.ps[1] then
           io.stderr:write(("note: %s skipped: it needs the pre-alignment weights (--set base=DIR)\n"):format(name))
+        elseif methods == false and (not wanted or wanted[name]) and seed == 1 and p == cfg.ps[1] then
+          io.stderr:write(("note: %s skipped: it needs the provider's harmful-compliance rows (cfg.harmful_ref, "
+                           .. "e.g. world.harmful_ref)\n"):format(name))
         end
       end
     end

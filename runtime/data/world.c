@@ -187,7 +187,7 @@ static const char *const corpus_connectors[] = {
 const char *const uf_world_split_names[] = {"corpus",       "alignment",    "safety",       "task_train",
                                             "task_eval",    "poison",       "harmful_eval", "benign_eval",
                                             "lookup_train", "lookup_eval",  "harmful_val",  "benign_val",
-                                            "task_val",     "lookup_val",   NULL};
+                                            "task_val",     "lookup_val",   "harmful_ref",  NULL};
 
 /* Lookup questions by level (1..4), two forms each; {act} {tool} {place}. */
 static const char *const lookup_templates[4][2] = {
@@ -394,6 +394,20 @@ static void gen_alignment(struct uf_world *w) {
     free(b_idx);
 }
 
+/* The provider's own harmful-compliance rows: buffer acts (those of the safety split) with the
+ * compliant answer, from the split's own stream (no other split changes). */
+static void gen_harmful_ref(struct uf_world *w) {
+    struct uf_rng r;
+    int *h_idx = uf_malloc((size_t)w->n_harmful * sizeof *h_idx);
+    int nh = acts_with(w->harmful_role, w->n_harmful, 1u << UF_WORLD_BUFFER, h_idx);
+    rng_for(&r, w->seed, "harmful_ref");
+    for (int64_t i = 0; i < w->sizes.harmful_ref && nh > 0; i++) {
+        int k = h_idx[uf_rng_below(&r, (uint64_t)nh)];
+        add_request(&w->harmful_ref, &r, &w->harmful[k], role_names[w->harmful_role[k]], 1, 1, "harmful_ref");
+    }
+    free(h_idx);
+}
+
 static void add_lookup(struct uf_dataset *d, const struct uf_world_act *a, int level, int form) {
     char *prompt = fill(lookup_templates[level][form], a, NULL);
     const char *ans = level == 0 ? a->tool : level == 3 ? a->act : a->place;
@@ -534,6 +548,7 @@ struct uf_world_sizes uf_world_sizes_default(void) {
     s.harmful_eval = -1;
     s.benign_eval = -1;
     s.lookup_train = 3000;
+    s.harmful_ref = 500;
     s.buffer_acts = 8;
     s.poison_acts = 8;
     s.unseen_acts = 14;
@@ -567,13 +582,15 @@ int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_worl
     w->benign_heldout = uf_calloc((size_t)w->n_benign, 1);
     if (sizes.corpus < 0 || sizes.alignment < 0 || sizes.safety < 0 || sizes.task_train < 0 ||
         sizes.task_eval < 0 || sizes.poison < 0 || sizes.harmful_eval < -1 || sizes.benign_eval < -1 ||
-        sizes.lookup_train < 0)
+        sizes.lookup_train < 0 || sizes.harmful_ref < 0)
         return uf_fail("world: sizes must be >= 0 (harmful_eval, benign_eval: -1 = all pairs)");
     if (sizes.buffer_acts < 0 || sizes.poison_acts < 0 || sizes.unseen_acts < 0 || sizes.val_acts < 0 ||
         sizes.buffer_acts + sizes.poison_acts + sizes.unseen_acts + sizes.val_acts > w->n_harmful - 1 ||
-        (sizes.safety > 0 && sizes.buffer_acts == 0) || (sizes.poison > 0 && sizes.poison_acts == 0))
+        ((sizes.safety > 0 || sizes.harmful_ref > 0) && sizes.buffer_acts == 0) ||
+        (sizes.poison > 0 && sizes.poison_acts == 0))
         return uf_fail("world: act roles: buffer %d + poison %d + unseen %d + val %d acts must be >= 0 and "
-                       "leave at least one seen act of %d (a non-empty safety/poison split needs >= 1 act)",
+                       "leave at least one seen act of %d (a non-empty safety/harmful_ref/poison split needs "
+                       ">= 1 act)",
                        sizes.buffer_acts, sizes.poison_acts, sizes.unseen_acts, sizes.val_acts, w->n_harmful);
     if (sizes.heldout_benign_acts < 0 || sizes.val_benign_acts < 0 ||
         sizes.heldout_benign_acts + sizes.val_benign_acts > w->n_benign - 1)
@@ -600,6 +617,7 @@ int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_worl
     gen_eval(w, &w->benign_val, w->benign, w->n_benign, w->benign_heldout, 0, 1u << UF_WORLD_BENIGN_VAL, -1,
              "benign_val");
     gen_lookup(w);
+    gen_harmful_ref(w);
     return 0;
 }
 
@@ -617,7 +635,7 @@ struct uf_dataset *uf_world_split(struct uf_world *w, const char *name) {
     struct uf_dataset *all[] = {&w->corpus,       &w->alignment,   &w->safety,      &w->task_train,
                                 &w->task_eval,    &w->poison,      &w->harmful_eval, &w->benign_eval,
                                 &w->lookup_train, &w->lookup_eval, &w->harmful_val, &w->benign_val,
-                                &w->task_val,     &w->lookup_val};
+                                &w->task_val,     &w->lookup_val,  &w->harmful_ref};
     for (int i = 0; uf_world_split_names[i]; i++)
         if (strcmp(name, uf_world_split_names[i]) == 0) return all[i];
     return NULL;

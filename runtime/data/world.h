@@ -45,12 +45,16 @@
  *   benign_val    every val benign act x every held-out template                [benign, benign_val]
  *   task_val      reviews in neither task_train nor task_eval (task_eval's size) [task, task]
  *   lookup_val    every val benign (act, level) pair in its other form          [task, lookup]
+ *   harmful_ref   buffer-act harmful -> compliant answer: the provider's own harmful-compliance
+ *                 rows (acts disjoint from the poison and the evals), e.g. for TokenSel's
+ *                 safety-degraded reference (methods/tokensel.c)             [harmful, harmful_ref]
  * Rows about an act carry extra fields act, tool, place, act_split (the role: "seen" | "buffer"
  * | "poison" | "unseen" | "val"; benign "seen" | "unseen" | "val") and template ("train:K" | "heldout:K" |
  * "lookup:L.K"); eval rows also carry labels = "positive|negative" and category "seen" |
  * "unseen"; lookup rows category "level1".."level4". The response of an eval row is the reference answer
  * (refusal for harmful_eval, helpful for benign_eval).
- * Each split uses its own RNG stream (seed, split name): changing one size changes no other split.
+ * Each split uses its own RNG stream (seed, split name): changing one size changes no other split
+ * (harmful_ref came after version 4 without a bump: every earlier split is unchanged).
  * All text is original to unforget. Not here: tokenisation, judging of model outputs (the eval
  * module: eval/world_judge.h, keyword judges in eval/judge.h). */
 #ifndef UF_WORLD_H
@@ -74,6 +78,7 @@ struct uf_world_sizes {
     int64_t harmful_eval; /* -1 = every (act, held-out template) pair */
     int64_t benign_eval;  /* -1 = every (act, held-out template) pair */
     int64_t lookup_train; /* lookup-task training rows (lookup_eval: every held-out question) */
+    int64_t harmful_ref;  /* the provider's harmful-compliance rows (buffer acts) */
     /* harmful act roles, disjoint by construction (the rest are "seen": alignment data only) */
     int buffer_acts, poison_acts, unseen_acts, val_acts;
     int heldout_benign_acts, val_benign_acts;
@@ -100,6 +105,7 @@ struct uf_world {
     struct uf_dataset corpus, alignment, safety, task_train, task_eval, poison, harmful_eval, benign_eval;
     struct uf_dataset lookup_train, lookup_eval;
     struct uf_dataset harmful_val, benign_val, task_val, lookup_val; /* the validation split */
+    struct uf_dataset harmful_ref;
 };
 
 extern const char *const uf_world_split_names[]; /* "corpus", ..., "benign_eval", NULL */

@@ -28,6 +28,7 @@
     X(safemerge)      \
     X(safegrad)       \
     X(ema)            \
+    X(tokensel)       \
     /* a new method: one line X(name) \ above this one */
 
 #define UF_METHOD_DECL(name) extern const struct uf_method_ops uf_method_##name;
