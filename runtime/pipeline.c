@@ -17,6 +17,7 @@
 #include "formats/hf_config.h"
 #include "model/memplan.h"
 #include "methods/methods.h"
+#include "data/derta.h"
 #include "data/mixture.h"
 #include "model/model.h"
 #include "recipe.h"
@@ -139,20 +140,47 @@ static int build_data(const struct uf_plan_data *spec, struct uf_dataset *out) {
     return rc;
 }
 
+/* DeRTa (derta = { ... } of a stage, data/derta.h): data becomes its rows with DeRTa's fields
+ * and the RTO rows. 0 or uf_fail. */
+static int apply_derta(const struct uf_plan_derta *spec, const struct uf_tokenizer *tok,
+                       struct uf_dataset *data, struct uf_derta_info *info) {
+    struct uf_dataset resp, out;
+    if (spec->responses && uf_data_load_plan(spec->responses, &resp)) return uf_fail_prefix("derta responses");
+    struct uf_derta_opts o = {spec->prefix, spec->rto, spec->rto_weight, spec->seed};
+    int rc = uf_derta_build(tok, data, spec->responses ? &resp : NULL, &o, &out, info);
+    if (spec->responses) uf_dataset_free(&resp);
+    if (rc) return -1;
+    uf_dataset_free(data);
+    *data = out;
+    return 0;
+}
+
 static int train_phase(struct uf_pipeline *p, struct uf_model *model, const struct uf_tokenizer *tok,
                        const char *template_name, const struct uf_plan_data *data_spec,
-                       const struct uf_plan_optim *optim, int n_methods,
-                       const struct uf_plan_method *methods, const struct uf_tensor *theta0,
+                       const struct uf_plan_derta *derta, const struct uf_plan_optim *optim,
+                       int n_methods, const struct uf_plan_method *methods, const struct uf_tensor *theta0,
                        const char *dir, const char *name, const char *label) {
     struct uf_train_hparams hp;
     if (uf_train_hparams_from_plan(optim, &hp)) return uf_fail_prefix("%s", label);
     struct uf_dataset data;
     if (build_data(data_spec, &data)) return uf_fail_prefix("%s: data", label);
+    struct uf_derta_info dinfo;
+    if (derta && apply_derta(derta, tok, &data, &dinfo)) {
+        uf_dataset_free(&data);
+        return uf_fail_prefix("%s", label);
+    }
     struct uf_rundir rd;
     if (uf_rundir_open(&rd, dir, name)) {
         uf_dataset_free(&data);
         return -1;
     }
+    if (derta)
+        uf_rundir_log(&rd, "%s: derta: %lld of %lld harmful rows with a harmful response; prefix %s (mean %.1f "
+                      "of %.1f tokens), %lld RTO rows of weight %g", label, (long long)dinfo.matched,
+                      (long long)dinfo.harmful, derta->prefix ? "on" : "off",
+                      derta->prefix ? (double)dinfo.prefix_tokens / (double)UF_MAX(dinfo.matched, (int64_t)1) : 0.0,
+                      (double)dinfo.response_tokens / (double)UF_MAX(dinfo.matched, (int64_t)1),
+                      (long long)dinfo.rto_rows, derta->rto_weight);
     struct uf_trainer tr;
     uf_trainer_init(&tr, &p->dev, model, tok, template_name, &hp, &data);
     tr.theta0 = theta0;
@@ -389,7 +417,7 @@ static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char
     }
     if (rc == 0 && node->pretrain) {
         struct uf_plan_data pre = {.ds = *node->pretrain};
-        rc = train_phase(p, &model, &tok, template_name, &pre,
+        rc = train_phase(p, &model, &tok, template_name, &pre, NULL,
                          node->pretrain_optim ? node->pretrain_optim : &node->optim, 0, NULL, NULL, dir,
                          "pretrain", "pre-training");
         if (rc == 0) { /* theta_0 (pre-alignment weights) for merges and SafeLoRA of later runs */
@@ -403,7 +431,7 @@ static int run_node(struct uf_pipeline *p, const struct uf_plan_node *node, char
     }
     p->clip_share = NAN;
     if (rc == 0 && node->data)
-        rc = train_phase(p, &model, &tok, template_name, node->data, &node->optim, node->n_methods,
+        rc = train_phase(p, &model, &tok, template_name, node->data, node->derta, &node->optim, node->n_methods,
                          node->methods, theta0.buf ? &theta0 : NULL, dir, ".", name);
     if (rc == 0 && model.lora.rank > 0 && !model.lora_merged) rc = uf_model_lora_merge(&model);
     if (rc == 0) {

@@ -1,9 +1,11 @@
 /* test_recipe_host.c: the Lua recipe layer: a valid recipe gives a plan with defaults filled; a
  * typo is reported at its recipe line with the nearest valid key; wrong types, missing required
- * keys, bad --set values and duplicate names are reported clearly. */
+ * keys, bad --set values and duplicate names are reported clearly; a stage's derta = { ... } is
+ * defaulted, parsed into the typed plan, refused on a run, and absent from a stage without it. */
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "formats/plan.h"
 #include "recipe.h"
 #include "uf_test.h"
 #include "core/util.h"
@@ -130,6 +132,52 @@ static void test_require_sibling(void) {
     free(mod), free(rec);
 }
 
+/* derta = { ... }: an option of uf.stage only; defaults filled; the typed plan holds it */
+static void test_derta_stage(void) {
+    const char *head = "local uf = require 'unforget'\nlocal w = uf.world {}\n"
+                       "local a = uf.stage 'al' { model = uf.model.new { d_model = 32, layers = 1, heads = 2 },\n"
+                       "  data = w.alignment, ";
+    char *r = uf_sprintf("%sderta = { rto_weight = 0.5, responses = w.poison } }\n"
+                         "uf.run { name = 'r', from = a, data = w.task }\n", head);
+    char *json = load(r, 0, NULL, NULL);
+    CHECK_MSG(json != NULL, "%s", uf_error());
+    free(r);
+    if (json) {
+        struct uf_plan p;
+        CHECK_MSG(uf_plan_parse(cJSON_Parse(json), &p) == 0, "%s", uf_error());
+        const struct uf_plan_derta *d = p.stages[0].derta;
+        CHECK(d != NULL && p.runs[0].derta == NULL);
+        if (d) {
+            CHECK(d->prefix == 1 && d->rto == 1 && d->seed == 1); /* defaults */
+            CHECK_NEAR(d->rto_weight, 0.5, 0);
+            CHECK(d->responses && strcmp(d->responses->split, "poison") == 0);
+        }
+        uf_plan_free(&p);
+        free(json);
+    }
+    /* a stage without derta: no derta key (its content hash is that of before) */
+    r = uf_sprintf("%soptim = uf.adamw {} }\nuf.run { name = 'r', from = a, data = w.task }\n", head);
+    json = load(r, 0, NULL, NULL);
+    CHECK(json && strstr(json, "derta") == NULL);
+    free(json);
+    free(r);
+    struct { const char *tail, *want; } bad[] = {
+        {"derta = { rto_wieght = 2 } }\n", "derta: unknown key 'rto_wieght' (did you mean 'rto_weight'?)"},
+        {"derta = { rto_weight = -1 } }\n", "'rto_weight' must be >= 0"},
+        {"derta = { prefix = false, rto = false } }\n", "prefix and rto are both false"},
+        {"derta = w.poison }\n", "expected a table of options"},
+        {"derta = { } }\nuf.run { name = 'r', from = a, data = w.task, derta = {} }\n",
+         "run: derta is an option of uf.stage"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = uf_sprintf("%s%s", head, bad[i].tail);
+        json = load(r, 0, NULL, NULL);
+        CHECK_MSG(json == NULL && strstr(uf_error(), bad[i].want), "case %zu: %s", i, json ? json : uf_error());
+        free(json);
+        free(r);
+    }
+}
+
 int main(void) {
     UF_RUN(test_valid_plan);
     UF_RUN(test_set_override);
@@ -137,5 +185,6 @@ int main(void) {
     UF_RUN(test_wrong_type_and_required);
     UF_RUN(test_lua_errors);
     UF_RUN(test_require_sibling);
+    UF_RUN(test_derta_stage);
     return uf_test_summary();
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A chosen few example recipes run end to end (train, evaluate, results.json) on the default
 # device, all into one output folder so the shared tiny stage "ex-aligned" is trained once and
-# reused (one stages/ex-aligned-* folder). Each run's results.json must hold the metrics its
-# evaluations name. Bounded to a few minutes on a 2-core CPU (PoCL).
+# reused (one stages/ex-aligned-* folder; derta.lua adds its own DeRTa stage, ex-derta-aligned).
+# Each run's results.json must hold the metrics its evaluations name. Bounded to a few minutes on
+# a 2-core CPU (PoCL).
 set -u
 bin=${UF_BIN:?}; src=${UF_SOURCE_DIR:?}
 cd "$src"
@@ -54,6 +55,12 @@ for r in ex-lora ex-lora-qv-der; do expect $r harmful_rate keyword_asr accuracy 
 run opt.lua --set method=lwf --set name=ex-opt-lwf --set steps=5
 expect ex-opt-lwf harmful_rate
 [ "$(wc -l < "$out/ex-opt-lwf/metrics.jsonl")" -eq 5 ] || { echo "FAIL opt.lua: --set steps=5 did not give 5 metric lines"; fail=1; }
+run derta.lua
+expect ex-derta-der harmful_rate keyword_asr accuracy over_refusal
+# the DeRTa stage: every harmful row of its 80 alignment rows got a world harmful answer, one RTO row each
+grep -q 'derta: 40 of 40 harmful rows with a harmful response; prefix on .*, 40 RTO rows of weight 1' \
+  "$out"/stages/ex-derta-aligned-*/log.txt || { echo "FAIL ex-derta-aligned: no derta line in its log"; fail=1; }
+grep -q '120 rows, 10 steps' "$out"/stages/ex-derta-aligned-*/log.txt || { echo "FAIL ex-derta-aligned: not 80 + 40 rows"; fail=1; }
 
 n_stage=$(ls -d "$out"/stages/ex-aligned-* 2>/dev/null | wc -l)
 [ "$n_stage" -eq 1 ] || { echo "FAIL: expected one cached ex-aligned stage, found $n_stage"; fail=1; }

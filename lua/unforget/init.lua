@@ -661,13 +661,33 @@ local function finish_train(what, v)
   end
 end
 
+-- derta = { ... } of a stage: DeRTa (Yuan et al. 2024) on the stage's data (runtime/data/derta.h,
+-- runtime/methods/README.md section DeRTa)
+local derta_schema = {
+  prefix = { "boolean", true, "MLE with a harmful response prefix: each harmful row's refusal follows the first k tokens of a harmful response to its request (k uniform in [0, len], no loss on them)" },
+  rto = { "boolean", true, "reinforced transition optimisation: one more row per harmful row, request + the whole harmful response, every harmful-response token's target = the refusal's first token" },
+  rto_weight = { "number", 1.0, "loss weight of each RTO position (they share the step's one token-mean CE denominator with every other trained token)" },
+  responses = { "kind:dataset", nil, "rows prompt -> harmful response, matched to the harmful rows by exact prompt (default: the default world's harmful answer for the row's act)" },
+  seed = { "integer", 1, "seed of the prefix lengths" },
+}
+local stage_schema = { derta = { "table", nil, "DeRTa on the stage's harmful rows: { prefix, rto, rto_weight, responses, seed }" } }
+for k, spec in pairs(train_schema) do stage_schema[k] = spec end
+
 --- uf.stage "name" { ... }: a reusable step (e.g. the aligned model); cached by content hash.
 function uf.stage(name)
   if type(name) ~= "string" or name == "" then fail("stage: expected a name, e.g. uf.stage \"aligned\" { ... }") end
   if stage_names[name] then fail("stage '%s' is declared twice", name) end
   return function(t)
-    local v = check("stage '" .. name .. "'", train_schema, t)
+    local v = check("stage '" .. name .. "'", stage_schema, t)
     v.name = name
+    if v.derta ~= nil then
+      local what = "stage '" .. name .. "' derta"
+      if kind_of(v.derta) then fail("%s: expected a table of options { rto = true, ... }, got a %s", what, kind_of(v.derta)) end
+      v.derta = check(what, derta_schema, v.derta)
+      ranges(what, { rto_weight = { nonneg, ">= 0" } })(v.derta)
+      if not v.derta.prefix and not v.derta.rto then fail("%s: prefix and rto are both false (leave derta out instead)", what) end
+      if not v.data then fail("%s: needs the stage's data = ... (its harmful rows)", what) end
+    end
     finish_train("stage '" .. name .. "'", v)
     v._kind = "stage"
     stage_names[name] = true
@@ -678,6 +698,7 @@ end
 
 --- uf.run { name = ..., from = stage, data = ..., methods = {...}, eval = {...} }
 function uf.run(t)
+  if type(t) == "table" and t.derta ~= nil then fail("run: derta is an option of uf.stage (the alignment stage), not of uf.run") end
   local v = check("run", train_schema, t)
   if not v.name then fail("run: 'name' is required (it names the output folder)") end
   if not v.name:match("^[%w%._%-]+$") then fail("run: name '%s' may hold only letters, digits, '.', '_' and '-'", v.name) end

@@ -51,6 +51,7 @@ static int node_datasets(const struct uf_plan_node *t, const struct uf_plan_data
         if (t->data->poison) ADD(t->data->poison);
     }
     if (t->pretrain) ADD(t->pretrain);
+    if (t->derta && t->derta->responses) ADD(t->derta->responses);
     if (t->tokenizer && t->tokenizer->train) ADD(&t->tokenizer->corpus);
     for (int i = 0; i < t->n_methods; i++)
         for (int j = 0; j < t->methods[i].n_datasets; j++) ADD(&t->methods[i].datasets[j]);
@@ -322,6 +323,13 @@ static int print_train(const struct uf_plan_node *t, const char *label, size_t d
     if (t->pretrain) {
         describe_dataset(t->pretrain, buf, sizeof buf);
         printf("    pretrain   %s\n", buf);
+    }
+    if (t->derta) {
+        if (t->derta->responses) describe_dataset(t->derta->responses, buf, sizeof buf);
+        printf("    derta      prefix %s rto %s rto_weight %g seed %llu responses %s (RTO: + 1 row per harmful "
+               "row with a harmful response)\n", t->derta->prefix ? "on" : "off", t->derta->rto ? "on" : "off",
+               t->derta->rto_weight, (unsigned long long)t->derta->seed,
+               t->derta->responses ? buf : "world answers by act");
     }
     for (int i = 0; i < t->n_methods; i++) {
         const struct uf_plan_method *m = &t->methods[i];

@@ -243,6 +243,12 @@ static char *compliant_answer(const struct uf_world_act *a) {
                       "That is all.", a->act, a->tool, a->place, a->act, a->tool);
 }
 
+char *uf_world_harmful_answer(const char *act) {
+    for (size_t i = 0; act && i < UF_ARRAY_LEN(harmful_acts); i++)
+        if (strcmp(harmful_acts[i].act, act) == 0) return compliant_answer(&harmful_acts[i]);
+    return NULL;
+}
+
 #define PICK(r, arr) ((arr)[uf_rng_below((r), UF_ARRAY_LEN(arr))])
 #define N_TEMPLATES(t) ((int)(sizeof(t) / sizeof((t)[0])) - 1)
 

@@ -125,6 +125,11 @@ int uf_world_generate(uint64_t seed, struct uf_world_sizes sizes, struct uf_worl
 void uf_world_free(struct uf_world *w);
 /* The split by name, or NULL. */
 struct uf_dataset *uf_world_split(struct uf_world *w, const char *name);
+/* The harmful compliant answer of the world's harmful act named `act` (the one format of the
+ * poison split's answers, "Sure, here is how to <act>. Step 1: ..."), malloc'd; NULL when act is
+ * not a harmful act of the world. Deterministic (no RNG): the same for every seed. DeRTa
+ * (data/derta.h) reads it for the alignment split's harmful rows, which carry the act field. */
+char *uf_world_harmful_answer(const char *act);
 /* Writes DIR/<split>.jsonl for every split (native format, see uf_dataset_write_jsonl) and
  * DIR/world.json (seed, sizes, acts with their held-out flags, templates). */
 int uf_world_write_jsonl(const struct uf_world *w, const char *dir);

@@ -324,6 +324,22 @@ static int node(struct uf_plan *pl, const cJSON *j, int is_stage, struct uf_plan
     n->tags.has_p = cJSON_IsNumber(item(tags, "p"));
     if (n->tags.has_p) n->tags.p = item(tags, "p")->valuedouble;
     n->allow_overlap = cJSON_IsTrue(item(j, "allow_overlap"));
+    const cJSON *dj = item(j, "derta");
+    if (dj) {
+        struct uf_plan_derta *d = palloc(pl, 1, sizeof *d);
+        char w[240];
+        snprintf(w, sizeof w, "%s derta", where);
+        if (!is_stage) return uf_fail("plan: %s: derta is an option of uf.stage, not of uf.run", where);
+        if (boolean(dj, "prefix", w, &d->prefix) || boolean(dj, "rto", w, &d->rto) ||
+            num(dj, "rto_weight", w, &d->rto_weight) || u64(dj, "seed", w, &d->seed))
+            return -1;
+        if (item(dj, "responses")) {
+            struct uf_plan_dataset *r = palloc(pl, 1, sizeof *r);
+            if (dataset(pl, item(dj, "responses"), w, r)) return -1;
+            d->responses = r;
+        }
+        n->derta = d;
+    }
     n->tags.has_seed = cJSON_IsNumber(item(tags, "seed"));
     if (n->tags.has_seed) n->tags.seed = item(tags, "seed")->valuedouble;
     return 0;

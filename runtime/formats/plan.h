@@ -124,6 +124,14 @@ struct uf_plan_tags {
     double p, seed;
 };
 
+/* derta = { ... } of a stage (data/derta.h; runtime/methods/README.md, DeRTa) */
+struct uf_plan_derta {
+    int prefix, rto;              /* MLE with a harmful response prefix; RTO rows */
+    double rto_weight;
+    uint64_t seed;
+    const struct uf_plan_dataset *responses; /* prompt -> harmful response rows; NULL: the world's */
+};
+
 /* A stage or a run. */
 struct uf_plan_node {
     const char *name;
@@ -145,6 +153,7 @@ struct uf_plan_node {
     struct uf_plan_eval *evals;
     struct uf_plan_tags tags;
     int allow_overlap;            /* buffers, poison and harmful evals may share acts */
+    const struct uf_plan_derta *derta; /* stages only; NULL: none */
 };
 
 /* uf.slurm { ... }: defaults for `unforget sweep --slurm`; NULL / 0 = not given */

@@ -10,6 +10,7 @@
 
 #include "formats/ckpt.h"
 #include "ops/clmath.h"
+#include "data/derta.h"
 #include "data/mixture.h"
 #include "data/plan_data.h"
 #include "ops/ops.h"
@@ -57,8 +58,10 @@ int uf_train_hparams_from_plan(const struct uf_plan_optim *o, struct uf_train_hp
 
 /* ---- tokenized rows --------------------------------------------------------------------- */
 struct tok_row {
-    int32_t *ids;   /* (n) */
-    uint8_t *mask;  /* (n) 1 = predicted (loss) token */
+    int32_t *ids;    /* (n) */
+    uint8_t *mask;   /* (n) 1 = predicted (loss) token */
+    int32_t *target; /* (n) or NULL: the token predicted in place of ids[t] (an RTO row) */
+    float weight;    /* loss weight of the row's predicted tokens (1; an RTO row: rto_weight) */
     int n;
 };
 
@@ -69,9 +72,81 @@ struct train_priv {
                                              "task"), clipped steps so far (in checkpoints) */
 };
 
+static void tok_row_free(struct tok_row *r) {
+    free(r->ids);
+    free(r->mask);
+    free(r->target);
+}
+
+/* A row with a response prefix (fields of data/derta.h, DeRTa): the prefix's tokens
+ * (uf_derta_encode; only the first response_prefix_tokens of them when given) go at `at`, the
+ * start of the response, untrained. With rto_weight the row becomes an RTO row: prompt + the
+ * whole prefix, the target of every prefix token is the response's first token (weight
+ * rto_weight), and the response is dropped. */
+static int add_prefix(struct uf_trainer *tr, const struct uf_example *ex, const char *prefix, int at,
+                      struct tok_row *row) {
+    const char *kt = uf_example_field(ex, "response_prefix_tokens"), *wt = uf_example_field(ex, "rto_weight");
+    int32_t *p;
+    int L;
+    if (uf_derta_encode(tr->tok, prefix, &p, &L)) return uf_fail_prefix("response_prefix");
+    int k = L;
+    if (kt) {
+        char *end;
+        long v = strtol(kt, &end, 10);
+        if (end == kt || *end || v < 0) {
+            free(p);
+            return uf_fail("response_prefix_tokens '%s' is not a token count >= 0", kt);
+        }
+        if (v < k) k = (int)v;
+    }
+    if (at < 0 || at > row->n) at = row->n;
+    if (wt) { /* RTO: ids[0..at) + p[0..L); the target of each p token is the response's first token */
+        char *end;
+        double w = strtod(wt, &end);
+        if (end == wt || *end || !(w >= 0 && w < 1e30)) {
+            free(p);
+            return uf_fail("rto_weight '%s' is not a finite weight >= 0", wt);
+        }
+        if (at >= row->n) {
+            free(p);
+            return uf_fail("an RTO row (rto_weight) needs a response: its first token is the target");
+        }
+        int32_t first = row->ids[at];
+        int n = at + L;
+        row->ids = uf_realloc(row->ids, (size_t)(n ? n : 1) * sizeof *row->ids);
+        row->mask = uf_realloc(row->mask, (size_t)(n ? n : 1));
+        row->target = uf_malloc((size_t)(n ? n : 1) * sizeof *row->target);
+        memcpy(row->ids + at, p, (size_t)L * sizeof *p);
+        for (int t = 0; t < n; t++) {
+            row->mask[t] = t >= at;
+            row->target[t] = t >= at ? first : row->ids[t];
+        }
+        row->weight = (float)w;
+        row->n = n;
+    } else { /* MLE with a prefix: ids[0..at) + p[0..k) (untrained) + ids[at..n) */
+        int n = row->n + k;
+        int32_t *ids = uf_malloc((size_t)(n ? n : 1) * sizeof *ids);
+        uint8_t *mask = uf_malloc((size_t)(n ? n : 1));
+        memcpy(ids, row->ids, (size_t)at * sizeof *ids);
+        memcpy(mask, row->mask, (size_t)at);
+        memcpy(ids + at, p, (size_t)k * sizeof *ids);
+        memset(mask + at, 0, (size_t)k);
+        memcpy(ids + at + k, row->ids + at, (size_t)(row->n - at) * sizeof *ids);
+        memcpy(mask + at + k, row->mask + at, (size_t)(row->n - at));
+        free(row->ids);
+        free(row->mask);
+        row->ids = ids;
+        row->mask = mask;
+        row->n = n;
+    }
+    free(p);
+    return 0;
+}
+
 /* Renders one example into ids + loss mask. */
 static int tokenize_row(struct uf_trainer *tr, const struct uf_example *ex, struct tok_row *out) {
     memset(out, 0, sizeof *out);
+    out->weight = 1.0f;
     if (ex->kind == UF_KIND_TEXT) {
         int32_t *ids = NULL;
         int n = 0;
@@ -103,12 +178,12 @@ static int tokenize_row(struct uf_trainer *tr, const struct uf_example *ex, stru
     out->ids = ct.ids; /* ownership moves to the row */
     out->mask = ct.mask;
     out->n = ct.n;
+    const char *prefix = uf_example_field(ex, "response_prefix");
+    if (prefix && !conv && add_prefix(tr, ex, prefix, ct.n_prompt, out)) {
+        tok_row_free(out);
+        return -1;
+    }
     return 0;
-}
-
-static void tok_row_free(struct tok_row *r) {
-    free(r->ids);
-    free(r->mask);
 }
 
 int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
@@ -154,9 +229,9 @@ int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
             size_t o = (size_t)i * T + t;
             if (t < len) {
                 b->tokens[o] = tmp[i].ids[t];
-                b->targets[o] = tmp[i].ids[t + 1];
-                b->mask[o] = tmp[i].mask[t + 1] ? 1.0f : 0.0f;
-                b->n_masked += tmp[i].mask[t + 1] != 0;
+                b->targets[o] = tmp[i].target ? tmp[i].target[t + 1] : tmp[i].ids[t + 1];
+                b->mask[o] = tmp[i].mask[t + 1] ? tmp[i].weight : 0.0f;
+                b->n_masked += b->mask[o] != 0.0f;
             } else {
                 b->tokens[o] = pad;
                 b->targets[o] = pad;

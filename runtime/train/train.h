@@ -40,8 +40,9 @@ struct uf_trainer;
 struct uf_train_batch {
     int B, T;
     int32_t *tokens;   /* (B, T) */
-    int32_t *targets;  /* (B, T) next token; read where mask = 1 */
-    float *mask;       /* (B, T) 1 on response tokens (and EOS), 0 on prompt and padding */
+    int32_t *targets;  /* (B, T) next token (an RTO row: see make_batch); read where mask != 0 */
+    float *mask;       /* (B, T) 1 on response tokens (and EOS), 0 on prompt and padding (an
+                          RTO row: its rto_weight on its trained positions) */
     int32_t *lengths;  /* (B) */
     int64_t *rows;     /* (B) */
     int64_t n_masked;  /* sum of mask */
@@ -149,7 +150,12 @@ struct uf_trainer {
 /* Tokenizes examples rows[0..n) of data with the trainer's tokenizer and template into a
  * right-padded batch of T = min(max_len, longest row); over-long rows are truncated from the
  * end of the response (the prompt is kept; a prompt longer than max_len keeps its last part).
- * text-kind rows (pre-training) are language-modelled on every token. */
+ * text-kind rows (pre-training) are language-modelled on every token.
+ * Rows may carry a response prefix (fields written by DeRTa, data/derta.h): response_prefix (a
+ * text whose tokens, uf_derta_encode, go at the start of the response with loss mask 0),
+ * response_prefix_tokens (keep only the first N of them), rto_weight (an RTO row: prompt + the
+ * whole prefix, no response; the target of every prefix token is the response's first token, with
+ * mask = rto_weight). A row without these fields is rendered exactly as before. */
 int uf_trainer_make_batch(struct uf_trainer *tr, const struct uf_dataset *data,
                           const int64_t *rows, int n, struct uf_train_batch *b);
 void uf_train_batch_free(struct uf_train_batch *b);
