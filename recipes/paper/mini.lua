@@ -7,9 +7,10 @@
 --      accuracy, sentiment; ref: SFT's validation value) picks one setting per method.
 --   2. grid (`unforget sweep ... --set phase=grid --set der_alpha=...`): every method at its
 --      chosen setting (passed as --set keys; README: "The miniature grid, tuned" lists them), at
---      p in {0, 0.1} over 5 seeds for the paper's methods and the related defences, p = 0.1 over
---      3 seeds for the others, and a poison sweep p in {0, 0.05, 0.1, 0.2} for SFT, DER and
---      SafeGrad (3 seeds). Evaluated on the test split only.
+--      p in {0, 0.1} over 5 seeds for the paper's methods and the related defences (SafeGrad, EMA,
+--      TokenSel, and DeRTa: plain SFT from a DeRTa-aligned stage; DeRTa + DER at p = 0.1, 3 seeds),
+--      p = 0.1 over 3 seeds for the others, and a poison sweep p in {0, 0.05, 0.1, 0.2} for SFT,
+--      DER and SafeGrad (3 seeds). Evaluated on the test split only.
 --   World seed 1 and one aligned stage throughout; a seed varies the user data sample, the
 --   replay buffer, the data order and the method's own randomness.
 -- Run:   unforget tune recipes/paper/mini.lua --set phase=tune --jobs 2 --out runs/mini
@@ -32,15 +33,20 @@ local function adamw(t) -- scale the number of epochs for short runs
   return uf.adamw(t)
 end
 
--- the quick start's model and aligned stage (recipes/quickstart.lua, seed 1)
-local aligned = uf.stage "mini-aligned" {
-  model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = 1 },
-  tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
-  pretrain = world.corpus,
-  pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
-  data = world.alignment,
-  optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
-}
+-- the quick start's model and aligned stage (recipes/quickstart.lua, seed 1); the DeRTa stage is
+-- the same with derta = {} (its RTO rows make each epoch 1.5x longer)
+local function aligned_stage(name, derta)
+  return uf.stage(name) {
+    model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = 1 },
+    tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
+    pretrain = world.corpus,
+    pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+    data = world.alignment,
+    optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
+    derta = derta,
+  }
+end
+local aligned = aligned_stage("mini-aligned", nil)
 
 local function evals(harmful, task, lookup, benign)
   return {
@@ -76,9 +82,9 @@ for _, k in ipairs(knobs) do
   if v ~= 0.0 then hp[k[2]] = v end
 end
 local lora_safelora = uf.lora { r = 8, alpha = 16, dropout = 0.0, targets = "all" }
-local function cfg(ps, seeds, methods)
+local function cfg(ps, seeds, methods, from, prefix, tags)
   return {
-    prefix = "mini", from = aligned, template = "plain", lora_safelora = lora_safelora,
+    prefix = prefix or "mini", from = from or aligned, template = "plain", lora_safelora = lora_safelora,
     task = world.task:concat(world.lookup), poison = world.poison, safety = world.safety,
     harmful_ref = world.harmful_ref,
     n = 1000, ps = ps, seeds = seeds,
@@ -86,7 +92,7 @@ local function cfg(ps, seeds, methods)
       return adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "constant", seed = seed }
     end,
     evals = test, buffer_n = 200, methods = methods, hp = hp,
-    tags = { task = "sentiment+lookup", model = "mini" },
+    tags = tags or { task = "sentiment+lookup", model = "mini" },
   }
 end
 
@@ -132,9 +138,16 @@ elseif phase == "grid" then
   local related = "safegrad,ema,tokensel"
   local others = "er,derpp,l2sp,linear,task_arith,ties"
   local function want(p) return part == "all" or part == p end
+  local derta = aligned_stage("mini-aligned-derta", {}) -- DeRTa's defaults: prefix and RTO, weight 1
+  local function derta_cfg(ps, seed, method)
+    return cfg(ps, { seed }, method, derta, "mini-derta",
+               { task = "sentiment+lookup", model = "mini", method = method == "sft" and "derta" or "derta+" .. method })
+  end
   for seed = 1, n_seeds do -- seed by seed, so that a partial sweep has every row
     if want("paper") then grid(uf, cfg({ 0, 0.1 }, { seed }, paper)) end
     if want("related") then grid(uf, cfg({ 0, 0.1 }, { seed }, related)) end
+    if want("related") then grid(uf, derta_cfg({ 0, 0.1 }, seed, "sft")) end
+    if seed <= 3 and want("related") then grid(uf, derta_cfg({ 0.1 }, seed, "der")) end
     if seed <= 3 and want("others") then grid(uf, cfg({ 0.1 }, { seed }, others)) end
     if seed <= 3 and want("sweep") then grid(uf, cfg({ 0.05, 0.2 }, { seed }, "sft,der,safegrad")) end
   end
