@@ -57,7 +57,7 @@ function M.methods(uf, cfg, seed, over)
     { "derpp", { uf.derpp { buffer = buf, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
                             reduction = "sum", batch = rows } } },
     { "agem", { uf.agem { buffer = buf, batch = rows } } },
-    { "refresh", { uf.refresh { buffer = buf, data = safe, alpha = h("der_alpha", 0.3), beta = h("derpp_beta", 0.5),
+    { "refresh", { uf.refresh { buffer = buf, data = safe, alpha = h("refresh_alpha", h("der_alpha", 0.3)), beta = h("derpp_beta", 0.5),
                                 delta = h("refresh_delta", 1e-5), fisher_scale = h("refresh_fisher_scale", 0.001) } } },
     { "magmax", { uf.magmax { lambda = h("magmax_lambda", 1.0) } } },
     { "linear", { uf.linear { a = h("linear_a", 0.5) } } },

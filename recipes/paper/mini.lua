@@ -59,27 +59,32 @@ end
 local test = evals(world.harmful_eval, world.task_eval, world.lookup_eval, world.benign_eval)
 local val = evals(world.harmful_val, world.task_val, world.lookup_val, world.benign_val)
 
--- the tuned knobs: method -> hp key of grid.lua, the knob's short name, its grid
+-- the tuned knobs: method, then per knob the hp key of grid.lua, its short name and its grid.
+-- First grids: a decade or so either side of the default; where no setting met the rule, the grid
+-- was extended toward the weaker side once (EWC lambda 0.05, 0.5; SafeLoRA tau 0.1, 0.2; Refresh
+-- DER++ alpha 0.01; Lisa 10 alignment steps per cycle; TokenSel drop 0.01), before any grid run.
 local knobs = {
-  { "ewc", "ewc_lambda", "lambda", { 5, 50, 500 } },
-  { "lwf", "lwf_beta", "beta", { 0.1, 1, 10 } },
-  { "der", "der_alpha", "alpha", { 0.01, 0.1, 1 } },
-  { "refresh", "refresh_delta", "delta", { 1e-5, 1e-4, 1e-3 } },
-  { "magmax", "magmax_lambda", "lambda", { 0.5, 1, 1.5 } },
-  { "safeinstr", "safeinstr_ratio", "ratio", { 0.01, 0.03, 0.1 } },
-  { "safelora", "safelora_tau", "tau", { 0.3, 0.5, 0.7 } },
-  { "lisa", "lisa_rho", "rho", { 0.1, 1, 10 } },
-  { "safegrad", "safegrad_weight", "weight", { 0.1, 1, 10 } },
-  { "ema", "ema_decay", "decay", { 0.99, 0.995, 0.999 } },
-  { "tokensel", "tokensel_drop", "drop", { 0.05, 0.1, 0.2 } },
+  { "ewc", { "ewc_lambda", "lambda", { 0.05, 0.5, 5, 50, 500 } } },
+  { "lwf", { "lwf_beta", "beta", { 0.1, 1, 10 } } },
+  { "der", { "der_alpha", "alpha", { 0.01, 0.1, 1 } } },
+  { "refresh", { "refresh_delta", "delta", { 1e-5, 1e-4, 1e-3 } }, { "refresh_alpha", "alpha", { 0.01, 0.1 } } },
+  { "magmax", { "magmax_lambda", "lambda", { 0.5, 1, 1.5 } } },
+  { "safeinstr", { "safeinstr_ratio", "ratio", { 0.01, 0.03, 0.1 } } },
+  { "safelora", { "safelora_tau", "tau", { 0.1, 0.2, 0.3, 0.5, 0.7 } } },
+  { "lisa", { "lisa_rho", "rho", { 0.1, 1, 10 } }, { "lisa_align_steps", "align", { 10, 50 } } },
+  { "safegrad", { "safegrad_weight", "weight", { 0.1, 1, 10 } } },
+  { "ema", { "ema_decay", "decay", { 0.99, 0.995, 0.999 } } },
+  { "tokensel", { "tokensel_drop", "drop", { 0.01, 0.05, 0.1, 0.2 } } },
 }
 local untuned = { agem = true } -- A-GEM has no knob besides the buffer
 
 -- grid.lua's configuration; hp: Lisa cycles scaled to ~500 steps, then the chosen settings (--set)
 local hp = { der_alpha = 0.1, lisa_align_steps = 50, lisa_user_steps = 200 }
 for _, k in ipairs(knobs) do
-  local v = uf.opt(k[2], 0.0)
-  if v ~= 0.0 then hp[k[2]] = v end
+  for i = 2, #k do
+    local v = uf.opt(k[i][1], 0.0)
+    if v ~= 0.0 then hp[k[i][1]] = v end
+  end
 end
 local lora_safelora = uf.lora { r = 8, alpha = 16, dropout = 0.0, targets = "all" }
 local function cfg(ps, seeds, methods, from, prefix, tags)
@@ -105,13 +110,13 @@ if phase == "tune" then
   end
   local base = cfg({ 0.1 }, 1, "all")
   local candidates = { { name = "sft" } }
-  local function add(name, hp_key, short, values)
+  local function add(name, ks)
     if want and not want[name] then return end
     local c = { name = name, grid = {} }
-    if hp_key then c.grid[short] = values end
+    for _, kk in ipairs(ks or {}) do c.grid[kk[2]] = kk[3] end
     c.methods = function(k, seed)
       local over = {}
-      if hp_key then over[hp_key] = k[short] end
+      for _, kk in ipairs(ks or {}) do over[kk[1]] = k[kk[2]] end
       for _, e in ipairs(grid.methods(uf, base, seed, over)) do
         if e[1] == name then return e[2] end
       end
@@ -119,7 +124,7 @@ if phase == "tune" then
     if name == "safelora" then c.run = { lora = lora_safelora } end
     candidates[#candidates + 1] = c
   end
-  for _, k in ipairs(knobs) do add(k[1], k[2], k[3], k[4]) end
+  for _, k in ipairs(knobs) do add(k[1], { table.unpack(k, 2) }) end
   for name in pairs(untuned) do add(name) end
   uf.tune {
     name = "mini-tune",
