@@ -31,5 +31,12 @@ else fail=$((fail+1)); echo "FAIL overlap message: $(echo "$out" | tail -3)"; fi
 sed 's/      tags = {/      allow_overlap = true, tags = {/' "$tmp/overlap.lua" > "$tmp/allowed.lua"
 if out=$("$bin" check "$tmp/allowed.lua" 2>&1); then pass=$((pass+1)); echo "ok   allow_overlap = true accepted"
 else fail=$((fail+1)); echo "FAIL allow_overlap: $(echo "$out" | tail -3)"; fi
+# the time estimate of a DeRTa stage with RTO bounds its rows at twice the data's (one RTO row per
+# harmful row at most); derta.lua's stage and its run train on the same 80-row mixture
+out=$("$bin" check recipes/examples/derta.lua 2>&1)
+n=$(grep -o 'time       train: [0-9]* rows' <<< "$out" | head -1 | grep -o '[0-9]*')
+if [ -n "$n" ] && grep -q "train (with DeRTa RTO rows, at most 2x): $((2 * n)) rows" <<< "$out"; then
+  pass=$((pass+1)); echo "ok   DeRTa stage time estimate counts RTO rows"
+else fail=$((fail+1)); echo "FAIL DeRTa time estimate: $(grep 'time ' <<< "$out")"; fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

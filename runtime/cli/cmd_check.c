@@ -273,7 +273,12 @@ static void print_time(const struct uf_plan_node *t) {
     if (node_config(t, &c)) return;
     if (t->pretrain)
         phase_time("pretrain", dataset_rows(t->pretrain), t->pretrain_optim ? t->pretrain_optim : &t->optim, &c);
-    if (t->data) phase_time("train", data_rows(t->data), &t->optim, &c);
+    /* DeRTa's RTO adds at most one row per row (one per harmful row with a harmful response) */
+    int64_t rows = t->data ? data_rows(t->data) : -1;
+    if (t->data && t->derta && t->derta->rto && rows > 0)
+        phase_time("train (with DeRTa RTO rows, at most 2x)", 2 * rows, &t->optim, &c);
+    else if (t->data)
+        phase_time("train", rows, &t->optim, &c);
 }
 
 static int plan_train(const struct uf_plan_node *t, size_t dev_bytes, size_t dev_max_alloc, const char *dev_name) {
