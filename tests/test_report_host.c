@@ -261,8 +261,9 @@ static void test_report(void) {
     char *root = uf_sprintf("%s/runs", tmpdir);
     make_runs(root);
     char *html_path = uf_sprintf("%s/report.html", tmpdir), *csv_path = uf_sprintf("%s/table.csv", tmpdir);
+    char *runs_path = uf_sprintf("%s/runs.csv", tmpdir);
     const char *dirs[] = {root};
-    int rc = uf_report_write(dirs, 1, html_path, csv_path, "Test <report>");
+    int rc = uf_report_write(dirs, 1, html_path, csv_path, runs_path, "Test <report>");
     CHECK_MSG(rc == 0, "%s", uf_error());
     if (rc) goto out;
     size_t n;
@@ -328,12 +329,46 @@ static void test_report(void) {
         checked++;
     }
     CHECK_EQ_INT(checked, 18);
+    /* runs CSV: header + 18 runs x 2 metrics, each row the run's own value, interval and seed */
+    char *runs = uf_file_read(runs_path, &n);
+    CHECK(runs != NULL);
+    if (runs) {
+        const char *header = "run,method,model,task,poison_ratio,seed,metric,value,lo,hi,n,n_acts\n";
+        CHECK(strncmp(runs, header, strlen(header)) == 0);
+        CHECK_EQ_INT(count_of(runs, "\n"), 1 + 36);
+        int rows = 0;
+        for (char *line = strtok(runs, "\n"); line; line = strtok(NULL, "\n")) {
+            char run[64], method[32], model[32], task[32], metric[32];
+            double p, v, lo, hi;
+            int seed;
+            long long nn, na;
+            if (sscanf(line, "%63[^,],%31[^,],%31[^,],%31[^,],%lf,%d,%31[^,],%lf,%lf,%lf,%lld,%lld", run, method, model,
+                       task, &p, &seed, metric, &v, &lo, &hi, &nn, &na) != 12)
+                continue;
+            int mi = strcmp(method, "sft") == 0 ? 0 : strcmp(method, "der") == 0 ? 1 : 2;
+            int pi = p < 0.05 ? 0 : p < 0.15 ? 1 : 2;
+            int is_asr = strcmp(metric, "asr") == 0;
+            double want = is_asr ? fake_asr(mi, pi, seed) : fake_acc(mi, pi, seed);
+            char name[64];
+            snprintf(name, sizeof name, "%s-p%.2f-s%d", METHODS[mi], PS[pi], seed);
+            CHECK_MSG(strcmp(run, name) == 0, "run %s, want %s", run, name);
+            CHECK_NEAR(v, want, 1e-12);
+            CHECK_NEAR(lo, want - (is_asr ? 0.02 : 0.01), 1e-12);
+            CHECK_NEAR(hi, want + (is_asr ? 0.03 : 0.01), 1e-12);
+            CHECK_EQ_INT(nn, is_asr ? 100 : 872);
+            CHECK(strcmp(model, "tiny") == 0 && strcmp(task, "sst2") == 0 && na == 0);
+            rows++;
+        }
+        CHECK_EQ_INT(rows, 36);
+    }
+    free(runs);
     free(html);
     free(csv);
 out:
     free(root);
     free(html_path);
     free(csv_path);
+    free(runs_path);
 }
 
 static void test_report_escaping_and_errors(void) {
@@ -344,7 +379,7 @@ static void test_report_escaping_and_errors(void) {
                   "\"metrics\":{\"asr\":{\"value\":0.5},\"loss\":{\"value\":2.5}}}");
     char *html_path = uf_sprintf("%s/w.html", tmpdir);
     const char *dirs[] = {dir};
-    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL) == 0, "%s", uf_error());
+    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL, NULL) == 0, "%s", uf_error());
     size_t n;
     char *html = uf_file_read(html_path, &n);
     CHECK(html != NULL);
@@ -357,12 +392,12 @@ static void test_report_escaping_and_errors(void) {
     }
     /* a bad run folder stops the report with its path in the message */
     write_text(p, "{\"run\":\"x\"}");
-    CHECK(uf_report_write(dirs, 1, html_path, NULL, NULL) != 0);
+    CHECK(uf_report_write(dirs, 1, html_path, NULL, NULL, NULL) != 0);
     CHECK(strstr(uf_error(), "weird/results.json") != NULL);
     char *empty = uf_sprintf("%s/empty", tmpdir);
     CHECK(uf_mkdir_p(empty) == 0);
     const char *edirs[] = {empty};
-    CHECK(uf_report_write(edirs, 1, html_path, NULL, NULL) != 0);
+    CHECK(uf_report_write(edirs, 1, html_path, NULL, NULL, NULL) != 0);
     CHECK(strstr(uf_error(), "no results.json") != NULL);
     free(empty);
     free(p);
@@ -381,7 +416,7 @@ static void test_report_extreme_values(void) {
     char *html_path = uf_sprintf("%s/h.html", tmpdir);
     const char *dirs[] = {dir};
     double t0 = uf_time_now();
-    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL) == 0, "%s", uf_error());
+    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL, NULL) == 0, "%s", uf_error());
     CHECK(uf_time_now() - t0 < 5.0);
     free(p);
     free(dir);
@@ -419,7 +454,7 @@ static void test_report_world_metrics(void) {
     remove(p2);
     char *html_path = uf_sprintf("%s/w.html", tmpdir);
     const char *dirs[] = {dir};
-    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL) == 0, "%s", uf_error());
+    CHECK_MSG(uf_report_write(dirs, 1, html_path, NULL, NULL, NULL) == 0, "%s", uf_error());
     size_t len;
     char *html = uf_file_read(html_path, &len);
     CHECK(html && strstr(html, "harmful_rate vs poison ratio") != NULL);
@@ -434,9 +469,11 @@ static void test_report_world_metrics(void) {
 
 static void test_cli(void) {
     char *root = uf_sprintf("%s/runs", tmpdir), *out = uf_sprintf("%s/cli.html", tmpdir), *csv = uf_sprintf("%s/cli.csv", tmpdir);
-    char *argv1[] = {"report", root, "-o", out, "--csv", csv, NULL};
-    CHECK_EQ_INT(uf_cmd_report(6, argv1), 0);
-    CHECK(uf_file_exists(out) && uf_file_exists(csv));
+    char *rcsv = uf_sprintf("%s/cli-runs.csv", tmpdir);
+    char *argv1[] = {"report", root, "-o", out, "--csv", csv, "--runs-csv", rcsv, NULL};
+    CHECK_EQ_INT(uf_cmd_report(8, argv1), 0);
+    CHECK(uf_file_exists(out) && uf_file_exists(csv) && uf_file_exists(rcsv));
+    free(rcsv);
     char *argv2[] = {"report", "-o", out, NULL};
     CHECK_EQ_INT(uf_cmd_report(3, argv2), 2);
     char *argv3[] = {"report", root, "--bogus", NULL};

@@ -512,7 +512,7 @@ int uf_cmd_tune(int argc, char **argv) {
         free(text);
     }
     if (rc == 0 && report) {
-        if (uf_report_write((const char *const *)so.chosen_runs, so.n_chosen, report, NULL, "unforget tune: chosen settings")) {
+        if (uf_report_write((const char *const *)so.chosen_runs, so.n_chosen, report, NULL, NULL, "unforget tune: chosen settings")) {
             fprintf(stderr, "unforget: error: %s\n", uf_error());
             rc = 1;
         } else {

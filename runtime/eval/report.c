@@ -690,8 +690,28 @@ static int expand_dirs(const char *const *in, int n_in, char ***out, int *n_out)
     return 0;
 }
 
+/* one row per run and metric, in the runs' order (runs sorted by folder within each argument) */
+static void write_runs_csv(struct sbuf *b, const struct agg *a) {
+    sb_puts(b, "run,method,model,task,poison_ratio,seed,metric,value,lo,hi,n,n_acts\n");
+    for (int i = 0; i < a->n_runs; i++) {
+        const struct uf_results *r = &a->runs[i].res;
+        for (int k = 0; k < r->n_metrics; k++) {
+            const struct uf_result_metric *m = &r->metrics[k];
+            const char *text[] = {r->run, r->method, r->model, r->task};
+            for (size_t t = 0; t < UF_ARRAY_LEN(text); t++) {
+                sb_csv(b, text[t]);
+                sb_puts(b, ",");
+            }
+            sb_printf(b, "%.17g,%lld,", r->poison_ratio, (long long)r->seed);
+            sb_csv(b, m->name);
+            sb_printf(b, ",%.17g,%.17g,%.17g,%lld,%lld\n", m->value, m->lo, m->hi, (long long)m->n,
+                      (long long)m->n_acts);
+        }
+    }
+}
+
 int uf_report_write(const char *const *run_dirs, int n, const char *html_path, const char *csv_path,
-                    const char *title) {
+                    const char *runs_csv_path, const char *title) {
     if (n < 1) return uf_fail("report: no run folders given");
     char **dirs;
     int nd;
@@ -723,6 +743,12 @@ int uf_report_write(const char *const *run_dirs, int n, const char *html_path, c
         struct sbuf csv = {0};
         write_csv(&csv, &a);
         rc = uf_file_write_atomic(csv_path, csv.p, csv.n);
+        free(csv.p);
+    }
+    if (!rc && runs_csv_path) {
+        struct sbuf csv = {0};
+        write_runs_csv(&csv, &a);
+        rc = uf_file_write_atomic(runs_csv_path, csv.p, csv.n);
         free(csv.p);
     }
     agg_free(&a);

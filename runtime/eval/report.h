@@ -15,10 +15,12 @@
 
 #include "eval/results.h"
 
-/* Writes the HTML report (and the CSV when csv_path != NULL) over n run folders (each holds a
- * results.json; metrics.jsonl optional). A folder without results.json whose sub-folders have one
- * stands for those sub-folders (e.g. `runs/`). 0 or uf_fail. */
+/* Writes the HTML report over n run folders (each holds a results.json; metrics.jsonl optional),
+ * and, when the paths are not NULL, the CSV of the table (method x setting, over seeds) and the CSV
+ * of every run's metrics (one row per run and metric: what seed-paired comparisons need). A folder
+ * without results.json whose sub-folders have one stands for those sub-folders (e.g. `runs/`).
+ * 0 or uf_fail. */
 int uf_report_write(const char *const *run_dirs, int n, const char *html_path, const char *csv_path,
-                    const char *title);
+                    const char *runs_csv_path, const char *title);
 
 #endif
