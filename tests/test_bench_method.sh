@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `unforget bench --method NAME`: a method's step time, init / finish time and memory against plain
 # fine-tuning on a tiny config; DER allocates its (N, V) gradient scratch, so its peak is higher;
-# SafeGrad, EMA and TokenSel hold state after training too;
+# SafeGrad, EMA and TokenSel hold state after training too; DeRTa is timed as the rows it adds;
 # an unknown method and safelora without LoRA are usage errors (exit 2).
 set -u
 bin=${UF_BIN:?}
@@ -25,6 +25,13 @@ for m in safegrad ema tokensel; do
     awk -v x="$extra" 'BEGIN { exit !(x > 0) }' && ok "bench --method $m ($extra MiB held)" || bad "$m memory '$extra'"
   else bad "bench --method $m rc=$rc: $(echo "$out" | tail -2)"; fi
 done
+# DeRTa (an alignment-stage option): the rows it adds (64 harmful rows -> 64 more RTO rows), its
+# step on the longer rows and the epoch, against plain steps on the same harmful rows
+out=$("$bin" bench --config tiny --layers 1 --seq 32 --steps 2 --warmup 1 --method derta 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "rows: 64 -> 128  (x2.00: 64 RTO rows" &&
+   echo "$out" | grep -Eq "step \(mean\): [0-9.]+ ms vs [0-9.]+ ms" &&
+   echo "$out" | grep -Eq "epoch \(mean steps\): 32 steps [0-9.]+ ms vs 16 steps [0-9.]+ ms"; then ok "bench --method derta"
+else bad "bench --method derta rc=$rc: $(echo "$out" | tail -3)"; fi
 out=$("$bin" bench --config tiny --layers 1 --seq 32 --steps 1 --warmup 0 --lora 2 --method safelora 2>&1); rc=$?
 [ $rc -eq 0 ] && echo "$out" | grep -q "(LoRA)" && ok "safelora under LoRA runs" || bad "safelora rc=$rc $out"
 "$bin" bench --config tiny --method safelora >/dev/null 2>&1; rc=$?

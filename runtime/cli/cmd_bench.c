@@ -171,7 +171,8 @@ static void usage(FILE *out) {
             "  --bandwidth G   memory bandwidth for --roofline here, GB/s (default: measured)\n"
             "  --method NAME   time a continual-learning method (recipe defaults, synthetic safety\n"
             "                  buffer) against plain fine-tuning: step time, init / finish time and\n"
-            "                  device memory overhead (vocab must be >= 300)\n"
+            "                  device memory overhead (vocab must be >= 300); derta: the alignment-\n"
+            "                  stage option, timed as the rows it adds (per step, per epoch)\n"
             "  --no-peak-gemm  skip the GEMM peak measurement when the device is not in the table\n"
             "  --peak-gflops G MFU against G GFLOP/s (e.g. a measured FMA peak) instead of the\n"
             "                  table or the GEMM measurement (--roofline here: its compute peak)\n");
@@ -508,7 +509,9 @@ int uf_cmd_bench(int argc, char **argv) {
         printf("bench: %s on %s (%s), gemm %s%s\n", uf_family_name(fam), d.name, d.platform_name,
                uf_gemm_backend_name(&d), uf_device_limits_note(&d));
         int rc = 2;
-        if (!uf_method_find(method)) {
+        if (strcmp(method, "derta") == 0) { /* an alignment-stage option, timed as the rows it adds */
+            rc = uf_derta_bench(&d, &c, lora, Bsz, T, steps, warmup, stdout);
+        } else if (!uf_method_find(method)) {
             fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
             for (int i = 0; uf_method_registry[i]; i++) fprintf(stderr, " %s", uf_method_registry[i]->name);
             fprintf(stderr, ")\n");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "methods/methods.h"
+#include "data/derta.h"
 #include "model/optim.h"
 #include "formats/tokenizer.h"
 #include "methods/common.h"
@@ -201,5 +202,74 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
     if (tok.n_vocab) uf_tokenizer_free(&tok);
     uf_dataset_free(&user);
     uf_dataset_free(&safe);
+    return rc ? 1 : 0;
+}
+
+/* `unforget bench --method derta`: DeRTa is an option of the alignment stage (data/derta.h), not a
+ * method of the run, so its cost is in the rows it trains, not in hooks: 64 synthetic harmful rows
+ * (request -> a short refusal) and their harmful responses (long enough to fill the sequence), the
+ * DeRTa rows built from them (prefix + RTO, weight 1; timed), and plain fine-tuning steps timed on
+ * each set as run_variant does; an epoch is ceil(rows / B) steps. */
+int uf_derta_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T, int steps,
+                   int warmup, FILE *out) {
+    enum { N = 64 };
+    struct uf_rng r;
+    uf_rng_init(&r, 7);
+    struct uf_dataset align, resp, built;
+    uf_dataset_init(&align, "bench.alignment");
+    uf_dataset_init(&resp, "bench.harmful_responses");
+    memset(&built, 0, sizeof built);
+    const char *refusal = "I cannot help with that request.";
+    for (int i = 0; i < N; i++) {
+        char *words = random_text(&r, 8), *q = random_text(&r, 6 * T);
+        char *prompt = uf_sprintf("request %d: %s", i, words); /* distinct: responses match by prompt */
+        uf_dataset_push(&align, prompt, refusal, NULL, "bench", NULL, UF_KIND_HARMFUL);
+        uf_dataset_push(&resp, prompt, q, NULL, "bench", NULL, UF_KIND_HARMFUL);
+        free(words), free(q), free(prompt);
+    }
+    const char *texts[64];
+    for (int i = 0; i < 32; i++) texts[i] = resp.rows[i].response;
+    for (int i = 32; i < 63; i++) texts[i] = "### Instruction:\n\n\n### Response:\n";
+    texts[63] = refusal;
+    struct uf_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    int rc = uf_tokenizer_train(&tok, texts, NULL, 64, UF_MIN(400, c->vocab));
+    if (rc == 0 && tok.n_vocab > c->vocab)
+        rc = uf_fail("the bench tokenizer needs a vocabulary of %d, the model has %d", tok.n_vocab, c->vocab);
+    struct uf_derta_opts o = {.prefix = 1, .rto = 1, .rto_weight = 1.0, .seed = 1};
+    struct uf_derta_info info;
+    memset(&info, 0, sizeof info);
+    double t_build = 0;
+    if (rc == 0) {
+        double t0 = uf_time_now();
+        rc = uf_derta_build(&tok, &align, &resp, &o, &built, &info);
+        t_build = uf_time_now() - t0;
+    }
+    struct bench_result plain, with;
+    if (rc == 0) rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &align, NULL, NULL, &plain);
+    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &align, NULL, NULL, &plain);
+    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &built, NULL, NULL, &with);
+    if (rc == 0) {
+        int64_t e0 = (align.n + B - 1) / B, e1 = (built.n + B - 1) / B;
+        fprintf(out, "derta (alignment stage option: prefix + RTO, weight 1) vs plain alignment rows, %d timed steps "
+                     "of batch %d x seq %d%s:\n", steps, B, T, lora ? " (LoRA)" : "");
+        fprintf(out, "  rows: %lld -> %lld  (x%.2f: %lld RTO rows; prefix mean %.1f of %.1f response tokens); "
+                     "build %.2f ms\n", (long long)align.n, (long long)built.n, (double)built.n / (double)align.n,
+                (long long)info.rto_rows, info.matched ? (double)info.prefix_tokens / (double)info.matched : 0.0,
+                info.matched ? (double)info.response_tokens / (double)info.matched : 0.0, 1e3 * t_build);
+        fprintf(out, "  step (mean): %.2f ms vs %.2f ms  (x%.2f)\n", 1e3 * with.t_step,
+                1e3 * plain.t_step, with.t_step / fmax(plain.t_step, 1e-12));
+        fprintf(out, "  step (best): %.2f ms vs %.2f ms  (x%.2f)\n", 1e3 * with.t_best, 1e3 * plain.t_best,
+                with.t_best / fmax(plain.t_best, 1e-12));
+        fprintf(out, "  epoch (mean steps): %lld steps %.1f ms vs %lld steps %.1f ms  (x%.2f)\n", (long long)e1,
+                1e3 * (double)e1 * with.t_step, (long long)e0, 1e3 * (double)e0 * plain.t_step,
+                ((double)e1 * with.t_step) / fmax((double)e0 * plain.t_step, 1e-12));
+    } else {
+        fprintf(stderr, "unforget bench: --method derta: %s\n", uf_error());
+    }
+    if (tok.n_vocab) uf_tokenizer_free(&tok);
+    uf_dataset_free(&align);
+    uf_dataset_free(&resp);
+    uf_dataset_free(&built);
     return rc ? 1 : 0;
 }

@@ -43,5 +43,10 @@ struct uf_model_config;
 int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
                      int steps, int warmup, const struct uf_plan_method *pm, const char *buffer_path,
                      FILE *out);
+/* `unforget bench --method derta` (methods/bench.c): DeRTa, an alignment-stage option, timed as
+ * the rows it adds: plain steps on synthetic harmful rows vs on their DeRTa rows (prefix + RTO),
+ * per step and per epoch, and the build time. 0 or 1 (failure, reason on stderr). */
+int uf_derta_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T, int steps,
+                   int warmup, FILE *out);
 
 #endif
