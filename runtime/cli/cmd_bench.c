@@ -514,7 +514,7 @@ int uf_cmd_bench(int argc, char **argv) {
         } else if (!uf_method_find(method)) {
             fprintf(stderr, "unforget bench: unknown method '%s' (valid:", method);
             for (int i = 0; uf_method_registry[i]; i++) fprintf(stderr, " %s", uf_method_registry[i]->name);
-            fprintf(stderr, ")\n");
+            fprintf(stderr, "; and derta, the alignment-stage option)\n");
         } else {
             /* the method's table as a recipe gets it: through lua/unforget and the plan */
             char dir[] = "/tmp/uf_bench_method_XXXXXX";

@@ -47,6 +47,22 @@ static void make_rows(struct uf_dataset *d, struct uf_rng *r, int n, int resp_ch
     }
 }
 
+/* A small BPE tokenizer for the bench rows: the first 32 responses of d and the plain template's
+ * markers (so both compress), plus `extra` (a text the rows use, or NULL); fails when it needs
+ * more vocabulary than the model has. 0 or uf_fail. */
+static int bench_tokenizer(struct uf_tokenizer *tok, const struct uf_dataset *d, const char *extra,
+                           const struct uf_model_config *c) {
+    const char *texts[64];
+    for (int i = 0; i < 32; i++) texts[i] = d->rows[i].response;
+    for (int i = 32; i < 64; i++) texts[i] = "### Instruction:\n\n\n### Response:\n";
+    if (extra) texts[63] = extra;
+    memset(tok, 0, sizeof *tok);
+    int rc = uf_tokenizer_train(tok, texts, NULL, 64, UF_MIN(400, c->vocab));
+    if (rc == 0 && tok->n_vocab > c->vocab)
+        rc = uf_fail("the bench tokenizer needs a vocabulary of %d, the model has %d", tok->n_vocab, c->vocab);
+    return rc;
+}
+
 static int run_variant(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
                        int steps, int warmup, const struct uf_tokenizer *tok,
                        const struct uf_dataset *data, const struct uf_method_ops *ops, const cJSON *cfg,
@@ -166,14 +182,8 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
     uf_dataset_init(&safe, "bench.safety");
     make_rows(&user, &r, 64, 6 * T, UF_KIND_TASK);
     make_rows(&safe, &r, 64, 6 * T, UF_KIND_HARMFUL);
-    const char *texts[64]; /* the responses and the plain template's markers, so both compress */
-    for (int i = 0; i < 32; i++) texts[i] = user.rows[i].response;
-    for (int i = 32; i < 64; i++) texts[i] = "### Instruction:\n\n\n### Response:\n";
     struct uf_tokenizer tok;
-    memset(&tok, 0, sizeof tok);
-    int rc = uf_tokenizer_train(&tok, texts, NULL, 64, UF_MIN(400, c->vocab));
-    if (rc == 0 && tok.n_vocab > c->vocab)
-        rc = uf_fail("the bench tokenizer needs a vocabulary of %d, the model has %d", tok.n_vocab, c->vocab);
+    int rc = bench_tokenizer(&tok, &user, NULL, c);
     if (rc == 0) rc = uf_dataset_write_jsonl(&safe, buffer_path);
     struct bench_result plain, with;
     if (rc == 0) {
@@ -227,15 +237,8 @@ int uf_derta_bench(struct uf_device *d, const struct uf_model_config *c, int lor
         uf_dataset_push(&resp, prompt, q, NULL, "bench", NULL, UF_KIND_HARMFUL);
         free(words), free(q), free(prompt);
     }
-    const char *texts[64];
-    for (int i = 0; i < 32; i++) texts[i] = resp.rows[i].response;
-    for (int i = 32; i < 63; i++) texts[i] = "### Instruction:\n\n\n### Response:\n";
-    texts[63] = refusal;
     struct uf_tokenizer tok;
-    memset(&tok, 0, sizeof tok);
-    int rc = uf_tokenizer_train(&tok, texts, NULL, 64, UF_MIN(400, c->vocab));
-    if (rc == 0 && tok.n_vocab > c->vocab)
-        rc = uf_fail("the bench tokenizer needs a vocabulary of %d, the model has %d", tok.n_vocab, c->vocab);
+    int rc = bench_tokenizer(&tok, &resp, refusal, c);
     struct uf_derta_opts o = {.prefix = 1, .rto = 1, .rto_weight = 1.0, .seed = 1};
     struct uf_derta_info info;
     memset(&info, 0, sizeof info);

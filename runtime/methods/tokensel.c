@@ -179,6 +179,32 @@ static int64_t select_weights(const float *s, int64_t n, int drop_mode, double d
     return k;
 }
 
+/* Where the selection fell, by row source (the world's "task", "lookup", poison split, ...; 8 at
+ * most, the rest as "other"): "NAME removed-weight of response-tokens, ..." into by ("-" if none). */
+static void selection_by_source(const struct tokensel_state *st, const uint8_t *resp, char *by, size_t cap) {
+    enum { MAX_SRC = 8 };
+    const char *src[MAX_SRC + 1] = {[MAX_SRC] = "other"};
+    double src_n[MAX_SRC + 1] = {0}, src_cut[MAX_SRC + 1] = {0};
+    int n_src = 0;
+    for (int64_t r = 0; r < st->data->n; r++) {
+        const char *name = st->data->rows[r].source;
+        int k = 0;
+        while (k < n_src && strcmp(src[k], name) != 0) k++;
+        if (k == n_src) {
+            if (n_src < MAX_SRC) src[n_src++] = name;
+            else k = MAX_SRC;
+        }
+        for (int64_t p = st->off[r]; p < st->off[r + 1]; p++)
+            if (resp[p]) src_n[k] += 1, src_cut[k] += 1.0 - st->w[p];
+    }
+    int used = 0;
+    snprintf(by, cap, "-");
+    for (int k = 0; k <= MAX_SRC; k++)
+        if (src_n[k] > 0 && used < (int)cap)
+            used += snprintf(by + used, cap - (size_t)used, "%s%s %.4g of %.0f", used ? ", " : "", src[k],
+                             src_cut[k], src_n[k]);
+}
+
 static int tokensel_init(struct uf_method *m, struct uf_trainer *tr) {
     struct tokensel_state *st = uf_calloc(1, sizeof *st);
     m->state = st;
@@ -239,34 +265,12 @@ static int tokensel_init(struct uf_method *m, struct uf_trainer *tr) {
             st->w[p] = resp[p] ? w[i] : 1.0f;
             if (resp[p]) sum_w += w[i], sum_s += s[i], i++;
         }
-        /* where the selection falls, by row source (the world's "task", "lookup", poison split, ...;
-         * 8 at most, the rest as "other"): the weight removed (dropped tokens in drop mode) and the
-         * response tokens of each */
-        enum { MAX_SRC = 8 };
-        const char *src[MAX_SRC + 1] = {[MAX_SRC] = "other"};
-        double src_n[MAX_SRC + 1] = {0}, src_cut[MAX_SRC + 1] = {0};
-        int n_src = 0;
-        for (int64_t r = 0; r < st->data->n; r++) {
-            const char *name = st->data->rows[r].source;
-            int k = 0;
-            while (k < n_src && strcmp(src[k], name) != 0) k++;
-            if (k == n_src) {
-                if (n_src < MAX_SRC) src[n_src++] = name;
-                else k = MAX_SRC;
-            }
-            for (int64_t p = st->off[r]; p < st->off[r + 1]; p++)
-                if (resp[p]) src_n[k] += 1, src_cut[k] += 1.0 - st->w[p];
-        }
         char by[512];
-        int used = 0;
-        for (int k = 0; k <= MAX_SRC; k++)
-            if (src_n[k] > 0 && used < (int)sizeof by)
-                used += snprintf(by + used, sizeof by - (size_t)used, "%s%s %.4g of %.0f", used ? ", " : "",
-                                 src[k], src_cut[k], src_n[k]);
+        selection_by_source(st, resp, by, sizeof by);
         uf_log(1, "tokensel: %lld response tokens of %s scored (s = CE_util - CE_deg, mean %.4g); %s: "
                "%lld dropped, mean weight %.4g; removed weight by row source: %s", (long long)n, st->data->name,
                n ? sum_s / (double)n : 0.0, st->drop_mode ? "drop" : "weight", (long long)st->n_dropped,
-               n ? sum_w / (double)n : 1.0, used ? by : "-");
+               n ? sum_w / (double)n : 1.0, by);
         free(s), free(w);
     }
     free(resp), free(ce_deg), free(ce_util);
