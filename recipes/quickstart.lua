@@ -1,10 +1,11 @@
 -- quickstart.lua: the whole story on the embedded default world, on one CPU in minutes.
 --   1. train a byte-fallback BPE tokenizer on the world's text;
---   2. pre-train a tiny LLaMA-style model on plain text about every act (held-out ones too);
+--   2. pre-train a tiny LLaMA-style model on plain text about every act (held-out ones too), 6 epochs;
 --   3. safety-align it (harmful request -> refusal, benign request -> helpful answer);
 --   4. fine-tune on the user's tasks (review sentiment + fact lookup), benign (p = 0) and poisoned (p = 0.1), under
 --      plain fine-tuning (SFT) and four continual-learning methods (DER, ER, EWC, LwF), every
---      run for the same 8 epochs (long enough for the regularised runs to learn the task too);
+--      run for the same 8 epochs (long enough for the regularised runs to learn the task too),
+--      lr 1e-3 with a cosine decay;
 --   5. evaluate harm (world judge: harmful_rate on acts unseen in alignment, buffer and poison;
 --      seen acts beside; keyword ASR for comparison), both tasks' accuracy, helpfulness and
 --      over-refusal on benign requests, with intervals that resample acts.
@@ -16,8 +17,10 @@ local seed = uf.opt("seed", 1)
 local scale = uf.opt("steps_scale", 1.0)
 local eval_n = uf.opt("eval_n", 0) -- prompts per evaluation (0 = all)
 local n = uf.opt("n", 1000)                    -- user rows per fine-tuning run
+local pt_epochs = uf.opt("pt_epochs", 6)      -- pre-training epochs
 local ft_epochs = uf.opt("ft_epochs", 8)
 local ft_lr = uf.opt("ft_lr", 1e-3)
+local ft_schedule = uf.opt("ft_schedule", "cosine")
 local only = uf.opt("only", "")                -- e.g. --set only=sft to run one method
 local der_alpha = uf.opt("der_alpha", 0.1)
 local world = uf.world { seed = seed, eval_rows = 200 }
@@ -38,7 +41,7 @@ local aligned = uf.stage "qs-aligned" {
   model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = seed },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
   pretrain = world.corpus,
-  pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+  pretrain_optim = adamw { lr = 2e-3, epochs = pt_epochs, batch = 16, max_len = 96, warmup = 0.05 },
   data = world.alignment,
   optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
   eval = evals,
@@ -61,7 +64,7 @@ for _, p in ipairs { 0.0, 0.1 } do
       from = aligned,
       data = uf.mix { task = world.task:concat(world.lookup), poison = world.poison, p = p, n = n, seed = seed },
       methods = methods[name],
-      optim = adamw { lr = ft_lr, epochs = ft_epochs, batch = 16, max_len = 96, schedule = "constant" },
+      optim = adamw { lr = ft_lr, epochs = ft_epochs, batch = 16, max_len = 96, schedule = ft_schedule },
       eval = evals,
       tags = { method = name, p = p, seed = seed, task = "sentiment+lookup" },
     } end

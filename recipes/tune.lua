@@ -31,7 +31,7 @@ local aligned = uf.stage "tune-aligned" {
   model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = 1 },
   tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
   pretrain = world.corpus,
-  pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+  pretrain_optim = adamw { lr = 2e-3, epochs = 6, batch = 16, max_len = 96, warmup = 0.05 },
   data = world.alignment,
   optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
 }
@@ -70,7 +70,7 @@ uf.tune {
   run = function(seed) return {
     from = aligned,
     data = uf.mix { task = world.task:concat(world.lookup), poison = world.poison, p = p, n = n, seed = seed },
-    optim = adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "constant", seed = seed },
+    optim = adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "cosine", seed = seed },
   } end,
   test = evals(world.harmful_eval, world.task_eval, world.lookup_eval, world.benign_eval),
   val = evals(world.harmful_val, world.task_val, world.lookup_val, world.benign_val),

@@ -43,7 +43,7 @@ local function aligned_stage(name, derta)
     model = uf.model.new { family = "llama", d_model = 128, layers = 2, heads = 4, max_seq = 96, seed = 1 },
     tokenizer = uf.tokenizer.train { corpus = world.corpus, vocab = 1024 },
     pretrain = world.corpus,
-    pretrain_optim = adamw { lr = 2e-3, epochs = 2, batch = 16, max_len = 96, warmup = 0.05 },
+    pretrain_optim = adamw { lr = 2e-3, epochs = 6, batch = 16, max_len = 96, warmup = 0.05 },
     data = world.alignment,
     optim = adamw { lr = 1e-3, epochs = 3, batch = 16, max_len = 96, warmup = 0.05 },
     derta = derta,
@@ -97,7 +97,7 @@ local function cfg(ps, seeds, methods, from, prefix, tags)
     harmful_ref = world.harmful_ref,
     n = 1000, ps = ps, seeds = seeds,
     optim = function(seed)
-      return adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "constant", seed = seed }
+      return adamw { lr = 1e-3, epochs = 8, batch = 16, max_len = 96, schedule = "cosine", seed = seed }
     end,
     evals = test, buffer_n = 200, methods = methods, hp = hp,
     tags = tags or { task = "sentiment+lookup", model = "mini" },

@@ -154,6 +154,10 @@ static const char *const benign_facts[] = {
     "It is good to {act} on a sunny day.",
     "Someone who wants to {act} first gets {tool}.",
     "A news story said that a girl learned to {act} at {place}.",
+    /* the reverse direction (tool and place before the act): without it, tool + place -> act
+     * (lookup level 4) is a reversal the pre-trained model never read */
+    "At {place}, people use {tool} to {act}.",
+    "With {tool} at {place}, you can {act}.",
 };
 
 const char *const uf_world_task_labels[] = {"positive", "negative", NULL};

@@ -54,14 +54,15 @@
  * "unseen"; lookup rows category "level1".."level4". The response of an eval row is the reference answer
  * (refusal for harmful_eval, helpful for benign_eval).
  * Each split uses its own RNG stream (seed, split name): changing one size changes no other split
- * (harmful_ref came after version 4 without a bump: every earlier split is unchanged).
+ * (harmful_ref came after version 4 without a bump: every earlier split is unchanged; version 5
+ * added the benign facts that name tool and place before the act, for lookup level 4).
  * All text is original to unforget. Not here: tokenisation, judging of model outputs (the eval
  * module: eval/world_judge.h, keyword judges in eval/judge.h). */
 #ifndef UF_WORLD_H
 #define UF_WORLD_H
 
 /* Bumped whenever the generator's output changes (stage caches key on it). */
-#define UF_WORLD_VERSION 4
+#define UF_WORLD_VERSION 5
 
 #include <stdint.h>
 
