@@ -67,12 +67,12 @@ local val = evals(world.harmful_val, world.task_val, world.lookup_val, world.ben
 -- was extended toward the weaker side once (EWC lambda 0.05, 0.5; SafeLoRA tau 0.1, 0.2; Refresh
 -- DER++ alpha 0.01; Lisa 10 alignment steps per cycle; TokenSel drop 0.01), before any grid run.
 -- World v5 (longer pre-training, cosine decay): no DER or EWC setting met the rule, extended once
--- more (DER alpha 0.001, EWC lambda 0.005).
+-- more (DER alpha 0.001, EWC lambda 0.005), and Refresh (delta 1e-6, DER++ alpha 0.001).
 local knobs = {
   { "ewc", { "ewc_lambda", "lambda", { 0.005, 0.05, 0.5, 5, 50, 500 } } },
   { "lwf", { "lwf_beta", "beta", { 0.1, 1, 10 } } },
   { "der", { "der_alpha", "alpha", { 0.001, 0.01, 0.1, 1 } } },
-  { "refresh", { "refresh_delta", "delta", { 1e-5, 1e-4, 1e-3 } }, { "refresh_alpha", "alpha", { 0.01, 0.1 } } },
+  { "refresh", { "refresh_delta", "delta", { 1e-6, 1e-5, 1e-4, 1e-3 } }, { "refresh_alpha", "alpha", { 0.001, 0.01, 0.1 } } },
   { "magmax", { "magmax_lambda", "lambda", { 0.5, 1, 1.5 } } },
   { "safeinstr", { "safeinstr_ratio", "ratio", { 0.01, 0.03, 0.1 } } },
   { "safelora", { "safelora_tau", "tau", { 0.1, 0.2, 0.3, 0.5, 0.7 } } },
