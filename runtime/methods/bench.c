@@ -165,6 +165,20 @@ static int run_variant(struct uf_device *d, const struct uf_model_config *c, int
     return rc ? -1 : 0;
 }
 
+/* Plain steps on plain_data, then steps with the method (ops, cfg; NULL: plain) on with_data. A
+ * first, untimed plain run allocates the device's lazily created shared buffers (scratch, GEMM
+ * packing) so that neither measured variant is charged for them. 0 or uf_fail. */
+static int time_plain_and_with(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
+                               int steps, int warmup, const struct uf_tokenizer *tok,
+                               const struct uf_dataset *plain_data, const struct uf_dataset *with_data,
+                               const struct uf_method_ops *ops, const cJSON *cfg, struct bench_result *plain,
+                               struct bench_result *with) {
+    int rc = run_variant(d, c, lora, B, T, 0, 1, tok, plain_data, NULL, NULL, plain);
+    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, tok, plain_data, NULL, NULL, plain);
+    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, tok, with_data, ops, cfg, with);
+    return rc;
+}
+
 int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int lora, int B, int T,
                      int steps, int warmup, const struct uf_plan_method *pm, const char *buffer_path,
                      FILE *out) {
@@ -187,11 +201,8 @@ int uf_methods_bench(struct uf_device *d, const struct uf_model_config *c, int l
     if (rc == 0) rc = uf_dataset_write_jsonl(&safe, buffer_path);
     struct bench_result plain, with;
     if (rc == 0) {
-        /* a first plain run allocates the device's lazily created shared buffers (scratch,
-         * GEMM packing) so that neither measured variant is charged for them */
-        rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &user, NULL, NULL, &plain);
-        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, NULL, NULL, &plain);
-        if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &user, ops, pm->cfg, &with);
+        rc = time_plain_and_with(d, c, lora, B, T, steps, warmup, &tok, &user, &user, ops, pm->cfg, &plain,
+                                 &with);
     }
     if (rc == 0) {
         const double MiB = 1024.0 * 1024.0;
@@ -249,9 +260,8 @@ int uf_derta_bench(struct uf_device *d, const struct uf_model_config *c, int lor
         t_build = uf_time_now() - t0;
     }
     struct bench_result plain, with;
-    if (rc == 0) rc = run_variant(d, c, lora, B, T, 0, 1, &tok, &align, NULL, NULL, &plain);
-    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &align, NULL, NULL, &plain);
-    if (rc == 0) rc = run_variant(d, c, lora, B, T, steps, warmup, &tok, &built, NULL, NULL, &with);
+    if (rc == 0)
+        rc = time_plain_and_with(d, c, lora, B, T, steps, warmup, &tok, &align, &built, NULL, NULL, &plain, &with);
     if (rc == 0) {
         int64_t e0 = (align.n + B - 1) / B, e1 = (built.n + B - 1) / B;
         fprintf(out, "derta (alignment stage option: prefix + RTO, weight 1) vs plain alignment rows, %d timed steps "
